@@ -1,0 +1,65 @@
+import * as path from 'node:path';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { BlockPublicAccess, Bucket, BucketEncryption, type BucketProps, type IBucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { BUNDLED_CONFIG_FILE, ENV, type StepName } from '../src/contracts';
+
+export interface StepFunctionProps {
+  step: StepName;
+  /** Absolute path of the configuration file bundled next to the handler. */
+  configFile: string;
+  environment: Record<string, string>;
+  timeout: Duration;
+  /** @default 512 */
+  memorySize?: number;
+}
+
+/** Every Lambda of the stack: Node.js 24 on arm64, JSON logs (Powertools), X-Ray, the config file bundled with the code. */
+export class StepFunction extends NodejsFunction {
+  constructor(scope: Construct, id: string, props: StepFunctionProps) {
+    super(scope, id, {
+      entry: path.join(__dirname, '..', 'lambdas', `${props.step}.ts`),
+      handler: 'handler',
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize ?? 512,
+      timeout: props.timeout,
+      tracing: Tracing.ACTIVE,
+      loggingFormat: LoggingFormat.JSON,
+      logGroup: new LogGroup(scope, `${id}Logs`, { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY }),
+      environment: {
+        [ENV.step]: props.step,
+        POWERTOOLS_SERVICE_NAME: 'badges-import',
+        NODE_OPTIONS: '--enable-source-maps',
+        ...props.environment,
+      },
+      bundling: {
+        target: 'node24',
+        format: OutputFormat.CJS,
+        minify: true,
+        sourceMap: true,
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (_input: string, output: string) => [`cp "${props.configFile}" "${path.join(output, BUNDLED_CONFIG_FILE)}"`],
+        },
+      },
+    });
+  }
+}
+
+/** Every bucket of the stack: encrypted, TLS only, never public, access-logged, kept when the stack goes. */
+export function houseBucket(scope: Construct, id: string, accessLogs: IBucket | undefined, props: BucketProps = {}): Bucket {
+  return new Bucket(scope, id, {
+    encryption: BucketEncryption.S3_MANAGED,
+    enforceSSL: true,
+    blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+    objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    removalPolicy: RemovalPolicy.RETAIN,
+    ...(accessLogs ? { serverAccessLogsBucket: accessLogs, serverAccessLogsPrefix: `${id}/` } : {}),
+    ...props,
+  });
+}

@@ -1,0 +1,92 @@
+import { PassThrough, type Readable } from 'node:stream';
+import { once } from 'node:events';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  NoSuchKey,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+
+/** Opens an object as a byte stream; undefined when it does not exist. */
+export async function openObject(s3: S3Client, bucket: string, key: string): Promise<Readable | undefined> {
+  try {
+    const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return response.Body as Readable;
+  } catch (error) {
+    if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') return undefined;
+    throw error;
+  }
+}
+
+export async function readText(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
+  const body = await openObject(s3, bucket, key);
+  if (!body) return undefined;
+  const parts: Buffer[] = [];
+  for await (const part of body) parts.push(part as Buffer);
+  return Buffer.concat(parts).toString('utf8');
+}
+
+export async function readJson<T>(s3: S3Client, bucket: string, key: string): Promise<T | undefined> {
+  const text = await readText(s3, bucket, key);
+  return text === undefined ? undefined : (JSON.parse(text) as T);
+}
+
+export async function putText(s3: S3Client, bucket: string, key: string, body: string, contentType = 'text/plain; charset=utf-8'): Promise<void> {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
+}
+
+export async function putJson(s3: S3Client, bucket: string, key: string, value: unknown): Promise<void> {
+  await putText(s3, bucket, key, JSON.stringify(value), 'application/json');
+}
+
+/** A text object written as a stream (multipart under the hood), so its size never has to fit in memory. */
+export interface ObjectWriter {
+  /** Resolves once the chunk is buffered; waits while the upload drains (back-pressure). */
+  write(text: string): Promise<void>;
+  /** Completes the upload. */
+  end(): Promise<void>;
+}
+
+export function createObjectWriter(s3: S3Client, bucket: string, key: string, contentType = 'text/csv; charset=utf-8'): ObjectWriter {
+  const body = new PassThrough();
+  const upload = new Upload({ client: s3, params: { Bucket: bucket, Key: key, Body: body, ContentType: contentType }, queueSize: 2 });
+  const done = upload.done();
+  // Surface an upload failure to whoever writes next, rather than as an unhandled rejection.
+  let failure: unknown;
+  done.catch((error: unknown) => {
+    failure = error;
+    body.destroy();
+  });
+  return {
+    async write(text) {
+      if (failure) throw failure;
+      if (!body.write(text)) await Promise.race([once(body, 'drain'), done]);
+    },
+    async end() {
+      body.end();
+      await done;
+    },
+  };
+}
+
+/** Moves an object within a bucket (copy, then delete). CopyObject takes objects up to 5 GB. */
+export async function moveObject(s3: S3Client, bucket: string, from: string, to: string): Promise<void> {
+  await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: to, CopySource: `${bucket}/${from.split('/').map(encodeURIComponent).join('/')}` }));
+  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: from }));
+}
+
+/** Every object under a prefix, page by page. */
+export async function* listObjects(s3: S3Client, bucket: string, prefix: string): AsyncGenerator<{ key: string; size: number; etag: string }> {
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const object of page.Contents ?? []) {
+      if (object.Key) yield { key: object.Key, size: object.Size ?? 0, etag: (object.ETag ?? '').replace(/"/g, '') };
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+}

@@ -1,0 +1,168 @@
+import { IANAZone } from 'luxon';
+import { z } from 'zod';
+
+/** Connect+'s "Grouping limit" range: 1–1000 records per request. */
+export const MAX_BATCH_SIZE = 1000;
+/** The API fields that every dataflow must map (the Connect+ template makes these four mandatory). */
+export const MAPPED_FIELDS = ['customerId', 'badgeMetaId', 'earnEventDate', 'earnExpiresOn'] as const;
+export type MappedField = (typeof MAPPED_FIELDS)[number];
+export const DATE_FIELDS = ['earnEventDate', 'earnExpiresOn'] as const;
+export type DateField = (typeof DATE_FIELDS)[number];
+
+const ianaZone = z
+  .string()
+  .refine((zone) => IANAZone.isValidZone(zone), { message: 'is not an IANA time zone (e.g. "Asia/Kolkata", "UTC")' });
+
+const regex = z.string().refine(
+  (pattern) => {
+    try {
+      new RegExp(pattern);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'is not a valid regular expression' },
+);
+
+/** `{ "column": "member_id" }` reads a column; `{ "value": "…" }` is a constant for every record. */
+const plainMapping = z
+  .strictObject({ column: z.string().min(1).optional(), value: z.union([z.string(), z.number()]).optional() })
+  .refine((m) => (m.column === undefined) !== (m.value === undefined), {
+    message: 'needs exactly one of "column" or "value"',
+  });
+
+/** A date mapping adds the format (Luxon tokens, `epoch-s`, `epoch-ms` or `iso`) and the zone the value is in. */
+const dateMapping = z
+  .strictObject({
+    column: z.string().min(1).optional(),
+    value: z.union([z.string(), z.number()]).optional(),
+    /** @default "iso" */
+    format: z.string().min(1).default('iso'),
+    /** @default "UTC" */
+    timeZone: ianaZone.default('UTC'),
+  })
+  .refine((m) => (m.column === undefined) !== (m.value === undefined), {
+    message: 'needs exactly one of "column" or "value"',
+  });
+
+const s3Source = z.strictObject({
+  type: z.literal('s3'),
+  /** Key prefix in the inbox bucket that this dataflow watches, e.g. `inbox/weekly-events/`. */
+  prefix: z
+    .string()
+    .min(1)
+    .refine((p) => p.endsWith('/') && !p.startsWith('/'), { message: 'must end with "/" and not start with "/"' })
+    .refine((p) => !/^(processed|failed)\//.test(p), { message: 'must not sit under processed/ or failed/' }),
+  /** Regular expression the object's file name (the part after the last "/") must match. @default ".*" */
+  filePattern: regex.default('.*'),
+});
+
+const csvSettings = z
+  .strictObject({
+    /** @default "," */
+    delimiter: z.string().length(1, { message: 'must be a single character' }).default(','),
+    /** @default "utf-8" */
+    encoding: z.enum(['utf-8', 'utf8', 'latin1', 'utf-16le']).default('utf-8'),
+    /** @default '"' */
+    quote: z.string().length(1, { message: 'must be a single character' }).default('"'),
+  })
+  .prefault({});
+
+const basicAuth = z.strictObject({
+  type: z.literal('basic'),
+  /** Name of the secret holding the API user name. */
+  usernameSecret: z.string().min(1),
+  /** Name of the secret holding the API password (sent MD5-hashed, as Capillary requires). */
+  passwordSecret: z.string().min(1),
+});
+
+const destination = z.strictObject({
+  /** Cluster host, e.g. `https://eu.api.capillarytech.com`. */
+  baseUrl: z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')),
+  /** @default "/api_gateway/v1/badges/import/customerBadges" */
+  endpoint: z.string().startsWith('/').default('/api_gateway/v1/badges/import/customerBadges'),
+  /** The docs disagree (table: PUT, OpenAPI: POST). @default "PUT" */
+  method: z.enum(['PUT', 'POST']).default('PUT'),
+  auth: basicAuth,
+  /** Items per request. @default 100 */
+  batchSize: z.int().min(1).max(MAX_BATCH_SIZE).default(100),
+  /** Distributed Map workers sending at once. @default 8 */
+  maxConcurrency: z.int().min(1).max(1000).default(8),
+  /** Requests per minute for the whole dataflow, shared by its workers. @default 1000 */
+  maxRequestsPerMinute: z.int().min(1).max(100000).default(1000),
+  /** Unit of `earnEventDate` / `earnExpiresOn` in the request. @default "ms" */
+  epochUnit: z.enum(['ms', 's']).default('ms'),
+  /** Records one Distributed Map worker takes (a chunk). @default 1000 */
+  recordsPerWorker: z.int().min(1).max(100000).default(1000),
+  /** Retries of a request on 429, 5xx, timeouts and resets before its records are RETRIES_EXHAUSTED. @default 5 */
+  maxRetries: z.int().min(0).max(50).default(5),
+  /** @default 30000 */
+  requestTimeoutMs: z.int().min(100).max(600000).default(30000),
+  /** Additional request headers (non-secret values only). */
+  headers: z.record(z.string(), z.string()).default({}),
+});
+
+/** AWS cron: minutes hours day-of-month month day-of-week year, with "?" in one of the two day fields. */
+const awsCron = z.string().refine(
+  (cron) => {
+    const fields = cron.trim().split(/\s+/);
+    return fields.length === 6 && (fields[2] === '?') !== (fields[4] === '?');
+  },
+  { message: 'must be an AWS cron expression of 6 fields with "?" in day-of-month or day-of-week, e.g. "0 2 ? * MON *"' },
+);
+
+const schedule = z.strictObject({
+  cron: awsCron,
+  /** @default "UTC" */
+  timeZone: ianaZone.default('UTC'),
+});
+
+const dataflow = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, { message: 'must be 1–40 lowercase letters, digits or "-", starting with a letter or digit' }),
+  source: s3Source,
+  csv: csvSettings,
+  mapping: z.strictObject({
+    customerId: plainMapping,
+    badgeMetaId: plainMapping,
+    earnEventDate: dateMapping,
+    earnExpiresOn: dateMapping,
+  }),
+  destination,
+  schedule: schedule.optional(),
+});
+
+export const configSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    dataflows: z.array(dataflow).min(1, { message: 'must list at least one dataflow' }),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, number>();
+    config.dataflows.forEach((flow, i) => {
+      const first = seen.get(flow.name);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'name'], message: `duplicates dataflows[${first}].name "${flow.name}"` });
+      } else {
+        seen.set(flow.name, i);
+      }
+      config.dataflows.forEach((other, j) => {
+        if (j > i && (other.source.prefix.startsWith(flow.source.prefix) || flow.source.prefix.startsWith(other.source.prefix))) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['dataflows', j, 'source', 'prefix'],
+            message: `overlaps dataflows[${i}].source.prefix "${flow.source.prefix}": a file would belong to two dataflows`,
+          });
+        }
+      });
+    });
+  });
+
+/** The validated configuration, defaults applied. */
+export type Config = z.output<typeof configSchema>;
+export type Dataflow = Config['dataflows'][number];
+export type DateMapping = Dataflow['mapping']['earnEventDate'];
+export type PlainMapping = Dataflow['mapping']['customerId'];
+export type Destination = Dataflow['destination'];

@@ -1,0 +1,168 @@
+/**
+ * The contracts between the state machine's steps: each state's input and output, the environment the Lambdas
+ * read, and the S3 key layout. Infrastructure code imports these; they import nothing from it.
+ */
+
+/** Environment variables the Lambdas read. */
+export const ENV = {
+  step: 'BADGES_STEP',
+  inboxBucket: 'INBOX_BUCKET',
+  stagingBucket: 'STAGING_BUCKET',
+  deadLetterBucket: 'DEAD_LETTER_BUCKET',
+  reportsBucket: 'REPORTS_BUCKET',
+  stateMachineArn: 'STATE_MACHINE_ARN',
+  configFile: 'BADGES_CONFIG_FILE',
+} as const;
+
+/** The Lambda-backed steps. */
+export const STEPS = ['stage', 'send', 'finalize', 'sweep'] as const;
+export type StepName = (typeof STEPS)[number];
+
+/** File name of the configuration bundled next to each Lambda's code. */
+export const BUNDLED_CONFIG_FILE = 'badges-config.json';
+
+/** The buckets, by role. */
+export interface Buckets {
+  inbox: string;
+  staging: string;
+  deadLetter: string;
+  reports: string;
+}
+
+/** Input of one execution of the per-file workflow: which object of which dataflow. */
+export interface ExecutionInput {
+  dataflow: string;
+  bucket: string;
+  key: string;
+  /** Validate and report without calling the API. */
+  dryRun?: boolean;
+}
+
+/** What the state machine hands every step besides its state: the execution's identity. */
+export interface RunContext {
+  runId: string;
+  startedAt: string;
+}
+
+export interface StageEvent extends RunContext {
+  input: ExecutionInput;
+}
+
+/** A slice of the valid records, sent by one Distributed Map worker. */
+export interface ChunkRef {
+  index: number;
+  key: string;
+  records: number;
+  firstRecord: number;
+}
+
+export interface RowCounts {
+  total: number;
+  accepted: number;
+  rejected: number;
+}
+
+export interface StageOutput extends ExecutionInput, RunContext {
+  /** Set when the object does not belong to the dataflow (name outside its pattern): nothing else happens. */
+  skipped?: string;
+  /** Staging key of the JSON array of ChunkRef that the Distributed Map reads. */
+  chunksKey: string;
+  chunkCount: number;
+  /** Workers sending at once (read by the Distributed Map's MaxConcurrencyPath). */
+  maxConcurrency: number;
+  records: number;
+  valid: number;
+  rejected: number;
+  /** Staging key of a JSON document with the header, hash and rejection counts. */
+  summaryKey: string;
+}
+
+/** The per-file details written by the stage step (too large or too local for the state). */
+export interface StageSummary {
+  header: string[];
+  delimiter: string;
+  sha256: string;
+  bytes: number;
+  rejectionsByCode: Record<string, number>;
+  /** Staging key of the validation rejects (CSV lines without a header), when there are any. */
+  rejectedPartKey?: string;
+}
+
+/** Item the Distributed Map hands each worker (its ItemSelector). */
+export interface SendEvent extends RunContext {
+  dataflow: string;
+  chunk: ChunkRef;
+}
+
+export interface SendOutput {
+  index: number;
+  records: number;
+  accepted: number;
+  rejected: number;
+  rejectionsByCode: Record<string, number>;
+  /** Staging key of this chunk's API rejects (CSV lines without a header), when there are any. */
+  rejectedPartKey?: string;
+  /** Set when the chunk stopped on an error that dooms the whole file (e.g. refused credentials). */
+  fatal?: { code: string; message: string };
+}
+
+/** What a Catch adds to the state. */
+export interface CaughtError {
+  Error?: string;
+  Cause?: string;
+}
+
+/** The finalize step sees whatever state the run reached: the execution input at least. */
+export interface FinalizeEvent extends RunContext {
+  state: ExecutionInput & Partial<StageOutput> & { error?: CaughtError };
+}
+
+export const RUN_STATUS = ['SUCCEEDED', 'COMPLETED_WITH_REJECTIONS', 'FAILED'] as const;
+export type RunStatus = (typeof RUN_STATUS)[number];
+
+export interface FileReport {
+  name: string;
+  sha256?: string;
+  bytes?: number;
+  status: RunStatus;
+  rows: RowCounts;
+  /** Where the rejected records are: `s3://…` in AWS, a path relative to the report locally. */
+  rejectedFile?: string;
+  source: { bucket: string; key: string; movedTo?: string };
+}
+
+/** The run report (`report.json`). */
+export interface Report {
+  runId: string;
+  dataflow: string;
+  status: RunStatus;
+  dryRun: boolean;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  rows: RowCounts & { valid: number };
+  rejectionsByCode: Record<string, number>;
+  files: FileReport[];
+  error?: { code: string; message: string };
+}
+
+/** S3 key layout. Staging keys live under `runs/<runId>/` and expire by lifecycle. */
+export const KEYS = {
+  chunks: (runId: string) => `runs/${runId}/chunks.json`,
+  chunk: (runId: string, index: number) => `runs/${runId}/chunks/${String(index).padStart(6, '0')}.jsonl`,
+  summary: (runId: string) => `runs/${runId}/stage.json`,
+  validationRejects: (runId: string) => `runs/${runId}/rejects/validate.csv`,
+  apiRejects: (runId: string, index: number) => `runs/${runId}/rejects/api-${String(index).padStart(6, '0')}.csv`,
+  result: (runId: string, index: number) => `runs/${runId}/results/${String(index).padStart(6, '0')}.json`,
+  resultsPrefix: (runId: string) => `runs/${runId}/results/`,
+  mapResults: 'map-results/',
+  rejected: (dataflow: string, runId: string, fileName: string) => `rejected/${dataflow}/${runId}/${fileName.replace(/\.[^.]*$/, '')}.rejected.csv`,
+  report: (dataflow: string, runId: string) => `reports/${dataflow}/${runId}/report.json`,
+  processed: (dataflow: string, runId: string, fileName: string) => `processed/${dataflow}/${runId}/${fileName}`,
+  failed: (dataflow: string, runId: string, fileName: string) => `failed/${dataflow}/${runId}/${fileName}`,
+} as const;
+
+/** The last segment of a key. */
+export function fileNameOf(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1);
+}

@@ -1,0 +1,153 @@
+import { DateTime, FixedOffsetZone, IANAZone, type Zone } from 'luxon';
+
+/** A parsed date: the instant, and the UTC offset (minutes) of the configured zone at that instant. */
+export interface ParsedDate {
+  readonly ok: true;
+  readonly epochMs: number;
+  readonly offsetMinutes: number;
+}
+export interface DateProblem {
+  readonly ok: false;
+  readonly code: 'INVALID_DATE' | 'NONEXISTENT_LOCAL_TIME';
+  readonly reason: string;
+}
+export type DateParseResult = ParsedDate | DateProblem;
+export type DateParser = (text: string) => DateParseResult;
+
+/** Formats that are not Luxon token strings. */
+export const SPECIAL_DATE_FORMATS = ['epoch-s', 'epoch-ms', 'iso'] as const;
+
+const QUARTER_HOUR_MS = 15 * 60 * 1000;
+const EXPLICIT_OFFSET = /(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$/;
+const CACHE_LIMIT = 10_000;
+
+/**
+ * UTC offsets of one zone, cached per quarter hour of UTC time. Every modern zone changes offset on a quarter-hour
+ * boundary, so the cache is exact, and it spares Luxon's Intl-based lookup (~4 µs) on all but the first date of
+ * each quarter hour.
+ */
+class ZoneOffsets {
+  private readonly cache = new Map<number, number>();
+  constructor(private readonly zone: Zone) {}
+
+  at(epochMs: number): number {
+    if (this.zone.isUniversal) return this.zone.offset(epochMs);
+    const bucket = Math.floor(epochMs / QUARTER_HOUR_MS);
+    let offset = this.cache.get(bucket);
+    if (offset === undefined) {
+      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+      offset = this.zone.offset(bucket * QUARTER_HOUR_MS);
+      this.cache.set(bucket, offset);
+    }
+    return offset;
+  }
+
+  /**
+   * The instant at which the zone's clocks show `wallMs` (wall-clock fields encoded as if UTC), or undefined when
+   * that wall time does not exist (skipped by a daylight-saving change). In a repeated hour the earlier instant wins.
+   */
+  fromWallClock(wallMs: number): { epochMs: number; offsetMinutes: number } | undefined {
+    const guess = this.at(wallMs);
+    const first = wallMs - guess * 60_000;
+    const firstOffset = this.at(first);
+    if (firstOffset === guess) return { epochMs: first, offsetMinutes: guess };
+    const second = wallMs - firstOffset * 60_000;
+    if (this.at(second) === firstOffset) return { epochMs: second, offsetMinutes: firstOffset };
+    return undefined;
+  }
+}
+
+function zoneFor(timeZone: string): Zone {
+  if (timeZone === 'UTC' || timeZone === 'Etc/UTC') return FixedOffsetZone.utcInstance;
+  return IANAZone.create(timeZone);
+}
+
+/** Memoises a parser on its input text: file dates repeat (an expiry date, an event day) far more than they differ. */
+function memoise(parse: DateParser): DateParser {
+  const cache = new Map<string, DateParseResult>();
+  return (text) => {
+    let result = cache.get(text);
+    if (result === undefined) {
+      if (cache.size >= CACHE_LIMIT) cache.clear();
+      result = parse(text);
+      cache.set(text, result);
+    }
+    return result;
+  };
+}
+
+function invalid(reason: string): DateProblem {
+  return { ok: false, code: 'INVALID_DATE', reason };
+}
+
+/**
+ * Compiles a parser for one date column: `format` is a Luxon token string (`yyyy-MM-dd HH:mm:ss`, `dd/MM/yyyy`,
+ * `yyyyMMdd`, …) or `epoch-s`, `epoch-ms`, `iso`; values without an offset are wall-clock times in `timeZone`.
+ * A date without a time is 00:00 of that day in that zone.
+ *
+ * @throws Error when the format cannot be compiled (configuration validation reports it).
+ */
+export function compileDateParser(format: string, timeZone: string): DateParser {
+  const zone = zoneFor(timeZone);
+  const offsets = new ZoneOffsets(zone);
+
+  if (format === 'epoch-s' || format === 'epoch-ms') {
+    const factor = format === 'epoch-s' ? 1000 : 1;
+    const digits = format === 'epoch-s' ? /^\d{1,11}$/ : /^\d{1,14}$/;
+    return (text) => {
+      if (!digits.test(text)) return invalid(`"${text}" is not ${format === 'epoch-s' ? 'epoch seconds' : 'epoch milliseconds'}`);
+      const epochMs = Number(text) * factor;
+      return { ok: true, epochMs, offsetMinutes: offsets.at(epochMs) };
+    };
+  }
+
+  if (format === 'iso') {
+    return memoise((text) => {
+      if (EXPLICIT_OFFSET.test(text)) {
+        const parsed = DateTime.fromISO(text, { setZone: true });
+        if (!parsed.isValid) return invalid(`"${text}" is not an ISO 8601 date (${parsed.invalidExplanation ?? parsed.invalidReason})`);
+        const epochMs = parsed.toMillis();
+        return { ok: true, epochMs, offsetMinutes: offsets.at(epochMs) };
+      }
+      const wall = DateTime.fromISO(text, { zone: 'UTC' });
+      if (!wall.isValid) return invalid(`"${text}" is not an ISO 8601 date (${wall.invalidExplanation ?? wall.invalidReason})`);
+      return fromWall(wall.toMillis(), text);
+    });
+  }
+
+  const parser = DateTime.buildFormatParser(format, { locale: 'en-US' });
+  // Formats carrying their own offset or zone are left to Luxon whole; all others are wall-clock times in the zone.
+  const carriesZone = /(?:^|[^'])(?:Z|z)/.test(format.replace(/'[^']*'/g, ''));
+  return memoise((text) => {
+    if (carriesZone) {
+      const parsed = DateTime.fromFormatParser(text, parser, { zone, setZone: true });
+      if (!parsed.isValid) return invalid(`"${text}" does not match the format "${format}" (${parsed.invalidExplanation ?? parsed.invalidReason})`);
+      const epochMs = parsed.toMillis();
+      return { ok: true, epochMs, offsetMinutes: offsets.at(epochMs) };
+    }
+    const wall = DateTime.fromFormatParser(text, parser, { zone: FixedOffsetZone.utcInstance });
+    if (!wall.isValid) {
+      return invalid(`"${text}" does not match the format "${format}" or is not a real date (${wall.invalidExplanation ?? wall.invalidReason})`);
+    }
+    return fromWall(wall.toMillis(), text);
+  });
+
+  function fromWall(wallMs: number, text: string): DateParseResult {
+    const instant = offsets.fromWallClock(wallMs);
+    if (!instant) return { ok: false, code: 'NONEXISTENT_LOCAL_TIME', reason: `"${text}" does not exist in ${timeZone} (clocks skip it)` };
+    return { ok: true, ...instant };
+  }
+}
+
+function pad(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/** ISO 8601 with the zone's offset, e.g. `2025-09-10T15:00:00+05:30` (milliseconds only when not zero). */
+export function formatIso(epochMs: number, offsetMinutes: number): string {
+  const local = new Date(epochMs + offsetMinutes * 60_000).toISOString(); // wall clock in the zone, labelled Z
+  const millis = epochMs % 1000 === 0 ? '' : local.slice(19, 23);
+  const sign = offsetMinutes < 0 ? '-' : '+';
+  const abs = Math.abs(offsetMinutes);
+  return `${local.slice(0, 19)}${millis}${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+}

@@ -1,0 +1,103 @@
+/**
+ * Named errors. The class name doubles as the Step Functions `ErrorEquals` value: the state machine retries the
+ * retryable ones and catches the fatal ones, which end the file as FAILED with the error's `code` in the report.
+ */
+export class BadgesImportError extends Error {
+  /** Stable code written to the report (`error.code`). */
+  readonly code: string = 'INTERNAL_ERROR';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The configuration file is invalid; every problem is listed in the message with its JSON path. */
+export class ConfigError extends BadgesImportError {
+  override readonly code = 'INVALID_CONFIG';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** The header lacks a column the mapping needs: nothing is sent. */
+export class MissingColumnError extends BadgesImportError {
+  override readonly code = 'MISSING_COLUMN';
+}
+
+/** A column the mapping uses appears more than once in the header: which one is meant cannot be known. */
+export class AmbiguousColumnError extends BadgesImportError {
+  override readonly code = 'AMBIGUOUS_COLUMN';
+}
+
+/** Record boundaries cannot be trusted (unterminated quote, bad quoting): nothing is sent. */
+export class MalformedCsvError extends BadgesImportError {
+  override readonly code = 'MALFORMED_CSV';
+}
+
+/** The file has no bytes at all. */
+export class EmptyFileError extends BadgesImportError {
+  override readonly code = 'EMPTY_FILE';
+}
+
+/** The source object vanished or cannot be read. */
+export class SourceReadError extends BadgesImportError {
+  override readonly code = 'SOURCE_UNREADABLE';
+}
+
+/** A named secret is missing or empty. */
+export class SecretNotFoundError extends BadgesImportError {
+  override readonly code = 'SECRET_NOT_FOUND';
+}
+
+/** The API refused the credentials. */
+export class AuthError extends BadgesImportError {
+  override readonly code = 'AUTH_FAILED';
+}
+
+/** The execution input names a dataflow that the configuration does not have. */
+export class UnknownDataflowError extends BadgesImportError {
+  override readonly code = 'UNKNOWN_DATAFLOW';
+}
+
+/** Error names the state machine treats as fatal for the file (caught, file FAILED, nothing more sent). */
+export const FATAL_ERROR_NAMES = [
+  'MissingColumnError',
+  'AmbiguousColumnError',
+  'MalformedCsvError',
+  'EmptyFileError',
+  'SourceReadError',
+  'SecretNotFoundError',
+  'AuthError',
+  'UnknownDataflowError',
+  'ConfigError',
+] as const;
+
+const CODES_BY_NAME: Record<string, string> = {
+  ConfigError: 'INVALID_CONFIG',
+  MissingColumnError: 'MISSING_COLUMN',
+  AmbiguousColumnError: 'AMBIGUOUS_COLUMN',
+  MalformedCsvError: 'MALFORMED_CSV',
+  EmptyFileError: 'EMPTY_FILE',
+  SourceReadError: 'SOURCE_UNREADABLE',
+  SecretNotFoundError: 'SECRET_NOT_FOUND',
+  AuthError: 'AUTH_FAILED',
+  UnknownDataflowError: 'UNKNOWN_DATAFLOW',
+  'States.Timeout': 'STEP_TIMEOUT',
+};
+
+/**
+ * Turns a Step Functions Catch output (`{ Error, Cause }`) into the report's `{ code, message }`.
+ * In AWS, a Lambda error's Cause is a JSON document with `errorMessage`; locally it is the plain message.
+ */
+export function describeCaughtError(caught: { Error?: string; Cause?: string }): { code: string; message: string } {
+  const name = caught.Error ?? 'Error';
+  let message = caught.Cause ?? name;
+  try {
+    const parsed = JSON.parse(message) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === 'string') message = parsed.errorMessage;
+  } catch {
+    // a plain message
+  }
+  return { code: CODES_BY_NAME[name] ?? 'INTERNAL_ERROR', message };
+}

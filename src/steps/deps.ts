@@ -1,0 +1,31 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SecretsProvider } from '../aws/secrets';
+import type { Config } from '../config/schema';
+import type { Buckets } from '../contracts';
+
+/** The logging surface the steps use; Powertools' Logger has it, and so does a local file logger. */
+export interface Log {
+  debug(message: string, ...extra: Array<Record<string, unknown>>): void;
+  info(message: string, ...extra: Array<Record<string, unknown>>): void;
+  warn(message: string, ...extra: Array<Record<string, unknown>>): void;
+  error(message: string, ...extra: Array<Record<string, unknown>>): void;
+}
+
+/** Progress events for whoever watches a run (the local CLI prints them). */
+export type ProgressEvent =
+  | { step: 'stage'; records: number; rejected: number; done: boolean }
+  | { step: 'send'; chunk: number; records: number; accepted: number; rejected: number };
+
+/** Everything a step needs from the outside world: the Lambdas build it from their environment, the CLI locally. */
+export interface StepDeps {
+  config: Config;
+  s3: S3Client;
+  buckets: Buckets;
+  secrets: SecretsProvider;
+  log: Log;
+  fetch?: typeof fetch;
+  now?: () => number;
+  progress?: (event: ProgressEvent) => void;
+}
+
+export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };

@@ -1,0 +1,143 @@
+import { createInterface } from 'node:readline';
+import pLimit from 'p-limit';
+import {
+  type ChunkRef,
+  type FinalizeEvent,
+  KEYS,
+  type Report,
+  type RunStatus,
+  type SendOutput,
+  type StageSummary,
+  fileNameOf,
+} from '../contracts';
+import { createObjectWriter, moveObject, openObject, putJson, readJson } from '../aws/s3';
+import { SEND_CODES } from '../api/client';
+import { rejectHeaderLine, rejectLine } from '../core/csv';
+import { describeCaughtError } from '../errors';
+import type { StepDeps } from './deps';
+
+const READS_IN_FLIGHT = 16;
+
+/**
+ * Closes a run whatever state it reached: totals what was staged and sent, settles chunks whose worker left no result
+ * (their records are AMBIGUOUS: they may have been sent), merges every rejected record into one CSV in the dead-letter
+ * bucket, writes the report and moves the source object to processed/ or failed/.
+ */
+export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Report> {
+  const { state, runId, startedAt } = event;
+  const { s3, buckets, log } = deps;
+  const now = deps.now ?? Date.now;
+  const fileName = fileNameOf(state.key);
+  const delimiter = deps.config.dataflows.find((d) => d.name === state.dataflow)?.csv.delimiter ?? ',';
+  let error = state.error ? describeCaughtError(state.error) : undefined;
+
+  const summary = state.summaryKey ? await readJson<StageSummary>(s3, buckets.staging, state.summaryKey) : undefined;
+  const chunks = state.chunksKey && summary ? ((await readJson<ChunkRef[]>(s3, buckets.staging, state.chunksKey)) ?? []) : [];
+  const sent = state.dryRun ? [] : await readResults(deps, runId, chunks);
+
+  const rows = { total: summary ? (state.records ?? 0) : 0, accepted: 0, rejected: summary ? (state.rejected ?? 0) : 0, valid: summary ? (state.valid ?? 0) : 0 };
+  const rejectionsByCode: Record<string, number> = { ...(summary?.rejectionsByCode ?? {}) };
+  const count = (code: string, n: number) => (rejectionsByCode[code] = (rejectionsByCode[code] ?? 0) + n);
+  const parts: Array<string | { orphan: ChunkRef }> = summary?.rejectedPartKey ? [summary.rejectedPartKey] : [];
+
+  // A file that failed before or while staging sent nothing: its records are not counted, the file is refused whole.
+  if (summary && !state.dryRun && state.chunkCount) {
+    chunks.forEach((chunk, i) => {
+      const result = sent[i];
+      if (result) {
+        rows.accepted += result.accepted;
+        rows.rejected += result.rejected;
+        for (const [code, n] of Object.entries(result.rejectionsByCode)) count(code, n);
+        if (result.rejectedPartKey) parts.push(result.rejectedPartKey);
+        if (result.fatal && !error) error = result.fatal;
+      } else {
+        rows.rejected += chunk.records;
+        count(SEND_CODES.AMBIGUOUS, chunk.records);
+        parts.push({ orphan: chunk });
+      }
+    });
+  }
+
+  let rejectedFile: string | undefined;
+  if (summary && parts.length > 0) {
+    const key = KEYS.rejected(state.dataflow, runId, fileName);
+    await mergeRejects(deps, key, summary, parts, delimiter);
+    rejectedFile = `s3://${buckets.deadLetter}/${key}`;
+  }
+
+  const status: RunStatus = error ? 'FAILED' : rows.rejected > 0 ? 'COMPLETED_WITH_REJECTIONS' : 'SUCCEEDED';
+  let movedTo: string | undefined;
+  if (!state.dryRun) {
+    const target = status === 'FAILED' ? KEYS.failed(state.dataflow, runId, fileName) : KEYS.processed(state.dataflow, runId, fileName);
+    try {
+      await moveObject(s3, state.bucket, state.key, target);
+      movedTo = target;
+    } catch (e) {
+      log.warn('Source object could not be moved', { key: state.key, target, error: (e as Error).name });
+    }
+  }
+
+  const finishedAt = now();
+  const report: Report = {
+    runId,
+    dataflow: state.dataflow,
+    status,
+    dryRun: state.dryRun ?? false,
+    startedAt,
+    finishedAt: new Date(finishedAt).toISOString(),
+    durationMs: Math.max(0, finishedAt - Date.parse(startedAt)),
+    rows,
+    rejectionsByCode,
+    files: [
+      {
+        name: fileName,
+        ...(summary ? { sha256: summary.sha256, bytes: summary.bytes } : {}),
+        status,
+        rows: { total: rows.total, accepted: rows.accepted, rejected: rows.rejected },
+        ...(rejectedFile ? { rejectedFile } : {}),
+        source: { bucket: state.bucket, key: state.key, ...(movedTo ? { movedTo } : {}) },
+      },
+    ],
+    ...(error ? { error } : {}),
+  };
+  await putJson(s3, buckets.reports, KEYS.report(state.dataflow, runId), report);
+  log.info('Run finished', { runId, dataflow: state.dataflow, status, ...rows, error: error?.code });
+  return report;
+}
+
+async function readResults(deps: StepDeps, runId: string, chunks: ChunkRef[]): Promise<Array<SendOutput | undefined>> {
+  const limit = pLimit(READS_IN_FLIGHT);
+  return Promise.all(chunks.map((chunk) => limit(() => readJson<SendOutput>(deps.s3, deps.buckets.staging, KEYS.result(runId, chunk.index)))));
+}
+
+/** Streams every part into one CSV: the source header plus the reject columns, validation rejects first. */
+async function mergeRejects(
+  deps: StepDeps,
+  key: string,
+  summary: StageSummary,
+  parts: Array<string | { orphan: ChunkRef }>,
+  delimiter: string,
+): Promise<void> {
+  const { s3, buckets } = deps;
+  const writer = createObjectWriter(s3, buckets.deadLetter, key);
+  await writer.write(rejectHeaderLine(summary.header, delimiter));
+  for (const part of parts) {
+    const partKey = typeof part === 'string' ? part : part.orphan.key;
+    const body = await openObject(s3, buckets.staging, partKey);
+    // A missing part would drop its records from the rejected file: stop, and let the state machine retry.
+    if (!body) throw new Error(`Rejects part s3://${buckets.staging}/${partKey} is missing`);
+    if (typeof part === 'string') {
+      body.setEncoding('utf8');
+      for await (const text of body) await writer.write(text as string);
+    } else {
+      for await (const line of createInterface({ input: body, crlfDelay: Infinity })) {
+        if (line === '') continue;
+        const record = JSON.parse(line) as { n: number; f: string[] };
+        await writer.write(
+          rejectLine({ number: record.n, fields: record.f }, 'api', SEND_CODES.AMBIGUOUS, 'The worker sending this chunk failed; the record may or may not have been issued', delimiter),
+        );
+      }
+    }
+  }
+  await writer.end();
+}

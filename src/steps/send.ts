@@ -1,0 +1,89 @@
+import { createInterface } from 'node:readline';
+import { selectDataflow } from '../config/load';
+import { KEYS, type SendEvent, type SendOutput } from '../contracts';
+import { openObject, putJson, putText } from '../aws/s3';
+import { authProvider } from '../api/auth';
+import { BadgesApiClient, type ItemOutcome } from '../api/client';
+import { type CsvRecord, rejectLine } from '../core/csv';
+import type { ApiItem } from '../core/mapping';
+import { AuthError, SourceReadError } from '../errors';
+import type { StepDeps } from './deps';
+
+/** A staged record: its number, its source fields (for the rejected file) and the API item. */
+interface StagedRecord {
+  n: number;
+  f: string[];
+  i: ApiItem;
+}
+
+/**
+ * Sends one chunk in batches and settles every record: accepted, or rejected with the API's code (or the client's
+ * RETRIES_EXHAUSTED / AMBIGUOUS). Writes the rejects and a result object that the finalize step totals.
+ */
+export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput> {
+  const { runId, chunk } = event;
+  const flow = selectDataflow(deps.config, event.dataflow);
+  const { destination } = flow;
+  const { s3, buckets } = deps;
+  const client = new BadgesApiClient({
+    destination,
+    auth: authProvider(destination.auth, deps.secrets),
+    // Each worker takes an equal share of the dataflow's rate, so all of them together stay within it.
+    requestsPerMinute: destination.maxRequestsPerMinute / destination.maxConcurrency,
+    fetch: deps.fetch,
+  });
+
+  const body = await openObject(s3, buckets.staging, chunk.key);
+  if (!body) throw new SourceReadError(`Staged chunk s3://${buckets.staging}/${chunk.key} is missing`);
+
+  const output: SendOutput = { index: chunk.index, records: 0, accepted: 0, rejected: 0, rejectionsByCode: {} };
+  const rejects: string[] = [];
+  const reject = (record: StagedRecord, code: string, message: string) => {
+    output.rejected += 1;
+    output.rejectionsByCode[code] = (output.rejectionsByCode[code] ?? 0) + 1;
+    const csvRecord: CsvRecord = { number: record.n, fields: record.f };
+    rejects.push(rejectLine(csvRecord, 'api', code, message, flow.csv.delimiter));
+  };
+
+  let batch: StagedRecord[] = [];
+  const sendBatch = async () => {
+    const records = batch;
+    batch = [];
+    if (records.length === 0) return;
+    if (output.fatal) {
+      for (const record of records) reject(record, output.fatal.code, output.fatal.message);
+      return;
+    }
+    let outcomes: ItemOutcome[];
+    try {
+      outcomes = await client.send(records.map((r) => r.i));
+    } catch (error) {
+      if (!(error instanceof AuthError)) throw error;
+      output.fatal = { code: error.code, message: error.message };
+      for (const record of records) reject(record, error.code, `${error.message}; not sent`);
+      return;
+    }
+    records.forEach((record, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.accepted) output.accepted += 1;
+      else reject(record, outcome.code, outcome.message);
+    });
+    deps.progress?.({ step: 'send', chunk: chunk.index, records: records.length, accepted: output.accepted, rejected: output.rejected });
+  };
+
+  for await (const line of createInterface({ input: body, crlfDelay: Infinity })) {
+    if (line === '') continue;
+    batch.push(JSON.parse(line) as StagedRecord);
+    output.records += 1;
+    if (batch.length >= destination.batchSize) await sendBatch();
+  }
+  await sendBatch();
+
+  if (rejects.length > 0) {
+    output.rejectedPartKey = KEYS.apiRejects(runId, chunk.index);
+    await putText(s3, buckets.staging, output.rejectedPartKey, rejects.join(''), 'text/csv; charset=utf-8');
+  }
+  await putJson(s3, buckets.staging, KEYS.result(runId, chunk.index), output);
+  deps.log.info('Chunk sent', { runId, chunk: chunk.index, records: output.records, accepted: output.accepted, rejected: output.rejected });
+  return output;
+}

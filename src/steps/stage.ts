@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+import pLimit from 'p-limit';
+import { selectDataflow } from '../config/load';
+import { type ChunkRef, KEYS, type StageEvent, type StageOutput, type StageSummary, fileNameOf } from '../contracts';
+import { type ObjectWriter, createObjectWriter, openObject, putJson, putText } from '../aws/s3';
+import { openCsv, rejectLine } from '../core/csv';
+import { compileMapper } from '../core/mapping';
+import { SourceReadError } from '../errors';
+import type { StepDeps } from './deps';
+
+/** Chunk uploads in flight while parsing goes on: enough to hide S3 latency, few enough to keep memory flat. */
+const UPLOADS_IN_FLIGHT = 4;
+const PROGRESS_EVERY = 50_000;
+
+/**
+ * Streams the source object once: hashes it, parses it, validates every record, writes the valid ones as chunk
+ * objects for the Distributed Map and the rejected ones as CSV lines, and lists the chunks. Nothing is sent here, so
+ * a file that fails late (a quote left open near the end) has sent nothing.
+ */
+export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOutput> {
+  const { input, runId, startedAt } = event;
+  const flow = selectDataflow(deps.config, input.dataflow);
+  const { s3, buckets, log } = deps;
+  const base = { ...input, dryRun: input.dryRun ?? false, runId, startedAt, chunksKey: KEYS.chunks(runId), summaryKey: KEYS.summary(runId) };
+
+  const name = fileNameOf(input.key);
+  if (!new RegExp(flow.source.filePattern).test(name)) {
+    log.info('Object does not match the dataflow pattern; left alone', { key: input.key, pattern: flow.source.filePattern });
+    return { ...base, skipped: `"${name}" does not match ${flow.source.filePattern}`, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
+  }
+
+  const body = await openObject(s3, input.bucket, input.key);
+  if (!body) throw new SourceReadError(`s3://${input.bucket}/${input.key} does not exist (moved or deleted before the run started)`);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  body.on('error', (error) => tap.destroy(error));
+  const csv = await openCsv(body.pipe(tap), flow.csv);
+  const map = compileMapper(flow, csv.header, deps.now);
+
+  const recordsPerChunk = flow.destination.recordsPerWorker;
+  const uploads = pLimit(UPLOADS_IN_FLIGHT);
+  const pending = new Set<Promise<void>>();
+  const chunks: ChunkRef[] = [];
+  let lines: string[] = [];
+  let firstRecord = 1;
+  const flush = async () => {
+    if (lines.length === 0) return;
+    const ref: ChunkRef = { index: chunks.length, key: KEYS.chunk(runId, chunks.length), records: lines.length, firstRecord };
+    chunks.push(ref);
+    const body = lines.join('\n');
+    lines = [];
+    const upload = uploads(() => putText(s3, buckets.staging, ref.key, body, 'application/x-ndjson'));
+    pending.add(upload);
+    upload.finally(() => pending.delete(upload)).catch(() => undefined);
+    if (pending.size >= UPLOADS_IN_FLIGHT) await Promise.race(pending);
+  };
+
+  let rejects: ObjectWriter | undefined;
+  const rejectionsByCode: Record<string, number> = {};
+  let records = 0;
+  let rejected = 0;
+  try {
+    for await (const record of csv.records) {
+      records = record.number;
+      const result = map(record.fields);
+      if (result.ok) {
+        if (lines.length === 0) firstRecord = record.number;
+        lines.push(JSON.stringify({ n: record.number, f: record.fields, i: result.item }));
+        if (lines.length >= recordsPerChunk) await flush();
+      } else {
+        rejected += 1;
+        rejectionsByCode[result.rejection.code] = (rejectionsByCode[result.rejection.code] ?? 0) + 1;
+        rejects ??= createObjectWriter(s3, buckets.staging, KEYS.validationRejects(runId));
+        await rejects.write(rejectLine(record, 'validate', result.rejection.code, result.rejection.message, flow.csv.delimiter));
+      }
+      if (records % PROGRESS_EVERY === 0) deps.progress?.({ step: 'stage', records, rejected, done: false });
+    }
+    await flush();
+    await Promise.all(pending);
+    await rejects?.end();
+  } catch (error) {
+    await Promise.allSettled(pending);
+    throw error;
+  }
+
+  const summary: StageSummary = {
+    header: csv.header,
+    delimiter: flow.csv.delimiter,
+    sha256: hash.digest('hex'),
+    bytes,
+    rejectionsByCode,
+    ...(rejects ? { rejectedPartKey: KEYS.validationRejects(runId) } : {}),
+  };
+  await putJson(s3, buckets.staging, base.summaryKey, summary);
+  await putJson(s3, buckets.staging, base.chunksKey, chunks);
+  deps.progress?.({ step: 'stage', records, rejected, done: true });
+  log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.length, bytes });
+  return {
+    ...base,
+    chunkCount: chunks.length,
+    maxConcurrency: Math.min(flow.destination.maxConcurrency, Math.max(1, chunks.length)),
+    records,
+    valid: records - rejected,
+    rejected,
+  };
+}

@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto';
+import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { selectDataflow } from '../config/load';
+import type { ExecutionInput } from '../contracts';
+import { fileNameOf } from '../contracts';
+import { listObjects } from '../aws/s3';
+import type { StepDeps } from './deps';
+
+export interface SweepEvent {
+  dataflow: string;
+}
+export interface SweepOutput {
+  dataflow: string;
+  started: string[];
+  alreadyRunning: string[];
+}
+
+/**
+ * Execution name for one version of one object: the same object (same key and ETag) always maps to the same name,
+ * and Step Functions refuses a second execution with a name it has seen, so an object found both by its upload
+ * event and by a sweep is imported once.
+ */
+export function executionName(dataflow: string, key: string, etag: string): string {
+  const digest = createHash('sha256').update(`${dataflow}\n${key}\n${etag}`).digest('hex').slice(0, 24);
+  const readable = fileNameOf(key).replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80 - digest.length - 1);
+  return `${readable}-${digest}`;
+}
+
+/**
+ * The schedule's target: finds every object waiting under the dataflow's prefix (matching its pattern, directly
+ * under the prefix) and starts the per-file workflow for each one not already started.
+ */
+export async function sweep(event: SweepEvent, deps: StepDeps & { sfn: SFNClient; stateMachineArn: string }): Promise<SweepOutput> {
+  const flow = selectDataflow(deps.config, event.dataflow);
+  const pattern = new RegExp(flow.source.filePattern);
+  const output: SweepOutput = { dataflow: flow.name, started: [], alreadyRunning: [] };
+  for await (const object of listObjects(deps.s3, deps.buckets.inbox, flow.source.prefix)) {
+    const rest = object.key.slice(flow.source.prefix.length);
+    if (rest.includes('/') || !pattern.test(rest)) continue;
+    const input: ExecutionInput = { dataflow: flow.name, bucket: deps.buckets.inbox, key: object.key };
+    try {
+      await deps.sfn.send(
+        new StartExecutionCommand({ stateMachineArn: deps.stateMachineArn, name: executionName(flow.name, object.key, object.etag), input: JSON.stringify(input) }),
+      );
+      output.started.push(object.key);
+    } catch (error) {
+      if (!(error instanceof ExecutionAlreadyExists) && (error as { name?: string }).name !== 'ExecutionAlreadyExists') throw error;
+      output.alreadyRunning.push(object.key);
+    }
+  }
+  deps.log.info('Sweep done', { dataflow: flow.name, started: output.started.length, alreadyRunning: output.alreadyRunning.length });
+  return output;
+}

@@ -79,7 +79,7 @@ export async function startSandbox(input: SandboxSettings = {}, port = 0, host =
     ] as const) {
       if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) errors.push(error(400, `${name} must be an epoch in ${settings.epochUnit}`));
       else if (iso !== undefined && (typeof iso !== 'string' || Math.floor(Date.parse(iso) / factor) !== value)) {
-        errors.push(error(400, `${name}ISO (${String(iso)}) does not denote the same instant as ${name} (${value} ${settings.epochUnit})`));
+        errors.push(error(400, `${name}ISO (${JSON.stringify(iso)}) does not denote the same instant as ${name} (${value} ${settings.epochUnit})`));
       }
     }
     if (errors.length === 0 && (earnExpiresOn as number) <= (earnEventDate as number)) errors.push(error(400, 'earnExpiresOn must be after earnEventDate'));

@@ -56,9 +56,9 @@ export function createObjectWriter(s3: S3Client, bucket: string, key: string, co
   const upload = new Upload({ client: s3, params: { Bucket: bucket, Key: key, Body: body, ContentType: contentType }, queueSize: 2 });
   const done = upload.done();
   // Surface an upload failure to whoever writes next, rather than as an unhandled rejection.
-  let failure: unknown;
+  let failure: Error | undefined;
   done.catch((error: unknown) => {
-    failure = error;
+    failure = error instanceof Error ? error : new Error(`Upload of s3://${bucket}/${key} failed`);
     body.destroy();
   });
   return {

@@ -41,10 +41,10 @@ export class SecretsManagerProvider implements SecretsProvider {
 export class StaticSecretsProvider implements SecretsProvider {
   constructor(private readonly values: Readonly<Record<string, string>>) {}
 
-  async get(name: string): Promise<string> {
+  get(name: string): Promise<string> {
     const value = this.values[name];
-    if (typeof value !== 'string' || value === '') throw new SecretNotFoundError(`Secret "${name}" is not in the secrets file`);
-    return value;
+    if (typeof value !== 'string' || value === '') return Promise.reject(new SecretNotFoundError(`Secret "${name}" is not in the secrets file`));
+    return Promise.resolve(value);
   }
 
   /** Reads `{ "name": "value" }`; the error names the file, never a value. */

@@ -6,7 +6,7 @@ import { authProvider } from '../api/auth';
 import { BadgesApiClient, type ItemOutcome } from '../api/client';
 import { type CsvRecord, rejectLine } from '../core/csv';
 import type { ApiItem } from '../core/mapping';
-import { AuthError, SourceReadError } from '../errors';
+import { AuthError, BadgesImportError, SourceReadError } from '../errors';
 import type { StepDeps } from './deps';
 
 /** A staged record: its number, its source fields (for the rejected file) and the API item. */
@@ -25,9 +25,10 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
   const flow = selectDataflow(deps.config, event.dataflow);
   const { destination } = flow;
   const { s3, buckets } = deps;
+  const auth = authProvider(destination.auth, deps.secrets);
   const client = new BadgesApiClient({
     destination,
-    auth: authProvider(destination.auth, deps.secrets),
+    auth,
     // Each worker takes an equal share of the dataflow's rate, so all of them together stay within it.
     requestsPerMinute: destination.maxRequestsPerMinute / destination.maxConcurrency,
     fetch: deps.fetch,
@@ -44,6 +45,14 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
     const csvRecord: CsvRecord = { number: record.n, fields: record.f };
     rejects.push(rejectLine(csvRecord, 'api', code, message, flow.csv.delimiter));
   };
+
+  // Credentials first: a missing secret means no record of this chunk can be sent, and none was.
+  try {
+    await auth.headers();
+  } catch (error) {
+    if (!(error instanceof BadgesImportError)) throw error;
+    output.fatal = { code: error.code, message: `${error.message}; nothing was sent` };
+  }
 
   let batch: StagedRecord[] = [];
   const sendBatch = async () => {

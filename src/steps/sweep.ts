@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { selectDataflow } from '../config/load';
 import type { ExecutionInput } from '../contracts';
 import { fileNameOf } from '../contracts';

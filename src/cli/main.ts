@@ -1,0 +1,203 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { StaticSecretsProvider } from '../aws/secrets';
+import { loadConfig, selectDataflow } from '../config/load';
+import type { Report } from '../contracts';
+import { type Sandbox, type SandboxSettings, sandboxSettingsSchema, startSandbox } from '../api/sandbox';
+import { BadgesImportError, ConfigError } from '../errors';
+import { type RunProgress, runLocal } from '../local/runner';
+import { startLocalS3 } from '../local/s3';
+
+/** Exit status for usage and configuration errors. */
+const USAGE = 2;
+
+class UsageError extends Error {}
+
+function readSandboxSettings(file: string | undefined): SandboxSettings {
+  if (!file) return {};
+  try {
+    return sandboxSettingsSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+  } catch (error) {
+    throw new UsageError(`${file}: not usable as sandbox settings (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`);
+  }
+}
+
+/** One line per stage milestone on stderr, so stdout stays for the summary (or the JSON report). */
+function progressPrinter(quiet: boolean): (event: RunProgress) => void {
+  if (quiet) return () => undefined;
+  let lastChunkLine = 0;
+  return (event) => {
+    if (event.step === 'stage') {
+      process.stderr.write(event.done ? `staged ${event.records} records (${event.rejected} rejected by validation)\n` : `read ${event.records} records…\n`);
+    } else if (event.step === 'chunks') {
+      const now = Date.now();
+      if (event.done === event.total || now - lastChunkLine > 1000) {
+        lastChunkLine = now;
+        process.stderr.write(`sent ${event.done}/${event.total} chunks\n`);
+      }
+    }
+  };
+}
+
+export function summary(report: Report, reportPath: string, rejectedPath?: string): string {
+  const codes = Object.entries(report.rejectionsByCode)
+    .sort((a, b) => b[1] - a[1])
+    .map(([code, n]) => `${code} ${n}`)
+    .join(', ');
+  const file = report.files[0];
+  const lines = [
+    `${report.dataflow}: ${file?.name ?? '?'} — ${report.status}${report.dryRun ? ' (dry run: nothing sent)' : ''}`,
+    `  records ${report.rows.total}: ${report.dryRun ? `${report.rows.valid} valid` : `${report.rows.accepted} accepted`}, ${report.rows.rejected} rejected${codes ? ` (${codes})` : ''}`,
+  ];
+  if (report.error) lines.push(`  error   ${report.error.code}: ${report.error.message}`);
+  lines.push(`  report  ${reportPath}`);
+  if (rejectedPath) lines.push(`  rejected ${rejectedPath}`);
+  return `${lines.join('\n')}\n`;
+}
+
+interface RunFlags {
+  config: string;
+  file?: string;
+  dataflow?: string;
+  secrets?: string;
+  apiUrl?: string;
+  sandbox?: string;
+  out?: string;
+  dryRun?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+async function runCommand(flags: RunFlags): Promise<number> {
+  const configFile = resolve(flags.config);
+  const config = loadConfig(configFile);
+  const dataflow = selectDataflow(config, flags.dataflow);
+  if (!flags.file) throw new UsageError('--file is required: name the local file to process');
+  if (!existsSync(flags.file)) throw new UsageError(`--file ${flags.file}: no such file`);
+  if (!new RegExp(dataflow.source.filePattern).test(basename(flags.file))) {
+    process.stderr.write(`note: "${basename(flags.file)}" does not match ${dataflow.source.filePattern}; processing it as asked\n`);
+  }
+  const secrets = flags.secrets ? StaticSecretsProvider.fromFile(flags.secrets) : new StaticSecretsProvider({});
+  const outDir = resolve(flags.out ?? join('out', `${dataflow.name}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+
+  const s3 = await startLocalS3();
+  let sandbox: Sandbox | undefined;
+  try {
+    if (!flags.apiUrl) sandbox = await startSandbox(readSandboxSettings(flags.sandbox));
+    const result = await runLocal({
+      config,
+      configFile,
+      dataflow,
+      file: flags.file,
+      secrets,
+      s3,
+      sandbox,
+      apiUrl: flags.apiUrl,
+      outDir,
+      dryRun: flags.dryRun,
+      progress: progressPrinter(Boolean(flags.quiet || flags.json)),
+    });
+    process.stdout.write(flags.json ? `${JSON.stringify(result.report, null, 2)}\n` : summary(result.report, result.reportPath, result.rejectedPath));
+    return result.exitCode;
+  } finally {
+    await sandbox?.close();
+    await s3.close();
+  }
+}
+
+async function sandboxCommand(flags: { port: string; config?: string; host: string }): Promise<number> {
+  const sandbox = await startSandbox(readSandboxSettings(flags.config), Number(flags.port), flags.host);
+  process.stdout.write(`badges API sandbox listening on ${sandbox.url} (Ctrl-C to stop)\n`);
+  await new Promise<void>((resolveStop) => {
+    process.once('SIGINT', resolveStop);
+    process.once('SIGTERM', resolveStop);
+  });
+  await sandbox.close();
+  return 0;
+}
+
+/** `npm start`: the example file, with some bad rows, through the local workflow against the sandbox. */
+async function demoCommand(flags: { out?: string }): Promise<number> {
+  const root = resolve(__dirname, '..', '..');
+  const examples = join(root, 'examples');
+  const code = await runCommand({
+    config: join(examples, 'config.json'),
+    file: join(examples, 'events_2026-11-23.csv'),
+    secrets: join(examples, 'secrets.json'),
+    sandbox: join(examples, 'sandbox.json'),
+    out: flags.out ?? join('out', 'demo'),
+  });
+  process.stdout.write(
+    code === 3
+      ? '\nThe demo file holds some bad rows on purpose: they are in the rejected file above, with their record numbers and reasons.\n'
+      : '\nThe demo did not end as expected (it should reject a few rows).\n',
+  );
+  return code === 3 ? 0 : 1;
+}
+
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('badges-import')
+    .description('Turn vendor files into earned badges through Capillary\'s import API, locally or on AWS.')
+    .exitOverride()
+    .showHelpAfterError();
+  program
+    .command('run')
+    .description('Process a local file through the local workflow (the synthesized state machine on aws-local-stepfunctions)')
+    .requiredOption('--config <file>', 'configuration file')
+    .option('--file <path>', 'local file to process as if dropped into the dataflow source')
+    .option('--dataflow <name>', 'dataflow to use (optional when the configuration has one)')
+    .option('--secrets <file>', 'JSON file of secret values: { "name": "value" }')
+    .option('--api-url <url>', 'send to this API instead of the embedded sandbox')
+    .option('--sandbox <file>', 'settings of the embedded sandbox (known badge ids, …)')
+    .option('--out <dir>', 'directory for report.json and the rejected records (default: ./out/<dataflow>-<time>)')
+    .option('--dry-run', 'validate and report without calling the API')
+    .option('--quiet', 'no progress lines')
+    .option('--json', 'print the report as JSON on stdout')
+    .action(async (flags: RunFlags) => {
+      process.exitCode = await runCommand(flags);
+    });
+  program
+    .command('sandbox')
+    .description('Start the badges API sandbox on its own')
+    .addOption(new Option('--port <n>', 'port').default('8080'))
+    .addOption(new Option('--host <address>', 'address to listen on').default('127.0.0.1'))
+    .option('--config <file>', 'sandbox settings (users, known badge ids, …)')
+    .action(async (flags: { port: string; config?: string; host: string }) => {
+      process.exitCode = await sandboxCommand(flags);
+    });
+  program
+    .command('demo')
+    .description('Run the example file through the local workflow (what `npm start` does)')
+    .option('--out <dir>', 'output directory (default: ./out/demo)')
+    .action(async (flags: { out?: string }) => {
+      process.exitCode = await demoCommand(flags);
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : USAGE;
+    if (error instanceof ConfigError || error instanceof UsageError) {
+      process.stderr.write(`${error.message}\n`);
+      return USAGE;
+    }
+    if (error instanceof BadgesImportError) {
+      process.stderr.write(`${error.name}: ${error.message}\n`);
+      return USAGE;
+    }
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  void main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

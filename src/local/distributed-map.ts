@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { JSONPath } from 'jsonpath-plus';
+import pLimit from 'p-limit';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { putJson, readText } from '../aws/s3';
+import type { AslDefinition, AslState } from './definition';
+
+/** A local Task handler, as aws-local-stepfunctions takes it. */
+export type LocalHandler = (input: any) => Promise<any>;
+
+export interface DistributedMapOptions {
+  s3: S3Client;
+  /** Handlers of the Task states inside the item processors, by state name. */
+  handlers: Record<string, LocalHandler>;
+  /** The parent execution's context object (`$$.Execution`). */
+  execution: { Name: string; StartTime: string; Id?: string };
+  /** Called after each item, with the number done and the total. */
+  onItem?: (done: number, total: number) => void;
+}
+
+const LOCAL_MAP_ARN = 'arn:aws:lambda:us-east-1:000000000000:function:LocalDistributedMap';
+/** Step Functions' default concurrency when a Distributed Map gives none. */
+const DEFAULT_MAX_CONCURRENCY = 1000;
+/** Fields of a Map state that a Task state also has, and keep their meaning. */
+const KEPT_FIELDS = ['Next', 'End', 'Comment', 'InputPath', 'OutputPath', 'ResultPath', 'ResultSelector', 'Retry', 'Catch'] as const;
+
+/**
+ * aws-local-stepfunctions validates a Distributed Map but cannot run one (no ItemReader, ItemBatcher, ResultWriter
+ * or failure tolerance). This replaces each DISTRIBUTED Map state with a Task bound to a local function that does
+ * what Step Functions does: reads the items from S3, applies ItemSelector (and ItemBatcher), runs the ItemProcessor's
+ * own states as a child state machine per item with MaxConcurrency, applies the failure tolerance, and writes the
+ * results as ResultWriter would. Everything else about the definition is left as synthesized.
+ */
+export function emulateDistributedMaps(definition: AslDefinition, options: DistributedMapOptions): { definition: AslDefinition; handlers: Record<string, LocalHandler> } {
+  const rewritten: AslDefinition = structuredClone(definition);
+  const handlers: Record<string, LocalHandler> = {};
+  for (const [name, state] of Object.entries(rewritten.States)) {
+    if (state.Type !== 'Map' || state.ItemProcessor?.ProcessorConfig?.Mode !== 'DISTRIBUTED') continue;
+    const task: AslState = { Type: 'Task', Resource: `${LOCAL_MAP_ARN}-${name.replace(/[^A-Za-z0-9-_]/g, '_')}`, TimeoutSeconds: 2_000_000 } // the Map's own time is bounded by the state machine's timeout; setTimeout takes at most 2^31 ms;
+    for (const field of KEPT_FIELDS) if (state[field] !== undefined) task[field] = state[field];
+    // The engine resolves the `.$` paths of these parameters against the state's input, as it would for the Map.
+    const reader = state.ItemReader as { Parameters?: Record<string, unknown> } | undefined;
+    task.Parameters = {
+      'input.$': '$',
+      ...(reader?.Parameters ? { reader: reader.Parameters } : {}),
+      ...(typeof state.MaxConcurrencyPath === 'string' ? { 'maxConcurrency.$': state.MaxConcurrencyPath } : { maxConcurrency: state.MaxConcurrency ?? 0 }),
+      ...(typeof state.ItemsPath === 'string' ? { 'items.$': state.ItemsPath } : {}),
+    };
+    rewritten.States[name] = task;
+    handlers[name] = (params: MapTaskParameters) => runDistributedMap(name, state, params, options);
+  }
+  return { definition: rewritten, handlers };
+}
+
+interface MapTaskParameters {
+  input: unknown;
+  reader?: { Bucket: string; Key: string };
+  maxConcurrency: number | string;
+  items?: unknown[];
+}
+
+async function readItems(state: AslState, params: MapTaskParameters, s3: S3Client): Promise<unknown[]> {
+  const reader = state.ItemReader as { Resource?: string; ReaderConfig?: { InputType?: string; MaxItems?: number } } | undefined;
+  if (!reader) {
+    if (!Array.isArray(params.items ?? params.input)) throw Object.assign(new Error('Map input is not an array'), { name: 'States.Runtime' });
+    return (params.items ?? params.input) as unknown[];
+  }
+  if (!reader.Resource?.endsWith(':s3:getObject') || !params.reader) {
+    throw new Error(`The local Distributed Map reads only s3:getObject item readers (got ${reader.Resource})`);
+  }
+  const text = await readText(s3, params.reader.Bucket, params.reader.Key);
+  if (text === undefined) throw Object.assign(new Error(`ItemReader: s3://${params.reader.Bucket}/${params.reader.Key} does not exist`), { name: 'States.ItemReaderFailed' });
+  const type = reader.ReaderConfig?.InputType ?? 'JSON';
+  let items: unknown[];
+  if (type === 'JSON') items = JSON.parse(text) as unknown[];
+  else if (type === 'JSONL') items = text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown);
+  else throw new Error(`The local Distributed Map does not read InputType ${type}`);
+  if (!Array.isArray(items)) throw Object.assign(new Error('ItemReader: the object is not a JSON array'), { name: 'States.ItemReaderFailed' });
+  const max = reader.ReaderConfig?.MaxItems;
+  return max ? items.slice(0, max) : items;
+}
+
+/** Applies a payload template (`"key.$": "path"`) with `$` the Map's input and `$$` the context object. */
+function applyTemplate(template: unknown, input: unknown, context: unknown): unknown {
+  if (Array.isArray(template)) return template.map((t) => applyTemplate(t, input, context));
+  if (template === null || typeof template !== 'object') return template;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(template)) {
+    if (key.endsWith('.$') && typeof value === 'string') {
+      const fromContext = value.startsWith('$$');
+      out[key.slice(0, -2)] = JSONPath({ path: fromContext ? value.slice(1) : value, json: (fromContext ? context : input) as object, wrap: false });
+    } else {
+      out[key] = applyTemplate(value, input, context);
+    }
+  }
+  return out;
+}
+
+async function runDistributedMap(name: string, state: AslState, params: MapTaskParameters, options: DistributedMapOptions): Promise<unknown> {
+  const items = await readItems(state, params, options.s3);
+  const selector = state.ItemSelector as Record<string, unknown> | undefined;
+  const batcher = state.ItemBatcher as { MaxItemsPerBatch?: number; BatchInput?: Record<string, unknown> } | undefined;
+  const execution = options.execution;
+  let inputs = items.map((value, index) => (selector ? applyTemplate(selector, params.input, { Map: { Item: { Value: value, Index: index } }, Execution: execution }) : value));
+  if (batcher) {
+    const size = batcher.MaxItemsPerBatch ?? inputs.length;
+    const batches: unknown[] = [];
+    const batchInput = batcher.BatchInput ? applyTemplate(batcher.BatchInput, params.input, { Execution: execution }) : undefined;
+    for (let i = 0; i < inputs.length; i += size) batches.push({ ...(batchInput ? { BatchInput: batchInput } : {}), Items: inputs.slice(i, i + size) });
+    inputs = batches;
+  }
+
+  const processor = state.ItemProcessor!;
+  const child = new StateMachine({ StartAt: processor.StartAt, States: processor.States } as never, { validationOptions: { checkPaths: false, checkArn: false } });
+  const concurrency = Number(params.maxConcurrency) || DEFAULT_MAX_CONCURRENCY;
+  const limit = pLimit(concurrency);
+  const mapRunId = randomUUID();
+  let done = 0;
+  type Outcome = { ok: true; input: unknown; output: unknown; name: string } | { ok: false; input: unknown; error: string; cause: string; name: string };
+  const outcomes: Outcome[] = await Promise.all(
+    inputs.map((input, i) =>
+      limit(async (): Promise<Outcome> => {
+        const childName = `${mapRunId}:${i}`;
+        try {
+          const run = child.run(input as never, {
+            overrides: { taskResourceLocalHandlers: options.handlers },
+            context: { Execution: { Name: childName, StartTime: new Date().toISOString(), Input: input } } as never,
+          });
+          return { ok: true, input, output: await run.result, name: childName };
+        } catch (error) {
+          const cause = ((error as Error).cause ?? error) as Error;
+          return { ok: false, input, error: cause.name ?? 'Error', cause: cause.message ?? String(cause), name: childName };
+        } finally {
+          options.onItem?.(++done, inputs.length);
+        }
+      }),
+    ),
+  );
+
+  const failed = outcomes.filter((o) => !o.ok);
+  const tolerance = Number(state.ToleratedFailurePercentage ?? 0);
+  const toleratedCount = state.ToleratedFailureCount === undefined ? Infinity : Number(state.ToleratedFailureCount);
+  const exceeded = failed.length > 0 && (failed.length > toleratedCount || (failed.length / outcomes.length) * 100 > tolerance);
+
+  const writer = state.ResultWriter as { Parameters?: { Bucket: string; Prefix?: string } } | undefined;
+  let result: unknown;
+  if (writer?.Parameters) {
+    const prefix = `${(writer.Parameters.Prefix ?? '').replace(/\/?$/, '/')}${mapRunId}/`;
+    const { Bucket } = writer.Parameters;
+    const entry = (o: Outcome) => ({
+      ExecutionArn: `arn:aws:states:us-east-1:000000000000:execution:local:${o.name}`,
+      Input: JSON.stringify(o.input),
+      InputDetails: { Included: true },
+      Name: o.name,
+      ...(o.ok ? { Output: JSON.stringify(o.output), OutputDetails: { Included: true }, Status: 'SUCCEEDED' } : { Error: o.error, Cause: o.cause, Status: 'FAILED' }),
+    });
+    const succeeded = outcomes.filter((o) => o.ok);
+    const files = [];
+    if (succeeded.length) {
+      await putJson(options.s3, Bucket, `${prefix}SUCCEEDED_0.json`, succeeded.map(entry));
+      files.push({ Key: `${prefix}SUCCEEDED_0.json`, Size: 0 });
+    }
+    if (failed.length) {
+      await putJson(options.s3, Bucket, `${prefix}FAILED_0.json`, failed.map(entry));
+      files.push({ Key: `${prefix}FAILED_0.json`, Size: 0 });
+    }
+    const manifestKey = `${prefix}manifest.json`;
+    await putJson(options.s3, Bucket, manifestKey, {
+      DestinationBucket: Bucket,
+      MapRunArn: `arn:aws:states:us-east-1:000000000000:mapRun:local/${name}:${mapRunId}`,
+      ResultFiles: { FAILED: files.filter((f) => f.Key.includes('FAILED_')), PENDING: [], SUCCEEDED: files.filter((f) => f.Key.includes('SUCCEEDED_')) },
+    });
+    result = { MapRunArn: `arn:aws:states:us-east-1:000000000000:mapRun:local/${name}:${mapRunId}`, ResultWriterDetails: { Bucket, Key: manifestKey } };
+  } else {
+    result = outcomes.map((o) => (o.ok ? o.output : null));
+  }
+  if (exceeded) {
+    throw Object.assign(new Error(`${failed.length} of ${outcomes.length} items failed (tolerated: ${tolerance}%); first: ${failed[0]!.ok ? '' : `${failed[0]!.error}: ${failed[0]!.cause}`}`), {
+      name: 'States.ExceedToleratedFailureThreshold',
+    });
+  }
+  return result;
+}

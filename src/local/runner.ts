@@ -1,0 +1,159 @@
+import { createReadStream, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
+import { Upload } from '@aws-sdk/lib-storage';
+import { StateMachine } from 'aws-local-stepfunctions';
+import type { SecretsProvider } from '../aws/secrets';
+import { openObject, readJson } from '../aws/s3';
+import type { Config, Dataflow } from '../config/schema';
+import { type ExecutionInput, KEYS, type Report, type StepName } from '../contracts';
+import type { Sandbox } from '../api/sandbox';
+import type { Log, ProgressEvent, StepDeps } from '../steps/deps';
+import { finalize } from '../steps/finalize';
+import { send } from '../steps/send';
+import { stage } from '../steps/stage';
+import { synthesizeDefinition } from './definition';
+import { type LocalHandler, emulateDistributedMaps } from './distributed-map';
+import { LOCAL_BUCKETS, type LocalS3 } from './s3';
+
+/** What a local run may print while it goes. */
+export type RunProgress = ProgressEvent | { step: 'chunks'; done: number; total: number };
+
+export interface LocalRunOptions {
+  config: Config;
+  /** The configuration file, bundled as in a deployment (the definition is synthesized from it). */
+  configFile: string;
+  dataflow: Dataflow;
+  /** The local file to process as if it had been dropped into the dataflow's source. */
+  file: string;
+  secrets: SecretsProvider;
+  s3: LocalS3;
+  /** The embedded API sandbox; when absent, `apiUrl` must be given. */
+  sandbox?: Sandbox;
+  apiUrl?: string;
+  /** Directory that receives report.json and the rejected-records file. */
+  outDir: string;
+  dryRun?: boolean;
+  progress?: (event: RunProgress) => void;
+  fetch?: typeof fetch;
+}
+
+export interface LocalRunResult {
+  report: Report;
+  reportPath: string;
+  rejectedPath?: string;
+  exitCode: 0 | 1 | 3;
+}
+
+/** Exit status of a run: 0 every record accepted, 3 some rejected, 1 the file failed. */
+export function exitCodeOf(report: Report): 0 | 1 | 3 {
+  return report.status === 'FAILED' ? 1 : report.status === 'COMPLETED_WITH_REJECTIONS' ? 3 : 0;
+}
+
+const definitions = new Map<string, ReturnType<typeof synthesizeDefinition>>();
+
+/**
+ * Runs one file through the state machine that CDK synthesizes, on aws-local-stepfunctions, with each Task bound
+ * in-process to the same step modules the Lambdas run, S3 on the embedded s3rver, and the API on the sandbox
+ * unless `apiUrl` says otherwise.
+ */
+export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult> {
+  const { s3, dataflow } = options;
+  const baseUrl = options.apiUrl ?? options.sandbox?.url;
+  if (!baseUrl) throw new Error('A local run needs the sandbox or an explicit API URL');
+  // The API a local run talks to is the sandbox unless the operator named one: never the configured one by accident.
+  const config: Config = {
+    ...options.config,
+    dataflows: options.config.dataflows.map((d) => (d.name === dataflow.name ? { ...d, destination: { ...d.destination, baseUrl: baseUrl.replace(/\/+$/, '') } } : d)),
+  };
+  if (options.sandbox) await registerSandboxUser(options.sandbox, dataflow, options.secrets);
+
+  const runId = `local-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
+  mkdirSync(options.outDir, { recursive: true });
+  const logStream = createWriteStream(join(options.outDir, 'run.log'), { flags: 'a' });
+  const log = fileLog(logStream, runId);
+
+  const key = `${dataflow.source.prefix}${basename(options.file)}`;
+  await new Upload({ client: s3.client, params: { Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: createReadStream(options.file) } }).done();
+
+  const deps: StepDeps = { config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log, fetch: options.fetch, progress: options.progress };
+  const steps: Record<StepName, LocalHandler> = {
+    stage: (event) => stage(event, deps),
+    send: (event) => send(event, deps),
+    finalize: (event) => finalize(event, deps),
+    sweep: () => Promise.reject(new Error('The sweep step is not part of the per-file workflow')),
+  };
+  let synthesized = definitions.get(options.configFile);
+  if (!synthesized) {
+    synthesized = synthesizeDefinition(options.config, options.configFile, LOCAL_BUCKETS);
+    definitions.set(options.configFile, synthesized);
+  }
+  const handlers: Record<string, LocalHandler> = {};
+  for (const [state, step] of Object.entries(synthesized.taskSteps)) handlers[state] = steps[step];
+  const startTime = new Date().toISOString();
+  const execution = { Name: runId, StartTime: startTime, Id: `arn:aws:states:us-east-1:000000000000:execution:local:${runId}` };
+  const emulated = emulateDistributedMaps(synthesized.definition, {
+    s3: s3.client,
+    handlers,
+    execution,
+    onItem: (done, total) => options.progress?.({ step: 'chunks', done, total }),
+  });
+  Object.assign(handlers, emulated.handlers);
+
+  const input: ExecutionInput = { dataflow: dataflow.name, bucket: LOCAL_BUCKETS.inbox, key, ...(options.dryRun ? { dryRun: true } : {}) };
+  const machine = new StateMachine(emulated.definition as never, { validationOptions: { checkPaths: false, checkArn: false } });
+  let report: Report | undefined;
+  try {
+    const run = machine.run(input as never, { overrides: { taskResourceLocalHandlers: handlers }, context: { Execution: { ...execution, Input: input } } as never });
+    report = (await run.result) as unknown as Report;
+  } catch (error) {
+    // A FAILED file ends the execution in the Fail state; its report was written before.
+    report = await readJson<Report>(s3.client, LOCAL_BUCKETS.reports, KEYS.report(dataflow.name, runId));
+    if (!report) throw error;
+  } finally {
+    await new Promise((resolve) => logStream.end(resolve));
+  }
+  return writeOutputs(report, options, s3);
+}
+
+async function registerSandboxUser(sandbox: Sandbox, dataflow: Dataflow, secrets: SecretsProvider): Promise<void> {
+  try {
+    sandbox.addUser(await secrets.get(dataflow.destination.auth.usernameSecret), await secrets.get(dataflow.destination.auth.passwordSecret));
+  } catch {
+    // A missing secret is reported by the send step, where it would surface in AWS too.
+  }
+}
+
+/** Copies the report and the rejected records out of the local S3, pointing the report at the local copies. */
+async function writeOutputs(report: Report, options: LocalRunOptions, s3: LocalS3): Promise<LocalRunResult> {
+  const { outDir } = options;
+  let rejectedPath: string | undefined;
+  const files = [];
+  for (const file of report.files) {
+    let rejectedFile = file.rejectedFile;
+    const match = rejectedFile ? /^s3:\/\/([^/]+)\/(.+)$/.exec(rejectedFile) : null;
+    if (match) {
+      const body = await openObject(s3.client, match[1]!, match[2]!);
+      if (body) {
+        rejectedPath = join(outDir, 'rejected', basename(match[2]!));
+        mkdirSync(join(outDir, 'rejected'), { recursive: true });
+        await pipeline(body, createWriteStream(rejectedPath));
+        rejectedFile = relative(outDir, rejectedPath);
+      }
+    }
+    files.push({ ...file, ...(rejectedFile ? { rejectedFile } : {}) });
+  }
+  const local: Report = { ...report, files };
+  const reportPath = join(outDir, 'report.json');
+  writeFileSync(reportPath, `${JSON.stringify(local, null, 2)}\n`);
+  return { report: local, reportPath, ...(rejectedPath ? { rejectedPath } : {}), exitCode: exitCodeOf(local) };
+}
+
+/** JSON lines into the run's log file; the terminal shows progress, not logs. */
+function fileLog(stream: NodeJS.WritableStream, runId: string): Log {
+  const write = (level: string) => (message: string, ...extra: Array<Record<string, unknown>>) => {
+    stream.write(`${JSON.stringify({ level, time: new Date().toISOString(), runId, message, ...Object.assign({}, ...extra) })}\n`);
+  };
+  return { debug: write('DEBUG'), info: write('INFO'), warn: write('WARN'), error: write('ERROR') };
+}

@@ -18,6 +18,7 @@ export type DateParser = (text: string) => DateParseResult;
 export const SPECIAL_DATE_FORMATS = ['epoch-s', 'epoch-ms', 'iso'] as const;
 
 const QUARTER_HOUR_MS = 15 * 60 * 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
 const EXPLICIT_OFFSET = /(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$/;
 const CACHE_LIMIT = 10_000;
 
@@ -47,13 +48,14 @@ class ZoneOffsets {
    * that wall time does not exist (skipped by a daylight-saving change). In a repeated hour the earlier instant wins.
    */
   fromWallClock(wallMs: number): { epochMs: number; offsetMinutes: number } | undefined {
-    const guess = this.at(wallMs);
-    const first = wallMs - guess * 60_000;
-    const firstOffset = this.at(first);
-    if (firstOffset === guess) return { epochMs: first, offsetMinutes: guess };
-    const second = wallMs - firstOffset * 60_000;
-    if (this.at(second) === firstOffset) return { epochMs: second, offsetMinutes: firstOffset };
-    return undefined;
+    // The offsets in force a day either side cover any change near this time (changes are months apart). A
+    // candidate holds when the zone really has that offset at the instant it gives.
+    let best: { epochMs: number; offsetMinutes: number } | undefined;
+    for (const offset of [this.at(wallMs - DAY_MS), this.at(wallMs + DAY_MS)]) {
+      const epochMs = wallMs - offset * 60_000;
+      if (this.at(epochMs) === offset && (!best || epochMs < best.epochMs)) best = { epochMs, offsetMinutes: offset };
+    }
+    return best;
   }
 }
 

@@ -1,0 +1,115 @@
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dataflowForKey, loadConfig, parseConfig, selectDataflow } from '../src/config/load';
+import { ConfigError, UnknownDataflowError } from '../src/errors';
+import { configDocument } from './support/factories';
+
+function problemsOf(document: unknown): string[] {
+  try {
+    parseConfig(document);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected the configuration to be refused');
+}
+
+describe('Function: parseConfig', () => {
+  it('accepts the example configuration and applies defaults', () => {
+    // Act
+    const config = loadConfig(join(__dirname, '..', 'examples', 'config.json'));
+
+    // Assess
+    const flow = config.dataflows[0]!;
+    expect(flow.destination.method).toBe('PUT');
+    expect(flow.destination.endpoint).toBe('/api_gateway/v1/badges/import/customerBadges');
+    expect(flow.destination.epochUnit).toBe('ms');
+    expect(flow.csv.quote).toBe('"');
+    expect(flow.mapping.earnExpiresOn.timeZone).toBe('Asia/Kolkata');
+  });
+
+  it('reports every problem at once, each with its JSON path', () => {
+    // Prepare
+    const document = configDocument({
+      name: 'Weekly Events',
+      source: { type: 's3', prefix: 'no-slash' },
+      mapping: {
+        customerId: {},
+        badgeMetaId: { column: 'a', value: 'b' },
+        earnEventDate: { column: 'x', timeZone: 'Mars/Olympus' },
+      },
+      destination: { baseUrl: 'ftp://example.com', auth: { type: 'basic', usernameSecret: 'u' }, batchSize: 5000 },
+      schedule: { cron: '0 2 * * MON *' },
+    });
+
+    // Act
+    const problems = problemsOf(document);
+
+    // Assess
+    const paths = problems.map((p) => p.split(':')[0]);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'dataflows[0].name',
+        'dataflows[0].source.prefix',
+        'dataflows[0].mapping.customerId',
+        'dataflows[0].mapping.badgeMetaId',
+        'dataflows[0].mapping.earnEventDate.timeZone',
+        'dataflows[0].mapping.earnExpiresOn',
+        'dataflows[0].destination.baseUrl',
+        'dataflows[0].destination.auth.passwordSecret',
+        'dataflows[0].destination.batchSize',
+        'dataflows[0].schedule.cron',
+      ]),
+    );
+    expect(problems).toHaveLength(10);
+  });
+
+  it('refuses two dataflows with one name or overlapping prefixes', () => {
+    // Prepare
+    const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+    const document = { dataflows: [flow, { ...flow, source: { type: 's3', prefix: 'inbox/weekly-events/sub/' } }] };
+
+    // Act
+    const problems = problemsOf(document);
+
+    // Assess
+    expect(problems).toHaveLength(2);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'dataflows[1].name: duplicates dataflows[0].name "weekly-events"',
+        expect.stringMatching(/^dataflows\[1\]\.source\.prefix: overlaps dataflows\[0\]/),
+      ]),
+    );
+  });
+
+  it('names the file when it is not JSON', () => {
+    // Prepare
+    const file = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'broken.json');
+    writeFileSync(file, '{ "dataflows": [');
+
+    // Act + Assess
+    expect(() => loadConfig(file)).toThrow(/broken\.json: is not valid JSON/);
+  });
+});
+
+describe('Function: selectDataflow', () => {
+  it('picks the only dataflow when none is named, and refuses an unknown name', () => {
+    // Prepare
+    const config = parseConfig(configDocument());
+
+    // Act + Assess
+    expect(selectDataflow(config).name).toBe('weekly-events');
+    expect(() => selectDataflow(config, 'nope')).toThrow(UnknownDataflowError);
+  });
+
+  it('finds the dataflow of an inbox key by prefix and pattern', () => {
+    // Prepare
+    const config = parseConfig(configDocument());
+
+    // Act + Assess
+    expect(dataflowForKey(config, 'inbox/weekly-events/events_1.csv')?.name).toBe('weekly-events');
+    expect(dataflowForKey(config, 'inbox/weekly-events/other.csv')).toBeUndefined();
+    expect(dataflowForKey(config, 'inbox/else/events_1.csv')).toBeUndefined();
+  });
+});

@@ -1,0 +1,124 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Validations } from 'aws-cdk-lib';
+import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { BadgesImportStack } from '../lib/badges-import-stack';
+import { parseConfig } from '../src/config/load';
+import { configDocument } from './support/factories';
+
+// Two dataflows, one without a schedule: the stack must make one rule each and one schedule.
+const document = configDocument();
+const [flow] = document.dataflows as Array<Record<string, unknown>>;
+const twoFlows = {
+  dataflows: [
+    flow,
+    { ...flow, name: 'offline-event', source: { type: 's3', prefix: 'inbox/offline-event/' }, schedule: undefined, destination: { ...(flow!.destination as object), auth: { type: 'basic', usernameSecret: 'other/user', passwordSecret: 'other/password' } } },
+  ],
+};
+const configFile = join(mkdtempSync(join(tmpdir(), 'stack-')), 'config.json');
+writeFileSync(configFile, JSON.stringify(twoFlows));
+
+// Synthesized once for the whole file: every synth bundles the four Lambdas with esbuild.
+const app = new App();
+const stack = new BadgesImportStack(app, 'BadgesImportTest', { config: parseConfig(twoFlows), configFile });
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+let nagError: unknown;
+try {
+  app.synth();
+} catch (error) {
+  nagError = error;
+}
+const template = Template.fromStack(stack);
+
+describe('Stack: BadgesImportStack', () => {
+  it('passes cdk-nag AwsSolutions with every remaining finding acknowledged', () => {
+    // Assess
+    expect(nagError).toBeUndefined();
+  });
+
+  it('schedules each dataflow with its cron in its time zone', () => {
+    // Assess
+    template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(0 2 ? * MON *)',
+      ScheduleExpressionTimezone: 'Asia/Kolkata',
+      Target: Match.objectLike({ Input: JSON.stringify({ dataflow: 'weekly-events' }) }),
+    });
+  });
+
+  it('starts the workflow from S3 "Object Created" events under each dataflow prefix', () => {
+    // Assess
+    template.resourceCountIs('AWS::Events::Rule', 2);
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.s3'],
+        'detail-type': ['Object Created'],
+        detail: { bucket: { name: [{ Ref: Match.stringLikeRegexp('^Inbox') }] }, object: { key: [{ prefix: 'inbox/offline-event/' }] } },
+      },
+      Targets: [Match.objectLike({ Arn: { Ref: Match.stringLikeRegexp('^Workflow') }, DeadLetterConfig: Match.anyValue() })],
+    });
+    template.hasResourceProperties('Custom::S3BucketNotifications', { NotificationConfiguration: { EventBridgeConfiguration: {} } });
+  });
+
+  it('fans the staged chunks out with a Distributed Map reading them from S3', () => {
+    // Prepare
+    const definition = new Capture();
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', { DefinitionString: definition });
+
+    // Act
+    const text = JSON.stringify(definition.asObject());
+
+    // Assess
+    expect(text).toContain('\\"Mode\\":\\"DISTRIBUTED\\"');
+    expect(text).toContain('\\"ItemReader\\":{\\"Resource\\":\\"arn:');
+    expect(text).toContain(':states:::s3:getObject\\",\\"ReaderConfig\\":{\\"InputType\\":\\"JSON\\"}');
+    expect(text).toContain('\\"Key.$\\":\\"$.chunksKey\\"');
+    expect(text).toContain('\\"MaxConcurrencyPath\\":\\"$.maxConcurrency\\"');
+    expect(text).toContain('\\"ResultWriter\\"');
+    expect(text).toContain('\\"ToleratedFailurePercentage\\":100');
+  });
+
+  it('runs every Lambda on Node.js 24 on arm64, with X-Ray and JSON logs', () => {
+    // Assess
+    const functions = template.findResources('AWS::Lambda::Function', { Properties: { Environment: { Variables: { BADGES_STEP: Match.anyValue() } } } });
+    expect(Object.keys(functions)).toHaveLength(4);
+    for (const fn of Object.values(functions)) {
+      expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], TracingConfig: { Mode: 'Active' }, LoggingConfig: { LogFormat: 'JSON' } });
+    }
+  });
+
+  it('encrypts every bucket, blocks public access and refuses plain HTTP', () => {
+    // Assess
+    const buckets = template.findResources('AWS::S3::Bucket');
+    expect(Object.keys(buckets)).toHaveLength(5);
+    for (const bucket of Object.values(buckets)) {
+      expect(bucket.Properties).toMatchObject({
+        BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+        PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      });
+    }
+    const policies = template.findResources('AWS::S3::BucketPolicy', {
+      Properties: { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) } },
+    });
+    expect(Object.keys(policies)).toHaveLength(5);
+  });
+
+  it('expires staged data by lifecycle', () => {
+    // Assess
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: { Rules: [Match.objectLike({ ExpirationInDays: 7, Status: 'Enabled' })] },
+    });
+  });
+
+  it('lets only the send step read the API credentials', () => {
+    // Prepare
+    const readers = template.findResources('AWS::IAM::Policy', {
+      Properties: { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: Match.arrayWith(['secretsmanager:GetSecretValue']) })]) } },
+    });
+
+    // Assess
+    expect(Object.keys(readers)).toEqual([expect.stringMatching(/^SendFunctionServiceRoleDefaultPolicy/)]);
+  });
+});

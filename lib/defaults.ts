@@ -7,6 +7,8 @@ import { BlockPublicAccess, Bucket, BucketEncryption, type BucketProps, type IBu
 import type { Construct } from 'constructs';
 import { BUNDLED_CONFIG_FILE, ENV, type StepName } from '../src/contracts';
 
+const PROJECT_ROOT = path.join(__dirname, '..');
+
 export interface StepFunctionProps {
   step: StepName;
   /** Absolute path of the configuration file bundled next to the handler. */
@@ -21,7 +23,10 @@ export interface StepFunctionProps {
 export class StepFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: StepFunctionProps) {
     super(scope, id, {
-      entry: path.join(__dirname, '..', 'lambdas', `${props.step}.ts`),
+      entry: path.join(PROJECT_ROOT, 'lambdas', `${props.step}.ts`),
+      // Pinned, so that synthesis works from any working directory (the CLI synthesizes wherever it is run).
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
       handler: 'handler',
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,

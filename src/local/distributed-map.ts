@@ -33,7 +33,9 @@ const KEPT_FIELDS = ['Next', 'End', 'Comment', 'InputPath', 'OutputPath', 'Resul
  * results as ResultWriter would. Everything else about the definition is left as synthesized.
  */
 export function emulateDistributedMaps(definition: AslDefinition, options: DistributedMapOptions): { definition: AslDefinition; handlers: Record<string, LocalHandler> } {
-  const rewritten: AslDefinition = structuredClone(definition);
+  // A JSON copy, not structuredClone: under jest the latter yields objects of another realm, which the engine's
+  // payload-template code does not treat as plain objects (their `.$` paths then go unresolved).
+  const rewritten = JSON.parse(JSON.stringify(definition)) as AslDefinition;
   const handlers: Record<string, LocalHandler> = {};
   for (const [name, state] of Object.entries(rewritten.States)) {
     if (state.Type !== 'Map' || state.ItemProcessor?.ProcessorConfig?.Mode !== 'DISTRIBUTED') continue;

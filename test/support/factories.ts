@@ -54,9 +54,9 @@ export interface EventRow {
 export const HEADER = ['member_id', 'badge_code', 'event_time', 'expiry_date', 'note'] as const;
 
 /** A valid row for record `i` (distinct customers, known badges, dates in November 2026). */
-export function validRow(i: number): EventRow {
+export function validRow(i: number, base = 5_000_000): EventRow {
   return {
-    member_id: String(5_000_000 + i),
+    member_id: String(base + i),
     badge_code: KNOWN_BADGES[i % KNOWN_BADGES.length]!,
     event_time: `2026-11-${String(1 + (i % 20)).padStart(2, '0')} ${String(i % 24).padStart(2, '0')}:${String(i % 60).padStart(2, '0')}:00`,
     expiry_date: `2027-${String(1 + (i % 12)).padStart(2, '0')}-15`,

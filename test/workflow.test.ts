@@ -1,0 +1,274 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parse } from 'csv-parse/sync';
+import { type Sandbox, startSandbox } from '../src/api/sandbox';
+import { StaticSecretsProvider } from '../src/aws/secrets';
+import { listObjects } from '../src/aws/s3';
+import { parseConfig } from '../src/config/load';
+import type { Config } from '../src/config/schema';
+import { type LocalRunResult, runLocal } from '../src/local/runner';
+import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
+import { type EventRow, HEADER, KNOWN_BADGES, SECRETS, UNKNOWN_BADGE, configDocument, kolkataEpochMs, toCsv, validRow } from './support/factories';
+
+const run = promisify(execFile);
+const root = join(__dirname, '..');
+const work = mkdtempSync(join(tmpdir(), 'workflow-'));
+
+// Two dataflows: the house one, and the same mapping over ";"-delimited files.
+const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+const document = {
+  dataflows: [flow, { ...flow, name: 'semicolon-events', source: { type: 's3', prefix: 'inbox/semicolon/', filePattern: '^events_.*\\.csv$' }, csv: { delimiter: ';' } }],
+};
+const configFile = join(work, 'config.json');
+writeFileSync(configFile, JSON.stringify(document));
+const config: Config = parseConfig(document);
+const secretsFile = join(work, 'secrets.json');
+writeFileSync(secretsFile, JSON.stringify(SECRETS));
+const sandboxFile = join(work, 'sandbox.json');
+writeFileSync(sandboxFile, JSON.stringify({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], knownBadgeIds: KNOWN_BADGES }));
+
+/** The bad records of the standard file, by record number, with where and why each must be rejected. */
+const BAD: Record<number, { patch: Partial<EventRow>; stage: 'validate' | 'api'; code: string }> = {
+  7: { patch: { member_id: 'N/A' }, stage: 'validate', code: 'INVALID_CUSTOMER_ID' },
+  13: { patch: { badge_code: 'xyz' }, stage: 'validate', code: 'INVALID_BADGE_ID' },
+  21: { patch: { event_time: '2026-02-29 10:00:00' }, stage: 'validate', code: 'INVALID_DATE' },
+  34: { patch: { expiry_date: '' }, stage: 'validate', code: 'INVALID_DATE' },
+  45: { patch: { member_id: '' }, stage: 'validate', code: 'INVALID_CUSTOMER_ID' },
+  58: { patch: { badge_code: UNKNOWN_BADGE }, stage: 'api', code: '1054' },
+  77: { patch: { badge_code: UNKNOWN_BADGE }, stage: 'api', code: '1054' },
+  90: { patch: { expiry_date: '2026-01-01' }, stage: 'validate', code: 'EXPIRY_BEFORE_EVENT' },
+};
+const RECORDS = 120;
+
+/** The standard file's rows; `base` keeps each test's customers apart in the shared sandbox. */
+function standardRows(base: number): EventRow[] {
+  return Array.from({ length: RECORDS }, (_, i) => ({ ...validRow(i + 1, base), ...(BAD[i + 1]?.patch ?? {}) }));
+}
+
+let s3: LocalS3;
+let sandbox: Sandbox;
+beforeAll(async () => {
+  s3 = await startLocalS3();
+  sandbox = await startSandbox({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], knownBadgeIds: [...KNOWN_BADGES] });
+});
+afterAll(async () => {
+  await sandbox.close();
+  await s3.close();
+});
+
+let files = 0;
+async function runRows(rows: EventRow[] | string, options: { dataflow?: string; dryRun?: boolean; csv?: Parameters<typeof toCsv>[1] } = {}): Promise<LocalRunResult> {
+  const name = `events_${++files}.csv`;
+  const file = join(work, name);
+  writeFileSync(file, typeof rows === 'string' ? rows : toCsv(rows, options.csv));
+  const dataflow = config.dataflows.find((d) => d.name === (options.dataflow ?? 'weekly-events'))!;
+  return runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider(SECRETS), s3, sandbox, outDir: join(work, 'out', name), dryRun: options.dryRun });
+}
+
+const ledgerFor = (base: number) => sandbox.ledger.filter((e) => e.customerId > base && e.customerId <= base + RECORDS);
+
+/** Every record ends in exactly one place, with the right values: the heart of the workflow's promise. */
+function assessStandardRun(result: LocalRunResult, rows: EventRow[], base: number) {
+  expect(result.exitCode).toBe(3);
+  expect(result.report.status).toBe('COMPLETED_WITH_REJECTIONS');
+  const badCount = Object.keys(BAD).length;
+  expect(result.report.rows).toEqual({ total: RECORDS, accepted: RECORDS - badCount, rejected: badCount, valid: RECORDS - 6 });
+  expect(result.report.files[0]!.rows).toEqual({ total: RECORDS, accepted: RECORDS - badCount, rejected: badCount });
+
+  // Rejected: exactly the bad records, with their number, stage, code, and their values unchanged.
+  const rejected: Array<Record<string, string>> = parse(readFileSync(result.rejectedPath!), { columns: true });
+  expect(rejected.map((r) => Number(r._row)).sort((a, b) => a - b)).toEqual(Object.keys(BAD).map(Number));
+  for (const r of rejected) {
+    const expected = BAD[Number(r._row)]!;
+    expect([r._stage, r._error_code]).toEqual([expected.stage, expected.code]);
+    expect(r._error_message).not.toBe('');
+    const source = rows[Number(r._row) - 1]!;
+    expect(HEADER.map((h) => r[h])).toEqual(HEADER.map((h) => source[h] ?? ''));
+  }
+
+  // Accepted: every other record reached the API exactly once, with the epochs of its Asia/Kolkata wall times.
+  const ledger = ledgerFor(base);
+  expect(ledger).toHaveLength(RECORDS - badCount);
+  const byCustomer = new Map(ledger.map((e) => [e.customerId, e]));
+  expect(byCustomer.size).toBe(ledger.length);
+  rows.forEach((row, i) => {
+    if (BAD[i + 1]) return;
+    const entry = byCustomer.get(Number(row.member_id));
+    expect(entry).toMatchObject({
+      badgeMetaId: row.badge_code,
+      earnEventDate: kolkataEpochMs(row.event_time),
+      earnExpiresOn: kolkataEpochMs(row.expiry_date),
+      earnEventDateISO: `${row.event_time.replace(' ', 'T')}+05:30`,
+      earnExpiresOnISO: `${row.expiry_date}T00:00:00+05:30`,
+    });
+  });
+}
+
+describe('Workflow: a file through the local state machine against the sandbox', () => {
+  it('accepts every valid record exactly once and rejects every bad one with its number, stage and code', async () => {
+    // Prepare
+    const base = 10_000;
+    const rows = standardRows(base);
+
+    // Act
+    const result = await runRows(rows);
+
+    // Assess
+    assessStandardRun(result, rows, base);
+    expect(result.report.files[0]!.source.movedTo).toMatch(/^processed\/weekly-events\//);
+    expect(result.report.files[0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('gives the same outcome for the same data with a BOM and CRLF line ends', async () => {
+    // Prepare
+    const base = 20_000;
+    const rows = standardRows(base);
+
+    // Act
+    const result = await runRows(rows, { csv: { bom: true, eol: '\r\n' } });
+
+    // Assess
+    assessStandardRun(result, rows, base);
+  });
+
+  it('gives the same outcome for the same data with ";" as delimiter', async () => {
+    // Prepare
+    const base = 30_000;
+    const rows = standardRows(base);
+
+    // Act
+    const result = await runRows(rows, { dataflow: 'semicolon-events', csv: { delimiter: ';' } });
+
+    // Assess
+    expect(readFileSync(result.rejectedPath!, 'utf8').split('\n')[0]).toBe([...HEADER, '_row', '_stage', '_error_code', '_error_message'].join(';'));
+    const rejected: Array<Record<string, string>> = parse(readFileSync(result.rejectedPath!), { columns: true, delimiter: ';' });
+    expect(rejected).toHaveLength(Object.keys(BAD).length);
+    expect(result.report.rows).toMatchObject({ total: RECORDS, accepted: RECORDS - Object.keys(BAD).length });
+    expect(ledgerFor(base)).toHaveLength(RECORDS - Object.keys(BAD).length);
+  });
+
+  it('succeeds with exit 0 when every record is accepted', async () => {
+    // Prepare
+    const base = 40_000;
+    const rows = Array.from({ length: 30 }, (_, i) => validRow(i + 1, base));
+
+    // Act
+    const result = await runRows(rows);
+
+    // Assess
+    expect(result.exitCode).toBe(0);
+    expect(result.report.status).toBe('SUCCEEDED');
+    expect(result.rejectedPath).toBeUndefined();
+    expect(ledgerFor(base)).toHaveLength(30);
+  });
+
+  it('fails a file whose header lacks a mapped column, naming it, and sends nothing', async () => {
+    // Prepare
+    const before = sandbox.ledger.length;
+    const text = toCsv(standardRows(50_000), { header: ['member_id', 'badge', 'event_time', 'expiry_date', 'note'] });
+
+    // Act
+    const result = await runRows(text);
+
+    // Assess
+    expect(result.exitCode).toBe(1);
+    expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'MISSING_COLUMN', message: expect.stringContaining('"badge_code" (mapped to badgeMetaId)') } });
+    expect(result.report.files[0]!.source.movedTo).toMatch(/^failed\/weekly-events\//);
+    expect(sandbox.ledger.length).toBe(before);
+  });
+
+  it('fails a file with a quote left open near its end and sends none of the records before it', async () => {
+    // Prepare
+    const before = sandbox.ledger.length;
+    const text = `${toCsv(standardRows(60_000))}5060999,${KNOWN_BADGES[0]},2026-11-20 10:00:00,2027-01-01,"never closed\n`;
+
+    // Act
+    const result = await runRows(text);
+
+    // Assess
+    expect(result.exitCode).toBe(1);
+    expect(result.report.error).toMatchObject({ code: 'MALFORMED_CSV', message: expect.stringMatching(/at line \d+/) });
+    expect(sandbox.ledger.length).toBe(before);
+  });
+
+  it('validates and reports without sending on a dry run', async () => {
+    // Prepare
+    const before = sandbox.ledger.length;
+
+    // Act
+    const result = await runRows(standardRows(70_000), { dryRun: true });
+
+    // Assess
+    expect(result.report).toMatchObject({ dryRun: true, rows: { total: RECORDS, accepted: 0, valid: RECORDS - 6, rejected: 6 } });
+    expect(result.exitCode).toBe(3);
+    expect(sandbox.ledger.length).toBe(before);
+    const inbox = [];
+    for await (const o of listObjects(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/')) inbox.push(o.key);
+    expect(inbox).toContain(result.report.files[0]!.source.key);
+  });
+
+  it('ends FAILED with the secret named when a credential is missing, sending nothing and losing no record', async () => {
+    // Prepare
+    const before = sandbox.ledger.length;
+    const file = join(work, 'events_nosecret.csv');
+    writeFileSync(file, toCsv(Array.from({ length: 30 }, (_, i) => validRow(i + 1, 80_000))));
+
+    // Act
+    const result = await runLocal({
+      config,
+      configFile,
+      dataflow: config.dataflows[0]!,
+      file,
+      secrets: new StaticSecretsProvider({ 'api/user': SECRETS['api/user'] }),
+      s3,
+      sandbox,
+      outDir: join(work, 'out', 'nosecret'),
+    });
+
+    // Assess
+    expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'SECRET_NOT_FOUND', message: expect.stringContaining('"api/password"') }, rows: { total: 30, rejected: 30 } });
+    expect(sandbox.ledger.length).toBe(before);
+  });
+});
+
+describe('CLI: badges-import run', () => {
+  const cli = (args: string[]) =>
+    run(join(root, 'node_modules', '.bin', 'node'), [join(root, 'bin', 'badges-import.js'), ...args], { cwd: work }).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+
+  it('exits 3 with a summary and writes report.json and the rejected file to --out', async () => {
+    // Prepare
+    const file = join(work, 'events_cli.csv');
+    writeFileSync(file, toCsv(standardRows(90_000)));
+    const out = join(work, 'cli-out');
+
+    // Act
+    const result = await cli(['run', '--config', configFile, '--dataflow', 'weekly-events', '--file', file, '--secrets', secretsFile, '--sandbox', sandboxFile, '--out', out, '--quiet']);
+
+    // Assess
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('COMPLETED_WITH_REJECTIONS');
+    expect(result.stdout).toContain(`records ${RECORDS}: ${RECORDS - 8} accepted, 8 rejected`);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { files: Array<{ rejectedFile: string }> };
+    expect(existsSync(join(out, report.files[0]!.rejectedFile))).toBe(true);
+  });
+
+  it('exits 2 and names the JSON path of each problem in an invalid configuration', async () => {
+    // Prepare
+    const bad = join(work, 'bad-config.json');
+    writeFileSync(bad, JSON.stringify(configDocument({ destination: { baseUrl: 'nope', auth: { type: 'basic' } } })));
+
+    // Act
+    const result = await cli(['run', '--config', bad, '--file', join(work, 'events_cli.csv')]);
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('dataflows[0].destination.baseUrl');
+    expect(result.stderr).toContain('dataflows[0].destination.auth.usernameSecret');
+  });
+});

@@ -15,7 +15,7 @@ export interface AslDefinition {
 export interface AslState {
   Type: string;
   Resource?: string;
-  ItemProcessor?: AslDefinition & { ProcessorConfig?: { Mode?: string } };
+  ItemProcessor?: AslDefinition & { ProcessorConfig?: { Mode?: string; ExecutionType?: string } };
   [key: string]: unknown;
 }
 

@@ -1,0 +1,78 @@
+import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { mockClient } from 'aws-sdk-client-mock';
+import { putText } from '../src/aws/s3';
+import { StaticSecretsProvider } from '../src/aws/secrets';
+import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
+import { silentLog } from '../src/steps/deps';
+import { executionName, sweep } from '../src/steps/sweep';
+import { makeConfig } from './support/factories';
+
+const sfnMock = mockClient(SFNClient);
+const STATE_MACHINE = 'arn:aws:states:eu-west-1:111122223333:stateMachine:Workflow';
+let s3: LocalS3;
+
+beforeAll(async () => {
+  s3 = await startLocalS3();
+  for (const key of ['inbox/weekly-events/events_1.csv', 'inbox/weekly-events/events_2.csv', 'inbox/weekly-events/notes.txt', 'inbox/weekly-events/sub/events_3.csv', 'inbox/other/events_4.csv']) {
+    await putText(s3.client, LOCAL_BUCKETS.inbox, key, 'member_id\n');
+  }
+});
+afterAll(() => s3.close());
+beforeEach(() => sfnMock.reset());
+
+const deps = () => ({ config: makeConfig(), s3: s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider({}), log: silentLog, sfn: new SFNClient({ region: 'eu-west-1' }), stateMachineArn: STATE_MACHINE });
+
+describe('Function: sweep', () => {
+  it('starts one execution per waiting file that matches the pattern, directly under the prefix', async () => {
+    // Prepare
+    sfnMock.on(StartExecutionCommand).resolves({ executionArn: 'arn:x', startDate: new Date() });
+
+    // Act
+    const output = await sweep({ dataflow: 'weekly-events' }, deps());
+
+    // Assess
+    expect(output.started).toEqual(['inbox/weekly-events/events_1.csv', 'inbox/weekly-events/events_2.csv']);
+    const inputs = sfnMock.commandCalls(StartExecutionCommand).map((c) => c.args[0].input);
+    expect(inputs.map((i) => JSON.parse(i.input!))).toEqual([
+      { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key: 'inbox/weekly-events/events_1.csv' },
+      { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key: 'inbox/weekly-events/events_2.csv' },
+    ]);
+    expect(inputs.every((i) => i.stateMachineArn === STATE_MACHINE)).toBe(true);
+  });
+
+  it('counts a file whose execution already exists as already running, not as an error', async () => {
+    // Prepare
+    sfnMock.on(StartExecutionCommand).rejects(new ExecutionAlreadyExists({ message: 'exists', $metadata: {} }));
+
+    // Act
+    const output = await sweep({ dataflow: 'weekly-events' }, deps());
+
+    // Assess
+    expect(output.started).toEqual([]);
+    expect(output.alreadyRunning).toHaveLength(2);
+  });
+
+  it('lets other Step Functions errors through', async () => {
+    // Prepare
+    sfnMock.on(StartExecutionCommand).rejects(new Error('throttled'));
+
+    // Act + Assess
+    await expect(sweep({ dataflow: 'weekly-events' }, deps())).rejects.toThrow('throttled');
+  });
+});
+
+describe('Function: executionName', () => {
+  it('is stable for one object version, differs for another, and fits Step Functions limits', () => {
+    // Act
+    const a = executionName('weekly-events', 'inbox/weekly-events/events 1.csv', 'etag1');
+    const again = executionName('weekly-events', 'inbox/weekly-events/events 1.csv', 'etag1');
+    const changed = executionName('weekly-events', 'inbox/weekly-events/events 1.csv', 'etag2');
+    const long = executionName('weekly-events', `inbox/weekly-events/${'x'.repeat(200)}.csv`, 'e');
+
+    // Assess
+    expect(a).toBe(again);
+    expect(a).not.toBe(changed);
+    expect(a).toMatch(/^[A-Za-z0-9_-]{1,80}$/);
+    expect(long.length).toBeLessThanOrEqual(80);
+  });
+});

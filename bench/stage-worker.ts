@@ -1,0 +1,21 @@
+// Runs the stage step once in its own process, so that its peak RSS is the step's alone (s3rver runs in the parent).
+import { S3Client } from '@aws-sdk/client-s3';
+import { StaticSecretsProvider } from '../src/aws/secrets';
+import { loadConfig } from '../src/config/load';
+import { LOCAL_BUCKETS } from '../src/local/s3';
+import { silentLog } from '../src/steps/deps';
+import { stage } from '../src/steps/stage';
+
+async function main() {
+  const [endpoint, configFile, key, runId] = process.argv.slice(2) as [string, string, string, string];
+  const s3 = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  const config = loadConfig(configFile);
+  const started = process.hrtime.bigint();
+  const output = await stage(
+    { input: { dataflow: config.dataflows[0]!.name, bucket: LOCAL_BUCKETS.inbox, key }, runId, startedAt: new Date().toISOString() },
+    { config, s3, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider({}), log: silentLog, now: () => Date.UTC(2026, 10, 27) },
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  process.stdout.write(`${JSON.stringify({ seconds, records: output.records, rejected: output.rejected, chunks: output.chunkCount, maxRssKb: process.resourceUsage().maxRSS })}\n`);
+}
+void main();

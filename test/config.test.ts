@@ -83,6 +83,19 @@ describe('Function: parseConfig', () => {
     );
   });
 
+  it('refuses a chunk that a worker could not send within its time at its share of the rate', () => {
+    // Prepare: 1000 records in batches of 100 = 10 requests; 8 workers share 10 requests a minute.
+    const document = configDocument({
+      destination: { baseUrl: 'https://eu.api.capillarytech.com', auth: { type: 'basic', usernameSecret: 'u', passwordSecret: 'p' }, maxRequestsPerMinute: 10, maxConcurrency: 8 },
+    });
+
+    // Act
+    const problems = problemsOf(document);
+
+    // Assess
+    expect(problems).toEqual([expect.stringMatching(/^dataflows\[0\]\.destination\.recordsPerWorker: a worker would need 480 s/)]);
+  });
+
   it('names the file when it is not JSON', () => {
     // Prepare
     const file = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'broken.json');

@@ -134,6 +134,9 @@ const dataflow = z.strictObject({
   schedule: schedule.optional(),
 });
 
+/** A worker must finish its chunk well inside the send Lambda's 5 minutes, pacing included. */
+export const MAX_SECONDS_PER_WORKER = 180;
+
 export const configSchema = z
   .strictObject({
     $schema: z.string().optional(),
@@ -147,6 +150,16 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'name'], message: `duplicates dataflows[${first}].name "${flow.name}"` });
       } else {
         seen.set(flow.name, i);
+      }
+      const d = flow.destination;
+      const requests = Math.ceil(d.recordsPerWorker / d.batchSize);
+      const seconds = (requests * 60 * d.maxConcurrency) / d.maxRequestsPerMinute;
+      if (seconds > MAX_SECONDS_PER_WORKER) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dataflows', i, 'destination', 'recordsPerWorker'],
+          message: `a worker would need ${Math.round(seconds)} s for its ${requests} requests at its share of the rate (${d.maxRequestsPerMinute}/${d.maxConcurrency} per minute); at most ${MAX_SECONDS_PER_WORKER} s fit: lower recordsPerWorker or maxConcurrency, or raise batchSize`,
+        });
       }
       config.dataflows.forEach((other, j) => {
         if (j > i && (other.source.prefix.startsWith(flow.source.prefix) || flow.source.prefix.startsWith(other.source.prefix))) {

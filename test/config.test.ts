@@ -63,6 +63,7 @@ describe('Function: parseConfig', () => {
       ]),
     );
     expect(problems).toHaveLength(10);
+    expect(problems).toContain('dataflows[0].mapping.earnExpiresOn: is required');
   });
 
   it('refuses two dataflows with one name or overlapping prefixes', () => {

@@ -8,7 +8,7 @@ function formatPath(path: readonly PropertyKey[]): string {
 
 /** Validates a parsed configuration document, reporting every problem at once with its JSON path. */
 export function parseConfig(document: unknown): Config {
-  const result = configSchema.safeParse(document);
+  const result = configSchema.safeParse(document, { error: (issue) => (issue.input === undefined ? 'is required' : undefined) });
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((issue) => `${formatPath(issue.path) || '(root)'}: ${issue.message}`));
   }

@@ -48,6 +48,8 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   const recordsPerChunk = flow.destination.recordsPerWorker;
   const uploads = pLimit(UPLOADS_IN_FLIGHT);
   const pending = new Set<Promise<void>>();
+  // The first failed chunk upload: an upload leaves `pending` when it settles, so its failure is kept here.
+  let uploadFailure: Error | undefined;
   const chunks: ChunkRef[] = [];
   let lines: string[] = [];
   let firstRecord = 1;
@@ -57,10 +59,13 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     chunks.push(ref);
     const body = lines.join('\n');
     lines = [];
-    const upload = uploads(() => putText(s3, buckets.staging, ref.key, body, 'application/x-ndjson'));
+    const upload = uploads(() => putText(s3, buckets.staging, ref.key, body, 'application/x-ndjson')).catch((error: unknown) => {
+      uploadFailure ??= error instanceof Error ? error : new Error(`Staging upload of ${ref.key} failed`);
+    });
     pending.add(upload);
-    upload.finally(() => pending.delete(upload)).catch(() => undefined);
+    void upload.finally(() => pending.delete(upload));
     if (pending.size >= UPLOADS_IN_FLIGHT) await Promise.race(pending);
+    if (uploadFailure) throw uploadFailure;
   };
 
   let rejects: ObjectWriter | undefined;
@@ -85,6 +90,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     }
     await flush();
     await Promise.all(pending);
+    if (uploadFailure) throw uploadFailure;
     await rejects?.end();
   } catch (error) {
     await Promise.allSettled(pending);

@@ -26,7 +26,7 @@ import {
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { STEPFUNCTIONS_USE_DISTRIBUTED_MAP_RESULT_WRITER_V2 } from 'aws-cdk-lib/cx-api';
 import type { Construct } from 'constructs';
-import type { Config } from '../src/config/schema';
+import { type Config, secretNamesOf } from '../src/config/schema';
 import { ENV, KEYS } from '../src/contracts';
 import { FATAL_ERROR_NAMES } from '../src/errors';
 import { StepFunction, houseBucket } from './defaults';
@@ -99,7 +99,7 @@ export class BadgesImportStack extends Stack {
     allow(finalizeFn, ['s3:GetObject', 's3:DeleteObject'], ...dataflowObjects(inbox, config));
     allow(finalizeFn, ['s3:PutObject'], inbox.arnForObjects('processed/*'), inbox.arnForObjects('failed/*'));
     // Only the send step talks to the API, so only it may read the API credentials.
-    const secretNames = [...new Set(config.dataflows.flatMap((d) => [d.destination.auth.usernameSecret, d.destination.auth.passwordSecret]))];
+    const secretNames = [...new Set(config.dataflows.flatMap((d) => secretNamesOf(d.destination.auth)))];
     secretNames.forEach((name, i) => Secret.fromSecretNameV2(this, `ApiSecret${i}`, name).grantRead(sendFn));
 
     const finalize = new LambdaInvoke(this, STATE_NAMES.finalize, {
@@ -143,6 +143,7 @@ export class BadgesImportStack extends Stack {
         startedAt: JsonPath.stringAt('$.startedAt'),
         dataflow: JsonPath.stringAt('$.dataflow'),
         chunk: JsonPath.stringAt('$$.Map.Item.Value'),
+        concurrency: JsonPath.numberAt('$.maxConcurrency'),
       },
       // Results go to S3, not into the state: a file of millions of rows has thousands of chunks.
       resultWriterV2: new ResultWriterV2({ bucket: staging, prefix: KEYS.mapResults }),

@@ -92,6 +92,8 @@ export interface StageSummary {
 export interface SendEvent extends RunContext {
   dataflow: string;
   chunk: ChunkRef;
+  /** Workers sending at once for this file (the Map's MaxConcurrency): each takes this share of the rate. */
+  concurrency?: number;
 }
 
 export interface SendOutput {
@@ -104,6 +106,8 @@ export interface SendOutput {
   rejectedPartKey?: string;
   /** Set when the chunk stopped on an error that dooms the whole file (e.g. refused credentials). */
   fatal?: { code: string; message: string };
+  /** What the client did: requests made, 429s met, retries, items reconciled after an unknown outcome. */
+  stats?: { requests: number; throttled: number; retried: number; reconciled: number };
 }
 
 /** What a Catch adds to the state. */

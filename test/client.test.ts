@@ -1,35 +1,54 @@
 import { authProvider, basicAuthorization } from '../src/api/auth';
-import { BadgesApiClient, SEND_CODES } from '../src/api/client';
-import { type Sandbox, IMPORT_PATH, startSandbox } from '../src/api/sandbox';
+import { BadgesApiClient, Pacer, SEND_CODES } from '../src/api/client';
+import { IMPORT_PATH, type SandboxSettings, startSandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
+import type { Destination } from '../src/config/schema';
 import type { ApiItem } from '../src/core/mapping';
 import { AuthError } from '../src/errors';
 import { KNOWN_BADGES, SECRETS, UNKNOWN_BADGE, makeDataflow } from './support/factories';
 import { type ScriptedServer, accepted, scriptedServer } from './support/http';
 
-const item = (customerId: number, badgeMetaId: string = KNOWN_BADGES[0]): ApiItem => ({
+const OAUTH_SECRETS = { 'oauth/key': 'client-key', 'oauth/secret': 'client-s3cret' };
+const EVENT = Date.UTC(2026, 10, 20, 5);
+const item = (customerId: number, badgeMetaId: string = KNOWN_BADGES[0], earnEventDate = EVENT): ApiItem => ({
   badgeMetaId,
   customerId,
-  earnEventDate: Date.UTC(2026, 10, 20, 5),
+  earnEventDate,
   earnExpiresOn: Date.UTC(2027, 0, 1),
-  earnEventDateISO: '2026-11-20T10:30:00+05:30',
-  earnExpiresOnISO: '2027-01-01T05:30:00+05:30',
+  earnEventDateISO: new Date(earnEventDate).toISOString(),
+  earnExpiresOnISO: '2027-01-01T00:00:00.000Z',
 });
 
 const sleeps: number[] = [];
-function client(baseUrl: string, overrides: Record<string, unknown> = {}) {
-  const flow = makeDataflow();
+const instantSleep = (ms: number) => {
+  sleeps.push(ms);
+  return Promise.resolve();
+};
+
+function client(baseUrl: string, overrides: Partial<Destination> = {}, secrets: Record<string, string> = { ...SECRETS, ...OAUTH_SECRETS }) {
+  const destination = { ...makeDataflow().destination, baseUrl, maxRetries: 3, requestTimeoutMs: 1000, ...overrides };
   return new BadgesApiClient({
-    destination: { ...flow.destination, baseUrl, maxRetries: 3, requestTimeoutMs: 1000, ...overrides },
-    auth: authProvider(flow.destination.auth, new StaticSecretsProvider(SECRETS)),
+    destination,
+    auth: authProvider(destination.auth, new StaticSecretsProvider(secrets), { baseUrl }),
     requestsPerMinute: 600_000,
-    sleep: (ms) => {
-      sleeps.push(ms);
-      return Promise.resolve();
-    },
+    sleep: instantSleep,
     random: () => 0.5,
   });
 }
+const oauth: Destination['auth'] = { type: 'oauth', keySecret: 'oauth/key', secretSecret: 'oauth/secret' };
+
+async function sandboxWith(settings: SandboxSettings = {}) {
+  return startSandbox({
+    users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }],
+    oauthClients: [{ key: OAUTH_SECRETS['oauth/key'], secret: OAUTH_SECRETS['oauth/secret'] }],
+    knownBadgeIds: [...KNOWN_BADGES],
+    ...settings,
+  });
+}
+
+beforeEach(() => {
+  sleeps.length = 0;
+});
 
 describe('Function: basicAuthorization', () => {
   it('encodes user and the MD5 of the password, as Capillary requires', () => {
@@ -39,13 +58,10 @@ describe('Function: basicAuthorization', () => {
 });
 
 describe('Class: BadgesApiClient against the sandbox', () => {
-  let sandbox: Sandbox;
-  beforeAll(async () => {
-    sandbox = await startSandbox({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], knownBadgeIds: [...KNOWN_BADGES] });
-  });
-  afterAll(() => sandbox.close());
-
   it('gets one outcome per item: accepted, or the API code and message', async () => {
+    // Prepare
+    const sandbox = await sandboxWith();
+
     // Act
     const outcomes = await client(sandbox.url).send([item(1), item(2, UNKNOWN_BADGE), item(3)]);
 
@@ -55,28 +71,123 @@ describe('Class: BadgesApiClient against the sandbox', () => {
       { accepted: false, code: '1054', message: 'GLOBAL.BADGE_NOT_FOUND' },
       { accepted: true, earnedBadgeId: expect.any(String) },
     ]);
-    expect(sandbox.ledger.filter((e) => [1, 2, 3].includes(e.customerId)).map((e) => e.customerId)).toEqual([1, 3]);
+    expect(sandbox.ledger.map((e) => e.customerId)).toEqual([1, 3]);
+    await sandbox.close();
   });
 
-  it('throws AuthError when the credentials are refused', async () => {
+  it('throws AuthError when Basic credentials are refused', async () => {
     // Prepare
-    const flow = makeDataflow();
-    const wrong = new BadgesApiClient({
-      destination: { ...flow.destination, baseUrl: sandbox.url },
-      auth: authProvider(flow.destination.auth, new StaticSecretsProvider({ ...SECRETS, 'api/password': 'wrong' })),
-      requestsPerMinute: 600_000,
-    });
+    const sandbox = await sandboxWith();
 
     // Act + Assess
-    await expect(wrong.send([item(4)])).rejects.toThrow(AuthError);
+    await expect(client(sandbox.url, {}, { ...SECRETS, 'api/password': 'wrong' }).send([item(4)])).rejects.toThrow(AuthError);
+    expect(sandbox.ledger).toHaveLength(0);
+    await sandbox.close();
+  });
+
+  it('sends with an OAuth token, and fetches a new one once when the API answers 401', async () => {
+    // Prepare
+    const sandbox = await sandboxWith();
+    const c = client(sandbox.url, { auth: oauth });
+    await c.send([item(1)]);
+
+    // Act
+    sandbox.expireTokens();
+    const outcomes = await c.send([item(2)]);
+
+    // Assess
+    expect(outcomes[0]).toMatchObject({ accepted: true });
+    expect(sandbox.statusCounts[401]).toBe(1);
+    expect(sandbox.ledger.map((e) => e.customerId)).toEqual([1, 2]);
+    await sandbox.close();
+  });
+
+  it('renews an OAuth token before it expires', async () => {
+    // Prepare: tokens live 1 s; the client renews after 80% of that.
+    const sandbox = await sandboxWith({ tokenTtlSeconds: 1 });
+    const c = client(sandbox.url, { auth: oauth });
+    await c.send([item(1)]);
+
+    // Act
+    await new Promise((r) => setTimeout(r, 900));
+    const outcomes = await c.send([item(2)]);
+
+    // Assess
+    expect(outcomes[0]).toMatchObject({ accepted: true });
+    expect(sandbox.statusCounts[401]).toBeUndefined();
+    await sandbox.close();
+  });
+
+  it('throws AuthError when a refused token survives the refresh, and when the key is wrong', async () => {
+    // Prepare
+    const sandbox = await sandboxWith();
+
+    // Act + Assess
+    await expect(client(sandbox.url, { auth: oauth }, { ...OAUTH_SECRETS, 'oauth/secret': 'nope' }).send([item(1)])).rejects.toThrow(/refused the OAuth key/);
+    expect(sandbox.ledger).toHaveLength(0);
+    await sandbox.close();
+  });
+
+  it('counts a badge whose answer was lost as accepted once it is found issued, and never sends it twice', async () => {
+    // Prepare: every import is processed, then its answer is lost.
+    const sandbox = await sandboxWith({ faults: { lostAfterProcessing: 1 } });
+
+    // Act
+    const outcomes = await client(sandbox.url).send([item(11), item(12)]);
+
+    // Assess
+    expect(outcomes).toEqual([
+      { accepted: true, earnedBadgeId: 'reconciled', reconciled: true },
+      { accepted: true, earnedBadgeId: 'reconciled', reconciled: true },
+    ]);
+    expect(sandbox.ledger.map((e) => e.customerId)).toEqual([11, 12]);
+    await sandbox.close();
+  });
+
+  it('reconciles a timeout after sending the same way', async () => {
+    // Prepare: answers come after 400 ms; the client waits 100 ms.
+    const sandbox = await sandboxWith({ faults: { slowRate: 1, slowDelayMs: 400 } });
+
+    // Act
+    const outcomes = await client(sandbox.url, { requestTimeoutMs: 100 }).send([item(21)]);
+
+    // Assess
+    expect(outcomes[0]).toMatchObject({ accepted: true, reconciled: true });
+    expect(sandbox.ledger).toHaveLength(1);
+    await sandbox.close();
+  });
+
+  it('resends what reconciliation finds not issued, and parks it as RETRIES_EXHAUSTED when that never works', async () => {
+    // Prepare: every connection is reset before processing.
+    const sandbox = await sandboxWith({ faults: { resetBeforeProcessing: 1 } });
+
+    // Act
+    const outcomes = await client(sandbox.url).send([item(31)]);
+
+    // Assess
+    expect(outcomes[0]).toMatchObject({ accepted: false, code: SEND_CODES.RETRIES_EXHAUSTED });
+    expect(sandbox.statusCounts.reset).toBe(4);
+    expect(sandbox.ledger).toHaveLength(0);
+    await sandbox.close();
+  });
+
+  it('checks each badge id once through badgeMeta', async () => {
+    // Prepare
+    const sandbox = await sandboxWith();
+    const c = client(sandbox.url);
+
+    // Act
+    const answers = [await c.badgeExists(KNOWN_BADGES[0]), await c.badgeExists(UNKNOWN_BADGE), await c.badgeExists(KNOWN_BADGES[0])];
+
+    // Assess
+    expect(answers).toEqual([true, false, true]);
+    expect(c.stats.requests).toBe(2);
+    await sandbox.close();
   });
 });
 
-describe('Class: BadgesApiClient under faults', () => {
+describe('Class: BadgesApiClient under scripted faults', () => {
   let server: ScriptedServer | undefined;
-  beforeEach(() => {
-    sleeps.length = 0;
-  });
   afterEach(async () => {
     await server?.close();
     server = undefined;
@@ -84,9 +195,7 @@ describe('Class: BadgesApiClient under faults', () => {
 
   it('retries 503 and 429 with backoff, honouring Retry-After, then succeeds', async () => {
     // Prepare
-    server = await scriptedServer((body, n) =>
-      n === 0 ? { status: 503 } : n === 1 ? { status: 429, headers: { 'Retry-After': '2' } } : { status: 200, body: accepted(body) },
-    );
+    server = await scriptedServer((body, n) => (n === 0 ? { status: 503 } : n === 1 ? { status: 429, headers: { 'Retry-After': '2' } } : { status: 200, body: accepted(body) }));
 
     // Act
     const outcomes = await client(server.url).send([item(1), item(2)]);
@@ -94,7 +203,7 @@ describe('Class: BadgesApiClient under faults', () => {
     // Assess
     expect(outcomes.every((o) => o.accepted)).toBe(true);
     expect(server.requests).toHaveLength(3);
-    expect(sleeps.filter((ms) => ms > 0)).toEqual([250, 2000]);
+    expect(sleeps.filter((ms) => ms >= 100)).toEqual([250, 2000]);
   });
 
   it('parks the records as RETRIES_EXHAUSTED when the retries run out', async () => {
@@ -109,39 +218,38 @@ describe('Class: BadgesApiClient under faults', () => {
     expect(outcomes).toEqual([{ accepted: false, code: SEND_CODES.RETRIES_EXHAUSTED, message: expect.stringContaining('HTTP 502') }]);
   });
 
-  it('never resends a request whose answer was lost: AMBIGUOUS', async () => {
-    // Prepare
-    server = await scriptedServer([{ status: 200, reset: true }]);
+  it('treats an answer with the wrong number of items as unknown: reconciles, then resends only what is missing', async () => {
+    // Prepare: the first answer drops an item; the customer endpoint then shows customer 1's badge only.
+    server = await scriptedServer((body, n, call) => {
+      if (call.path.startsWith('/api_gateway/v1/badges/customer/1?')) return { status: 200, body: { data: { customerBadges: [{ badgeMetaId: KNOWN_BADGES[0], lastEarnEventDate: EVENT }] } } };
+      if (call.path.startsWith('/api_gateway/v1/badges/customer/')) return { status: 200, body: { data: { customerBadges: [] } } };
+      return { status: 200, body: n === 0 ? accepted(body).slice(1) : accepted(body) };
+    });
 
     // Act
     const outcomes = await client(server.url).send([item(1), item(2)]);
 
     // Assess
-    expect(server.requests).toHaveLength(1);
-    expect(outcomes.map((o) => !o.accepted && o.code)).toEqual([SEND_CODES.AMBIGUOUS, SEND_CODES.AMBIGUOUS]);
+    expect(outcomes).toEqual([
+      { accepted: true, earnedBadgeId: 'reconciled', reconciled: true },
+      { accepted: true, earnedBadgeId: 'earned-0' },
+    ]);
+    const imports = server.calls.map((c, i) => ({ ...c, body: server!.requests[i] })).filter((c) => c.path === IMPORT_PATH);
+    expect(imports.map((c) => (c.body as ApiItem[]).map((i) => i.customerId))).toEqual([[1, 2], [2]]);
   });
 
-  it('treats a timeout after sending as AMBIGUOUS', async () => {
+  it('parks a record as AMBIGUOUS when a later earn event hides whether it was issued', async () => {
     // Prepare
-    server = await scriptedServer([{ status: 200, body: [], delayMs: 500 }]);
+    server = await scriptedServer((_body, _n, call) =>
+      call.path === IMPORT_PATH ? { status: 200, reset: true } : { status: 200, body: { data: { customerBadges: [{ badgeMetaId: KNOWN_BADGES[0], lastEarnEventDate: EVENT + 1000 }] } } },
+    );
 
     // Act
-    const outcomes = await client(server.url, { requestTimeoutMs: 100 }).send([item(1)]);
+    const outcomes = await client(server.url).send([item(1)]);
 
     // Assess
-    expect(server.requests).toHaveLength(1);
-    expect(outcomes[0]).toMatchObject({ accepted: false, code: SEND_CODES.AMBIGUOUS, message: expect.stringContaining('TIMEOUT') });
-  });
-
-  it('treats an answer with the wrong number of items as AMBIGUOUS, never as success', async () => {
-    // Prepare
-    server = await scriptedServer((body) => ({ status: 200, body: accepted(body).slice(1) }));
-
-    // Act
-    const outcomes = await client(server.url).send([item(1), item(2)]);
-
-    // Assess
-    expect(outcomes.every((o) => !o.accepted && o.code === SEND_CODES.AMBIGUOUS)).toBe(true);
+    expect(outcomes[0]).toMatchObject({ accepted: false, code: SEND_CODES.AMBIGUOUS });
+    expect(server.calls.filter((c) => c.path === IMPORT_PATH)).toHaveLength(1);
   });
 
   it('splits a batch refused with 400 to isolate the record at fault', async () => {
@@ -157,11 +265,22 @@ describe('Class: BadgesApiClient under faults', () => {
     expect(outcomes.map((o) => (o.accepted ? 'ok' : o.code))).toEqual(['ok', 'ok', '8001', 'ok', 'ok']);
   });
 
-  it('bounds full-jitter backoff by the cap', () => {
+  it('uses the configured method and path', async () => {
+    // Prepare
+    server = await scriptedServer((body) => ({ status: 200, body: accepted(body) }));
+
+    // Act
+    await client(server.url, { method: 'POST' }).send([item(1)]);
+
+    // Assess
+    expect(server.calls).toEqual([{ method: 'POST', path: IMPORT_PATH }]);
+  });
+
+  it('bounds full-jitter backoff by the cap and takes Retry-After as given', () => {
     // Prepare
     const c = new BadgesApiClient({
       destination: makeDataflow().destination,
-      auth: { headers: () => Promise.resolve({}) },
+      auth: { headers: () => Promise.resolve({}), refresh: () => false },
       requestsPerMinute: 60,
       random: () => 0.999,
       backoffBaseMs: 100,
@@ -174,15 +293,32 @@ describe('Class: BadgesApiClient under faults', () => {
     expect(c.backoffMs(10)).toBe(999);
     expect(c.backoffMs(0, '3')).toBe(3000);
   });
+});
 
-  it('uses the configured method and path', async () => {
+describe('Class: Pacer', () => {
+  it('halves its rate on a 429, never below a sixteenth, and wins it back step by step', () => {
     // Prepare
-    server = await scriptedServer((body) => ({ status: 200, body: accepted(body) }));
+    const pacer = new Pacer(600, instantSleep, () => 0);
+
+    // Act + Assess
+    pacer.throttled();
+    expect(pacer.perMinute).toBe(300);
+    for (let i = 0; i < 10; i++) pacer.throttled();
+    expect(pacer.perMinute).toBe(600 / 16);
+    for (let i = 0; i < 100; i++) pacer.succeeded();
+    expect(pacer.perMinute).toBe(600);
+  });
+
+  it('spaces requests at its rate', async () => {
+    // Prepare: 1200 a minute = one per 50 ms; the sleep records what it is asked without waiting.
+    const waits: number[] = [];
+    const pacer = new Pacer(1200, (ms) => (waits.push(ms), Promise.resolve()), () => 0);
 
     // Act
-    await client(server.url, { method: 'POST' }).send([item(1)]);
+    for (let i = 0; i < 5; i++) await pacer.wait();
 
-    // Assess
-    expect(server.calls).toEqual([{ method: 'POST', path: IMPORT_PATH }]);
+    // Assess: the k-th request waits for k intervals (less the few ms the loop itself takes).
+    expect(waits).toHaveLength(4);
+    waits.forEach((ms, k) => expect(Math.abs(ms - 50 * (k + 1))).toBeLessThan(25));
   });
 });

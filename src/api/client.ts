@@ -1,27 +1,27 @@
 import type { Destination } from '../config/schema';
 import type { ApiItem } from '../core/mapping';
 import { AuthError } from '../errors';
-import type { AuthProvider } from './auth';
+import { type AuthProvider, TokenUnavailableError } from './auth';
 
 /** What became of one item of a request. */
 export type ItemOutcome =
-  | { accepted: true; earnedBadgeId: string; warnings?: unknown[] }
+  | { accepted: true; earnedBadgeId: string; reconciled?: boolean; warnings?: unknown[] }
   | { accepted: false; code: string; message: string };
 
 /** Codes of records that the client could not settle; all are replayable. */
 export const SEND_CODES = {
-  /** Retries used up on 429, 502, 503, 504, 520, 521 or refused connections: the API never took the records. */
+  /** Retries used up on 429, 502, 503, 504, 520, 521, refused connections, or unknown outcomes found not issued. */
   RETRIES_EXHAUSTED: 'RETRIES_EXHAUSTED',
-  /** The request may have been processed (timeout, reset, 500, an answer of the wrong length): check before replaying. */
+  /** The outcome is unknown and reconciliation could not tell whether the badge was issued: check before replaying. */
   AMBIGUOUS: 'AMBIGUOUS',
-  /** The API refused the request itself (4xx other than auth). */
-  REQUEST_REJECTED: 'REQUEST_REJECTED',
 } as const;
 
 /** Statuses that mean "not processed, try again": Connect+'s recoverable list plus 429. */
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504, 520, 521]);
-/** Network errors raised before a request could reach the server: safe to resend. */
+/** Network errors raised before a request could reach the server: safe to resend without reconciling. */
 const NOT_SENT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const CUSTOMER_BADGES_PATH = '/api_gateway/v1/badges/customer/';
+const BADGE_META_PATH = '/api_gateway/v1/badges/badgeMeta/';
 
 interface ApiError {
   code?: number | string;
@@ -32,6 +32,17 @@ interface ResponseItem {
   errors?: ApiError[] | null;
   warnings?: unknown[] | null;
 }
+
+/** One HTTP exchange with the import endpoint, classified. */
+type Exchange =
+  | { kind: 'answered'; outcomes: ItemOutcome[] }
+  | { kind: 'retry'; problem: string; retryAfter?: string | null; throttled: boolean }
+  | { kind: 'ambiguous'; problem: string }
+  | { kind: 'refused'; status: number; body: unknown }
+  | { kind: 'unauthorized'; status: number };
+
+/** Whether an item whose request had an unknown outcome was issued, per the customer-badges endpoint. */
+type Reconciled = 'issued' | 'not-issued' | 'unknown';
 
 export interface ClientOptions {
   destination: Destination;
@@ -47,26 +58,76 @@ export interface ClientOptions {
   backoffCapMs?: number;
 }
 
+/** Counters of what the client did, for reports and benchmarks. */
+export interface ClientStats {
+  requests: number;
+  throttled: number;
+  retried: number;
+  reconciled: number;
+}
+
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
- * Sends batches to the import API. It never throws for the fate of a record (every item gets an outcome); it throws
- * only AuthError, when the credentials are refused, since then no record of the file can be sent.
+ * Paces one worker's requests to its share of the rate. On a 429 it halves its rate (down to a sixteenth), and each
+ * request answered without throttling wins back a twentieth of the share: the rate settles just under what the API
+ * really allows, with few 429s, and recovers once the API does.
+ */
+export class Pacer {
+  private rate: number;
+  private nextSlot = 0;
+
+  constructor(
+    private readonly maxPerMinute: number,
+    private readonly sleep: (ms: number) => Promise<void>,
+    random: () => number,
+  ) {
+    this.rate = maxPerMinute;
+    // A random phase, so that workers started together do not send in lockstep.
+    this.nextSlot = Date.now() + random() * (60_000 / maxPerMinute);
+  }
+
+  get perMinute(): number {
+    return this.rate;
+  }
+
+  async wait(): Promise<void> {
+    const now = Date.now();
+    const slot = Math.max(now, this.nextSlot);
+    this.nextSlot = slot + 60_000 / this.rate;
+    if (slot > now) await this.sleep(slot - now);
+  }
+
+  throttled(): void {
+    this.rate = Math.max(this.maxPerMinute / 16, this.rate / 2);
+  }
+
+  succeeded(): void {
+    this.rate = Math.min(this.maxPerMinute, this.rate + this.maxPerMinute / 20);
+  }
+}
+
+/**
+ * Sends batches to the import API. It never throws for the fate of a record: every item gets an outcome. It throws
+ * only AuthError, when the credentials are refused even after a refresh, since then no record of the file can be sent.
+ *
+ * A request whose outcome is unknown (a timeout after sending, a reset, a 500, an answer of the wrong length) is never
+ * resent blindly: each of its items is looked up through the customer-badges endpoint; issued ones count as accepted,
+ * ones found not issued are sent again, and ones that cannot be told apart are parked as AMBIGUOUS.
  */
 export class BadgesApiClient {
+  readonly stats: ClientStats = { requests: 0, throttled: 0, retried: 0, reconciled: 0 };
   private readonly fetch: typeof fetch;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
-  private readonly url: string;
-  private readonly intervalMs: number;
-  private nextSlot = 0;
+  private readonly pacer: Pacer;
+  private readonly badgeChecks = new Map<string, Promise<boolean | undefined>>();
 
   constructor(private readonly options: ClientOptions) {
     this.fetch = options.fetch ?? globalThis.fetch;
     this.sleep = options.sleep ?? defaultSleep;
     this.random = options.random ?? Math.random;
-    this.url = `${options.destination.baseUrl}${options.destination.endpoint}`;
-    this.intervalMs = 60_000 / options.requestsPerMinute;
+    this.pacer = new Pacer(options.requestsPerMinute, this.sleep, this.random);
   }
 
   /** Full-jitter exponential backoff for retry `attempt` (0-based), or the server's Retry-After when it gave one. */
@@ -81,82 +142,203 @@ export class BadgesApiClient {
     return Math.floor(this.random() * ceiling);
   }
 
-  /** Waits for this client's next request slot (pacing to its share of the rate limit). */
-  private async pace(): Promise<void> {
-    const now = Date.now();
-    const slot = Math.max(now, this.nextSlot);
-    this.nextSlot = slot + this.intervalMs;
-    if (slot > now) await this.sleep(slot - now);
-  }
-
   /** Sends one batch; returns one outcome per item, in order. */
   async send(items: readonly ApiItem[]): Promise<ItemOutcome[]> {
-    const { destination } = this.options;
+    const { maxRetries } = this.options.destination;
+    const outcomes: Array<ItemOutcome | undefined> = new Array(items.length);
+    let pending = items.map((_, i) => i);
     let lastProblem = '';
-    for (let attempt = 0; attempt <= destination.maxRetries; attempt++) {
-      await this.pace();
-      let response: Response;
-      try {
-        response = await this.fetch(this.url, {
-          method: destination.method,
-          headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...destination.headers, ...(await this.options.auth.headers()) },
-          body: JSON.stringify(items),
-          signal: AbortSignal.timeout(destination.requestTimeoutMs),
-        });
-      } catch (error) {
-        const code = networkCode(error);
-        if (code && NOT_SENT_ERRORS.has(code)) {
-          lastProblem = `connection failed (${code})`;
-          await this.sleep(this.backoffMs(attempt));
-          continue;
+    let refreshed = false;
+    for (let attempt = 0; pending.length > 0 && attempt <= maxRetries; ) {
+      const batch = pending.map((i) => items[i]!);
+      const exchange = await this.exchange(batch);
+      switch (exchange.kind) {
+        case 'answered':
+          this.pacer.succeeded();
+          exchange.outcomes.forEach((outcome, k) => (outcomes[pending[k]!] = outcome));
+          pending = [];
+          break;
+        case 'unauthorized':
+          if (!refreshed && this.options.auth.refresh()) {
+            refreshed = true;
+            continue;
+          }
+          throw new AuthError(`The API refused the credentials (HTTP ${exchange.status})${refreshed ? ' even after a new token' : ''}`);
+        case 'refused': {
+          // A whole batch refused: split it to isolate the records at fault; a single refused record is rejected.
+          if (batch.length === 1) {
+            const error = firstError(exchange.body);
+            outcomes[pending[0]!] = { accepted: false, code: String(error?.code ?? `HTTP_${exchange.status}`), message: error?.message ?? `HTTP ${exchange.status}` };
+          } else {
+            const half = Math.ceil(batch.length / 2);
+            const parts = [pending.slice(0, half), pending.slice(half)];
+            for (const part of parts) {
+              const partOutcomes = await this.send(part.map((i) => items[i]!));
+              partOutcomes.forEach((outcome, k) => (outcomes[part[k]!] = outcome));
+            }
+          }
+          pending = [];
+          break;
         }
-        // The body may have reached the API: resending could issue the badges twice.
-        return fill(items, SEND_CODES.AMBIGUOUS, `No answer (${code ?? describe(error)}); the records may or may not have been issued`);
+        case 'retry':
+          lastProblem = exchange.problem;
+          if (exchange.throttled) {
+            this.stats.throttled += 1;
+            this.pacer.throttled();
+          }
+          this.stats.retried += 1;
+          await this.sleep(this.backoffMs(attempt, exchange.retryAfter));
+          attempt += 1;
+          break;
+        case 'ambiguous': {
+          lastProblem = exchange.problem;
+          const states = await this.reconcile(batch);
+          const notIssued: number[] = [];
+          states.forEach((state, k) => {
+            const index = pending[k]!;
+            if (state === 'issued') outcomes[index] = { accepted: true, earnedBadgeId: 'reconciled', reconciled: true };
+            else if (state === 'not-issued') notIssued.push(index);
+            else outcomes[index] = { accepted: false, code: SEND_CODES.AMBIGUOUS, message: `${exchange.problem}; the customer's badges cannot tell whether it was issued` };
+          });
+          pending = notIssued;
+          if (pending.length > 0) {
+            this.stats.retried += 1;
+            await this.sleep(this.backoffMs(attempt));
+          }
+          attempt += 1;
+          break;
+        }
       }
-
-      if (response.status === 401 || response.status === 403) {
-        await response.body?.cancel();
-        throw new AuthError(`The API refused the credentials (HTTP ${response.status})`);
-      }
-      if (RETRYABLE_STATUS.has(response.status)) {
-        lastProblem = `HTTP ${response.status}`;
-        const retryAfter = response.headers.get('retry-after');
-        await response.body?.cancel();
-        await this.sleep(this.backoffMs(attempt, retryAfter));
-        continue;
-      }
-      let body: unknown;
-      try {
-        body = await response.json();
-      } catch (error) {
-        return fill(items, SEND_CODES.AMBIGUOUS, `HTTP ${response.status} with an unreadable body (${describe(error)}); the records may or may not have been issued`);
-      }
-      if (response.status >= 500) {
-        return fill(items, SEND_CODES.AMBIGUOUS, `HTTP ${response.status}: ${firstMessage(body)}; the records may or may not have been issued`);
-      }
-      if (response.status >= 400) {
-        return this.refused(items, response.status, body);
-      }
-      if (!Array.isArray(body) || body.length !== items.length) {
-        return fill(
-          items,
-          SEND_CODES.AMBIGUOUS,
-          `The API answered ${Array.isArray(body) ? `${body.length} items` : 'something other than an array'} for ${items.length}; the records may or may not have been issued`,
-        );
-      }
-      return (body as ResponseItem[]).map(toOutcome);
     }
-    return fill(items, SEND_CODES.RETRIES_EXHAUSTED, `Not sent after ${destination.maxRetries + 1} attempts (last: ${lastProblem})`);
+    for (const index of pending) {
+      outcomes[index] = { accepted: false, code: SEND_CODES.RETRIES_EXHAUSTED, message: `Not issued after ${maxRetries + 1} attempts (last: ${lastProblem})` };
+    }
+    return outcomes as ItemOutcome[];
   }
 
-  /** A whole batch refused: split it to isolate the records at fault; a single refused record is rejected. */
-  private async refused(items: readonly ApiItem[], status: number, body: unknown): Promise<ItemOutcome[]> {
-    if (items.length === 1) {
-      const error = firstError(body);
-      return [{ accepted: false, code: String(error?.code ?? `HTTP_${status}`), message: error?.message ?? `HTTP ${status}` }];
+  /**
+   * Whether a badge id exists in the org (`badgeMeta/{id}`), asked once per id: true, false (404), or undefined when
+   * the endpoint could not tell (the import API will then answer for itself).
+   */
+  badgeExists(badgeMetaId: string): Promise<boolean | undefined> {
+    let check = this.badgeChecks.get(badgeMetaId);
+    if (!check) {
+      check = this.get(`${BADGE_META_PATH}${encodeURIComponent(badgeMetaId)}`).then((r) => (r.status === 200 ? true : r.status === 404 ? false : undefined));
+      this.badgeChecks.set(badgeMetaId, check);
     }
-    const half = Math.ceil(items.length / 2);
-    return [...(await this.send(items.slice(0, half))), ...(await this.send(items.slice(half)))];
+    return check;
+  }
+
+  private async exchange(items: readonly ApiItem[]): Promise<Exchange> {
+    const { destination } = this.options;
+    await this.pacer.wait();
+    let headers: Record<string, string>;
+    try {
+      headers = await this.options.auth.headers();
+    } catch (error) {
+      if (error instanceof TokenUnavailableError) return { kind: 'retry', problem: error.message, throttled: false };
+      throw error;
+    }
+    this.stats.requests += 1;
+    let response: Response;
+    try {
+      response = await this.fetch(`${destination.baseUrl}${destination.endpoint}`, {
+        method: destination.method,
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...destination.headers, ...headers },
+        body: JSON.stringify(items),
+        signal: AbortSignal.timeout(destination.requestTimeoutMs),
+      });
+    } catch (error) {
+      const code = networkCode(error);
+      if (code && NOT_SENT_ERRORS.has(code)) return { kind: 'retry', problem: `connection failed (${code})`, throttled: false };
+      return { kind: 'ambiguous', problem: `No answer (${code ?? describe(error)})` };
+    }
+    if (response.status === 401 || response.status === 403) {
+      await response.body?.cancel();
+      return { kind: 'unauthorized', status: response.status };
+    }
+    if (RETRYABLE_STATUS.has(response.status)) {
+      const retryAfter = response.headers.get('retry-after');
+      await response.body?.cancel();
+      return { kind: 'retry', problem: `HTTP ${response.status}`, retryAfter, throttled: response.status === 429 };
+    }
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch (error) {
+      return { kind: 'ambiguous', problem: `HTTP ${response.status} with an unreadable body (${describe(error)})` };
+    }
+    if (response.status >= 500) return { kind: 'ambiguous', problem: `HTTP ${response.status}: ${firstError(body)?.message ?? 'no message'}` };
+    if (response.status >= 400) return { kind: 'refused', status: response.status, body };
+    if (!Array.isArray(body) || body.length !== items.length) {
+      return { kind: 'ambiguous', problem: `The API answered ${Array.isArray(body) ? `${body.length} items` : 'something other than an array'} for ${items.length}` };
+    }
+    return { kind: 'answered', outcomes: (body as ResponseItem[]).map(toOutcome) };
+  }
+
+  /**
+   * Looks each item up among its customer's earned badges. The endpoint shows only a badge's last earn event, so an
+   * item is `issued` when that event is the item's, `not-issued` when the badge is absent or its last event is older,
+   * and `unknown` when a later event hides it or the lookup fails.
+   */
+  private async reconcile(items: readonly ApiItem[]): Promise<Reconciled[]> {
+    this.stats.reconciled += items.length;
+    const toMs = this.options.destination.epochUnit === 's' ? 1000 : 1;
+    const byCustomer = new Map<number, Promise<Map<string, number> | undefined>>();
+    const lookup = (customerId: number) => {
+      let badges = byCustomer.get(customerId);
+      if (!badges) {
+        badges = this.customerBadges(customerId);
+        byCustomer.set(customerId, badges);
+      }
+      return badges;
+    };
+    const states: Reconciled[] = [];
+    for (const item of items) {
+      const badges = await lookup(item.customerId);
+      if (!badges) {
+        states.push('unknown');
+        continue;
+      }
+      const last = badges.get(item.badgeMetaId);
+      const event = item.earnEventDate * toMs;
+      states.push(last === undefined || last < event ? 'not-issued' : last === event ? 'issued' : 'unknown');
+    }
+    return states;
+  }
+
+  /** A customer's earned badges: badge id → last earn event (ms); undefined when the endpoint cannot be read. */
+  private async customerBadges(customerId: number): Promise<Map<string, number> | undefined> {
+    for (let attempt = 0; attempt <= this.options.destination.maxRetries; attempt++) {
+      const response = await this.get(`${CUSTOMER_BADGES_PATH}${customerId}?badgeType=EARNED`);
+      if (response.status === 200 && response.body) {
+        const list = (response.body as { data?: { customerBadges?: Array<{ badgeMetaId?: string; lastEarnEventDate?: number }> } }).data?.customerBadges ?? [];
+        return new Map(list.filter((b) => b.badgeMetaId).map((b) => [b.badgeMetaId!, Number(b.lastEarnEventDate)]));
+      }
+      if (response.status !== 0 && !RETRYABLE_STATUS.has(response.status) && response.status < 500) return undefined;
+      await this.sleep(this.backoffMs(attempt, response.retryAfter));
+    }
+    return undefined;
+  }
+
+  /** A paced, authenticated GET; status 0 when no answer came. */
+  private async get(path: string): Promise<{ status: number; body?: unknown; retryAfter?: string | null }> {
+    const { destination } = this.options;
+    await this.pacer.wait();
+    try {
+      this.stats.requests += 1;
+      const response = await this.fetch(`${destination.baseUrl}${path}`, {
+        method: 'GET',
+        headers: { Accept: 'application/json', ...destination.headers, ...(await this.options.auth.headers()) },
+        signal: AbortSignal.timeout(destination.requestTimeoutMs),
+      });
+      const retryAfter = response.headers.get('retry-after');
+      if (response.status === 429) this.pacer.throttled();
+      const body = await response.json().catch(() => undefined);
+      return { status: response.status, body, retryAfter };
+    } catch {
+      return { status: 0 };
+    }
   }
 }
 
@@ -171,17 +353,9 @@ function toOutcome(item: ResponseItem): ItemOutcome {
   return { accepted: false, code: String(error.code ?? 'API_ERROR'), message: error.message ?? 'no message' };
 }
 
-function fill(items: readonly ApiItem[], code: string, message: string): ItemOutcome[] {
-  return items.map(() => ({ accepted: false, code, message }));
-}
-
 function firstError(body: unknown): ApiError | undefined {
   const candidate = Array.isArray(body) ? (body[0] as ResponseItem | undefined)?.errors?.[0] : (body as { errors?: ApiError[] } | null)?.errors?.[0];
   return candidate ?? undefined;
-}
-
-function firstMessage(body: unknown): string {
-  return firstError(body)?.message ?? 'no message';
 }
 
 function networkCode(error: unknown): string | undefined {

@@ -78,6 +78,7 @@ export interface Sandbox {
   /** Expires every OAuth token at once (as a clock jump past their TTL would). */
   expireTokens(): void;
   addUser(username: string, password: string): void;
+  addOAuthClient(key: string, secret: string): void;
   addBadge(badgeMetaId: string): void;
   close(): Promise<void>;
 }
@@ -334,6 +335,7 @@ export async function startSandbox(input: SandboxSettings = {}, port = 0, host =
     },
     expireTokens: () => tokens.clear(),
     addUser: (username, password) => authorizations.add(basicAuthorization(username, password)),
+    addOAuthClient: (key, secret) => clients.set(key, secret),
     addBadge: (id) => known?.add(id.toLowerCase()),
     close: () =>
       new Promise<void>((resolve) => {

@@ -77,6 +77,16 @@ const basicAuth = z.strictObject({
   passwordSecret: z.string().min(1),
 });
 
+const oauth = z.strictObject({
+  type: z.literal('oauth'),
+  /** Name of the secret holding the OAuth key. */
+  keySecret: z.string().min(1),
+  /** Name of the secret holding the OAuth secret. */
+  secretSecret: z.string().min(1),
+  /** Token endpoint. @default "{baseUrl}/v3/oauth/token/generate" */
+  tokenUrl: z.url({ protocol: /^https?$/ }).optional(),
+});
+
 const destination = z.strictObject({
   /** Cluster host, e.g. `https://eu.api.capillarytech.com`. */
   baseUrl: z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')),
@@ -84,7 +94,7 @@ const destination = z.strictObject({
   endpoint: z.string().startsWith('/').default('/api_gateway/v1/badges/import/customerBadges'),
   /** The docs disagree (table: PUT, OpenAPI: POST). @default "PUT" */
   method: z.enum(['PUT', 'POST']).default('PUT'),
-  auth: basicAuth,
+  auth: z.discriminatedUnion('type', [basicAuth, oauth]),
   /** Items per request. @default 100 */
   batchSize: z.int().min(1).max(MAX_BATCH_SIZE).default(100),
   /** Distributed Map workers sending at once. @default 8 */
@@ -99,6 +109,8 @@ const destination = z.strictObject({
   maxRetries: z.int().min(0).max(50).default(5),
   /** @default 30000 */
   requestTimeoutMs: z.int().min(100).max(600000).default(30000),
+  /** Check each distinct badge id once through `badgeMeta/{id}` before sending; unknown ids are rejected (1054). @default false */
+  validateBadgeIds: z.boolean().default(false),
   /** Additional request headers (non-secret values only). */
   headers: z.record(z.string(), z.string()).default({}),
 });
@@ -179,3 +191,8 @@ export type Dataflow = Config['dataflows'][number];
 export type DateMapping = Dataflow['mapping']['earnEventDate'];
 export type PlainMapping = Dataflow['mapping']['customerId'];
 export type Destination = Dataflow['destination'];
+
+/** The names of the secrets an auth setting needs. */
+export function secretNamesOf(auth: Destination['auth']): string[] {
+  return auth.type === 'basic' ? [auth.usernameSecret, auth.passwordSecret] : [auth.keySecret, auth.secretSecret];
+}

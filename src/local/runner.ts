@@ -62,11 +62,13 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   const { s3, dataflow } = options;
   const baseUrl = options.apiUrl ?? options.sandbox?.url;
   if (!baseUrl) throw new Error('A local run needs the sandbox or an explicit API URL');
-  // The API a local run talks to is the sandbox unless the operator named one: never the configured one by accident.
-  const config: Config = {
-    ...options.config,
-    dataflows: options.config.dataflows.map((d) => (d.name === dataflow.name ? { ...d, destination: { ...d.destination, baseUrl: baseUrl.replace(/\/+$/, '') } } : d)),
+  // The API a local run talks to is the sandbox unless the operator named one: never the configured one by accident
+  // (an OAuth token URL of the configuration is dropped too: tokens come from the same local API).
+  const local = (d: Dataflow): Dataflow => {
+    const auth = d.destination.auth.type === 'oauth' ? { ...d.destination.auth, tokenUrl: undefined } : d.destination.auth;
+    return { ...d, destination: { ...d.destination, baseUrl: baseUrl.replace(/\/+$/, ''), auth } };
   };
+  const config: Config = { ...options.config, dataflows: options.config.dataflows.map((d) => (d.name === dataflow.name ? local(d) : d)) };
   if (options.sandbox) await registerSandboxUser(options.sandbox, dataflow, options.secrets);
 
   const runId = `local-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
@@ -118,8 +120,10 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
 }
 
 async function registerSandboxUser(sandbox: Sandbox, dataflow: Dataflow, secrets: SecretsProvider): Promise<void> {
+  const { auth } = dataflow.destination;
   try {
-    sandbox.addUser(await secrets.get(dataflow.destination.auth.usernameSecret), await secrets.get(dataflow.destination.auth.passwordSecret));
+    if (auth.type === 'basic') sandbox.addUser(await secrets.get(auth.usernameSecret), await secrets.get(auth.passwordSecret));
+    else sandbox.addOAuthClient(await secrets.get(auth.keySecret), await secrets.get(auth.secretSecret));
   } catch {
     // A missing secret is reported by the send step, where it would surface in AWS too.
   }

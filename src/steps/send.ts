@@ -25,12 +25,12 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
   const flow = selectDataflow(deps.config, event.dataflow);
   const { destination } = flow;
   const { s3, buckets } = deps;
-  const auth = authProvider(destination.auth, deps.secrets);
+  const auth = authProvider(destination.auth, deps.secrets, { baseUrl: destination.baseUrl, fetch: deps.fetch });
   const client = new BadgesApiClient({
     destination,
     auth,
     // Each worker takes an equal share of the dataflow's rate, so all of them together stay within it.
-    requestsPerMinute: destination.maxRequestsPerMinute / destination.maxConcurrency,
+    requestsPerMinute: destination.maxRequestsPerMinute / Math.max(1, event.concurrency ?? destination.maxConcurrency),
     fetch: deps.fetch,
   });
 
@@ -54,6 +54,12 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
     output.fatal = { code: error.code, message: `${error.message}; nothing was sent` };
   }
 
+  /** The records whose badge exists (or cannot be checked): the others are answered 1054 without being sent. */
+  const withKnownBadges = async (records: StagedRecord[]) => {
+    const exists = await Promise.all(records.map((r) => client.badgeExists(r.i.badgeMetaId)));
+    return records.filter((_, i) => exists[i] !== false);
+  };
+
   let batch: StagedRecord[] = [];
   const sendBatch = async () => {
     const records = batch;
@@ -65,7 +71,12 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
     }
     let outcomes: ItemOutcome[];
     try {
-      outcomes = await client.send(records.map((r) => r.i));
+      const toSend = destination.validateBadgeIds ? await withKnownBadges(records) : records;
+      outcomes = toSend.length > 0 ? await client.send(toSend.map((r) => r.i)) : [];
+      if (toSend !== records) {
+        const sent = new Map(toSend.map((r, i) => [r, outcomes[i]!]));
+        outcomes = records.map((r) => sent.get(r) ?? { accepted: false, code: '1054', message: `GLOBAL.BADGE_NOT_FOUND: badge ${r.i.badgeMetaId} is not in the org (checked before sending)` });
+      }
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
       output.fatal = { code: error.code, message: error.message };
@@ -87,6 +98,7 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
     if (batch.length >= destination.batchSize) await sendBatch();
   }
   await sendBatch();
+  output.stats = { ...client.stats };
 
   if (rejects.length > 0) {
     output.rejectedPartKey = KEYS.apiRejects(runId, chunk.index);

@@ -20,7 +20,7 @@ export interface ScriptedServer {
 }
 
 /** A loopback HTTP server that answers from a script (a list, or a function of the request body). */
-export async function scriptedServer(script: ScriptedReply[] | ((body: unknown, n: number) => ScriptedReply)): Promise<ScriptedServer> {
+export async function scriptedServer(script: ScriptedReply[] | ((body: unknown, n: number, call: { method: string; path: string }) => ScriptedReply)): Promise<ScriptedServer> {
   const requests: unknown[] = [];
   const calls: Array<{ method: string; path: string }> = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -30,8 +30,9 @@ export async function scriptedServer(script: ScriptedReply[] | ((body: unknown, 
       const text = Buffer.concat(chunks).toString('utf8');
       const body = text ? (JSON.parse(text) as unknown) : undefined;
       requests.push(body);
-      calls.push({ method: req.method ?? '', path: req.url ?? '' });
-      const reply = typeof script === 'function' ? script(body, requests.length - 1) : (script[requests.length - 1] ?? script[script.length - 1]!);
+      const call = { method: req.method ?? '', path: req.url ?? '' };
+      calls.push(call);
+      const reply = typeof script === 'function' ? script(body, requests.length - 1, call) : (script[requests.length - 1] ?? script[script.length - 1]!);
       const answer = () => {
         if (reply.reset) return req.socket.destroy();
         res.writeHead(reply.status, { 'Content-Type': 'application/json', ...reply.headers });

@@ -5,7 +5,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { SecretsManagerProvider } from '../src/aws/secrets';
 import { parseConfig } from '../src/config/load';
 import { BUNDLED_CONFIG_FILE, ENV } from '../src/contracts';
-import type { StepDeps } from '../src/steps/deps';
+import { type StepDeps, newContainerState } from '../src/steps/deps';
 
 function required(name: string): string {
   const value = process.env[name];
@@ -27,5 +27,7 @@ export function lambdaDeps(): StepDeps {
     },
     secrets: new SecretsManagerProvider(),
     log: new Logger({ serviceName: 'badges-import' }),
+    // Built once per container, so it is this container's state across invocations.
+    container: newContainerState(),
   };
 }

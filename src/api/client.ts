@@ -56,6 +56,8 @@ export interface ClientOptions {
   backoffBaseMs?: number;
   /** Cap of one backoff wait. @default 30000 */
   backoffCapMs?: number;
+  /** A pacer kept from an earlier chunk (same container): its phase and learned rate carry over. */
+  pacer?: Pacer;
 }
 
 /** Counters of what the client did, for reports and benchmarks. */
@@ -120,14 +122,14 @@ export class BadgesApiClient {
   private readonly fetch: typeof fetch;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
-  private readonly pacer: Pacer;
+  readonly pacer: Pacer;
   private readonly badgeChecks = new Map<string, Promise<boolean | undefined>>();
 
   constructor(private readonly options: ClientOptions) {
     this.fetch = options.fetch ?? globalThis.fetch;
     this.sleep = options.sleep ?? defaultSleep;
     this.random = options.random ?? Math.random;
-    this.pacer = new Pacer(options.requestsPerMinute, this.sleep, this.random);
+    this.pacer = options.pacer ?? new Pacer(options.requestsPerMinute, this.sleep, this.random);
   }
 
   /** Full-jitter exponential backoff for retry `attempt` (0-based), or the server's Retry-After when it gave one. */

@@ -9,7 +9,7 @@ import { openObject, readJson } from '../aws/s3';
 import type { Config, Dataflow } from '../config/schema';
 import { type ExecutionInput, KEYS, type Report, type StepName } from '../contracts';
 import type { Sandbox } from '../api/sandbox';
-import type { Log, ProgressEvent, StepDeps } from '../steps/deps';
+import { type ContainerState, type Log, type ProgressEvent, type StepDeps, newContainerState } from '../steps/deps';
 import { finalize } from '../steps/finalize';
 import { send } from '../steps/send';
 import { stage } from '../steps/stage';
@@ -80,9 +80,18 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   await new Upload({ client: s3.client, params: { Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: createReadStream(options.file) } }).done();
 
   const deps: StepDeps = { config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log, fetch: options.fetch, progress: options.progress };
+  // Lambda runs each invocation in a container it keeps warm for the next one; emulate that for the send workers.
+  const containers: ContainerState[] = [];
   const steps: Record<StepName, LocalHandler> = {
     stage: (event) => stage(event, deps),
-    send: (event) => send(event, deps),
+    send: async (event) => {
+      const container = containers.pop() ?? newContainerState();
+      try {
+        return await send(event, { ...deps, container });
+      } finally {
+        containers.push(container);
+      }
+    },
     finalize: (event) => finalize(event, deps),
     sweep: () => Promise.reject(new Error('The sweep step is not part of the per-file workflow')),
   };

@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsProvider } from '../aws/secrets';
 import type { Config } from '../config/schema';
 import type { Buckets } from '../contracts';
+import type { Pacer } from '../api/client';
 
 /** The logging surface the steps use; Powertools' Logger has it, and so does a local file logger. */
 export interface Log {
@@ -26,6 +27,21 @@ export interface StepDeps {
   fetch?: typeof fetch;
   now?: () => number;
   progress?: (event: ProgressEvent) => void;
+  /**
+   * State that lives as long as a Lambda container: one container runs one invocation at a time, so what it learns
+   * (a worker's pace, the API's real limit) carries over to its next chunk. The local runner keeps one per emulated
+   * container.
+   */
+  container?: ContainerState;
+}
+
+/** What a warm container keeps between invocations. */
+export interface ContainerState {
+  pacers: Map<string, Pacer>;
+}
+
+export function newContainerState(): ContainerState {
+  return { pacers: new Map() };
 }
 
 export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };

@@ -26,13 +26,11 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
   const { destination } = flow;
   const { s3, buckets } = deps;
   const auth = authProvider(destination.auth, deps.secrets, { baseUrl: destination.baseUrl, fetch: deps.fetch });
-  const client = new BadgesApiClient({
-    destination,
-    auth,
-    // Each worker takes an equal share of the dataflow's rate, so all of them together stay within it.
-    requestsPerMinute: destination.maxRequestsPerMinute / Math.max(1, event.concurrency ?? destination.maxConcurrency),
-    fetch: deps.fetch,
-  });
+  // Each worker takes an equal share of the dataflow's rate, so all of them together stay within it.
+  const share = destination.maxRequestsPerMinute / Math.max(1, event.concurrency ?? destination.maxConcurrency);
+  const pacerKey = `${flow.name}@${share}`;
+  const client = new BadgesApiClient({ destination, auth, requestsPerMinute: share, fetch: deps.fetch, pacer: deps.container?.pacers.get(pacerKey) });
+  deps.container?.pacers.set(pacerKey, client.pacer);
 
   const body = await openObject(s3, buckets.staging, chunk.key);
   if (!body) throw new SourceReadError(`Staged chunk s3://${buckets.staging}/${chunk.key} is missing`);

@@ -19,9 +19,16 @@ const work = mkdtempSync(join(tmpdir(), 'workflow-'));
 
 // Two dataflows: the house one, and the same mapping over ";"-delimited files.
 const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+const destination = flow!.destination as Record<string, unknown>;
 const document = {
-  dataflows: [flow, { ...flow, name: 'semicolon-events', source: { type: 's3', prefix: 'inbox/semicolon/', filePattern: '^events_.*\\.csv$' }, csv: { delimiter: ';' } }],
+  dataflows: [
+    flow,
+    { ...flow, name: 'semicolon-events', source: { type: 's3', prefix: 'inbox/semicolon/', filePattern: '^events_.*\\.csv$' }, csv: { delimiter: ';' } },
+    { ...flow, name: 'oauth-events', source: { type: 's3', prefix: 'inbox/oauth/' }, destination: { ...destination, auth: { type: 'oauth', keySecret: 'oauth/key', secretSecret: 'oauth/secret' } } },
+    { ...flow, name: 'validated-events', source: { type: 's3', prefix: 'inbox/validated/' }, destination: { ...destination, validateBadgeIds: true } },
+  ],
 };
+const ALL_SECRETS = { ...SECRETS, 'oauth/key': 'workflow-key', 'oauth/secret': 'workflow-s3cret' };
 const configFile = join(work, 'config.json');
 writeFileSync(configFile, JSON.stringify(document));
 const config: Config = parseConfig(document);
@@ -65,7 +72,7 @@ async function runRows(rows: EventRow[] | string, options: { dataflow?: string; 
   const file = join(work, name);
   writeFileSync(file, typeof rows === 'string' ? rows : toCsv(rows, options.csv));
   const dataflow = config.dataflows.find((d) => d.name === (options.dataflow ?? 'weekly-events'))!;
-  return runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider(SECRETS), s3, sandbox, outDir: join(work, 'out', name), dryRun: options.dryRun });
+  return runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider(ALL_SECRETS), s3, sandbox, outDir: join(work, 'out', name), dryRun: options.dryRun });
 }
 
 const ledgerFor = (base: number) => sandbox.ledger.filter((e) => e.customerId > base && e.customerId <= base + RECORDS);
@@ -148,6 +155,34 @@ describe('Workflow: a file through the local state machine against the sandbox',
     expect(rejected).toHaveLength(Object.keys(BAD).length);
     expect(result.report.rows).toMatchObject({ total: RECORDS, accepted: RECORDS - Object.keys(BAD).length });
     expect(ledgerFor(base)).toHaveLength(RECORDS - Object.keys(BAD).length);
+  });
+
+  it('sends with OAuth tokens when the dataflow says so', async () => {
+    // Prepare
+    const base = 100_000;
+    const rows = standardRows(base);
+
+    // Act
+    const result = await runRows(rows, { dataflow: 'oauth-events' });
+
+    // Assess
+    assessStandardRun(result, rows, base);
+  });
+
+  it('rejects unknown badge ids before sending when validateBadgeIds is on', async () => {
+    // Prepare
+    const base = 110_000;
+    const rows = standardRows(base);
+    const processedBefore = sandbox.itemsProcessed;
+
+    // Act
+    const result = await runRows(rows, { dataflow: 'validated-events' });
+
+    // Assess
+    assessStandardRun(result, rows, base);
+    expect(sandbox.itemsProcessed - processedBefore).toBe(RECORDS - Object.keys(BAD).length);
+    const rejected: Array<Record<string, string>> = parse(readFileSync(result.rejectedPath!), { columns: true });
+    expect(rejected.filter((r) => r._error_code === '1054').map((r) => r._error_message)).toEqual([expect.stringContaining('checked before sending'), expect.stringContaining('checked before sending')]);
   });
 
   it('succeeds with exit 0 when every record is accepted', async () => {

@@ -26,7 +26,7 @@ import {
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { STEPFUNCTIONS_USE_DISTRIBUTED_MAP_RESULT_WRITER_V2 } from 'aws-cdk-lib/cx-api';
 import type { Construct } from 'constructs';
-import { type Config, secretNamesOf } from '../src/config/schema';
+import { type Config, decryptSecretNamesOf, secretNamesOf } from '../src/config/schema';
 import { ENV, KEYS } from '../src/contracts';
 import { FATAL_ERROR_NAMES } from '../src/errors';
 import { StepFunction, houseBucket } from './defaults';
@@ -101,6 +101,9 @@ export class BadgesImportStack extends Stack {
     // Only the send step talks to the API, so only it may read the API credentials.
     const secretNames = [...new Set(config.dataflows.flatMap((d) => secretNamesOf(d.destination.auth)))];
     secretNames.forEach((name, i) => Secret.fromSecretNameV2(this, `ApiSecret${i}`, name).grantRead(sendFn));
+    // Only the stage step decrypts, so only it may read the PGP key, its passphrase and the vendor's public key.
+    const decryptNames = [...new Set(config.dataflows.flatMap((d) => decryptSecretNamesOf(d.decrypt)))];
+    decryptNames.forEach((name, i) => Secret.fromSecretNameV2(this, `DecryptSecret${i}`, name).grantRead(stageFn));
 
     const finalize = new LambdaInvoke(this, STATE_NAMES.finalize, {
       lambdaFunction: finalizeFn,

@@ -153,6 +153,7 @@ export interface Report {
 /** S3 key layout. Staging keys live under `runs/<runId>/` and expire by lifecycle. */
 export const KEYS = {
   chunks: (runId: string) => `runs/${runId}/chunks.json`,
+  plaintext: (runId: string) => `runs/${runId}/plaintext`,
   chunk: (runId: string, index: number) => `runs/${runId}/chunks/${String(index).padStart(6, '0')}.jsonl`,
   summary: (runId: string) => `runs/${runId}/stage.json`,
   validationRejects: (runId: string) => `runs/${runId}/rejects/validate.csv`,

@@ -60,6 +60,21 @@ export class UnknownDataflowError extends BadgesImportError {
   override readonly code = 'UNKNOWN_DATAFLOW';
 }
 
+/** The file is PGP data that cannot be decrypted with the configured key (wrong key, bad passphrase, damaged header). */
+export class DecryptionError extends BadgesImportError {
+  override readonly code = 'DECRYPTION_FAILED';
+}
+
+/** The file decrypted but failed its integrity check (tampered or truncated): none of it is used. */
+export class IntegrityError extends BadgesImportError {
+  override readonly code = 'INTEGRITY_CHECK_FAILED';
+}
+
+/** The file's signature is missing, made by another key, or does not match. */
+export class SignatureError extends BadgesImportError {
+  override readonly code = 'SIGNATURE_INVALID';
+}
+
 /** Error names the state machine treats as fatal for the file (caught, file FAILED, nothing more sent). */
 export const FATAL_ERROR_NAMES = [
   'MissingColumnError',
@@ -71,6 +86,9 @@ export const FATAL_ERROR_NAMES = [
   'AuthError',
   'UnknownDataflowError',
   'ConfigError',
+  'DecryptionError',
+  'IntegrityError',
+  'SignatureError',
 ] as const;
 
 const CODES_BY_NAME: Record<string, string> = {
@@ -83,6 +101,9 @@ const CODES_BY_NAME: Record<string, string> = {
   SecretNotFoundError: 'SECRET_NOT_FOUND',
   AuthError: 'AUTH_FAILED',
   UnknownDataflowError: 'UNKNOWN_DATAFLOW',
+  DecryptionError: 'DECRYPTION_FAILED',
+  IntegrityError: 'INTEGRITY_CHECK_FAILED',
+  SignatureError: 'SIGNATURE_INVALID',
   'States.Timeout': 'STEP_TIMEOUT',
 };
 

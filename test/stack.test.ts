@@ -14,7 +14,7 @@ const [flow] = document.dataflows as Array<Record<string, unknown>>;
 const twoFlows = {
   dataflows: [
     flow,
-    { ...flow, name: 'offline-event', source: { type: 's3', prefix: 'inbox/offline-event/' }, schedule: undefined, destination: { ...(flow!.destination as object), auth: { type: 'basic', usernameSecret: 'other/user', passwordSecret: 'other/password' } } },
+    { ...flow, name: 'offline-event', source: { type: 's3', prefix: 'inbox/offline-event/' }, schedule: undefined, decrypt: { privateKeySecret: 'pgp/key', passphraseSecret: 'pgp/passphrase' }, destination: { ...(flow!.destination as object), auth: { type: 'basic', usernameSecret: 'other/user', passwordSecret: 'other/password' } } },
   ],
 };
 const configFile = join(mkdtempSync(join(tmpdir(), 'stack-')), 'config.json');
@@ -112,13 +112,24 @@ describe('Stack: BadgesImportStack', () => {
     });
   });
 
-  it('lets only the send step read the API credentials', () => {
+  it('lets only the send step read the API credentials, and only the stage step the PGP secrets', () => {
     // Prepare
+    const secretsReadBy = (name: RegExp) => {
+      const policies = template.findResources('AWS::IAM::Policy');
+      const [, policy] = Object.entries(policies).find(([id]) => name.test(id))!;
+      const statements = (policy.Properties as { PolicyDocument: { Statement: Array<{ Action: string | string[]; Resource: unknown }> } }).PolicyDocument.Statement;
+      return statements
+        .filter((s) => [s.Action].flat().includes('secretsmanager:GetSecretValue'))
+        .map((s) => JSON.stringify(s.Resource).match(/secret:([\w/]+)-/)![1])
+        .sort();
+    };
     const readers = template.findResources('AWS::IAM::Policy', {
       Properties: { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: Match.arrayWith(['secretsmanager:GetSecretValue']) })]) } },
     });
 
     // Assess
-    expect(Object.keys(readers)).toEqual([expect.stringMatching(/^SendFunctionServiceRoleDefaultPolicy/)]);
+    expect(Object.keys(readers).sort()).toEqual([expect.stringMatching(/^SendFunctionServiceRoleDefaultPolicy/), expect.stringMatching(/^StageFunctionServiceRoleDefaultPolicy/)]);
+    expect(secretsReadBy(/^SendFunction/)).toEqual(['api/password', 'api/user', 'other/password', 'other/user']);
+    expect(secretsReadBy(/^StageFunction/)).toEqual(['pgp/key', 'pgp/passphrase']);
   });
 });

@@ -22,6 +22,21 @@ export async function openObject(s3: S3Client, bucket: string, key: string): Pro
   }
 }
 
+/** The first `bytes` bytes of an object (fewer when it is shorter; none when it is empty). */
+export async function readHead(s3: S3Client, bucket: string, key: string, bytes: number): Promise<Buffer | undefined> {
+  try {
+    const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${bytes - 1}` }));
+    const parts: Buffer[] = [];
+    for await (const part of response.Body as Readable) parts.push(part as Buffer);
+    return Buffer.concat(parts).subarray(0, bytes);
+  } catch (error) {
+    const name = (error as { name?: string }).name;
+    if (name === 'InvalidRange') return Buffer.alloc(0);
+    if (error instanceof NoSuchKey || name === 'NoSuchKey') return undefined;
+    throw error;
+  }
+}
+
 export async function readText(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
   const body = await openObject(s3, bucket, key);
   if (!body) return undefined;
@@ -46,9 +61,11 @@ export async function putJson(s3: S3Client, bucket: string, key: string, value: 
 /** A text object written as a stream (multipart under the hood), so its size never has to fit in memory. */
 export interface ObjectWriter {
   /** Resolves once the chunk is buffered; waits while the upload drains (back-pressure). */
-  write(text: string): Promise<void>;
+  write(data: string | Uint8Array): Promise<void>;
   /** Completes the upload. */
   end(): Promise<void>;
+  /** Gives the upload up: nothing is left under the key. */
+  abort(): Promise<void>;
 }
 
 export function createObjectWriter(s3: S3Client, bucket: string, key: string, contentType = 'text/csv; charset=utf-8'): ObjectWriter {
@@ -62,13 +79,18 @@ export function createObjectWriter(s3: S3Client, bucket: string, key: string, co
     body.destroy();
   });
   return {
-    async write(text) {
+    async write(data) {
       if (failure) throw failure;
-      if (!body.write(text)) await Promise.race([once(body, 'drain'), done]);
+      if (!body.write(data)) await Promise.race([once(body, 'drain'), done]);
     },
     async end() {
       body.end();
       await done;
+    },
+    async abort() {
+      await upload.abort().catch(() => undefined);
+      body.destroy();
+      await done.catch(() => undefined);
     },
   };
 }

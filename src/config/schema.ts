@@ -130,11 +130,22 @@ const schedule = z.strictObject({
   timeZone: ianaZone.default('UTC'),
 });
 
+/** PGP decryption: a file is decrypted when this block is present and the file is PGP data (armored or binary). */
+const decrypt = z.strictObject({
+  /** Name of the secret holding the private key: armored, or Base64 of the armored key (as Connect+ takes it). */
+  privateKeySecret: z.string().min(1),
+  /** Name of the secret holding the key's passphrase, when it has one. */
+  passphraseSecret: z.string().min(1).optional(),
+  /** Name of the secret holding the vendor's public key: files must then be signed by it. */
+  verifySignatureWithSecret: z.string().min(1).optional(),
+});
+
 const dataflow = z.strictObject({
   name: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, { message: 'must be 1–40 lowercase letters, digits or "-", starting with a letter or digit' }),
   source: s3Source,
+  decrypt: decrypt.optional(),
   csv: csvSettings,
   mapping: z.strictObject({
     customerId: plainMapping,
@@ -195,4 +206,10 @@ export type Destination = Dataflow['destination'];
 /** The names of the secrets an auth setting needs. */
 export function secretNamesOf(auth: Destination['auth']): string[] {
   return auth.type === 'basic' ? [auth.usernameSecret, auth.passwordSecret] : [auth.keySecret, auth.secretSecret];
+}
+
+/** The names of the secrets a decrypt block needs. */
+export function decryptSecretNamesOf(decrypt: Dataflow['decrypt']): string[] {
+  if (!decrypt) return [];
+  return [decrypt.privateKeySecret, decrypt.passphraseSecret, decrypt.verifySignatureWithSecret].filter((n): n is string => n !== undefined);
 }

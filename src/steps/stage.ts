@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import pLimit from 'p-limit';
 import { selectDataflow } from '../config/load';
 import { type ChunkRef, KEYS, type StageEvent, type StageOutput, type StageSummary, fileNameOf } from '../contracts';
-import { type ObjectWriter, createObjectWriter, openObject, putJson, putText } from '../aws/s3';
+import { type ObjectWriter, createObjectWriter, openObject, putJson, putText, readHead } from '../aws/s3';
+import type { Dataflow } from '../config/schema';
+import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
 import { openCsv, rejectLine } from '../core/csv';
 import { compileMapper } from '../core/mapping';
-import { SourceReadError } from '../errors';
+import { DecryptionError, SourceReadError } from '../errors';
 import type { StepDeps } from './deps';
 
 /** Chunk uploads in flight while parsing goes on: enough to hide S3 latency, few enough to keep memory flat. */
@@ -30,7 +32,8 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     return { ...base, skipped: `"${name}" does not match ${flow.source.filePattern}`, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
   }
 
-  const body = await openObject(s3, input.bucket, input.key);
+  const head = await readHead(s3, input.bucket, input.key, 64);
+  const body = head && (await openObject(s3, input.bucket, input.key));
   if (!body) throw new SourceReadError(`s3://${input.bucket}/${input.key} does not exist (moved or deleted before the run started)`);
   const hash = createHash('sha256');
   let bytes = 0;
@@ -42,7 +45,13 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     },
   });
   body.on('error', (error) => tap.destroy(error));
-  const csv = await openCsv(body.pipe(tap), flow.csv);
+  const delivered = body.pipe(tap);
+  let plaintext: Readable = delivered;
+  if (isPgpData(head)) {
+    if (!flow.decrypt) throw new DecryptionError('The file is PGP-encrypted, and the dataflow has no "decrypt" block');
+    plaintext = await decryptToStaging(delivered, head, flow.decrypt, runId, deps);
+  }
+  const csv = await openCsv(plaintext, flow.csv);
   const map = compileMapper(flow, csv.header, deps.now);
 
   const recordsPerChunk = flow.destination.recordsPerWorker;
@@ -117,4 +126,41 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     valid: records - rejected,
     rejected,
   };
+}
+
+/**
+ * Decrypts the file into a staging object and returns that object's plaintext, but only once the whole message has
+ * been decrypted, its integrity check (MDC or AEAD) has passed at the end of the stream, and its signature has
+ * verified when one is required. openpgp streams plaintext before it can know the file is intact, so nothing read
+ * from the decrypted stream is parsed until then: a tampered, truncated or wrongly signed file stages nothing and
+ * sends nothing. The plaintext never sits in memory whole; it waits in the staging bucket (encrypted at rest,
+ * expiring with the run's other staged objects).
+ */
+async function decryptToStaging(delivered: Readable, head: Buffer, decrypt: NonNullable<Dataflow['decrypt']>, runId: string, deps: StepDeps): Promise<Readable> {
+  const { secrets, s3, buckets } = deps;
+  const keys = await loadDecryptionKeys(
+    await secrets.get(decrypt.privateKeySecret),
+    decrypt.passphraseSecret ? await secrets.get(decrypt.passphraseSecret) : undefined,
+    decrypt.verifySignatureWithSecret ? await secrets.get(decrypt.verifySignatureWithSecret) : undefined,
+  );
+  const armored = head.toString('latin1').replace(/^\uFEFF/, '').trimStart().startsWith('-----BEGIN PGP MESSAGE-----');
+  const { plaintext, verified } = await decryptStream(delivered, keys, armored);
+  const key = KEYS.plaintext(runId);
+  const writer = createObjectWriter(s3, buckets.staging, key, 'application/octet-stream');
+  try {
+    try {
+      for await (const part of plaintext) await writer.write(part as Buffer);
+    } catch (error) {
+      throw streamFailure(error);
+    }
+    await verified;
+    await writer.end();
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  }
+  deps.log.info('Decrypted', { key, signed: Boolean(keys.verificationKeys) });
+  const staged = await openObject(s3, buckets.staging, key);
+  if (!staged) throw new SourceReadError(`The decrypted file s3://${buckets.staging}/${key} is missing`);
+  return staged;
 }

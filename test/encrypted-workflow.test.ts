@@ -1,0 +1,144 @@
+import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Sandbox, startSandbox } from '../src/api/sandbox';
+import { StaticSecretsProvider } from '../src/aws/secrets';
+import { listObjects } from '../src/aws/s3';
+import { parseConfig } from '../src/config/load';
+import { type LocalRunResult, runLocal } from '../src/local/runner';
+import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
+import { KNOWN_BADGES, SECRETS, configDocument, toCsv, validRow } from './support/factories';
+import { GnuPG } from './support/gpg';
+
+const brand = new GnuPG();
+const vendor = new GnuPG();
+const PASSPHRASE = 'brand passphrase for tests';
+const brandKey = brand.generate('Brand <brand@brand.test>', 'rsa', PASSPHRASE);
+const strangerKey = brand.generate('Stranger <stranger@brand.test>', 'curve25519');
+const vendorKey = vendor.generate('Vendor <vendor@vendor.test>', 'curve25519');
+writeFileSync(join(vendor.home, 'brand.asc'), brand.exportPublic(brandKey));
+vendor.run(['--import', join(vendor.home, 'brand.asc')]);
+
+const secrets = new StaticSecretsProvider({
+  ...SECRETS,
+  'pgp/key': Buffer.from(brand.exportSecret(brandKey, PASSPHRASE)).toString('base64'),
+  'pgp/passphrase': PASSPHRASE,
+  'pgp/vendor': vendor.exportPublic(vendorKey),
+});
+const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+const document = {
+  dataflows: [
+    { ...flow, source: { type: 's3', prefix: 'inbox/weekly-events/', filePattern: '^events_' }, decrypt: { privateKeySecret: 'pgp/key', passphraseSecret: 'pgp/passphrase' } },
+    { ...flow, name: 'signed-events', source: { type: 's3', prefix: 'inbox/signed/', filePattern: '^events_' }, decrypt: { privateKeySecret: 'pgp/key', passphraseSecret: 'pgp/passphrase', verifySignatureWithSecret: 'pgp/vendor' } },
+    { ...flow, name: 'plain-events', source: { type: 's3', prefix: 'inbox/plain/', filePattern: '^events_' } },
+  ],
+};
+const configFile = join(vendor.home, 'config.json');
+writeFileSync(configFile, JSON.stringify(document));
+const config = parseConfig(document);
+
+let s3: LocalS3;
+let sandbox: Sandbox;
+beforeAll(async () => {
+  s3 = await startLocalS3();
+  sandbox = await startSandbox({ knownBadgeIds: [...KNOWN_BADGES] });
+});
+afterAll(async () => {
+  await sandbox.close();
+  await s3.close();
+});
+
+let n = 0;
+function vendorFile(options: { armor?: boolean; sign?: boolean; recipient?: string; by?: GnuPG } = {}): string {
+  const base = 900_000 + ++n * 1000;
+  const plain = join(vendor.home, `plain-${n}.csv`);
+  writeFileSync(plain, toCsv(Array.from({ length: 40 }, (_, i) => validRow(i + 1, base))));
+  const out = join(vendor.home, `events_${n}.csv${options.armor ? '.asc' : '.gpg'}`);
+  const by = options.by ?? vendor;
+  by.encrypt(plain, out, { recipients: [options.recipient ?? brandKey], armor: options.armor, ...(options.sign ? { signWith: vendorKey } : {}) });
+  return out;
+}
+
+function run(file: string, dataflow = 'weekly-events'): Promise<LocalRunResult> {
+  return runLocal({ config, configFile, dataflow: config.dataflows.find((d) => d.name === dataflow)!, file, secrets, s3, sandbox, outDir: join(vendor.home, 'out', String(++n)) });
+}
+
+async function stagedPlaintexts(): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const o of listObjects(s3.client, LOCAL_BUCKETS.staging, 'runs/')) if (o.key.endsWith('/plaintext')) keys.push(o.key);
+  return keys;
+}
+
+describe('Workflow: PGP-encrypted files', () => {
+  it.each([false, true])('imports a file encrypted by GnuPG (armored: %s) with a passphrase-protected key given as Base64', async (armor) => {
+    // Prepare
+    const before = sandbox.ledger.length;
+
+    // Act
+    const result = await run(vendorFile({ armor }));
+
+    // Assess
+    expect(result.report).toMatchObject({ status: 'SUCCEEDED', rows: { total: 40, accepted: 40 } });
+    expect(sandbox.ledger.length - before).toBe(40);
+  });
+
+  it.each([
+    ['tampered', 'INTEGRITY_CHECK_FAILED', (file: string) => {
+      const bytes = readFileSync(file);
+      const at = Math.floor(bytes.length / 2);
+      bytes[at] = bytes[at]! ^ 0x01;
+      writeFileSync(file, bytes);
+    }],
+    ['truncated', 'INTEGRITY_CHECK_FAILED', (file: string) => truncateSync(file, Math.floor(statSync(file).size * 0.7))],
+  ])('fails a %s file with %s, sends nothing and keeps no plaintext', async (_label, code, damage) => {
+    // Prepare
+    const file = vendorFile();
+    damage(file);
+    const before = sandbox.ledger.length;
+    const plaintextsBefore = (await stagedPlaintexts()).length;
+
+    // Act
+    const result = await run(file);
+
+    // Assess
+    expect(result.exitCode).toBe(1);
+    expect(result.report).toMatchObject({ status: 'FAILED', error: { code }, rows: { total: 0, accepted: 0 } });
+    expect(result.report.files[0]!.source.movedTo).toMatch(/^failed\//);
+    expect(sandbox.ledger.length).toBe(before);
+    expect((await stagedPlaintexts()).length).toBe(plaintextsBefore);
+  });
+
+  it('fails a file encrypted to another key with DECRYPTION_FAILED and sends nothing', async () => {
+    // Prepare
+    const file = vendorFile({ recipient: strangerKey, by: brand });
+    const before = sandbox.ledger.length;
+
+    // Act
+    const result = await run(file);
+
+    // Assess
+    expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'DECRYPTION_FAILED' } });
+    expect(sandbox.ledger.length).toBe(before);
+  });
+
+  it('requires the vendor signature where configured: signed is imported, unsigned fails', async () => {
+    // Prepare
+    const before = sandbox.ledger.length;
+
+    // Act
+    const signed = await run(vendorFile({ sign: true }), 'signed-events');
+    const unsigned = await run(vendorFile(), 'signed-events');
+
+    // Assess
+    expect(signed.report).toMatchObject({ status: 'SUCCEEDED', rows: { accepted: 40 } });
+    expect(unsigned.report).toMatchObject({ status: 'FAILED', error: { code: 'SIGNATURE_INVALID' } });
+    expect(sandbox.ledger.length - before).toBe(40);
+  });
+
+  it('fails a PGP file sent to a dataflow without a decrypt block, saying so', async () => {
+    // Act
+    const result = await run(vendorFile(), 'plain-events');
+
+    // Assess
+    expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'DECRYPTION_FAILED', message: expect.stringContaining('no "decrypt" block') } });
+  });
+});

@@ -1,5 +1,5 @@
 import { authProvider, basicAuthorization } from '../src/api/auth';
-import { BadgesApiClient, Pacer, SEND_CODES } from '../src/api/client';
+import { BadgesApiClient, Pacer, SEND_CODES, SendAuthError } from '../src/api/client';
 import { IMPORT_PATH, type SandboxSettings, startSandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import type { Destination } from '../src/config/schema';
@@ -263,6 +263,21 @@ describe('Class: BadgesApiClient under scripted faults', () => {
 
     // Assess
     expect(outcomes.map((o) => (o.accepted ? 'ok' : o.code))).toEqual(['ok', 'ok', '8001', 'ok', 'ok']);
+  });
+
+  it('keeps what was settled when the credentials are refused midway, so issued records are not reported unsent', async () => {
+    // Prepare: the pair is refused with 400, so the client splits it; customer 1 is accepted, then every request is 401.
+    server = await scriptedServer((body, n) =>
+      n === 0 ? { status: 400, body: { errors: [{ code: 400, message: 'bad batch' }] } } : n === 1 ? { status: 200, body: accepted(body) } : { status: 401, body: {} },
+    );
+
+    // Act
+    const outcome = client(server.url).send([item(1), item(2)]);
+
+    // Assess
+    await expect(outcome).rejects.toBeInstanceOf(SendAuthError);
+    const error = (await outcome.catch((e: unknown) => e)) as SendAuthError;
+    expect(error.settled).toEqual([{ accepted: true, earnedBadgeId: 'earned-0' }, undefined]);
   });
 
   it('uses the configured method and path', async () => {

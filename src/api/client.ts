@@ -16,6 +16,16 @@ export const SEND_CODES = {
   AMBIGUOUS: 'AMBIGUOUS',
 } as const;
 
+/** Credentials refused in the middle of a batch; `settled` holds the outcomes known before (undefined: not sent). */
+export class SendAuthError extends AuthError {
+  constructor(
+    message: string,
+    readonly settled: ReadonlyArray<ItemOutcome | undefined>,
+  ) {
+    super(message);
+  }
+}
+
 /** Statuses that mean "not processed, try again": Connect+'s recoverable list plus 429. */
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504, 520, 521]);
 /** Network errors raised before a request could reach the server: safe to resend without reconciling. */
@@ -144,11 +154,27 @@ export class BadgesApiClient {
     return Math.floor(this.random() * ceiling);
   }
 
-  /** Sends one batch; returns one outcome per item, in order. */
+  /**
+   * Sends one batch; returns one outcome per item, in order.
+   *
+   * @throws SendAuthError when the credentials are refused; it carries the outcomes settled before that (a record
+   *   already issued must not be reported as unsent).
+   */
   async send(items: readonly ApiItem[]): Promise<ItemOutcome[]> {
-    const { maxRetries } = this.options.destination;
     const outcomes: Array<ItemOutcome | undefined> = new Array(items.length);
-    let pending = items.map((_, i) => i);
+    try {
+      await this.settle(items, items.map((_, i) => i), outcomes);
+    } catch (error) {
+      if (error instanceof AuthError) throw new SendAuthError(error.message, outcomes);
+      throw error;
+    }
+    return outcomes as ItemOutcome[];
+  }
+
+  /** Settles the items at `indexes`, writing their outcomes into `outcomes`. */
+  private async settle(items: readonly ApiItem[], indexes: number[], outcomes: Array<ItemOutcome | undefined>): Promise<void> {
+    const { maxRetries } = this.options.destination;
+    let pending = indexes;
     let lastProblem = '';
     let refreshed = false;
     for (let attempt = 0; pending.length > 0 && attempt <= maxRetries; ) {
@@ -173,11 +199,7 @@ export class BadgesApiClient {
             outcomes[pending[0]!] = { accepted: false, code: String(error?.code ?? `HTTP_${exchange.status}`), message: error?.message ?? `HTTP ${exchange.status}` };
           } else {
             const half = Math.ceil(batch.length / 2);
-            const parts = [pending.slice(0, half), pending.slice(half)];
-            for (const part of parts) {
-              const partOutcomes = await this.send(part.map((i) => items[i]!));
-              partOutcomes.forEach((outcome, k) => (outcomes[part[k]!] = outcome));
-            }
+            for (const part of [pending.slice(0, half), pending.slice(half)]) await this.settle(items, part, outcomes);
           }
           pending = [];
           break;
@@ -215,7 +237,6 @@ export class BadgesApiClient {
     for (const index of pending) {
       outcomes[index] = { accepted: false, code: SEND_CODES.RETRIES_EXHAUSTED, message: `Not issued after ${maxRetries + 1} attempts (last: ${lastProblem})` };
     }
-    return outcomes as ItemOutcome[];
   }
 
   /**

@@ -3,7 +3,7 @@ import { selectDataflow } from '../config/load';
 import { KEYS, type SendEvent, type SendOutput } from '../contracts';
 import { openObject, putJson, putText } from '../aws/s3';
 import { authProvider } from '../api/auth';
-import { BadgesApiClient, type ItemOutcome } from '../api/client';
+import { BadgesApiClient, type ItemOutcome, SendAuthError } from '../api/client';
 import { type CsvRecord, rejectLine } from '../core/csv';
 import type { ApiItem } from '../core/mapping';
 import { AuthError, BadgesImportError, SourceReadError } from '../errors';
@@ -67,25 +67,24 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
       for (const record of records) reject(record, output.fatal.code, output.fatal.message);
       return;
     }
-    let outcomes: ItemOutcome[];
+    const toSend = destination.validateBadgeIds ? await withKnownBadges(records) : records;
+    let sentOutcomes: ReadonlyArray<ItemOutcome | undefined>;
     try {
-      const toSend = destination.validateBadgeIds ? await withKnownBadges(records) : records;
-      outcomes = toSend.length > 0 ? await client.send(toSend.map((r) => r.i)) : [];
-      if (toSend !== records) {
-        const sent = new Map(toSend.map((r, i) => [r, outcomes[i]!]));
-        outcomes = records.map((r) => sent.get(r) ?? { accepted: false, code: '1054', message: `GLOBAL.BADGE_NOT_FOUND: badge ${r.i.badgeMetaId} is not in the org (checked before sending)` });
-      }
+      sentOutcomes = toSend.length > 0 ? await client.send(toSend.map((r) => r.i)) : [];
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
       output.fatal = { code: error.code, message: error.message };
-      for (const record of records) reject(record, error.code, `${error.message}; not sent`);
-      return;
+      // What was settled before the refusal stands (an issued badge must not be reported unsent); the rest is not sent.
+      sentOutcomes = error instanceof SendAuthError ? error.settled : [];
     }
-    records.forEach((record, i) => {
-      const outcome = outcomes[i]!;
+    const bySent = new Map(toSend.map((r, i) => [r, sentOutcomes[i]]));
+    for (const record of records) {
+      const outcome = bySent.has(record)
+        ? (bySent.get(record) ?? { accepted: false, code: output.fatal!.code, message: `${output.fatal!.message}; not sent` })
+        : { accepted: false as const, code: '1054', message: `GLOBAL.BADGE_NOT_FOUND: badge ${record.i.badgeMetaId} is not in the org (checked before sending)` };
       if (outcome.accepted) output.accepted += 1;
       else reject(record, outcome.code, outcome.message);
-    });
+    }
     deps.progress?.({ step: 'send', chunk: chunk.index, records: records.length, accepted: output.accepted, rejected: output.rejected });
   };
 

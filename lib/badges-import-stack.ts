@@ -94,7 +94,9 @@ export class BadgesImportStack extends Stack {
     allow(sendFn, ['s3:GetObject', 's3:PutObject'], runs);
     allow(finalizeFn, ['s3:GetObject'], runs);
     allow(finalizeFn, ['s3:PutObject', 's3:AbortMultipartUpload'], deadLetter.arnForObjects('rejected/*'));
-    allow(finalizeFn, ['s3:PutObject'], reports.arnForObjects('reports/*'));
+    allow(finalizeFn, ['s3:PutObject'], reports.arnForObjects('reports/*'), reports.arnForObjects('imported/*'));
+    // The stage step looks up whether the same content was imported before.
+    allow(stageFn, ['s3:GetObject'], reports.arnForObjects('imported/*'));
     // Moving the source: read and delete it under its prefix, write it under processed/ or failed/.
     allow(finalizeFn, ['s3:GetObject', 's3:DeleteObject'], ...dataflowObjects(inbox, config));
     allow(finalizeFn, ['s3:PutObject'], inbox.arnForObjects('processed/*'), inbox.arnForObjects('failed/*'));
@@ -164,7 +166,7 @@ export class BadgesImportStack extends Stack {
         .when(Condition.isPresent('$.skipped'), new Succeed(this, 'NotForThisDataflow', { comment: 'The object name does not match the pattern: left alone' }))
         .otherwise(
           new Choice(this, 'AnythingToSend?')
-            .when(Condition.or(Condition.booleanEquals('$.dryRun', true), Condition.numberEquals('$.chunkCount', 0)), finalize)
+            .when(Condition.or(Condition.booleanEquals('$.dryRun', true), Condition.numberEquals('$.chunkCount', 0), Condition.isPresent('$.duplicateOf')), finalize)
             .otherwise(sendChunks),
         ),
     );
@@ -237,6 +239,7 @@ export class BadgesImportStack extends Stack {
       [staging, 'runs/*', 'Each run writes and reads its own staging objects under runs/<runId>/; the run id is known only at run time.'],
       [deadLetter, 'rejected/*', 'One rejected-records file per run under rejected/<dataflow>/<runId>/.'],
       [reports, 'reports/*', 'One report per run under reports/<dataflow>/<runId>/.'],
+      [reports, 'imported/*', 'One marker per imported content under imported/<dataflow>/<sha256>.json, named by a hash known at run time.'],
       [inbox, 'processed/*', 'Processed sources are moved under processed/<dataflow>/<runId>/.'],
       [inbox, 'failed/*', 'Failed sources are moved under failed/<dataflow>/<runId>/.'],
       ...config.dataflows.map((d): [Bucket, string, string] => [inbox, `${d.source.prefix}*`, `Vendors name their files freely under the ${d.name} prefix; the file pattern is checked by the stage step.`]),

@@ -36,6 +36,8 @@ export interface ExecutionInput {
   key: string;
   /** Validate and report without calling the API. */
   dryRun?: boolean;
+  /** Import even if the same content was imported before for this dataflow. */
+  force?: boolean;
 }
 
 /** What the state machine hands every step besides its state: the execution's identity. */
@@ -65,6 +67,8 @@ export interface RowCounts {
 export interface StageOutput extends ExecutionInput, RunContext {
   /** Set when the object does not belong to the dataflow (name outside its pattern): nothing else happens. */
   skipped?: string;
+  /** Set when the same content (sha256) was imported before for this dataflow: nothing is sent. */
+  duplicateOf?: ImportedMarker;
   /** Staging key of the JSON array of ChunkRef that the Distributed Map reads. */
   chunksKey: string;
   chunkCount: number;
@@ -75,6 +79,13 @@ export interface StageOutput extends ExecutionInput, RunContext {
   rejected: number;
   /** Staging key of a JSON document with the header, hash and rejection counts. */
   summaryKey: string;
+}
+
+/** Left by a completed import, so that the same content delivered again is recognised. */
+export interface ImportedMarker {
+  runId: string;
+  key: string;
+  finishedAt: string;
 }
 
 /** The per-file details written by the stage step (too large or too local for the state). */
@@ -121,7 +132,7 @@ export interface FinalizeEvent extends RunContext {
   state: ExecutionInput & Partial<StageOutput> & { error?: CaughtError };
 }
 
-export const RUN_STATUS = ['SUCCEEDED', 'COMPLETED_WITH_REJECTIONS', 'FAILED'] as const;
+export const RUN_STATUS = ['SUCCEEDED', 'COMPLETED_WITH_REJECTIONS', 'FAILED', 'SKIPPED_DUPLICATE'] as const;
 export type RunStatus = (typeof RUN_STATUS)[number];
 
 export interface FileReport {
@@ -147,6 +158,8 @@ export interface Report {
   rows: RowCounts & { valid: number };
   rejectionsByCode: Record<string, number>;
   files: FileReport[];
+  /** For SKIPPED_DUPLICATE: the run that imported this content. */
+  duplicateOf?: ImportedMarker;
   error?: { code: string; message: string };
 }
 
@@ -163,6 +176,7 @@ export const KEYS = {
   mapResults: 'map-results/',
   rejected: (dataflow: string, runId: string, fileName: string) => `rejected/${dataflow}/${runId}/${fileName.replace(/\.[^.]*$/, '')}.rejected.csv`,
   report: (dataflow: string, runId: string) => `reports/${dataflow}/${runId}/report.json`,
+  imported: (dataflow: string, sha256: string) => `imported/${dataflow}/${sha256}.json`,
   processed: (dataflow: string, runId: string, fileName: string) => `processed/${dataflow}/${runId}/${fileName}`,
   failed: (dataflow: string, runId: string, fileName: string) => `failed/${dataflow}/${runId}/${fileName}`,
 } as const;

@@ -67,12 +67,12 @@ afterAll(async () => {
 });
 
 let files = 0;
-async function runRows(rows: EventRow[] | string, options: { dataflow?: string; dryRun?: boolean; csv?: Parameters<typeof toCsv>[1] } = {}): Promise<LocalRunResult> {
+async function runRows(rows: EventRow[] | string, options: { dataflow?: string; dryRun?: boolean; force?: boolean; csv?: Parameters<typeof toCsv>[1] } = {}): Promise<LocalRunResult> {
   const name = `events_${++files}.csv`;
   const file = join(work, name);
   writeFileSync(file, typeof rows === 'string' ? rows : toCsv(rows, options.csv));
   const dataflow = config.dataflows.find((d) => d.name === (options.dataflow ?? 'weekly-events'))!;
-  return runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider(ALL_SECRETS), s3, sandbox, outDir: join(work, 'out', name), dryRun: options.dryRun });
+  return runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider(ALL_SECRETS), s3, sandbox, outDir: join(work, 'out', name), dryRun: options.dryRun, force: options.force });
 }
 
 const ledgerFor = (base: number) => sandbox.ledger.filter((e) => e.customerId > base && e.customerId <= base + RECORDS);
@@ -183,6 +183,43 @@ describe('Workflow: a file through the local state machine against the sandbox',
     expect(sandbox.itemsProcessed - processedBefore).toBe(RECORDS - Object.keys(BAD).length);
     const rejected: Array<Record<string, string>> = parse(readFileSync(result.rejectedPath!), { columns: true });
     expect(rejected.filter((r) => r._error_code === '1054').map((r) => r._error_message)).toEqual([expect.stringContaining('checked before sending'), expect.stringContaining('checked before sending')]);
+  });
+
+  it('skips the same content delivered again under another name, unless forced', async () => {
+    // Prepare
+    const base = 120_000;
+    const text = toCsv(Array.from({ length: 30 }, (_, i) => validRow(i + 1, base)));
+    const first = await runRows(text);
+
+    // Act
+    const again = await runRows(text);
+    const forced = await runRows(text, { force: true });
+
+    // Assess
+    expect(first.report.status).toBe('SUCCEEDED');
+    expect(again.exitCode).toBe(0);
+    expect(again.report).toMatchObject({ status: 'SKIPPED_DUPLICATE', rows: { total: 30, accepted: 0, rejected: 0 }, duplicateOf: { runId: first.report.runId } });
+    expect(again.report.files[0]!.sha256).toBe(first.report.files[0]!.sha256);
+    expect(forced.report).toMatchObject({ status: 'SUCCEEDED', rows: { accepted: 30 } });
+    // Once from the first delivery, once more because the operator forced it; never from the duplicate.
+    expect(ledgerFor(base)).toHaveLength(60);
+  });
+
+  it('does not count a failed import as imported: the same content delivered again is imported', async () => {
+    // Prepare: the first delivery is staged whole, then fails on a missing secret.
+    const base = 130_000;
+    const file = join(work, 'events_retry.csv');
+    writeFileSync(file, toCsv(Array.from({ length: 30 }, (_, i) => validRow(i + 1, base))));
+    const dataflow = config.dataflows[0]!;
+    const first = await runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider({ 'api/user': SECRETS['api/user'] }), s3, sandbox, outDir: join(work, 'out', 'retry-1') });
+
+    // Act
+    const again = await runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider(SECRETS), s3, sandbox, outDir: join(work, 'out', 'retry-2') });
+
+    // Assess
+    expect(first.report).toMatchObject({ status: 'FAILED', error: { code: 'SECRET_NOT_FOUND' } });
+    expect(again.report).toMatchObject({ status: 'SUCCEEDED', rows: { accepted: 30 } });
+    expect(ledgerFor(base)).toHaveLength(30);
   });
 
   it('succeeds with exit 0 when every record is accepted', async () => {

@@ -50,6 +50,7 @@ export function summary(report: Report, reportPath: string, rejectedPath?: strin
     `${report.dataflow}: ${file?.name ?? '?'} — ${report.status}${report.dryRun ? ' (dry run: nothing sent)' : ''}`,
     `  records ${report.rows.total}: ${report.dryRun ? `${report.rows.valid} valid` : `${report.rows.accepted} accepted`}, ${report.rows.rejected} rejected${codes ? ` (${codes})` : ''}`,
   ];
+  if (report.duplicateOf) lines.push(`  skipped: the same content was imported by run ${report.duplicateOf.runId} (${report.duplicateOf.key}); --force imports it again`);
   if (report.error) lines.push(`  error   ${report.error.code}: ${report.error.message}`);
   lines.push(`  report  ${reportPath}`);
   if (rejectedPath) lines.push(`  rejected ${rejectedPath}`);
@@ -65,6 +66,7 @@ interface RunFlags {
   sandbox?: string;
   out?: string;
   dryRun?: boolean;
+  force?: boolean;
   quiet?: boolean;
   json?: boolean;
 }
@@ -96,6 +98,7 @@ async function runCommand(flags: RunFlags): Promise<number> {
       apiUrl: flags.apiUrl,
       outDir,
       dryRun: flags.dryRun,
+      force: flags.force,
       progress: progressPrinter(Boolean(flags.quiet || flags.json)),
     });
     process.stdout.write(flags.json ? `${JSON.stringify(result.report, null, 2)}\n` : summary(result.report, result.reportPath, result.rejectedPath));
@@ -153,6 +156,7 @@ export function buildProgram(): Command {
     .option('--sandbox <file>', 'settings of the embedded sandbox (known badge ids, …)')
     .option('--out <dir>', 'directory for report.json and the rejected records (default: ./out/<dataflow>-<time>)')
     .option('--dry-run', 'validate and report without calling the API')
+    .option('--force', 'import even if the same content was imported before')
     .option('--quiet', 'no progress lines')
     .option('--json', 'print the report as JSON on stdout')
     .action(async (flags: RunFlags) => {

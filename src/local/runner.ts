@@ -35,6 +35,8 @@ export interface LocalRunOptions {
   /** Directory that receives report.json and the rejected-records file. */
   outDir: string;
   dryRun?: boolean;
+  /** Import even if the same content was imported before. */
+  force?: boolean;
   progress?: (event: RunProgress) => void;
   fetch?: typeof fetch;
 }
@@ -48,7 +50,7 @@ export interface LocalRunResult {
 
 /** Exit status of a run: 0 every record accepted, 3 some rejected, 1 the file failed. */
 export function exitCodeOf(report: Report): 0 | 1 | 3 {
-  return report.status === 'FAILED' ? 1 : report.status === 'COMPLETED_WITH_REJECTIONS' ? 3 : 0;
+  return report.status === 'FAILED' ? 1 : report.status === 'COMPLETED_WITH_REJECTIONS' ? 3 : 0; // SKIPPED_DUPLICATE: 0
 }
 
 const definitions = new Map<string, ReturnType<typeof synthesizeDefinition>>();
@@ -112,7 +114,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   });
   Object.assign(handlers, emulated.handlers);
 
-  const input: ExecutionInput = { dataflow: dataflow.name, bucket: LOCAL_BUCKETS.inbox, key, ...(options.dryRun ? { dryRun: true } : {}) };
+  const input: ExecutionInput = { dataflow: dataflow.name, bucket: LOCAL_BUCKETS.inbox, key, ...(options.dryRun ? { dryRun: true } : {}), ...(options.force ? { force: true } : {}) };
   const machine = new StateMachine(emulated.definition as never, { validationOptions: { checkPaths: false, checkArn: false } });
   let report: Report | undefined;
   try {

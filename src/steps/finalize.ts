@@ -41,7 +41,8 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   const parts: Array<string | { orphan: ChunkRef }> = summary?.rejectedPartKey ? [summary.rejectedPartKey] : [];
 
   // A file that failed before or while staging sent nothing: its records are not counted, the file is refused whole.
-  if (summary && !state.dryRun && state.chunkCount) {
+  // A duplicate sent nothing either: its records were settled by the run that imported the same content.
+  if (summary && !state.dryRun && !state.duplicateOf && state.chunkCount) {
     chunks.forEach((chunk, i) => {
       const result = sent[i];
       if (result) {
@@ -58,6 +59,10 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     });
   }
 
+  if (state.duplicateOf) {
+    rows.rejected = 0;
+    parts.length = 0;
+  }
   let rejectedFile: string | undefined;
   if (summary && parts.length > 0) {
     const key = KEYS.rejected(state.dataflow, runId, fileName);
@@ -65,7 +70,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     rejectedFile = `s3://${buckets.deadLetter}/${key}`;
   }
 
-  const status: RunStatus = error ? 'FAILED' : rows.rejected > 0 ? 'COMPLETED_WITH_REJECTIONS' : 'SUCCEEDED';
+  const status: RunStatus = error ? 'FAILED' : state.duplicateOf ? 'SKIPPED_DUPLICATE' : rows.rejected > 0 ? 'COMPLETED_WITH_REJECTIONS' : 'SUCCEEDED';
   let movedTo: string | undefined;
   if (!state.dryRun) {
     const target = status === 'FAILED' ? KEYS.failed(state.dataflow, runId, fileName) : KEYS.processed(state.dataflow, runId, fileName);
@@ -98,9 +103,14 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
         source: { bucket: state.bucket, key: state.key, ...(movedTo ? { movedTo } : {}) },
       },
     ],
+    ...(state.duplicateOf ? { duplicateOf: state.duplicateOf } : {}),
     ...(error ? { error } : {}),
   };
   await putJson(s3, buckets.reports, KEYS.report(state.dataflow, runId), report);
+  // Remember the content of a completed import (after the report, so a marker always has its report).
+  if (summary && !state.dryRun && (status === 'SUCCEEDED' || status === 'COMPLETED_WITH_REJECTIONS')) {
+    await putJson(s3, buckets.reports, KEYS.imported(state.dataflow, summary.sha256), { runId, key: state.key, finishedAt: report.finishedAt });
+  }
   log.info('Run finished', { runId, dataflow: state.dataflow, status, ...rows, error: error?.code });
   return report;
 }

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { type Readable, Transform } from 'node:stream';
 import pLimit from 'p-limit';
 import { selectDataflow } from '../config/load';
-import { type ChunkRef, KEYS, type StageEvent, type StageOutput, type StageSummary, fileNameOf } from '../contracts';
-import { type ObjectWriter, createObjectWriter, openObject, putJson, putText, readHead } from '../aws/s3';
+import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, type StageOutput, type StageSummary, fileNameOf } from '../contracts';
+import { type ObjectWriter, createObjectWriter, openObject, putJson, putText, readHead, readJson } from '../aws/s3';
 import type { Dataflow } from '../config/schema';
 import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
 import { openCsv, rejectLine } from '../core/csv';
@@ -106,10 +106,13 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     throw error;
   }
 
+  const sha256 = hash.digest('hex');
+  // The whole file has been read (and hashed) before anything is sent: a second delivery of the same content stops here.
+  const duplicateOf = input.force || input.dryRun ? undefined : await readJson<ImportedMarker>(s3, buckets.reports, KEYS.imported(flow.name, sha256));
   const summary: StageSummary = {
     header: csv.header,
     delimiter: flow.csv.delimiter,
-    sha256: hash.digest('hex'),
+    sha256,
     bytes,
     rejectionsByCode,
     ...(rejects ? { rejectedPartKey: KEYS.validationRejects(runId) } : {}),
@@ -117,9 +120,10 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   await putJson(s3, buckets.staging, base.summaryKey, summary);
   await putJson(s3, buckets.staging, base.chunksKey, chunks);
   deps.progress?.({ step: 'stage', records, rejected, done: true });
-  log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.length, bytes });
+  log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.length, bytes, duplicateOf: duplicateOf?.runId });
   return {
     ...base,
+    ...(duplicateOf ? { duplicateOf } : {}),
     chunkCount: chunks.length,
     maxConcurrency: Math.min(flow.destination.maxConcurrency, Math.max(1, chunks.length)),
     records,

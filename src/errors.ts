@@ -55,6 +55,11 @@ export class AuthError extends BadgesImportError {
   override readonly code = 'AUTH_FAILED';
 }
 
+/** A local file whose name the dataflow would leave alone (it does not match the file pattern). */
+export class FileNotMatchedError extends BadgesImportError {
+  override readonly code = 'FILE_NOT_MATCHED';
+}
+
 /** The execution input names a dataflow that the configuration does not have. */
 export class UnknownDataflowError extends BadgesImportError {
   override readonly code = 'UNKNOWN_DATAFLOW';
@@ -75,6 +80,11 @@ export class SignatureError extends BadgesImportError {
   override readonly code = 'SIGNATURE_INVALID';
 }
 
+/** An archive that is unsafe to open: a decompression bomb, a path escaping its folder, an encrypted entry. */
+export class UnsafeArchiveError extends BadgesImportError {
+  override readonly code = 'UNSAFE_ARCHIVE';
+}
+
 /** Error names the state machine treats as fatal for the file (caught, file FAILED, nothing more sent). */
 export const FATAL_ERROR_NAMES = [
   'MissingColumnError',
@@ -89,6 +99,7 @@ export const FATAL_ERROR_NAMES = [
   'DecryptionError',
   'IntegrityError',
   'SignatureError',
+  'UnsafeArchiveError',
 ] as const;
 
 const CODES_BY_NAME: Record<string, string> = {
@@ -104,6 +115,7 @@ const CODES_BY_NAME: Record<string, string> = {
   DecryptionError: 'DECRYPTION_FAILED',
   IntegrityError: 'INTEGRITY_CHECK_FAILED',
   SignatureError: 'SIGNATURE_INVALID',
+  UnsafeArchiveError: 'UNSAFE_ARCHIVE',
   'States.Timeout': 'STEP_TIMEOUT',
 };
 

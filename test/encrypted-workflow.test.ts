@@ -1,5 +1,7 @@
 import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { FileNotMatchedError } from '../src/errors';
 import { type Sandbox, startSandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { listObjects } from '../src/aws/s3';
@@ -29,7 +31,7 @@ const document = {
   dataflows: [
     { ...flow, source: { type: 's3', prefix: 'inbox/weekly-events/', filePattern: '^events_' }, decrypt: { privateKeySecret: 'pgp/key', passphraseSecret: 'pgp/passphrase' } },
     { ...flow, name: 'signed-events', source: { type: 's3', prefix: 'inbox/signed/', filePattern: '^events_' }, decrypt: { privateKeySecret: 'pgp/key', passphraseSecret: 'pgp/passphrase', verifySignatureWithSecret: 'pgp/vendor' } },
-    { ...flow, name: 'plain-events', source: { type: 's3', prefix: 'inbox/plain/', filePattern: '^events_' } },
+    { ...flow, name: 'plain-events', source: { type: 's3', prefix: 'inbox/plain/', filePattern: '^events_' }, unpack: { maxCompressionRatio: 100 } },
   ],
 };
 const configFile = join(vendor.home, 'config.json');
@@ -132,6 +134,50 @@ describe('Workflow: PGP-encrypted files', () => {
     expect(signed.report).toMatchObject({ status: 'SUCCEEDED', rows: { accepted: 40 } });
     expect(unsigned.report).toMatchObject({ status: 'FAILED', error: { code: 'SIGNATURE_INVALID' } });
     expect(sandbox.ledger.length - before).toBe(40);
+  });
+
+  it('imports a gzipped file, and a gzipped file then encrypted', async () => {
+    // Prepare
+    const before = sandbox.ledger.length;
+    const csv = toCsv(Array.from({ length: 40 }, (_, i) => validRow(i + 1, 990_000)));
+    const gz = join(vendor.home, 'events_gz.csv.gz');
+    writeFileSync(gz, gzipSync(csv));
+    const gzCsv = join(vendor.home, 'plain-gz.csv.gz');
+    writeFileSync(gzCsv, gzipSync(toCsv(Array.from({ length: 40 }, (_, i) => validRow(i + 1, 991_000)))));
+    const gzGpg = join(vendor.home, 'events_gz.csv.gz.gpg');
+    vendor.encrypt(gzCsv, gzGpg, { recipients: [brandKey], compress: 'none' });
+
+    // Act
+    const plainGz = await run(gz, 'plain-events');
+    const encryptedGz = await run(gzGpg);
+
+    // Assess
+    expect(plainGz.report).toMatchObject({ status: 'SUCCEEDED', rows: { total: 40, accepted: 40 } });
+    expect(encryptedGz.report).toMatchObject({ status: 'SUCCEEDED', rows: { total: 40, accepted: 40 } });
+    expect(sandbox.ledger.length - before).toBe(80);
+  });
+
+  it('refuses a gzip bomb with UNSAFE_ARCHIVE and sends nothing', async () => {
+    // Prepare: a header row, then 64 MiB of blank lines compress about a thousandfold.
+    const bomb = join(vendor.home, 'events_bomb.csv.gz');
+    writeFileSync(bomb, gzipSync(Buffer.concat([Buffer.from('member_id,badge_code,event_time,expiry_date,note\n'), Buffer.alloc(64 * 1024 * 1024, 0x0a)])));
+    const before = sandbox.ledger.length;
+
+    // Act
+    const result = await run(bomb, 'plain-events');
+
+    // Assess
+    expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'UNSAFE_ARCHIVE', message: expect.stringContaining('expands more than') } });
+    expect(sandbox.ledger.length).toBe(before);
+  });
+
+  it('refuses, before running, a file whose name the dataflow would leave alone', async () => {
+    // Prepare
+    const file = join(vendor.home, 'notes.txt');
+    writeFileSync(file, 'hello');
+
+    // Act + Assess
+    await expect(run(file, 'plain-events')).rejects.toThrow(FileNotMatchedError);
   });
 
   it('fails a PGP file sent to a dataflow without a decrypt block, saying so', async () => {

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { StaticSecretsProvider } from '../aws/secrets';
 import { loadConfig, selectDataflow } from '../config/load';
@@ -77,9 +77,6 @@ async function runCommand(flags: RunFlags): Promise<number> {
   const dataflow = selectDataflow(config, flags.dataflow);
   if (!flags.file) throw new UsageError('--file is required: name the local file to process');
   if (!existsSync(flags.file)) throw new UsageError(`--file ${flags.file}: no such file`);
-  if (!new RegExp(dataflow.source.filePattern).test(basename(flags.file))) {
-    process.stderr.write(`note: "${basename(flags.file)}" does not match ${dataflow.source.filePattern}; processing it as asked\n`);
-  }
   const secrets = flags.secrets ? StaticSecretsProvider.fromFile(flags.secrets) : new StaticSecretsProvider({});
   const outDir = resolve(flags.out ?? join('out', `${dataflow.name}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
 

@@ -140,12 +140,23 @@ const decrypt = z.strictObject({
   verifySignatureWithSecret: z.string().min(1).optional(),
 });
 
+/** Limits on compressed files (gzip), against decompression bombs. */
+const unpack = z
+  .strictObject({
+    /** Most uncompressed bytes per compressed byte (judged past the first 16 MiB). @default 200 */
+    maxCompressionRatio: z.number().min(1).default(200),
+    /** Most uncompressed bytes in all. @default 10737418240 (10 GiB) */
+    maxUncompressedBytes: z.number().int().min(1).default(10 * 1024 ** 3),
+  })
+  .prefault({});
+
 const dataflow = z.strictObject({
   name: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, { message: 'must be 1–40 lowercase letters, digits or "-", starting with a letter or digit' }),
   source: s3Source,
   decrypt: decrypt.optional(),
+  unpack,
   csv: csvSettings,
   mapping: z.strictObject({
     customerId: plainMapping,

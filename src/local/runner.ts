@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Upload } from '@aws-sdk/lib-storage';
 import { StateMachine } from 'aws-local-stepfunctions';
 import type { SecretsProvider } from '../aws/secrets';
+import { FileNotMatchedError } from '../errors';
 import { openObject, readJson } from '../aws/s3';
 import type { Config, Dataflow } from '../config/schema';
 import { type ExecutionInput, KEYS, type Report, type StepName } from '../contracts';
@@ -62,6 +63,10 @@ const definitions = new Map<string, ReturnType<typeof synthesizeDefinition>>();
  */
 export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult> {
   const { s3, dataflow } = options;
+  // A dropped file whose name does not match the pattern is left alone; a local run says so instead of doing nothing.
+  if (!new RegExp(dataflow.source.filePattern).test(basename(options.file))) {
+    throw new FileNotMatchedError(`"${basename(options.file)}" does not match the file pattern of dataflow ${dataflow.name} (${dataflow.source.filePattern}): a vendor file so named would be left alone. Rename it, or choose another dataflow.`);
+  }
   const baseUrl = options.apiUrl ?? options.sandbox?.url;
   if (!baseUrl) throw new Error('A local run needs the sandbox or an explicit API URL');
   // The API a local run talks to is the sandbox unless the operator named one: never the configured one by accident

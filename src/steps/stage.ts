@@ -6,6 +6,7 @@ import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, type StageOu
 import { type ObjectWriter, createObjectWriter, openObject, putJson, putText, readHead, readJson } from '../aws/s3';
 import type { Dataflow } from '../config/schema';
 import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
+import { gunzipIfCompressed } from '../core/unpack';
 import { openCsv, rejectLine } from '../core/csv';
 import { compileMapper } from '../core/mapping';
 import { DecryptionError, SourceReadError } from '../errors';
@@ -51,7 +52,8 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     if (!flow.decrypt) throw new DecryptionError('The file is PGP-encrypted, and the dataflow has no "decrypt" block');
     plaintext = await decryptToStaging(delivered, head, flow.decrypt, runId, deps);
   }
-  const csv = await openCsv(plaintext, flow.csv);
+  // After decryption: vendors gzip, then encrypt (events.csv.gz.gpg).
+  const csv = await openCsv(gunzipIfCompressed(plaintext, flow.unpack), flow.csv);
   const map = compileMapper(flow, csv.header, deps.now);
 
   const recordsPerChunk = flow.destination.recordsPerWorker;

@@ -8,6 +8,7 @@ import { type Sandbox, type SandboxSettings, sandboxSettingsSchema, startSandbox
 import { BadgesImportError, ConfigError } from '../errors';
 import { type RunProgress, runLocal } from '../local/runner';
 import { startLocalS3 } from '../local/s3';
+import { startServe } from '../local/serve';
 
 /** Exit status for usage and configuration errors. */
 const USAGE = 2;
@@ -106,6 +107,57 @@ async function runCommand(flags: RunFlags): Promise<number> {
   }
 }
 
+interface ServeFlags {
+  config: string;
+  secrets?: string;
+  sandbox?: string;
+  apiUrl?: string;
+  s3Port: string;
+  apiPort: string;
+  host: string;
+  data: string;
+  out: string;
+}
+
+async function serveCommand(flags: ServeFlags): Promise<number> {
+  const configFile = resolve(flags.config);
+  const config = loadConfig(configFile);
+  const secrets = flags.secrets ? StaticSecretsProvider.fromFile(flags.secrets) : new StaticSecretsProvider({});
+  const serve = await startServe({
+    config,
+    configFile,
+    secrets,
+    sandbox: readSandboxSettings(flags.sandbox),
+    apiUrl: flags.apiUrl,
+    host: flags.host,
+    s3Port: Number(flags.s3Port),
+    apiPort: Number(flags.apiPort),
+    dataDir: resolve(flags.data),
+    outDir: resolve(flags.out),
+    onEvent: (event) => {
+      if (event.type === 'started') process.stdout.write(`\n${event.dataflow}: s3://inbox/${event.key} arrived; running\n`);
+      else if (event.type === 'finished') process.stdout.write(summary(event.result.report, event.result.reportPath, event.result.rejectedPath));
+      else process.stderr.write(`${event.dataflow}: ${event.key}: ${event.error.message}\n`);
+    },
+  });
+  const lines = [
+    'badges-import serve: the local twin of the deployed stack (Ctrl-C to stop)',
+    `  S3   ${serve.s3.endpoint}  (access key S3RVER, secret S3RVER, path-style; bucket "inbox")`,
+    `  API  ${serve.apiUrl}${flags.apiUrl ? '' : '  (sandbox)'}`,
+    ...config.dataflows.map(
+      (d) => `  ${d.name}: upload to s3://inbox/${d.source.prefix} (names matching ${d.source.filePattern})${d.schedule ? `; schedule ${d.schedule.cron} (${d.schedule.timeZone}) is played by the inbox watch` : ''}`,
+    ),
+    `  e.g. AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER aws --endpoint-url ${serve.s3.endpoint} s3 cp events.csv s3://inbox/${config.dataflows[0]!.source.prefix}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  await new Promise<void>((resolveStop) => {
+    process.once('SIGINT', resolveStop);
+    process.once('SIGTERM', resolveStop);
+  });
+  await serve.stop();
+  return 0;
+}
+
 async function sandboxCommand(flags: { port: string; config?: string; host: string }): Promise<number> {
   const sandbox = await startSandbox(readSandboxSettings(flags.config), Number(flags.port), flags.host);
   process.stdout.write(`badges API sandbox listening on ${sandbox.url} (Ctrl-C to stop)\n`);
@@ -167,6 +219,21 @@ export function buildProgram(): Command {
     .option('--config <file>', 'sandbox settings (users, known badge ids, …)')
     .action(async (flags: { port: string; config?: string; host: string }) => {
       process.exitCode = await sandboxCommand(flags);
+    });
+  program
+    .command('serve')
+    .description('Run the local twin of the deployed stack: an S3 endpoint to upload to, the sandbox API, and a run per uploaded file')
+    .requiredOption('--config <file>', 'configuration file')
+    .option('--secrets <file>', 'JSON file of secret values: { "name": "value" }')
+    .option('--sandbox <file>', 'settings of the embedded sandbox')
+    .option('--api-url <url>', 'send to this API instead of the embedded sandbox')
+    .addOption(new Option('--s3-port <n>', 'port of the embedded S3').default('4569'))
+    .addOption(new Option('--api-port <n>', 'port of the sandbox').default('8080'))
+    .addOption(new Option('--host <address>', 'address to listen on').default('127.0.0.1'))
+    .addOption(new Option('--data <dir>', 'where the embedded S3 keeps its data across restarts').default('out/serve-data'))
+    .addOption(new Option('--out <dir>', 'where each run\'s report goes').default('out/serve'))
+    .action(async (flags: ServeFlags) => {
+      process.exitCode = await serveCommand(flags);
     });
   program
     .command('demo')

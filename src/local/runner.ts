@@ -21,13 +21,11 @@ import { LOCAL_BUCKETS, type LocalS3 } from './s3';
 /** What a local run may print while it goes. */
 export type RunProgress = ProgressEvent | { step: 'chunks'; done: number; total: number };
 
-export interface LocalRunOptions {
+export interface LocalObjectRunOptions {
   config: Config;
   /** The configuration file, bundled as in a deployment (the definition is synthesized from it). */
   configFile: string;
   dataflow: Dataflow;
-  /** The local file to process as if it had been dropped into the dataflow's source. */
-  file: string;
   secrets: SecretsProvider;
   s3: LocalS3;
   /** The embedded API sandbox; when absent, `apiUrl` must be given. */
@@ -40,6 +38,11 @@ export interface LocalRunOptions {
   force?: boolean;
   progress?: (event: RunProgress) => void;
   fetch?: typeof fetch;
+}
+
+export interface LocalRunOptions extends LocalObjectRunOptions {
+  /** The local file to process as if it had been dropped into the dataflow's source. */
+  file: string;
 }
 
 export interface LocalRunResult {
@@ -62,11 +65,19 @@ const definitions = new Map<string, ReturnType<typeof synthesizeDefinition>>();
  * unless `apiUrl` says otherwise.
  */
 export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult> {
-  const { s3, dataflow } = options;
+  const { dataflow } = options;
   // A dropped file whose name does not match the pattern is left alone; a local run says so instead of doing nothing.
   if (!new RegExp(dataflow.source.filePattern).test(basename(options.file))) {
     throw new FileNotMatchedError(`"${basename(options.file)}" does not match the file pattern of dataflow ${dataflow.name} (${dataflow.source.filePattern}): a vendor file so named would be left alone. Rename it, or choose another dataflow.`);
   }
+  const key = `${dataflow.source.prefix}${basename(options.file)}`;
+  await new Upload({ client: options.s3.client, params: { Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: createReadStream(options.file) } }).done();
+  return runObject(options, key);
+}
+
+/** Runs the per-file workflow on an object already in the local inbox, as its upload event would. */
+export async function runObject(options: LocalObjectRunOptions, key: string): Promise<LocalRunResult> {
+  const { s3, dataflow } = options;
   const baseUrl = options.apiUrl ?? options.sandbox?.url;
   if (!baseUrl) throw new Error('A local run needs the sandbox or an explicit API URL');
   // The API a local run talks to is the sandbox unless the operator named one: never the configured one by accident
@@ -82,9 +93,6 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   mkdirSync(options.outDir, { recursive: true });
   const logStream = createWriteStream(join(options.outDir, 'run.log'), { flags: 'a' });
   const log = fileLog(logStream, runId);
-
-  const key = `${dataflow.source.prefix}${basename(options.file)}`;
-  await new Upload({ client: s3.client, params: { Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: createReadStream(options.file) } }).done();
 
   const deps: StepDeps = { config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log, fetch: options.fetch, progress: options.progress };
   // Lambda runs each invocation in a container it keeps warm for the next one; emulate that for the send workers.
@@ -146,7 +154,7 @@ async function registerSandboxUser(sandbox: Sandbox, dataflow: Dataflow, secrets
 }
 
 /** Copies the report and the rejected records out of the local S3, pointing the report at the local copies. */
-async function writeOutputs(report: Report, options: LocalRunOptions, s3: LocalS3): Promise<LocalRunResult> {
+async function writeOutputs(report: Report, options: LocalObjectRunOptions, s3: LocalS3): Promise<LocalRunResult> {
   const { outDir } = options;
   let rejectedPath: string | undefined;
   const files = [];

@@ -31,9 +31,12 @@ export function gunzipIfCompressed(input: Readable, limits: UnpackLimits): Reada
     const rest = (async () => {
       if (!first.done) source.write(first.value);
       for (let step = await iterator.next(); !step.done; step = await iterator.next()) {
-        if (!source.write(step.value)) await new Promise((resolve) => source.once('drain', resolve));
+        if (source.destroyed) break;
+        // Wait for room, or for the end of the line when a later stage failed and tore the pipeline down.
+        if (!source.write(step.value)) await new Promise((resolve) => (source.once('drain', resolve), source.once('close', resolve)));
       }
-      source.end();
+      if (source.destroyed) input.destroy();
+      else source.end();
     })();
     rest.catch((error: unknown) => source.destroy(error instanceof Error ? error : new Error(String(error))));
     if (first.done || !isGzip(first.value)) {
@@ -64,6 +67,7 @@ export function gunzipIfCompressed(input: Readable, limits: UnpackLimits): Reada
     const gunzip = createGunzip();
     gunzip.on('error', (error) => output.destroy(new UnsafeArchiveError(`The gzip file is damaged (${error.message}); it was not imported`)));
     for (const stage of [source, counter, guard]) stage.on('error', (error) => output.destroy(error));
+    output.on('close', () => source.destroy());
     source.pipe(counter).pipe(gunzip).pipe(guard).pipe(output);
   })().catch((error: unknown) => output.destroy(error instanceof Error ? error : new Error(String(error))));
   return output;

@@ -105,6 +105,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     await rejects?.end();
   } catch (error) {
     await Promise.allSettled(pending);
+    await rejects?.abort();
     throw error;
   }
 

@@ -7,13 +7,13 @@ import { silentLog } from '../src/steps/deps';
 import { stage } from '../src/steps/stage';
 
 async function main() {
-  const [endpoint, configFile, key, runId] = process.argv.slice(2) as [string, string, string, string];
+  const [endpoint, configFile, key, runId, secretsFile] = process.argv.slice(2) as [string, string, string, string, string | undefined];
   const s3 = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   const config = loadConfig(configFile);
   const started = process.hrtime.bigint();
   const output = await stage(
     { input: { dataflow: config.dataflows[0]!.name, bucket: LOCAL_BUCKETS.inbox, key }, runId, startedAt: new Date().toISOString() },
-    { config, s3, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider({}), log: silentLog, now: () => Date.UTC(2026, 10, 27) },
+    { config, s3, buckets: LOCAL_BUCKETS, secrets: secretsFile ? StaticSecretsProvider.fromFile(secretsFile) : new StaticSecretsProvider({}), log: silentLog, now: () => Date.UTC(2026, 10, 27) },
   );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   process.stdout.write(`${JSON.stringify({ seconds, records: output.records, rejected: output.rejected, chunks: output.chunkCount, maxRssKb: process.resourceUsage().maxRSS })}\n`);

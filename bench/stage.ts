@@ -10,6 +10,7 @@ import { createReadStream, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Upload } from '@aws-sdk/lib-storage';
 import { buildSync } from 'esbuild';
+import { CJS_BUNDLE_SHIMS } from '../lib/defaults';
 import { LOCAL_BUCKETS, startLocalS3 } from '../src/local/s3';
 import { generateEvents } from './generate';
 
@@ -19,7 +20,7 @@ async function main() {
   mkdirSync(dir, { recursive: true });
   const configFile = join(__dirname, '..', 'examples', 'config.json');
   const worker = join(dir, 'stage-worker.js');
-  buildSync({ entryPoints: [join(__dirname, 'stage-worker.ts')], bundle: true, platform: 'node', target: 'node24', format: 'cjs', minify: true, outfile: worker, logLevel: 'warning' });
+  buildSync({ entryPoints: [join(__dirname, 'stage-worker.ts')], bundle: true, platform: 'node', target: 'node24', format: 'cjs', minify: true, outfile: worker, logLevel: 'warning', banner: { js: CJS_BUNDLE_SHIMS.banner }, define: { ...CJS_BUNDLE_SHIMS.define } });
   const s3 = await startLocalS3();
   const results: Array<{ rows: number; mb: number; seconds: number; rssMb: number }> = [];
   try {

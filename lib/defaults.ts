@@ -9,6 +9,16 @@ import { BUNDLED_CONFIG_FILE, ENV, type StepName } from '../src/contracts';
 
 const PROJECT_ROOT = path.join(__dirname, '..');
 
+/**
+ * The Lambdas are bundled as CommonJS, where `import.meta.url` is undefined; openpgp's Node build calls
+ * `createRequire(import.meta.url)` when it loads. The banner gives the bundle its own file URL and `define` points
+ * `import.meta.url` at it. Shared by the stack and by the tests and benchmarks that bundle the same code.
+ */
+export const CJS_BUNDLE_SHIMS = {
+  banner: "const __bundle_import_meta_url = require('url').pathToFileURL(__filename).href;",
+  define: { 'import.meta.url': '__bundle_import_meta_url' },
+} as const;
+
 export interface StepFunctionProps {
   step: StepName;
   /** Absolute path of the configuration file bundled next to the handler. */
@@ -46,6 +56,8 @@ export class StepFunction extends NodejsFunction {
         format: OutputFormat.CJS,
         minify: true,
         sourceMap: true,
+        banner: CJS_BUNDLE_SHIMS.banner,
+        define: { ...CJS_BUNDLE_SHIMS.define },
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],

@@ -5,6 +5,8 @@ export interface ParsedDate {
   readonly ok: true;
   readonly epochMs: number;
   readonly offsetMinutes: number;
+  /** ISO 8601 with the zone's offset, made once per distinct text (memoised with the parse). */
+  readonly iso: string;
 }
 export interface DateProblem {
   readonly ok: false;
@@ -78,6 +80,10 @@ function memoise(parse: DateParser): DateParser {
   };
 }
 
+function result(epochMs: number, offsetMinutes: number): ParsedDate {
+  return { ok: true, epochMs, offsetMinutes, iso: formatIso(epochMs, offsetMinutes) };
+}
+
 function invalid(reason: string): DateProblem {
   return { ok: false, code: 'INVALID_DATE', reason };
 }
@@ -99,7 +105,7 @@ export function compileDateParser(format: string, timeZone: string): DateParser 
     return (text) => {
       if (!digits.test(text)) return invalid(`"${text}" is not ${format === 'epoch-s' ? 'epoch seconds' : 'epoch milliseconds'}`);
       const epochMs = Number(text) * factor;
-      return { ok: true, epochMs, offsetMinutes: offsets.at(epochMs) };
+      return result(epochMs, offsets.at(epochMs));
     };
   }
 
@@ -109,7 +115,7 @@ export function compileDateParser(format: string, timeZone: string): DateParser 
         const parsed = DateTime.fromISO(text, { setZone: true });
         if (!parsed.isValid) return invalid(`"${text}" is not an ISO 8601 date (${parsed.invalidExplanation ?? parsed.invalidReason})`);
         const epochMs = parsed.toMillis();
-        return { ok: true, epochMs, offsetMinutes: offsets.at(epochMs) };
+        return result(epochMs, offsets.at(epochMs));
       }
       const wall = DateTime.fromISO(text, { zone: 'UTC' });
       if (!wall.isValid) return invalid(`"${text}" is not an ISO 8601 date (${wall.invalidExplanation ?? wall.invalidReason})`);
@@ -125,7 +131,7 @@ export function compileDateParser(format: string, timeZone: string): DateParser 
       const parsed = DateTime.fromFormatParser(text, parser, { zone, setZone: true });
       if (!parsed.isValid) return invalid(`"${text}" does not match the format "${format}" (${parsed.invalidExplanation ?? parsed.invalidReason})`);
       const epochMs = parsed.toMillis();
-      return { ok: true, epochMs, offsetMinutes: offsets.at(epochMs) };
+      return result(epochMs, offsets.at(epochMs));
     }
     const wall = DateTime.fromFormatParser(text, parser, { zone: FixedOffsetZone.utcInstance });
     if (!wall.isValid) {
@@ -137,7 +143,7 @@ export function compileDateParser(format: string, timeZone: string): DateParser 
   function fromWall(wallMs: number, text: string): DateParseResult {
     const instant = offsets.fromWallClock(wallMs);
     if (!instant) return { ok: false, code: 'NONEXISTENT_LOCAL_TIME', reason: `"${text}" does not exist in ${timeZone} (clocks skip it)` };
-    return { ok: true, ...instant };
+    return result(instant.epochMs, instant.offsetMinutes);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Dataflow, DateField, DateMapping, PlainMapping } from '../config/schema';
 import { AmbiguousColumnError, ConfigError, MissingColumnError } from '../errors';
-import { type DateParser, compileDateParser, formatIso } from './dates';
+import { type DateParser, compileDateParser } from './dates';
 
 /** One item of the import API's request array (see capillary-badges-api.md). */
 export interface ApiItem {
@@ -131,13 +131,13 @@ export function compileMapper(flow: Dataflow, header: readonly string[], now: ()
       if (expiryDate.epochMs <= eventDate.epochMs) {
         problems.push({
           code: VALIDATION_CODES.EXPIRY_BEFORE_EVENT,
-          message: `earnExpiresOn (${formatIso(expiryDate.epochMs, expiryDate.offsetMinutes)}) is not after earnEventDate (${formatIso(eventDate.epochMs, eventDate.offsetMinutes)})`,
+          message: `earnExpiresOn (${expiryDate.iso}) is not after earnEventDate (${eventDate.iso})`,
         });
       }
       if (eventDate.epochMs > now() + FUTURE_SLACK_MS) {
         problems.push({
           code: VALIDATION_CODES.EVENT_IN_FUTURE,
-          message: `earnEventDate (${formatIso(eventDate.epochMs, eventDate.offsetMinutes)}) is more than 24 hours in the future; the API refuses it (750)`,
+          message: `earnEventDate (${eventDate.iso}) is more than 24 hours in the future; the API refuses it (750)`,
         });
       }
     }
@@ -153,8 +153,8 @@ export function compileMapper(flow: Dataflow, header: readonly string[], now: ()
         customerId,
         earnEventDate: epoch(ev.epochMs),
         earnExpiresOn: epoch(ex.epochMs),
-        earnEventDateISO: formatIso(ev.epochMs, ev.offsetMinutes),
-        earnExpiresOnISO: formatIso(ex.epochMs, ex.offsetMinutes),
+        earnEventDateISO: ev.iso,
+        earnExpiresOnISO: ex.iso,
       },
     };
   };

@@ -1,6 +1,6 @@
 import { type CfnElement, CfnOutput, Duration, Stack, type StackProps, TimeZone, Validations } from 'aws-cdk-lib';
 import { EventField, Rule, RuleTargetInput } from 'aws-cdk-lib/aws-events';
-import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type Bucket, type IBucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
@@ -206,9 +206,11 @@ export class BadgesImportStack extends Stack {
           detailType: ['Object Created'],
           detail: { bucket: { name: [inbox.bucketName] }, object: { key: [{ prefix: flow.source.prefix }] } },
         },
+        // Through the sweep function, which names the execution after the object (key and ETag), as the schedule's
+        // sweep does: Step Functions then refuses a second execution of an object both of them found.
         targets: [
-          new SfnStateMachine(this.stateMachine, {
-            input: RuleTargetInput.fromObject({ dataflow: flow.name, bucket: EventField.fromPath('$.detail.bucket.name'), key: EventField.fromPath('$.detail.object.key') }),
+          new LambdaFunction(sweepFn, {
+            event: RuleTargetInput.fromObject({ dataflow: flow.name, key: EventField.fromPath('$.detail.object.key'), etag: EventField.fromPath('$.detail.object.etag') }),
             deadLetterQueue: triggerDlq,
             retryAttempts: 8,
           }),

@@ -57,7 +57,8 @@ describe('Stack: BadgesImportStack', () => {
         'detail-type': ['Object Created'],
         detail: { bucket: { name: [{ Ref: Match.stringLikeRegexp('^Inbox') }] }, object: { key: [{ prefix: 'inbox/offline-event/' }] } },
       },
-      Targets: [Match.objectLike({ Arn: { Ref: Match.stringLikeRegexp('^Workflow') }, DeadLetterConfig: Match.anyValue() })],
+      // Through the sweep function, which names executions after the object, so an upload and a sweep cannot both start one.
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^SweepFunction'), 'Arn'] }, DeadLetterConfig: Match.anyValue() })],
     });
     template.hasResourceProperties('Custom::S3BucketNotifications', { NotificationConfiguration: { EventBridgeConfiguration: {} } });
   });

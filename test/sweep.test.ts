@@ -1,6 +1,6 @@
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
-import { putText } from '../src/aws/s3';
+import { listObjects, putText } from '../src/aws/s3';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
 import { silentLog } from '../src/steps/deps';
@@ -58,6 +58,39 @@ describe('Function: sweep', () => {
 
     // Act + Assess
     await expect(sweep({ dataflow: 'weekly-events' }, deps())).rejects.toThrow('throttled');
+  });
+});
+
+describe('Function: sweep, given one object by an upload event', () => {
+  it('starts that object under the same execution name a scheduled sweep would use', async () => {
+    // Prepare
+    sfnMock.on(StartExecutionCommand).resolves({ executionArn: 'arn:x', startDate: new Date() });
+    await sweep({ dataflow: 'weekly-events' }, deps());
+    const swept = sfnMock.commandCalls(StartExecutionCommand).find((c) => c.args[0].input.input!.includes('events_1.csv'))!.args[0].input;
+    sfnMock.reset();
+    sfnMock.on(StartExecutionCommand).resolves({ executionArn: 'arn:y', startDate: new Date() });
+    let objectEtag = '';
+    for await (const o of listObjects(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/events_1')) objectEtag = o.etag;
+
+    // Act
+    const output = await sweep({ dataflow: 'weekly-events', key: 'inbox/weekly-events/events_1.csv', etag: `"${objectEtag}"` }, deps());
+
+    // Assess
+    expect(output.started).toEqual(['inbox/weekly-events/events_1.csv']);
+    expect(sfnMock.commandCalls(StartExecutionCommand)[0]!.args[0].input.name).toBe(swept.name);
+  });
+
+  it('ignores an object that is not directly under the prefix or does not match the pattern', async () => {
+    // Prepare
+    sfnMock.on(StartExecutionCommand).resolves({ executionArn: 'arn:x', startDate: new Date() });
+
+    // Act
+    const nested = await sweep({ dataflow: 'weekly-events', key: 'inbox/weekly-events/sub/events_3.csv', etag: 'e' }, deps());
+    const other = await sweep({ dataflow: 'weekly-events', key: 'inbox/weekly-events/notes.txt', etag: 'e' }, deps());
+
+    // Assess
+    expect([nested.started, other.started]).toEqual([[], []]);
+    expect(sfnMock.commandCalls(StartExecutionCommand)).toHaveLength(0);
   });
 });
 

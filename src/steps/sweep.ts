@@ -6,8 +6,15 @@ import { fileNameOf } from '../contracts';
 import { listObjects } from '../aws/s3';
 import type { StepDeps } from './deps';
 
+/**
+ * The schedule sends `{ dataflow }` (look at every waiting object); the upload rule sends the one object it saw
+ * (`{ dataflow, key, etag }`). Both name the execution after the object, so neither can start a second import of an
+ * object the other already started.
+ */
 export interface SweepEvent {
   dataflow: string;
+  key?: string;
+  etag?: string;
 }
 export interface SweepOutput {
   dataflow: string;
@@ -27,14 +34,16 @@ export function executionName(dataflow: string, key: string, etag: string): stri
 }
 
 /**
- * The schedule's target: finds every object waiting under the dataflow's prefix (matching its pattern, directly
- * under the prefix) and starts the per-file workflow for each one not already started.
+ * Starts the per-file workflow for waiting objects: the one an upload event names, or (from the schedule) every
+ * object under the dataflow's prefix, directly under it and matching its pattern, not already started.
  */
 export async function sweep(event: SweepEvent, deps: StepDeps & { sfn: SFNClient; stateMachineArn: string }): Promise<SweepOutput> {
   const flow = selectDataflow(deps.config, event.dataflow);
   const pattern = new RegExp(flow.source.filePattern);
   const output: SweepOutput = { dataflow: flow.name, started: [], alreadyRunning: [] };
-  for await (const object of listObjects(deps.s3, deps.buckets.inbox, flow.source.prefix)) {
+  const objects = event.key !== undefined ? [{ key: event.key, etag: (event.etag ?? '').replace(/"/g, '') }] : listObjects(deps.s3, deps.buckets.inbox, flow.source.prefix);
+  for await (const object of objects) {
+    if (!object.key.startsWith(flow.source.prefix)) continue;
     const rest = object.key.slice(flow.source.prefix.length);
     if (rest.includes('/') || !pattern.test(rest)) continue;
     const input: ExecutionInput = { dataflow: flow.name, bucket: deps.buckets.inbox, key: object.key };

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { parse } from 'csv-parse/sync';
 import { type Sandbox, startSandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
-import { listObjects } from '../src/aws/s3';
+import { listObjects, putText } from '../src/aws/s3';
 import { parseConfig } from '../src/config/load';
 import type { Config } from '../src/config/schema';
 import { type LocalRunResult, runLocal } from '../src/local/runner';
@@ -328,6 +328,30 @@ describe('CLI: badges-import run', () => {
     expect(result.stdout).toContain(`records ${RECORDS}: ${RECORDS - 8} accepted, 8 rejected`);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { files: Array<{ rejectedFile: string }> };
     expect(existsSync(join(out, report.files[0]!.rejectedFile))).toBe(true);
+  });
+
+  it('takes every file waiting in the local inbox when --file is not given, as the schedule would', async () => {
+    // Prepare: an inbox kept by `serve`, with one matching file and one the dataflow ignores.
+    const data = join(work, 'serve-data');
+    const inbox = await startLocalS3({ directory: data });
+    await putText(inbox.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/events_waiting.csv', toCsv(Array.from({ length: 20 }, (_, i) => validRow(i + 1, 140_000))));
+    await putText(inbox.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/readme.txt', 'not for the dataflow');
+    await inbox.close();
+    const args = ['run', '--config', configFile, '--dataflow', 'weekly-events', '--secrets', secretsFile, '--sandbox', sandboxFile, '--data', data, '--out', join(work, 'pull-out'), '--quiet'];
+
+    // Act
+    const first = await cli(args);
+    const second = await cli(args);
+    const missing = await cli([...args.slice(0, 9), '--data', join(work, 'no-such-dir')]);
+
+    // Assess
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('events_waiting.csv — SUCCEEDED');
+    expect(first.stdout).not.toContain('readme.txt');
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain('No files waiting under s3://inbox/inbox/weekly-events/');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('No local inbox at');
   });
 
   it('exits 2 and names the JSON path of each problem in an invalid configuration', async () => {

@@ -6,8 +6,10 @@ import { loadConfig, selectDataflow } from '../config/load';
 import type { Report } from '../contracts';
 import { type Sandbox, type SandboxSettings, sandboxSettingsSchema, startSandbox } from '../api/sandbox';
 import { BadgesImportError, ConfigError } from '../errors';
-import { type RunProgress, runLocal } from '../local/runner';
-import { startLocalS3 } from '../local/s3';
+import { type RunProgress, runLocal, runObject } from '../local/runner';
+import { LOCAL_BUCKETS, startLocalS3 } from '../local/s3';
+import { listObjects } from '../aws/s3';
+import { fileNameOf } from '../contracts';
 import { startServe } from '../local/serve';
 
 /** Exit status for usage and configuration errors. */
@@ -68,6 +70,7 @@ interface RunFlags {
   out?: string;
   dryRun?: boolean;
   force?: boolean;
+  data?: string;
   quiet?: boolean;
   json?: boolean;
 }
@@ -76,7 +79,7 @@ async function runCommand(flags: RunFlags): Promise<number> {
   const configFile = resolve(flags.config);
   const config = loadConfig(configFile);
   const dataflow = selectDataflow(config, flags.dataflow);
-  if (!flags.file) throw new UsageError('--file is required: name the local file to process');
+  if (!flags.file) return pullCommand(flags, configFile);
   if (!existsSync(flags.file)) throw new UsageError(`--file ${flags.file}: no such file`);
   const secrets = flags.secrets ? StaticSecretsProvider.fromFile(flags.secrets) : new StaticSecretsProvider({});
   const outDir = resolve(flags.out ?? join('out', `${dataflow.name}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
@@ -158,6 +161,45 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
   return 0;
 }
 
+/**
+ * `run` without `--file`: takes every file waiting in the dataflow's source, the way the schedule's sweep does. Locally
+ * the source is the embedded S3 inbox that `serve` keeps in `--data`.
+ */
+async function pullCommand(flags: RunFlags, configFile: string): Promise<number> {
+  const config = loadConfig(configFile);
+  const dataflow = selectDataflow(config, flags.dataflow);
+  const data = resolve(flags.data ?? join('out', 'serve-data'));
+  if (!existsSync(data)) throw new UsageError(`No local inbox at ${data}: upload files through \`badges-import serve\` first, or pass --file`);
+  const secrets = flags.secrets ? StaticSecretsProvider.fromFile(flags.secrets) : new StaticSecretsProvider({});
+  const s3 = await startLocalS3({ directory: data });
+  let sandbox: Sandbox | undefined;
+  const codes: number[] = [];
+  try {
+    if (!flags.apiUrl) sandbox = await startSandbox(readSandboxSettings(flags.sandbox));
+    const pattern = new RegExp(dataflow.source.filePattern);
+    const keys: string[] = [];
+    for await (const object of listObjects(s3.client, LOCAL_BUCKETS.inbox, dataflow.source.prefix)) {
+      const name = object.key.slice(dataflow.source.prefix.length);
+      if (!name.includes('/') && pattern.test(name)) keys.push(object.key);
+    }
+    if (keys.length === 0) process.stdout.write(`No files waiting under s3://inbox/${dataflow.source.prefix} matching ${dataflow.source.filePattern}\n`);
+    for (const key of keys) {
+      const outDir = resolve(flags.out ?? join('out', `${dataflow.name}-${new Date().toISOString().replace(/[:.]/g, '-')}`), fileNameOf(key));
+      const result = await runObject(
+        { config, configFile, dataflow, secrets, s3, sandbox, apiUrl: flags.apiUrl, outDir, dryRun: flags.dryRun, force: flags.force, progress: progressPrinter(Boolean(flags.quiet || flags.json)) },
+        key,
+      );
+      process.stdout.write(flags.json ? `${JSON.stringify(result.report, null, 2)}\n` : summary(result.report, result.reportPath, result.rejectedPath));
+      codes.push(result.exitCode);
+    }
+  } finally {
+    await sandbox?.close();
+    await s3.close();
+  }
+  // The worst outcome decides: a failed file (1) over rejections (3) over success (0).
+  return codes.includes(1) ? 1 : codes.includes(3) ? 3 : 0;
+}
+
 async function sandboxCommand(flags: { port: string; config?: string; host: string }): Promise<number> {
   const sandbox = await startSandbox(readSandboxSettings(flags.config), Number(flags.port), flags.host);
   process.stdout.write(`badges API sandbox listening on ${sandbox.url} (Ctrl-C to stop)\n`);
@@ -198,7 +240,8 @@ export function buildProgram(): Command {
     .command('run')
     .description('Process a local file through the local workflow (the synthesized state machine on aws-local-stepfunctions)')
     .requiredOption('--config <file>', 'configuration file')
-    .option('--file <path>', 'local file to process as if dropped into the dataflow source')
+    .option('--file <path>', 'local file to process as if dropped into the dataflow source; without it, every file waiting in the source is taken')
+    .option('--data <dir>', 'without --file: the local inbox kept by `serve` (default: out/serve-data)')
     .option('--dataflow <name>', 'dataflow to use (optional when the configuration has one)')
     .option('--secrets <file>', 'JSON file of secret values: { "name": "value" }')
     .option('--api-url <url>', 'send to this API instead of the embedded sandbox')

@@ -90,7 +90,18 @@ export class BadgesImportStack extends Stack {
     const allow = (fn: StepFunction, actions: string[], ...resources: string[]) => fn.addToRolePolicy(new PolicyStatement({ actions, resources }));
     const runs = staging.arnForObjects('runs/*');
     allow(stageFn, ['s3:GetObject'], ...dataflowObjects(inbox, config));
+    // A zip's matching entries are written back under the dataflow's prefix, each to be imported on its own.
+    allow(stageFn, ['s3:PutObject', 's3:AbortMultipartUpload'], ...dataflowObjects(inbox, config));
     allow(stageFn, ['s3:PutObject', 's3:AbortMultipartUpload'], runs);
+    // The stage reads back what it staged (a decrypted file) before parsing it.
+    allow(stageFn, ['s3:GetObject'], runs);
+    // Without s3:ListBucket, S3 answers a read of a missing object with 403, not 404: each step that asks whether an
+    // object exists may list exactly the prefix it asks about.
+    const allowList = (fn: StepFunction, bucket: IBucket, prefixes: string[]) =>
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn], conditions: { StringLike: { 's3:prefix': prefixes } } }));
+    allowList(stageFn, reports, ['imported/*']); // was this content imported before?
+    allowList(stageFn, inbox, config.dataflows.map((d) => `${d.source.prefix}*`)); // is a zip entry's name taken?
+    allowList(finalizeFn, staging, ['runs/*']); // did every worker leave a result?
     allow(sendFn, ['s3:GetObject', 's3:PutObject'], runs);
     allow(finalizeFn, ['s3:GetObject'], runs);
     allow(finalizeFn, ['s3:PutObject', 's3:AbortMultipartUpload'], deadLetter.arnForObjects('rejected/*'));
@@ -166,7 +177,7 @@ export class BadgesImportStack extends Stack {
         .when(Condition.isPresent('$.skipped'), new Succeed(this, 'NotForThisDataflow', { comment: 'The object name does not match the pattern: left alone' }))
         .otherwise(
           new Choice(this, 'AnythingToSend?')
-            .when(Condition.or(Condition.booleanEquals('$.dryRun', true), Condition.numberEquals('$.chunkCount', 0), Condition.isPresent('$.duplicateOf')), finalize)
+            .when(Condition.or(Condition.booleanEquals('$.dryRun', true), Condition.numberEquals('$.chunkCount', 0), Condition.isPresent('$.duplicateOf'), Condition.isPresent('$.expanded')), finalize)
             .otherwise(sendChunks),
         ),
     );

@@ -69,6 +69,8 @@ export interface StageOutput extends ExecutionInput, RunContext {
   skipped?: string;
   /** Set when the same content (sha256) was imported before for this dataflow: nothing is sent. */
   duplicateOf?: ImportedMarker;
+  /** Set for a zip archive: the inbox keys its matching entries were written to, each to be imported on its own. */
+  expanded?: string[];
   /** Staging key of the JSON array of ChunkRef that the Distributed Map reads. */
   chunksKey: string;
   chunkCount: number;
@@ -132,7 +134,7 @@ export interface FinalizeEvent extends RunContext {
   state: ExecutionInput & Partial<StageOutput> & { error?: CaughtError };
 }
 
-export const RUN_STATUS = ['SUCCEEDED', 'COMPLETED_WITH_REJECTIONS', 'FAILED', 'SKIPPED_DUPLICATE'] as const;
+export const RUN_STATUS = ['SUCCEEDED', 'COMPLETED_WITH_REJECTIONS', 'FAILED', 'SKIPPED_DUPLICATE', 'EXPANDED'] as const;
 export type RunStatus = (typeof RUN_STATUS)[number];
 
 export interface FileReport {
@@ -143,6 +145,8 @@ export interface FileReport {
   rows: RowCounts;
   /** Where the rejected records are: `s3://…` in AWS, a path relative to the report locally. */
   rejectedFile?: string;
+  /** For a zip archive (EXPANDED): the inbox keys of the entries, each imported by a run of its own. */
+  expandedTo?: string[];
   source: { bucket: string; key: string; movedTo?: string };
 }
 

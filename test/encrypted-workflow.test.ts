@@ -6,10 +6,11 @@ import { type Sandbox, startSandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { listObjects } from '../src/aws/s3';
 import { parseConfig } from '../src/config/load';
-import { type LocalRunResult, runLocal } from '../src/local/runner';
+import { type LocalRunResult, runLocal, runObject } from '../src/local/runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
 import { KNOWN_BADGES, SECRETS, configDocument, toCsv, validRow } from './support/factories';
 import { GnuPG } from './support/gpg';
+import { makeZip } from './support/zips';
 
 const brand = new GnuPG();
 const vendor = new GnuPG();
@@ -186,5 +187,57 @@ describe('Workflow: PGP-encrypted files', () => {
 
     // Assess
     expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'DECRYPTION_FAILED', message: expect.stringContaining('no "decrypt" block') } });
+  });
+});
+
+describe('Workflow: zip archives', () => {
+  it('expands a zip (also zipped then encrypted) into its matching entries, each imported by a run of its own', async () => {
+    // Prepare
+    const before = sandbox.ledger.length;
+    const zip = join(vendor.home, 'events_week.zip');
+    makeZip(zip, {
+      'week/events_mon.csv': toCsv(Array.from({ length: 20 }, (_, i) => validRow(i + 1, 995_000))),
+      'week/events_tue.csv': toCsv(Array.from({ length: 20 }, (_, i) => validRow(i + 1, 996_000))),
+      'week/readme.txt': 'not a data file',
+    });
+    const zipGpg = join(vendor.home, 'events_week2.zip.gpg');
+    const zip2 = join(vendor.home, 'inner.zip');
+    makeZip(zip2, { 'events_wed.csv': toCsv(Array.from({ length: 20 }, (_, i) => validRow(i + 1, 997_000))) });
+    vendor.encrypt(zip2, zipGpg, { recipients: [brandKey], compress: 'none' });
+
+    // Act
+    const plain = await run(zip, 'plain-events');
+    const encrypted = await run(zipGpg);
+    const entries = [];
+    for (const [result, dataflow] of [[plain, 'plain-events'], [encrypted, 'weekly-events']] as const) {
+      for (const key of result.report.files[0]!.expandedTo ?? []) {
+        entries.push(await runObject({ config, configFile, dataflow: config.dataflows.find((d) => d.name === dataflow)!, secrets, s3, sandbox, outDir: join(vendor.home, 'out', key) }, key));
+      }
+    }
+
+    // Assess
+    expect(plain.report).toMatchObject({ status: 'EXPANDED', files: [{ expandedTo: ['inbox/plain/events_mon.csv', 'inbox/plain/events_tue.csv'] }] });
+    expect(encrypted.report).toMatchObject({ status: 'EXPANDED', files: [{ expandedTo: ['inbox/weekly-events/events_wed.csv'] }] });
+    expect(entries.map((e) => [e.report.files[0]!.name, e.report.status, e.report.rows.accepted])).toEqual([
+      ['events_mon.csv', 'SUCCEEDED', 20],
+      ['events_tue.csv', 'SUCCEEDED', 20],
+      ['events_wed.csv', 'SUCCEEDED', 20],
+    ]);
+    expect(sandbox.ledger.length - before).toBe(60);
+  });
+
+  it('refuses a zip with a zip-slip entry: FAILED, UNSAFE_ARCHIVE, nothing written to the inbox', async () => {
+    // Prepare
+    const zip = join(vendor.home, 'events_evil.zip');
+    makeZip(zip, { 'events_ok.csv': toCsv([validRow(1, 998_000)]), '../events_evil.csv': 'x' });
+
+    // Act
+    const result = await run(zip, 'plain-events');
+    const inbox: string[] = [];
+    for await (const o of listObjects(s3.client, LOCAL_BUCKETS.inbox, 'inbox/plain/')) inbox.push(o.key);
+
+    // Assess
+    expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'UNSAFE_ARCHIVE', message: expect.stringContaining('leaves its folder') } });
+    expect(inbox).not.toContain('inbox/plain/events_ok.csv');
   });
 });

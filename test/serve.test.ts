@@ -9,6 +9,7 @@ import type { LedgerEntry } from '../src/api/sandbox';
 import { type ServeEvent, type ServeHandle, startServe } from '../src/local/serve';
 import { KNOWN_BADGES, SECRETS, configDocument, toCsv, validRow } from './support/factories';
 import { GnuPG } from './support/gpg';
+import { makeZip } from './support/zips';
 
 const work = mkdtempSync(join(tmpdir(), 'serve-'));
 const gpg = new GnuPG();
@@ -70,5 +71,28 @@ describe('Function: startServe', () => {
     expect(again.type === 'finished' && again.result.report).toMatchObject({ status: 'SKIPPED_DUPLICATE' });
     const ledger = (await (await fetch(`${serve.apiUrl}/__sandbox/ledger`)).json()) as LedgerEntry[];
     expect(ledger).toHaveLength(100);
+  });
+
+  it('imports a zipped, encrypted file uploaded by a plain S3 client: each entry runs on its own', async () => {
+    // Prepare
+    const client = new S3Client({ endpoint: serve.s3.endpoint, forcePathStyle: true, region: 'eu-west-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+    const zip = join(work, 'c.zip');
+    makeZip(zip, { 'events_c1.csv': toCsv(Array.from({ length: 30 }, (_, i) => validRow(i + 1, 3_200_000))), 'events_c2.csv': toCsv(Array.from({ length: 30 }, (_, i) => validRow(i + 1, 3_300_000))) });
+    const encrypted = join(work, 'c.zip.gpg');
+    gpg.encrypt(zip, encrypted, { recipients: [brandKey] });
+
+    // Act
+    await client.send(new PutObjectCommand({ Bucket: 'inbox', Key: 'inbox/weekly-events/events_c.zip.gpg', Body: readFileSync(encrypted) }));
+    const archive = await finished('inbox/weekly-events/events_c.zip.gpg');
+    const c1 = await finished('inbox/weekly-events/events_c1.csv');
+    const c2 = await finished('inbox/weekly-events/events_c2.csv');
+    client.destroy();
+
+    // Assess
+    expect(archive.type === 'finished' && archive.result.report.status).toBe('EXPANDED');
+    expect([c1, c2].map((e) => e.type === 'finished' && [e.result.report.status, e.result.report.rows.accepted])).toEqual([
+      ['SUCCEEDED', 30],
+      ['SUCCEEDED', 30],
+    ]);
   });
 });

@@ -113,6 +113,20 @@ describe('Stack: BadgesImportStack', () => {
     });
   });
 
+  it('lets the steps that ask whether an object exists list that prefix (else S3 answers 403, not 404)', () => {
+    // Prepare
+    const statements = (name: RegExp) => {
+      const [, policy] = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) => name.test(id))!;
+      return (policy.Properties as { PolicyDocument: { Statement: Array<{ Action: string | string[]; Condition?: { StringLike?: { 's3:prefix'?: string[] } } }> } }).PolicyDocument.Statement;
+    };
+    const listedPrefixes = (name: RegExp) => statements(name).filter((s) => [s.Action].flat().includes('s3:ListBucket')).flatMap((s) => s.Condition?.StringLike?.['s3:prefix'] ?? []);
+
+    // Assess
+    expect(listedPrefixes(/^StageFunctionServiceRoleDefaultPolicy/).sort()).toEqual(['imported/*', 'inbox/offline-event/*', 'inbox/weekly-events/*']);
+    expect(listedPrefixes(/^FinalizeFunctionServiceRoleDefaultPolicy/)).toEqual(['runs/*']);
+    expect(statements(/^StageFunctionServiceRoleDefaultPolicy/).some((s) => [s.Action].flat().includes('s3:GetObject') && JSON.stringify(s).includes('/runs/*'))).toBe(true);
+  });
+
   it('lets only the send step read the API credentials, and only the stage step the PGP secrets', () => {
     // Prepare
     const secretsReadBy = (name: RegExp) => {

@@ -4,6 +4,7 @@ import {
   CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   NoSuchKey,
   PutObjectCommand,
@@ -93,6 +94,23 @@ export function createObjectWriter(s3: S3Client, bucket: string, key: string, co
       await done.catch(() => undefined);
     },
   };
+}
+
+/** An object's size, or undefined when it does not exist. */
+export async function objectSize(s3: S3Client, bucket: string, key: string): Promise<number | undefined> {
+  try {
+    return (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength ?? 0;
+  } catch (error) {
+    const name = (error as { name?: string }).name;
+    if (name === 'NotFound' || name === 'NoSuchKey') return undefined;
+    throw error;
+  }
+}
+
+/** Opens a byte range of an object: `start` inclusive, `end` exclusive. */
+export async function openRange(s3: S3Client, bucket: string, key: string, start: number, end: number): Promise<Readable> {
+  const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end - 1}` }));
+  return response.Body as Readable;
 }
 
 /** Moves an object within a bucket (copy, then delete). CopyObject takes objects up to 5 GB. */

@@ -53,6 +53,7 @@ export function summary(report: Report, reportPath: string, rejectedPath?: strin
     `${report.dataflow}: ${file?.name ?? '?'} — ${report.status}${report.dryRun ? ' (dry run: nothing sent)' : ''}`,
     `  records ${report.rows.total}: ${report.dryRun ? `${report.rows.valid} valid` : `${report.rows.accepted} accepted`}, ${report.rows.rejected} rejected${codes ? ` (${codes})` : ''}`,
   ];
+  if (file?.expandedTo) lines.push(`  a zip archive: ${file.expandedTo.length} matching entr${file.expandedTo.length === 1 ? 'y' : 'ies'} written to the inbox, each imported on its own`);
   if (report.duplicateOf) lines.push(`  skipped: the same content was imported by run ${report.duplicateOf.runId} (${report.duplicateOf.key}); --force imports it again`);
   if (report.error) lines.push(`  error   ${report.error.code}: ${report.error.message}`);
   lines.push(`  report  ${reportPath}`);
@@ -103,11 +104,26 @@ async function runCommand(flags: RunFlags): Promise<number> {
       progress: progressPrinter(Boolean(flags.quiet || flags.json)),
     });
     process.stdout.write(flags.json ? `${JSON.stringify(result.report, null, 2)}\n` : summary(result.report, result.reportPath, result.rejectedPath));
-    return result.exitCode;
+    // A zip's entries were written to the inbox, where an upload event would start a run for each: follow them.
+    const codes: number[] = [result.exitCode];
+    for (const key of result.report.files[0]?.expandedTo ?? []) {
+      const entry = await runObject(
+        { config, configFile, dataflow, secrets, s3, sandbox, apiUrl: flags.apiUrl, outDir: join(outDir, fileNameOf(key)), dryRun: flags.dryRun, force: flags.force, progress: progressPrinter(Boolean(flags.quiet || flags.json)) },
+        key,
+      );
+      process.stdout.write(flags.json ? `${JSON.stringify(entry.report, null, 2)}\n` : summary(entry.report, entry.reportPath, entry.rejectedPath));
+      codes.push(entry.exitCode);
+    }
+    return worstExitCode(codes);
   } finally {
     await sandbox?.close();
     await s3.close();
   }
+}
+
+/** The worst outcome decides: a failed file (1) over rejections (3) over success (0). */
+function worstExitCode(codes: number[]): number {
+  return codes.includes(1) ? 1 : codes.includes(3) ? 3 : 0;
 }
 
 interface ServeFlags {
@@ -196,8 +212,7 @@ async function pullCommand(flags: RunFlags, configFile: string): Promise<number>
     await sandbox?.close();
     await s3.close();
   }
-  // The worst outcome decides: a failed file (1) over rejections (3) over success (0).
-  return codes.includes(1) ? 1 : codes.includes(3) ? 3 : 0;
+  return worstExitCode(codes);
 }
 
 async function sandboxCommand(flags: { port: string; config?: string; host: string }): Promise<number> {

@@ -70,7 +70,15 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     rejectedFile = `s3://${buckets.deadLetter}/${key}`;
   }
 
-  const status: RunStatus = error ? 'FAILED' : state.duplicateOf ? 'SKIPPED_DUPLICATE' : rows.rejected > 0 ? 'COMPLETED_WITH_REJECTIONS' : 'SUCCEEDED';
+  const status: RunStatus = error
+    ? 'FAILED'
+    : state.expanded
+      ? 'EXPANDED'
+      : state.duplicateOf
+        ? 'SKIPPED_DUPLICATE'
+        : rows.rejected > 0
+          ? 'COMPLETED_WITH_REJECTIONS'
+          : 'SUCCEEDED';
   let movedTo: string | undefined;
   if (!state.dryRun) {
     const target = status === 'FAILED' ? KEYS.failed(state.dataflow, runId, fileName) : KEYS.processed(state.dataflow, runId, fileName);
@@ -100,6 +108,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
         status,
         rows: { total: rows.total, accepted: rows.accepted, rejected: rows.rejected },
         ...(rejectedFile ? { rejectedFile } : {}),
+        ...(state.expanded ? { expandedTo: state.expanded } : {}),
         source: { bucket: state.bucket, key: state.key, ...(movedTo ? { movedTo } : {}) },
       },
     ],

@@ -3,13 +3,15 @@ import { type Readable, Transform } from 'node:stream';
 import pLimit from 'p-limit';
 import { selectDataflow } from '../config/load';
 import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, type StageOutput, type StageSummary, fileNameOf } from '../contracts';
-import { type ObjectWriter, createObjectWriter, openObject, putJson, putText, readHead, readJson } from '../aws/s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { type ObjectWriter, createObjectWriter, objectSize, openObject, openRange, putJson, putText, readHead, readJson } from '../aws/s3';
+import { expandZip, isZip } from '../core/zip';
 import type { Dataflow } from '../config/schema';
 import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
 import { gunzipIfCompressed } from '../core/unpack';
 import { openCsv, rejectLine } from '../core/csv';
 import { compileMapper } from '../core/mapping';
-import { DecryptionError, SourceReadError } from '../errors';
+import { DecryptionError, SourceReadError, UnsafeArchiveError } from '../errors';
 import type { StepDeps } from './deps';
 
 /** Chunk uploads in flight while parsing goes on: enough to hide S3 latency, few enough to keep memory flat. */
@@ -47,12 +49,22 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   });
   body.on('error', (error) => tap.destroy(error));
   const delivered = body.pipe(tap);
-  let plaintext: Readable = delivered;
+  let plaintext: Readable | undefined = delivered;
+  let content = { bucket: input.bucket, key: input.key, head };
   if (isPgpData(head)) {
     if (!flow.decrypt) throw new DecryptionError('The file is PGP-encrypted, and the dataflow has no "decrypt" block');
-    plaintext = await decryptToStaging(delivered, head, flow.decrypt, runId, deps);
+    const stagedKey = await decryptToStaging(delivered, head, flow.decrypt, runId, deps);
+    content = { bucket: buckets.staging, key: stagedKey, head: (await readHead(s3, buckets.staging, stagedKey, 64)) ?? Buffer.alloc(0) };
+    plaintext = undefined;
   }
-  // After decryption: vendors gzip, then encrypt (events.csv.gz.gpg).
+  // After decryption: vendors zip or gzip, then encrypt (events.zip.gpg, events.csv.gz.gpg).
+  if (isZip(content.head)) {
+    body.destroy();
+    const expanded = await expandToInbox(content, flow, deps);
+    return { ...base, expanded, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
+  }
+  plaintext ??= await openObject(s3, content.bucket, content.key);
+  if (!plaintext) throw new SourceReadError(`The decrypted file s3://${content.bucket}/${content.key} is missing`);
   const csv = await openCsv(gunzipIfCompressed(plaintext, flow.unpack), flow.csv);
   const map = compileMapper(flow, csv.header, deps.now);
 
@@ -143,7 +155,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
  * sends nothing. The plaintext never sits in memory whole; it waits in the staging bucket (encrypted at rest,
  * expiring with the run's other staged objects).
  */
-async function decryptToStaging(delivered: Readable, head: Buffer, decrypt: NonNullable<Dataflow['decrypt']>, runId: string, deps: StepDeps): Promise<Readable> {
+async function decryptToStaging(delivered: Readable, head: Buffer, decrypt: NonNullable<Dataflow['decrypt']>, runId: string, deps: StepDeps): Promise<string> {
   const { secrets, s3, buckets } = deps;
   const keys = await loadDecryptionKeys(
     await secrets.get(decrypt.privateKeySecret),
@@ -167,7 +179,39 @@ async function decryptToStaging(delivered: Readable, head: Buffer, decrypt: NonN
     throw error;
   }
   deps.log.info('Decrypted', { key, signed: Boolean(keys.verificationKeys) });
-  const staged = await openObject(s3, buckets.staging, key);
-  if (!staged) throw new SourceReadError(`The decrypted file s3://${buckets.staging}/${key} is missing`);
-  return staged;
+  return key;
+}
+
+/**
+ * A zip archive is a delivery of several files: each entry whose name matches the dataflow's pattern is written to
+ * the inbox under the dataflow's prefix, where it is imported by a run of its own (its upload starts it in AWS; the
+ * local runner and `serve` follow it too). Every entry is checked first, so an unsafe archive writes nothing, and an
+ * entry never replaces a file already waiting under that name.
+ */
+async function expandToInbox(content: { bucket: string; key: string }, flow: Dataflow, deps: StepDeps): Promise<string[]> {
+  const { s3, buckets } = deps;
+  const size = await objectSize(s3, content.bucket, content.key);
+  if (size === undefined) throw new SourceReadError(`s3://${content.bucket}/${content.key} does not exist`);
+  const pattern = new RegExp(flow.source.filePattern);
+  const keys: string[] = [];
+  await expandZip(
+    (start, end) => openRange(s3, content.bucket, content.key, start, end),
+    size,
+    (name) => pattern.test(name),
+    async (name, data) => {
+      const key = `${flow.source.prefix}${name}`;
+      await new Upload({ client: s3, params: { Bucket: buckets.inbox, Key: key, Body: data } }).done();
+      keys.push(key);
+    },
+    flow.unpack,
+    async (names) => {
+      for (const name of names) {
+        if ((await objectSize(s3, buckets.inbox, `${flow.source.prefix}${name}`)) !== undefined) {
+          throw new UnsafeArchiveError(`The zip entry "${name}" would replace a file already waiting under that name; nothing was extracted`);
+        }
+      }
+    },
+  );
+  deps.log.info('Expanded zip', { key: content.key, entries: keys });
+  return keys;
 }

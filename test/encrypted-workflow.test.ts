@@ -241,3 +241,20 @@ describe('Workflow: zip archives', () => {
     expect(inbox).not.toContain('inbox/plain/events_ok.csv');
   });
 });
+
+describe('Workflow: zip archives on a dry run', () => {
+  it('checks and lists the entries without writing any to the inbox', async () => {
+    // Prepare
+    const zip = join(vendor.home, 'events_dry.zip');
+    makeZip(zip, { 'events_dry1.csv': toCsv([validRow(1, 999_000)]) });
+
+    // Act
+    const result = await runLocal({ config, configFile, dataflow: config.dataflows.find((d) => d.name === 'plain-events')!, file: zip, secrets, s3, sandbox, outDir: join(vendor.home, 'out', 'dry'), dryRun: true });
+    const inbox: string[] = [];
+    for await (const o of listObjects(s3.client, LOCAL_BUCKETS.inbox, 'inbox/plain/')) inbox.push(o.key);
+
+    // Assess
+    expect(result.report).toMatchObject({ status: 'EXPANDED', dryRun: true, files: [{ expandedTo: ['inbox/plain/events_dry1.csv'] }] });
+    expect(inbox).not.toContain('inbox/plain/events_dry1.csv');
+  });
+});

@@ -53,7 +53,10 @@ export function summary(report: Report, reportPath: string, rejectedPath?: strin
     `${report.dataflow}: ${file?.name ?? '?'} — ${report.status}${report.dryRun ? ' (dry run: nothing sent)' : ''}`,
     `  records ${report.rows.total}: ${report.dryRun ? `${report.rows.valid} valid` : `${report.rows.accepted} accepted`}, ${report.rows.rejected} rejected${codes ? ` (${codes})` : ''}`,
   ];
-  if (file?.expandedTo) lines.push(`  a zip archive: ${file.expandedTo.length} matching entr${file.expandedTo.length === 1 ? 'y' : 'ies'} written to the inbox, each imported on its own`);
+  if (file?.expandedTo) {
+    const n = `${file.expandedTo.length} matching entr${file.expandedTo.length === 1 ? 'y' : 'ies'}`;
+    lines.push(report.dryRun ? `  a zip archive: ${n} checked; a real run would import each on its own` : `  a zip archive: ${n} written to the inbox, each imported on its own`);
+  }
   if (report.duplicateOf) lines.push(`  skipped: the same content was imported by run ${report.duplicateOf.runId} (${report.duplicateOf.key}); --force imports it again`);
   if (report.error) lines.push(`  error   ${report.error.code}: ${report.error.message}`);
   lines.push(`  report  ${reportPath}`);
@@ -106,7 +109,7 @@ async function runCommand(flags: RunFlags): Promise<number> {
     process.stdout.write(flags.json ? `${JSON.stringify(result.report, null, 2)}\n` : summary(result.report, result.reportPath, result.rejectedPath));
     // A zip's entries were written to the inbox, where an upload event would start a run for each: follow them.
     const codes: number[] = [result.exitCode];
-    for (const key of result.report.files[0]?.expandedTo ?? []) {
+    for (const key of result.report.dryRun ? [] : (result.report.files[0]?.expandedTo ?? [])) {
       const entry = await runObject(
         { config, configFile, dataflow, secrets, s3, sandbox, apiUrl: flags.apiUrl, outDir: join(outDir, fileNameOf(key)), dryRun: flags.dryRun, force: flags.force, progress: progressPrinter(Boolean(flags.quiet || flags.json)) },
         key,

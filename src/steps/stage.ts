@@ -60,7 +60,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   // After decryption: vendors zip or gzip, then encrypt (events.zip.gpg, events.csv.gz.gpg).
   if (isZip(content.head)) {
     body.destroy();
-    const expanded = await expandToInbox(content, flow, deps);
+    const expanded = await expandToInbox(content, flow, deps, Boolean(input.dryRun));
     return { ...base, expanded, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
   }
   plaintext ??= await openObject(s3, content.bucket, content.key);
@@ -183,12 +183,12 @@ async function decryptToStaging(delivered: Readable, head: Buffer, decrypt: NonN
 }
 
 /**
- * A zip archive is a delivery of several files: each entry whose name matches the dataflow's pattern is written to
+ * A zip archive is a delivery of several files (in a dry run, only checked and listed): each entry whose name matches the dataflow's pattern is written to
  * the inbox under the dataflow's prefix, where it is imported by a run of its own (its upload starts it in AWS; the
  * local runner and `serve` follow it too). Every entry is checked first, so an unsafe archive writes nothing, and an
  * entry never replaces a file already waiting under that name.
  */
-async function expandToInbox(content: { bucket: string; key: string }, flow: Dataflow, deps: StepDeps): Promise<string[]> {
+async function expandToInbox(content: { bucket: string; key: string }, flow: Dataflow, deps: StepDeps, dryRun: boolean): Promise<string[]> {
   const { s3, buckets } = deps;
   const size = await objectSize(s3, content.bucket, content.key);
   if (size === undefined) throw new SourceReadError(`s3://${content.bucket}/${content.key} does not exist`);
@@ -200,7 +200,13 @@ async function expandToInbox(content: { bucket: string; key: string }, flow: Dat
     (name) => pattern.test(name),
     async (name, data) => {
       const key = `${flow.source.prefix}${name}`;
-      await new Upload({ client: s3, params: { Bucket: buckets.inbox, Key: key, Body: data } }).done();
+      if (dryRun) {
+        // A dry run reads every entry through (so sizes are checked) but writes nothing: an entry in the inbox would
+        // start a real import.
+        for await (const part of data) void part;
+      } else {
+        await new Upload({ client: s3, params: { Bucket: buckets.inbox, Key: key, Body: data } }).done();
+      }
       keys.push(key);
     },
     flow.unpack,

@@ -68,7 +68,12 @@ export interface ClientOptions {
   backoffCapMs?: number;
   /** A pacer kept from an earlier chunk (same container): its phase and learned rate carry over. */
   pacer?: Pacer;
+  /** Badge ids already checked (same container): each is asked about once. */
+  badgeChecks?: BadgeChecks;
 }
+
+/** Whether each badge id exists, as `badgeMeta/{id}` answered: true, false, or undefined when it could not tell. */
+export type BadgeChecks = Map<string, Promise<boolean | undefined>>;
 
 /** Counters of what the client did, for reports and benchmarks. */
 export interface ClientStats {
@@ -133,13 +138,14 @@ export class BadgesApiClient {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
   readonly pacer: Pacer;
-  private readonly badgeChecks = new Map<string, Promise<boolean | undefined>>();
+  readonly badgeChecks: BadgeChecks;
 
   constructor(private readonly options: ClientOptions) {
     this.fetch = options.fetch ?? globalThis.fetch;
     this.sleep = options.sleep ?? defaultSleep;
     this.random = options.random ?? Math.random;
     this.pacer = options.pacer ?? new Pacer(options.requestsPerMinute, this.sleep, this.random);
+    this.badgeChecks = options.badgeChecks ?? new Map();
   }
 
   /** Full-jitter exponential backoff for retry `attempt` (0-based), or the server's Retry-After when it gave one. */

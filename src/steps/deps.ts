@@ -2,7 +2,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsProvider } from '../aws/secrets';
 import type { Config } from '../config/schema';
 import type { Buckets } from '../contracts';
-import type { Pacer } from '../api/client';
+import type { AuthProvider } from '../api/auth';
+import type { BadgeChecks, Pacer } from '../api/client';
 
 /** The logging surface the steps use; Powertools' Logger has it, and so does a local file logger. */
 export interface Log {
@@ -37,11 +38,14 @@ export interface StepDeps {
 
 /** What a warm container keeps between invocations. */
 export interface ContainerState {
+  /** Per dataflow and rate share: a worker's pace and the rate it learned. */
   pacers: Map<string, Pacer>;
+  /** Per dataflow: credentials (an OAuth token lives across chunks) and the badge ids already checked. */
+  sessions: Map<string, { auth: AuthProvider; badgeChecks: BadgeChecks }>;
 }
 
 export function newContainerState(): ContainerState {
-  return { pacers: new Map() };
+  return { pacers: new Map(), sessions: new Map() };
 }
 
 export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };

@@ -25,11 +25,24 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
   const flow = selectDataflow(deps.config, event.dataflow);
   const { destination } = flow;
   const { s3, buckets } = deps;
-  const auth = authProvider(destination.auth, deps.secrets, { baseUrl: destination.baseUrl, fetch: deps.fetch });
+  // Credentials and badge checks live as long as the container: one OAuth token serves every chunk it sends.
+  const session = deps.container?.sessions.get(flow.name) ?? {
+    auth: authProvider(destination.auth, deps.secrets, { baseUrl: destination.baseUrl, fetch: deps.fetch }),
+    badgeChecks: new Map(),
+  };
+  deps.container?.sessions.set(flow.name, session);
+  const { auth } = session;
   // Each worker takes an equal share of the dataflow's rate, so all of them together stay within it.
   const share = destination.maxRequestsPerMinute / Math.max(1, event.concurrency ?? destination.maxConcurrency);
   const pacerKey = `${flow.name}@${share}`;
-  const client = new BadgesApiClient({ destination, auth, requestsPerMinute: share, fetch: deps.fetch, pacer: deps.container?.pacers.get(pacerKey) });
+  const client = new BadgesApiClient({
+    destination,
+    auth,
+    requestsPerMinute: share,
+    fetch: deps.fetch,
+    pacer: deps.container?.pacers.get(pacerKey),
+    badgeChecks: session.badgeChecks,
+  });
   deps.container?.pacers.set(pacerKey, client.pacer);
 
   const body = await openObject(s3, buckets.staging, chunk.key);

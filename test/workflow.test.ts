@@ -205,6 +205,20 @@ describe('Workflow: a file through the local state machine against the sandbox',
     expect(ledgerFor(base)).toHaveLength(60);
   });
 
+  it('reports no rejections of its own for a duplicate: the first run settled every record', async () => {
+    // Prepare
+    const text = toCsv(standardRows(150_000));
+    const first = await runRows(text);
+
+    // Act
+    const again = await runRows(text);
+
+    // Assess
+    expect(first.report.rows.rejected).toBe(Object.keys(BAD).length);
+    expect(again.report).toMatchObject({ status: 'SKIPPED_DUPLICATE', rows: { total: RECORDS, accepted: 0, rejected: 0 }, rejectionsByCode: {} });
+    expect(again.rejectedPath).toBeUndefined();
+  });
+
   it('does not count a failed import as imported: the same content delivered again is imported', async () => {
     // Prepare: the first delivery is staged whole, then fails on a missing secret.
     const base = 130_000;

@@ -32,17 +32,19 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   let error = state.error ? describeCaughtError(state.error) : undefined;
 
   const summary = state.summaryKey ? await readJson<StageSummary>(s3, buckets.staging, state.summaryKey) : undefined;
-  const chunks = state.chunksKey && summary ? ((await readJson<ChunkRef[]>(s3, buckets.staging, state.chunksKey)) ?? []) : [];
-  const sent = state.dryRun ? [] : await readResults(deps, runId, chunks);
+  // This run settles the file's records unless the file failed before it was staged whole (it is refused whole and
+  // nothing was sent), or the same content was imported before (that run settled them).
+  const settles = summary !== undefined && !state.duplicateOf;
+  const sending = settles && !state.dryRun && Boolean(state.chunkCount);
+  const chunks = sending && state.chunksKey ? ((await readJson<ChunkRef[]>(s3, buckets.staging, state.chunksKey)) ?? []) : [];
+  const sent = await readResults(deps, runId, chunks);
 
-  const rows = { total: summary ? (state.records ?? 0) : 0, accepted: 0, rejected: summary ? (state.rejected ?? 0) : 0, valid: summary ? (state.valid ?? 0) : 0 };
-  const rejectionsByCode: Record<string, number> = { ...(summary?.rejectionsByCode ?? {}) };
+  const rows = { total: summary ? (state.records ?? 0) : 0, accepted: 0, rejected: settles ? (state.rejected ?? 0) : 0, valid: summary ? (state.valid ?? 0) : 0 };
+  const rejectionsByCode: Record<string, number> = settles ? { ...summary.rejectionsByCode } : {};
   const count = (code: string, n: number) => (rejectionsByCode[code] = (rejectionsByCode[code] ?? 0) + n);
-  const parts: Array<string | { orphan: ChunkRef }> = summary?.rejectedPartKey ? [summary.rejectedPartKey] : [];
+  const parts: Array<string | { orphan: ChunkRef }> = settles && summary.rejectedPartKey ? [summary.rejectedPartKey] : [];
 
-  // A file that failed before or while staging sent nothing: its records are not counted, the file is refused whole.
-  // A duplicate sent nothing either: its records were settled by the run that imported the same content.
-  if (summary && !state.dryRun && !state.duplicateOf && state.chunkCount) {
+  if (sending) {
     chunks.forEach((chunk, i) => {
       const result = sent[i];
       if (result) {
@@ -59,10 +61,6 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     });
   }
 
-  if (state.duplicateOf) {
-    rows.rejected = 0;
-    parts.length = 0;
-  }
   let rejectedFile: string | undefined;
   if (summary && parts.length > 0) {
     const key = KEYS.rejected(state.dataflow, runId, fileName);

@@ -3,11 +3,12 @@ import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { StaticSecretsProvider } from '../aws/secrets';
 import { loadConfig, selectDataflow } from '../config/load';
+import type { Config, Dataflow } from '../config/schema';
 import type { Report } from '../contracts';
 import { type Sandbox, type SandboxSettings, sandboxSettingsSchema, startSandbox } from '../api/sandbox';
 import { BadgesImportError, ConfigError } from '../errors';
-import { type RunProgress, runLocal, runObject } from '../local/runner';
-import { LOCAL_BUCKETS, startLocalS3 } from '../local/s3';
+import { type LocalRunResult, type RunProgress, runLocal, runObject } from '../local/runner';
+import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../local/s3';
 import { listObjects } from '../aws/s3';
 import { fileNameOf } from '../contracts';
 import { startServe } from '../local/serve';
@@ -79,49 +80,98 @@ interface RunFlags {
   json?: boolean;
 }
 
-async function runCommand(flags: RunFlags): Promise<number> {
+/** What one `run` works with: the configuration, secrets, an embedded S3 and the API (the sandbox unless --api-url). */
+interface LocalSession {
+  config: Config;
+  configFile: string;
+  dataflow: Dataflow;
+  secrets: StaticSecretsProvider;
+  s3: LocalS3;
+  sandbox?: Sandbox;
+}
+
+async function withLocalSession(flags: RunFlags, s3Directory: string | undefined, work: (session: LocalSession) => Promise<number>): Promise<number> {
   const configFile = resolve(flags.config);
   const config = loadConfig(configFile);
   const dataflow = selectDataflow(config, flags.dataflow);
-  if (!flags.file) return pullCommand(flags, configFile);
-  if (!existsSync(flags.file)) throw new UsageError(`--file ${flags.file}: no such file`);
   const secrets = flags.secrets ? StaticSecretsProvider.fromFile(flags.secrets) : new StaticSecretsProvider({});
-  const outDir = resolve(flags.out ?? join('out', `${dataflow.name}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
-
-  const s3 = await startLocalS3();
+  const s3 = await startLocalS3(s3Directory ? { directory: s3Directory } : {});
   let sandbox: Sandbox | undefined;
   try {
     if (!flags.apiUrl) sandbox = await startSandbox(readSandboxSettings(flags.sandbox));
+    return await work({ config, configFile, dataflow, secrets, s3, sandbox });
+  } finally {
+    await sandbox?.close();
+    await s3.close();
+  }
+}
+
+function printResult(result: LocalRunResult, flags: RunFlags): void {
+  process.stdout.write(flags.json ? `${JSON.stringify(result.report, null, 2)}\n` : summary(result.report, result.reportPath, result.rejectedPath));
+}
+
+/**
+ * Runs an object of the local inbox, prints its outcome, and follows a zip's entries, which were written to the
+ * inbox where an upload event would start a run for each. Returns the exit codes of all the runs.
+ */
+async function runAndPrint(session: LocalSession, flags: RunFlags, key: string, outDir: string, first?: LocalRunResult): Promise<number[]> {
+  const result =
+    first ??
+    (await runObject(
+      { ...session, apiUrl: flags.apiUrl, outDir, dryRun: flags.dryRun, force: flags.force, progress: progressPrinter(Boolean(flags.quiet || flags.json)) },
+      key,
+    ));
+  printResult(result, flags);
+  const codes: number[] = [result.exitCode];
+  for (const entry of result.report.dryRun ? [] : (result.report.files[0]?.expandedTo ?? [])) {
+    codes.push(...(await runAndPrint(session, flags, entry, join(outDir, fileNameOf(entry)))));
+  }
+  return codes;
+}
+
+function defaultOutDir(flags: RunFlags, dataflow: Dataflow): string {
+  return resolve(flags.out ?? join('out', `${dataflow.name}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+}
+
+async function runCommand(flags: RunFlags): Promise<number> {
+  if (!flags.file) return pullCommand(flags);
+  const file = flags.file;
+  if (!existsSync(file)) throw new UsageError(`--file ${file}: no such file`);
+  return withLocalSession(flags, undefined, async (session) => {
+    const outDir = defaultOutDir(flags, session.dataflow);
     const result = await runLocal({
-      config,
-      configFile,
-      dataflow,
-      file: flags.file,
-      secrets,
-      s3,
-      sandbox,
+      ...session,
+      file,
       apiUrl: flags.apiUrl,
       outDir,
       dryRun: flags.dryRun,
       force: flags.force,
       progress: progressPrinter(Boolean(flags.quiet || flags.json)),
     });
-    process.stdout.write(flags.json ? `${JSON.stringify(result.report, null, 2)}\n` : summary(result.report, result.reportPath, result.rejectedPath));
-    // A zip's entries were written to the inbox, where an upload event would start a run for each: follow them.
-    const codes: number[] = [result.exitCode];
-    for (const key of result.report.dryRun ? [] : (result.report.files[0]?.expandedTo ?? [])) {
-      const entry = await runObject(
-        { config, configFile, dataflow, secrets, s3, sandbox, apiUrl: flags.apiUrl, outDir: join(outDir, fileNameOf(key)), dryRun: flags.dryRun, force: flags.force, progress: progressPrinter(Boolean(flags.quiet || flags.json)) },
-        key,
-      );
-      process.stdout.write(flags.json ? `${JSON.stringify(entry.report, null, 2)}\n` : summary(entry.report, entry.reportPath, entry.rejectedPath));
-      codes.push(entry.exitCode);
+    return worstExitCode(await runAndPrint(session, flags, result.report.files[0]?.source.key ?? '', outDir, result));
+  });
+}
+
+/**
+ * `run` without `--file`: takes every file waiting in the dataflow's source, the way the schedule's sweep does. Locally
+ * the source is the embedded S3 inbox that `serve` keeps in `--data`.
+ */
+async function pullCommand(flags: RunFlags): Promise<number> {
+  const data = resolve(flags.data ?? join('out', 'serve-data'));
+  if (!existsSync(data)) throw new UsageError(`No local inbox at ${data}: upload files through \`badges-import serve\` first, or pass --file`);
+  return withLocalSession(flags, data, async (session) => {
+    const { dataflow } = session;
+    const pattern = new RegExp(dataflow.source.filePattern);
+    const keys: string[] = [];
+    for await (const object of listObjects(session.s3.client, LOCAL_BUCKETS.inbox, dataflow.source.prefix)) {
+      const name = object.key.slice(dataflow.source.prefix.length);
+      if (!name.includes('/') && pattern.test(name)) keys.push(object.key);
     }
+    if (keys.length === 0) process.stdout.write(`No files waiting under s3://inbox/${dataflow.source.prefix} matching ${dataflow.source.filePattern}\n`);
+    const codes: number[] = [];
+    for (const key of keys) codes.push(...(await runAndPrint(session, flags, key, join(defaultOutDir(flags, dataflow), fileNameOf(key)))));
     return worstExitCode(codes);
-  } finally {
-    await sandbox?.close();
-    await s3.close();
-  }
+  });
 }
 
 /** The worst outcome decides: a failed file (1) over rejections (3) over success (0). */
@@ -178,44 +228,6 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
   });
   await serve.stop();
   return 0;
-}
-
-/**
- * `run` without `--file`: takes every file waiting in the dataflow's source, the way the schedule's sweep does. Locally
- * the source is the embedded S3 inbox that `serve` keeps in `--data`.
- */
-async function pullCommand(flags: RunFlags, configFile: string): Promise<number> {
-  const config = loadConfig(configFile);
-  const dataflow = selectDataflow(config, flags.dataflow);
-  const data = resolve(flags.data ?? join('out', 'serve-data'));
-  if (!existsSync(data)) throw new UsageError(`No local inbox at ${data}: upload files through \`badges-import serve\` first, or pass --file`);
-  const secrets = flags.secrets ? StaticSecretsProvider.fromFile(flags.secrets) : new StaticSecretsProvider({});
-  const s3 = await startLocalS3({ directory: data });
-  let sandbox: Sandbox | undefined;
-  const codes: number[] = [];
-  try {
-    if (!flags.apiUrl) sandbox = await startSandbox(readSandboxSettings(flags.sandbox));
-    const pattern = new RegExp(dataflow.source.filePattern);
-    const keys: string[] = [];
-    for await (const object of listObjects(s3.client, LOCAL_BUCKETS.inbox, dataflow.source.prefix)) {
-      const name = object.key.slice(dataflow.source.prefix.length);
-      if (!name.includes('/') && pattern.test(name)) keys.push(object.key);
-    }
-    if (keys.length === 0) process.stdout.write(`No files waiting under s3://inbox/${dataflow.source.prefix} matching ${dataflow.source.filePattern}\n`);
-    for (const key of keys) {
-      const outDir = resolve(flags.out ?? join('out', `${dataflow.name}-${new Date().toISOString().replace(/[:.]/g, '-')}`), fileNameOf(key));
-      const result = await runObject(
-        { config, configFile, dataflow, secrets, s3, sandbox, apiUrl: flags.apiUrl, outDir, dryRun: flags.dryRun, force: flags.force, progress: progressPrinter(Boolean(flags.quiet || flags.json)) },
-        key,
-      );
-      process.stdout.write(flags.json ? `${JSON.stringify(result.report, null, 2)}\n` : summary(result.report, result.reportPath, result.rejectedPath));
-      codes.push(result.exitCode);
-    }
-  } finally {
-    await sandbox?.close();
-    await s3.close();
-  }
-  return worstExitCode(codes);
 }
 
 async function sandboxCommand(flags: { port: string; config?: string; host: string }): Promise<number> {

@@ -2,12 +2,13 @@ import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { FileNotMatchedError } from '../src/errors';
-import { type Sandbox, startSandbox } from '../src/api/sandbox';
+import type { Sandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { listObjects } from '../src/aws/s3';
 import { parseConfig } from '../src/config/load';
 import { type LocalRunResult, runLocal, runObject } from '../src/local/runner';
-import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
+import { LOCAL_BUCKETS, type LocalS3 } from '../src/local/s3';
+import { startLocalServices, stopLocalServices } from './support/local';
 import { KNOWN_BADGES, SECRETS, configDocument, toCsv, validRow } from './support/factories';
 import { GnuPG } from './support/gpg';
 import { makeZip } from './support/zips';
@@ -42,13 +43,9 @@ const config = parseConfig(document);
 let s3: LocalS3;
 let sandbox: Sandbox;
 beforeAll(async () => {
-  s3 = await startLocalS3();
-  sandbox = await startSandbox({ knownBadgeIds: [...KNOWN_BADGES] });
+  ({ s3, sandbox } = await startLocalServices({ knownBadgeIds: [...KNOWN_BADGES] }));
 });
-afterAll(async () => {
-  await sandbox.close();
-  await s3.close();
-});
+afterAll(() => stopLocalServices({ s3, sandbox }));
 
 let n = 0;
 function vendorFile(options: { armor?: boolean; sign?: boolean; recipient?: string; by?: GnuPG } = {}): string {

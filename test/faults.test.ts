@@ -2,12 +2,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { type Sandbox, startSandbox } from '../src/api/sandbox';
+import type { Sandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { SEND_CODES } from '../src/api/client';
 import { parseConfig } from '../src/config/load';
 import { runLocal } from '../src/local/runner';
-import { type LocalS3, startLocalS3 } from '../src/local/s3';
+import { type LocalS3 } from '../src/local/s3';
+import { startLocalServices, stopLocalServices } from './support/local';
 import { KNOWN_BADGES, SECRETS, configDocument, kolkataEpochMs, toCsv, validRow } from './support/factories';
 
 const RECORDS = 3000;
@@ -32,18 +33,14 @@ const config = parseConfig(document);
 let s3: LocalS3;
 let sandbox: Sandbox;
 beforeAll(async () => {
-  s3 = await startLocalS3();
-  sandbox = await startSandbox({
+  ({ s3, sandbox } = await startLocalServices({
     users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }],
     knownBadgeIds: [...KNOWN_BADGES],
     // 10% 5xx, 10% 429, 5% resets before processing, 2% answers lost after the badges were issued.
     faults: { seed: 20261127, statusRates: { '500': 0.02, '502': 0.02, '503': 0.02, '504': 0.02, '521': 0.02, '429': 0.1 }, resetBeforeProcessing: 0.05, lostAfterProcessing: 0.02 },
-  });
+  }));
 });
-afterAll(async () => {
-  await sandbox.close();
-  await s3.close();
-});
+afterAll(() => stopLocalServices({ s3, sandbox }));
 
 describe('Workflow: sending through throttling and faults', () => {
   it('accepts every record exactly once or rejects it with a reason: 0 lost, 0 duplicated', async () => {

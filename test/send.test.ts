@@ -1,8 +1,9 @@
-import { type Sandbox, startSandbox } from '../src/api/sandbox';
+import type { Sandbox } from '../src/api/sandbox';
 import { putText } from '../src/aws/s3';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { KEYS } from '../src/contracts';
-import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
+import { LOCAL_BUCKETS, type LocalS3 } from '../src/local/s3';
+import { startLocalServices, stopLocalServices } from './support/local';
 import { newContainerState, silentLog } from '../src/steps/deps';
 import { send } from '../src/steps/send';
 import { KNOWN_BADGES, UNKNOWN_BADGE, makeConfig } from './support/factories';
@@ -10,13 +11,9 @@ import { KNOWN_BADGES, UNKNOWN_BADGE, makeConfig } from './support/factories';
 let s3: LocalS3;
 let sandbox: Sandbox;
 beforeAll(async () => {
-  s3 = await startLocalS3();
-  sandbox = await startSandbox({ oauthClients: [{ key: 'k', secret: 's' }], knownBadgeIds: [...KNOWN_BADGES] });
+  ({ s3, sandbox } = await startLocalServices({ oauthClients: [{ key: 'k', secret: 's' }], knownBadgeIds: [...KNOWN_BADGES] }));
 });
-afterAll(async () => {
-  await sandbox.close();
-  await s3.close();
-});
+afterAll(() => stopLocalServices({ s3, sandbox }));
 
 /** Stages one chunk of `count` records, every fifth with an unknown badge. */
 async function chunk(runId: string, index: number, count: number) {

@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'csv-parse/sync';
-import { type Sandbox, startSandbox } from '../src/api/sandbox';
+import type { Sandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { listObjects, putText } from '../src/aws/s3';
 import { parseConfig } from '../src/config/load';
 import type { Config } from '../src/config/schema';
 import { type LocalRunResult, runLocal } from '../src/local/runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
+import { startLocalServices, stopLocalServices } from './support/local';
 import { type EventRow, HEADER, KNOWN_BADGES, SECRETS, UNKNOWN_BADGE, configDocument, kolkataEpochMs, toCsv, validRow } from './support/factories';
 
 const run = promisify(execFile);
@@ -58,13 +59,9 @@ function standardRows(base: number): EventRow[] {
 let s3: LocalS3;
 let sandbox: Sandbox;
 beforeAll(async () => {
-  s3 = await startLocalS3();
-  sandbox = await startSandbox({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], knownBadgeIds: [...KNOWN_BADGES] });
+  ({ s3, sandbox } = await startLocalServices({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], knownBadgeIds: [...KNOWN_BADGES] }));
 });
-afterAll(async () => {
-  await sandbox.close();
-  await s3.close();
-});
+afterAll(() => stopLocalServices({ s3, sandbox }));
 
 let files = 0;
 async function runRows(rows: EventRow[] | string, options: { dataflow?: string; dryRun?: boolean; force?: boolean; csv?: Parameters<typeof toCsv>[1] } = {}): Promise<LocalRunResult> {

@@ -1,0 +1,17 @@
+import { type Sandbox, type SandboxSettings, startSandbox } from '../../src/api/sandbox';
+import { type LocalS3, startLocalS3 } from '../../src/local/s3';
+
+/** The local stand-ins most workflow tests share: an embedded S3 and the API sandbox. */
+export interface LocalServices {
+  s3: LocalS3;
+  sandbox: Sandbox;
+}
+
+export async function startLocalServices(settings: SandboxSettings): Promise<LocalServices> {
+  return { s3: await startLocalS3(), sandbox: await startSandbox(settings) };
+}
+
+export async function stopLocalServices({ s3, sandbox }: LocalServices): Promise<void> {
+  await sandbox.close();
+  await s3.close();
+}

@@ -147,7 +147,17 @@ export interface FileReport {
   rejectedFile?: string;
   /** For a zip archive (EXPANDED): the inbox keys of the entries, each imported by a run of its own. */
   expandedTo?: string[];
-  source: { bucket: string; key: string; movedTo?: string };
+  source: {
+    bucket: string;
+    key: string;
+    movedTo?: string;
+    /** For a file pulled from SFTP: where it was (`sftp://host:port/path`) and where it was moved on the server. */
+    origin?: string;
+    remoteMovedTo?: string;
+    /** The summary and rejected records written back to the SFTP error directory, or why that failed. */
+    writtenBack?: string[];
+    writeBackError?: string;
+  };
 }
 
 /** The run report (`report.json`). */

@@ -85,6 +85,16 @@ export class UnsafeArchiveError extends BadgesImportError {
   override readonly code = 'UNSAFE_ARCHIVE';
 }
 
+/** The SFTP server could not be reached, refused the login, or failed an operation. */
+export class SftpError extends BadgesImportError {
+  override readonly code = 'SFTP_FAILED';
+}
+
+/** The SFTP server presented a host key other than the pinned one: nothing is read from it or written to it. */
+export class HostKeyMismatchError extends BadgesImportError {
+  override readonly code = 'SFTP_HOST_KEY_MISMATCH';
+}
+
 /** Error names the state machine treats as fatal for the file (caught, file FAILED, nothing more sent). */
 export const FATAL_ERROR_NAMES = [
   'MissingColumnError',

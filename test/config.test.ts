@@ -97,6 +97,37 @@ describe('Function: parseConfig', () => {
     expect(problems).toEqual([expect.stringMatching(/^dataflows\[0\]\.destination\.recordsPerWorker: a worker would need 480 s/)]);
   });
 
+  it('takes an SFTP source with its defaults, and refuses one that is ambiguous, unpinned or would loop', () => {
+    // Prepare
+    const sftp = { type: 'sftp', host: 'sftp.vendor.example', username: 'brand', passwordSecret: 'sftp/pw', hostKeySha256: 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s', directory: '/out', processedDirectory: '/out/done' };
+
+    // Act
+    const flow = parseConfig(configDocument({ source: sftp })).dataflows[0]!;
+    const problems = problemsOf(
+      configDocument({
+        source: { ...sftp, privateKeySecret: 'sftp/key', processedDirectory: '/out/' },
+        schedule: undefined,
+      }),
+    );
+    const unpinned = problemsOf(configDocument({ source: { ...sftp, hostKeySha256: undefined } }));
+    const badPin = problemsOf(configDocument({ source: { ...sftp, hostKeySha256: 'abc' } }));
+    const noKey = problemsOf(configDocument({ source: { ...sftp, passwordSecret: undefined, privateKeyPassphraseSecret: 'x' } }));
+
+    // Assess
+    expect(flow.source).toMatchObject({ port: 22, recursive: false, requireOkFile: false, minFileAgeSeconds: 60, prefix: 'sftp/weekly-events/', filePattern: '.*' });
+    expect(problems).toEqual([
+      'dataflows[0].source.passwordSecret: needs exactly one of "passwordSecret" or "privateKeySecret" (Connect+ takes a password or a key, never both)',
+      'dataflows[0].source.processedDirectory: must differ from "directory" (files moved there would be taken again)',
+      'dataflows[0].schedule: is required for an SFTP source: the schedule is what polls the server',
+    ]);
+    expect(unpinned).toEqual(['dataflows[0].source.hostKeySha256: is required']);
+    expect(badPin).toEqual([expect.stringMatching(/^dataflows\[0\]\.source\.hostKeySha256: /)]);
+    expect(noKey).toEqual([
+      'dataflows[0].source.passwordSecret: needs exactly one of "passwordSecret" or "privateKeySecret" (Connect+ takes a password or a key, never both)',
+      'dataflows[0].source.privateKeyPassphraseSecret: is only used with "privateKeySecret"',
+    ]);
+  });
+
   it('names the file when it is not JSON', () => {
     // Prepare
     const file = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'broken.json');

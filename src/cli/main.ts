@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { StaticSecretsProvider } from '../aws/secrets';
@@ -12,6 +12,8 @@ import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../local/s3';
 import { listObjects } from '../aws/s3';
 import { fileNameOf } from '../contracts';
 import { startServe } from '../local/serve';
+import { type PullResult, pullSftp } from '../sources/sftp';
+import { silentLog } from '../steps/deps';
 
 /** Exit status for usage and configuration errors. */
 const USAGE = 2;
@@ -158,20 +160,39 @@ async function runCommand(flags: RunFlags): Promise<number> {
  */
 async function pullCommand(flags: RunFlags): Promise<number> {
   const data = resolve(flags.data ?? join('out', 'serve-data'));
-  if (!existsSync(data)) throw new UsageError(`No local inbox at ${data}: upload files through \`badges-import serve\` first, or pass --file`);
+  const fromSftp = selectDataflow(loadConfig(resolve(flags.config)), flags.dataflow).source.type === 'sftp';
+  if (!fromSftp && !existsSync(data)) throw new UsageError(`No local inbox at ${data}: upload files through \`badges-import serve\` first, or pass --file`);
+  mkdirSync(data, { recursive: true });
   return withLocalSession(flags, data, async (session) => {
     const { dataflow } = session;
+    const codes: number[] = [];
+    if (dataflow.source.type === 'sftp') {
+      // What the schedule's sweep does first: take the settled files from the server into the inbox.
+      const pulled = await pullSftp(dataflow, { s3: session.s3.client, buckets: LOCAL_BUCKETS, secrets: session.secrets, log: silentLog });
+      if (!flags.json) process.stdout.write(pullSummary(dataflow, pulled));
+      if (pulled.failed.length > 0) codes.push(1);
+    }
     const pattern = new RegExp(dataflow.source.filePattern);
     const keys: string[] = [];
     for await (const object of listObjects(session.s3.client, LOCAL_BUCKETS.inbox, dataflow.source.prefix)) {
       const name = object.key.slice(dataflow.source.prefix.length);
       if (!name.includes('/') && pattern.test(name)) keys.push(object.key);
     }
-    if (keys.length === 0) process.stdout.write(`No files waiting under s3://inbox/${dataflow.source.prefix} matching ${dataflow.source.filePattern}\n`);
-    const codes: number[] = [];
+    if (keys.length === 0 && !flags.json) process.stdout.write(`No files waiting under s3://inbox/${dataflow.source.prefix} matching ${dataflow.source.filePattern}\n`);
     for (const key of keys) codes.push(...(await runAndPrint(session, flags, key, join(defaultOutDir(flags, dataflow), fileNameOf(key)))));
     return worstExitCode(codes);
   });
+}
+
+/** What a poll of an SFTP server took and left, one line each. */
+export function pullSummary(dataflow: Dataflow, pulled: PullResult): string {
+  const source = dataflow.source;
+  const where = source.type === 'sftp' ? `sftp://${source.host}:${source.port}${source.directory}` : dataflow.source.prefix;
+  const lines = [`${dataflow.name}: ${where}: took ${pulled.taken.length} file(s), ${pulled.waiting.length} waiting, ${pulled.failed.length} failed`];
+  for (const t of pulled.taken) lines.push(`  took    ${t.path} (${t.bytes} bytes) → s3://inbox/${t.key}; moved to ${t.movedTo}`);
+  for (const w of pulled.waiting) lines.push(`  waiting ${w.path}: ${w.reason}`);
+  for (const f of pulled.failed) lines.push(`  failed  ${f.path}: ${f.message}`);
+  return `${lines.join('\n')}\n`;
 }
 
 /** The worst outcome decides: a failed file (1) over rejections (3) over success (0). */

@@ -46,17 +46,85 @@ const dateMapping = z
     message: 'needs exactly one of "column" or "value"',
   });
 
+/** Key prefix in the inbox bucket: ends with "/", not under processed/, failed/ or pulling/ (the stack's own). */
+const inboxPrefix = z
+  .string()
+  .min(1)
+  .refine((p) => p.endsWith('/') && !p.startsWith('/'), { message: 'must end with "/" and not start with "/"' })
+  .refine((p) => !/^(processed|failed|pulling)\//.test(p), { message: 'must not sit under processed/, failed/ or pulling/' });
+
 const s3Source = z.strictObject({
   type: z.literal('s3'),
   /** Key prefix in the inbox bucket that this dataflow watches, e.g. `inbox/weekly-events/`. */
-  prefix: z
-    .string()
-    .min(1)
-    .refine((p) => p.endsWith('/') && !p.startsWith('/'), { message: 'must end with "/" and not start with "/"' })
-    .refine((p) => !/^(processed|failed)\//.test(p), { message: 'must not sit under processed/ or failed/' }),
+  prefix: inboxPrefix,
   /** Regular expression the object's file name (the part after the last "/") must match. @default ".*" */
   filePattern: regex.default('.*'),
 });
+
+/** A host key fingerprint as `ssh-keygen -lf` prints it. */
+const hostKeyFingerprint = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, {
+  message: 'must be a SHA-256 fingerprint as `ssh-keygen -lf` prints it, e.g. "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"',
+});
+
+const remoteDirectory = z.string().min(1).refine((d) => !d.includes('\0'), { message: 'must not contain NUL' });
+
+/**
+ * A vendor's SFTP server, polled on the dataflow's schedule. Files are copied into the inbox bucket under `prefix`
+ * (by default `sftp/<dataflow>/`) and from there imported like an S3 drop.
+ */
+const sftpSource = z
+  .strictObject({
+    type: z.literal('sftp'),
+    host: z.string().min(1),
+    /** @default 22 */
+    port: z.int().min(1).max(65535).default(22),
+    username: z.string().min(1),
+    /** Name of the secret holding the password. Exactly one of passwordSecret and privateKeySecret. */
+    passwordSecret: z.string().min(1).optional(),
+    /** Name of the secret holding the private key (OpenSSH or PEM; or Base64 of it). */
+    privateKeySecret: z.string().min(1).optional(),
+    /** Name of the secret holding the private key's passphrase, when it has one. */
+    privateKeyPassphraseSecret: z.string().min(1).optional(),
+    /**
+     * The server's host key fingerprint(s), as `ssh-keygen -lf` prints them (`SHA256:…`); a server presenting any
+     * other key is refused. `false` turns pinning off (any key is accepted: only for a server you reach over a
+     * network you trust).
+     */
+    hostKeySha256: z.union([hostKeyFingerprint, z.array(hostKeyFingerprint).min(1), z.literal(false)]),
+    /** Directory the vendor delivers into. */
+    directory: remoteDirectory,
+    /** Regular expression the file name (without directories) must match. @default ".*" */
+    filePattern: regex.default('.*'),
+    /** Also look in the directory's subdirectories (not in the processed or error directories). @default false */
+    recursive: z.boolean().default(false),
+    /** Where a file is moved once it has been taken (copied into the inbox bucket), keeping its relative path. */
+    processedDirectory: remoteDirectory,
+    /** Where each file's rejected records (CSV) and report summary are written back. Not written when absent. */
+    errorDirectory: remoteDirectory.optional(),
+    /** Take a file only once its marker `<name>.ok` (or `<name without extension>.ok`) exists. @default false */
+    requireOkFile: z.boolean().default(false),
+    /** A file modified less than this long ago may still be growing: it is left for the next poll. @default 60 */
+    minFileAgeSeconds: z.int().min(0).max(86400).default(60),
+    /** Key prefix in the inbox bucket that pulled files are copied under. @default "sftp/<dataflow name>/" */
+    prefix: inboxPrefix.optional(),
+    /** Seconds to wait for the connection and the SSH handshake. @default 20 */
+    connectTimeoutSeconds: z.int().min(1).max(300).default(20),
+  })
+  .superRefine((s, ctx) => {
+    if ((s.passwordSecret === undefined) === (s.privateKeySecret === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['passwordSecret'], message: 'needs exactly one of "passwordSecret" or "privateKeySecret" (Connect+ takes a password or a key, never both)' });
+    }
+    if (s.privateKeyPassphraseSecret !== undefined && s.privateKeySecret === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['privateKeyPassphraseSecret'], message: 'is only used with "privateKeySecret"' });
+    }
+    const norm = (d: string) => d.replace(/\/+$/, '') || '/';
+    for (const key of ['processedDirectory', 'errorDirectory'] as const) {
+      const other = s[key];
+      if (other !== undefined && norm(other) === norm(s.directory)) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `must differ from "directory" (files moved there would be taken again)` });
+      }
+    }
+  });
 
 const csvSettings = z
   .strictObject({
@@ -150,23 +218,26 @@ const unpack = z
   })
   .prefault({});
 
-const dataflow = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, { message: 'must be 1–40 lowercase letters, digits or "-", starting with a letter or digit' }),
-  source: s3Source,
-  decrypt: decrypt.optional(),
-  unpack,
-  csv: csvSettings,
-  mapping: z.strictObject({
-    customerId: plainMapping,
-    badgeMetaId: plainMapping,
-    earnEventDate: dateMapping,
-    earnExpiresOn: dateMapping,
-  }),
-  destination,
-  schedule: schedule.optional(),
-});
+const dataflow = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, { message: 'must be 1–40 lowercase letters, digits or "-", starting with a letter or digit' }),
+    source: z.discriminatedUnion('type', [s3Source, sftpSource]),
+    decrypt: decrypt.optional(),
+    unpack,
+    csv: csvSettings,
+    mapping: z.strictObject({
+      customerId: plainMapping,
+      badgeMetaId: plainMapping,
+      earnEventDate: dateMapping,
+      earnExpiresOn: dateMapping,
+    }),
+    destination,
+    schedule: schedule.optional(),
+  })
+  // An SFTP dataflow's files land under its own prefix of the inbox bucket unless the configuration names one.
+  .transform((flow) => ({ ...flow, source: { ...flow.source, prefix: flow.source.prefix ?? `sftp/${flow.name}/` } }));
 
 /** A worker must finish its chunk well inside the send Lambda's 5 minutes, pacing included. */
 export const MAX_SECONDS_PER_WORKER = 180;
@@ -184,6 +255,9 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'name'], message: `duplicates dataflows[${first}].name "${flow.name}"` });
       } else {
         seen.set(flow.name, i);
+      }
+      if (flow.source.type === 'sftp' && !flow.schedule) {
+        ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'schedule'], message: 'is required for an SFTP source: the schedule is what polls the server' });
       }
       const d = flow.destination;
       const requests = Math.ceil(d.recordsPerWorker / d.batchSize);
@@ -213,6 +287,7 @@ export type Dataflow = Config['dataflows'][number];
 export type DateMapping = Dataflow['mapping']['earnEventDate'];
 export type PlainMapping = Dataflow['mapping']['customerId'];
 export type Destination = Dataflow['destination'];
+export type SftpSource = Extract<Dataflow['source'], { type: 'sftp' }>;
 
 /** The names of the secrets an auth setting needs. */
 export function secretNamesOf(auth: Destination['auth']): string[] {
@@ -223,4 +298,10 @@ export function secretNamesOf(auth: Destination['auth']): string[] {
 export function decryptSecretNamesOf(decrypt: Dataflow['decrypt']): string[] {
   if (!decrypt) return [];
   return [decrypt.privateKeySecret, decrypt.passphraseSecret, decrypt.verifySignatureWithSecret].filter((n): n is string => n !== undefined);
+}
+
+/** The names of the secrets an SFTP source needs. */
+export function sourceSecretNamesOf(source: Dataflow['source']): string[] {
+  if (source.type !== 'sftp') return [];
+  return [source.passwordSecret, source.privateKeySecret, source.privateKeyPassphraseSecret].filter((n): n is string => n !== undefined);
 }

@@ -14,9 +14,12 @@ import { createObjectWriter, moveObject, openObject, putJson, readJson } from '.
 import { SEND_CODES } from '../api/client';
 import { rejectHeaderLine, rejectLine } from '../core/csv';
 import { describeCaughtError } from '../errors';
+import { headMetadata, pullOriginOf, writeBack } from '../sources/sftp';
 import type { StepDeps } from './deps';
 
 const READS_IN_FLIGHT = 16;
+/** Outcomes a vendor is told about in the SFTP error directory (a plain success needs no note). */
+const WRITTEN_BACK = new Set<RunStatus>(['COMPLETED_WITH_REJECTIONS', 'FAILED', 'SKIPPED_DUPLICATE']);
 
 /**
  * Closes a run whatever state it reached: totals what was staged and sent, settles chunks whose worker left no result
@@ -77,6 +80,9 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
         : rows.rejected > 0
           ? 'COMPLETED_WITH_REJECTIONS'
           : 'SUCCEEDED';
+  // A file pulled from SFTP says so in its metadata; read it before the object moves.
+  const flow = deps.config.dataflows.find((d) => d.name === state.dataflow);
+  const pulled = flow?.source.type === 'sftp' ? pullOriginOf(await headMetadata(s3, state.bucket, state.key).catch(() => undefined)) : undefined;
   let movedTo: string | undefined;
   if (!state.dryRun) {
     const target = status === 'FAILED' ? KEYS.failed(state.dataflow, runId, fileName) : KEYS.processed(state.dataflow, runId, fileName);
@@ -107,12 +113,28 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
         rows: { total: rows.total, accepted: rows.accepted, rejected: rows.rejected },
         ...(rejectedFile ? { rejectedFile } : {}),
         ...(state.expanded ? { expandedTo: state.expanded } : {}),
-        source: { bucket: state.bucket, key: state.key, ...(movedTo ? { movedTo } : {}) },
+        source: {
+          bucket: state.bucket,
+          key: state.key,
+          ...(movedTo ? { movedTo } : {}),
+          ...(pulled ? { origin: pulled.origin, remoteMovedTo: pulled.movedTo } : {}),
+        },
       },
     ],
     ...(state.duplicateOf ? { duplicateOf: state.duplicateOf } : {}),
     ...(error ? { error } : {}),
   };
+  if (pulled && flow && !state.dryRun && WRITTEN_BACK.has(status)) {
+    // The vendor sees the outcome where they delivered. Records are settled by now: a failure here is reported, not retried.
+    try {
+      const rejectedKey = rejectedFile ? KEYS.rejected(state.dataflow, runId, fileName) : undefined;
+      const opener = rejectedKey ? () => openObject(s3, buckets.deadLetter, rejectedKey) : undefined;
+      report.files[0]!.source.writtenBack = await writeBack(flow, deps, pulled, report, opener);
+    } catch (e) {
+      report.files[0]!.source.writeBackError = (e as Error).message;
+      log.warn('Outcome not written back to the SFTP error directory', { dataflow: state.dataflow, error: (e as Error).message });
+    }
+  }
   await putJson(s3, buckets.reports, KEYS.report(state.dataflow, runId), report);
   // Remember the content of a completed import (after the report, so a marker always has its report).
   if (summary && !state.dryRun && (status === 'SUCCEEDED' || status === 'COMPLETED_WITH_REJECTIONS')) {

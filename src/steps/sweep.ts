@@ -4,6 +4,7 @@ import { selectDataflow } from '../config/load';
 import type { ExecutionInput } from '../contracts';
 import { fileNameOf } from '../contracts';
 import { listObjects } from '../aws/s3';
+import { type PullResult, pullSftp } from '../sources/sftp';
 import type { StepDeps } from './deps';
 
 /**
@@ -20,6 +21,8 @@ export interface SweepOutput {
   dataflow: string;
   started: string[];
   alreadyRunning: string[];
+  /** For an SFTP source: what this poll took from the server, and what it left there. */
+  pulled?: PullResult;
 }
 
 /**
@@ -37,10 +40,22 @@ export function executionName(dataflow: string, key: string, etag: string): stri
  * Starts the per-file workflow for waiting objects: the one an upload event names, or (from the schedule) every
  * object under the dataflow's prefix, directly under it and matching its pattern, not already started.
  */
-export async function sweep(event: SweepEvent, deps: StepDeps & { sfn: SFNClient; stateMachineArn: string }): Promise<SweepOutput> {
+export async function sweep(event: SweepEvent, deps: StepDeps & { sfn: SFNClient; stateMachineArn: string; remainingMs?: () => number }): Promise<SweepOutput> {
   const flow = selectDataflow(deps.config, event.dataflow);
   const pattern = new RegExp(flow.source.filePattern);
   const output: SweepOutput = { dataflow: flow.name, started: [], alreadyRunning: [] };
+  // An SFTP source is polled first: what it takes lands under the prefix, and the sweep below starts it (the upload
+  // events it raises find the same execution names). A server that cannot be reached does not stop the sweep of what
+  // is already waiting; the invocation still fails afterwards, so that the schedule retries and the failure shows.
+  let pullError: Error | undefined;
+  if (flow.source.type === 'sftp' && event.key === undefined) {
+    try {
+      output.pulled = await pullSftp(flow, deps);
+    } catch (error) {
+      pullError = error instanceof Error ? error : new Error(String(error));
+      deps.log.error('SFTP poll failed', { dataflow: flow.name, error: pullError.message });
+    }
+  }
   const objects = event.key !== undefined ? [{ key: event.key, etag: (event.etag ?? '').replace(/"/g, '') }] : listObjects(deps.s3, deps.buckets.inbox, flow.source.prefix);
   for await (const object of objects) {
     if (!object.key.startsWith(flow.source.prefix)) continue;
@@ -58,5 +73,6 @@ export async function sweep(event: SweepEvent, deps: StepDeps & { sfn: SFNClient
     }
   }
   deps.log.info('Sweep done', { dataflow: flow.name, started: output.started.length, alreadyRunning: output.alreadyRunning.length });
+  if (pullError) throw pullError;
   return output;
 }

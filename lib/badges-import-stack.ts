@@ -26,7 +26,7 @@ import {
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { STEPFUNCTIONS_USE_DISTRIBUTED_MAP_RESULT_WRITER_V2 } from 'aws-cdk-lib/cx-api';
 import type { Construct } from 'constructs';
-import { type Config, decryptSecretNamesOf, secretNamesOf } from '../src/config/schema';
+import { type Config, decryptSecretNamesOf, secretNamesOf, sourceSecretNamesOf } from '../src/config/schema';
 import { ENV, KEYS } from '../src/contracts';
 import { FATAL_ERROR_NAMES } from '../src/errors';
 import { StepFunction, houseBucket } from './defaults';
@@ -189,13 +189,29 @@ export class BadgesImportStack extends Stack {
       logs: { destination: new LogGroup(this, 'WorkflowLogs', { retention: RetentionDays.THREE_MONTHS }), level: LogLevel.ALL, includeExecutionData: false },
     });
 
+    // With an SFTP source the sweep also copies files from the vendor's server: it gets the time and memory for that.
+    const sftpFlows = config.dataflows.filter((d) => d.source.type === 'sftp');
     const sweepFn = new StepFunction(this, 'SweepFunction', {
       step: 'sweep',
       configFile,
       environment: { ...environment, [ENV.stateMachineArn]: this.stateMachine.stateMachineArn },
-      timeout: Duration.minutes(5),
-      memorySize: 256,
+      timeout: Duration.minutes(sftpFlows.length > 0 ? 15 : 5),
+      memorySize: sftpFlows.length > 0 ? 1024 : 256,
     });
+    if (sftpFlows.length > 0) {
+      // A pulled file is copied to staging under pulls/, checked unchanged on the server, then copied under its
+      // dataflow's prefix (reading the staged copy, writing the inbox object; HeadObject asks whether it is there).
+      allow(sweepFn, ['s3:PutObject', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'], staging.arnForObjects('pulls/*'));
+      allow(sweepFn, ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload'], ...sftpFlows.map((d) => inbox.arnForObjects(`${d.source.prefix}*`)));
+      // Only the steps that talk to the vendor's server read its credentials: the sweep (to pull) and finalize (to
+      // write the outcome back to the error directory).
+      const sftpNames = [...new Set(sftpFlows.flatMap((d) => sourceSecretNamesOf(d.source)))];
+      sftpNames.forEach((name, i) => {
+        const secret = Secret.fromSecretNameV2(this, `SftpSecret${i}`, name);
+        secret.grantRead(sweepFn);
+        secret.grantRead(finalizeFn);
+      });
+    }
     sweepFn.addToRolePolicy(
       new PolicyStatement({
         actions: ['s3:ListBucket'],
@@ -250,12 +266,19 @@ export class BadgesImportStack extends Stack {
     const { inbox, staging, deadLetter, reports } = this.buckets;
     const objectReasons: Array<[Bucket, string, string]> = [
       [staging, 'runs/*', 'Each run writes and reads its own staging objects under runs/<runId>/; the run id is known only at run time.'],
+      [staging, 'pulls/*', 'A file pulled from SFTP is staged under pulls/<dataflow>/<uuid>/ before it is copied into the inbox.'],
       [deadLetter, 'rejected/*', 'One rejected-records file per run under rejected/<dataflow>/<runId>/.'],
       [reports, 'reports/*', 'One report per run under reports/<dataflow>/<runId>/.'],
       [reports, 'imported/*', 'One marker per imported content under imported/<dataflow>/<sha256>.json, named by a hash known at run time.'],
       [inbox, 'processed/*', 'Processed sources are moved under processed/<dataflow>/<runId>/.'],
       [inbox, 'failed/*', 'Failed sources are moved under failed/<dataflow>/<runId>/.'],
-      ...config.dataflows.map((d): [Bucket, string, string] => [inbox, `${d.source.prefix}*`, `Vendors name their files freely under the ${d.name} prefix; the file pattern is checked by the stage step.`]),
+      ...config.dataflows.map((d): [Bucket, string, string] => [
+        inbox,
+        `${d.source.prefix}*`,
+        d.source.type === 'sftp'
+          ? `Files pulled from the ${d.name} SFTP server keep their names under the dataflow's prefix; the file pattern is checked by the sweep and the stage step.`
+          : `Vendors name their files freely under the ${d.name} prefix; the file pattern is checked by the stage step.`,
+      ]),
     ];
     for (const fn of functions) {
       Validations.of(fn).acknowledge({

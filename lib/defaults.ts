@@ -19,6 +19,13 @@ export const CJS_BUNDLE_SHIMS = {
   define: { 'import.meta.url': '__bundle_import_meta_url' },
 } as const;
 
+/**
+ * Left out of every bundle: the AWS SDK (the runtime has it) and ssh2's optional native add-ons (cpu-features and its
+ * own crypto binding), which it loads inside try/catch and replaces with pure JavaScript when they are absent. Their
+ * install scripts are not approved (package.json allowScripts), so they are never built here either.
+ */
+export const BUNDLE_EXTERNALS = ['@aws-sdk/*', 'cpu-features', '*.node'];
+
 export interface StepFunctionProps {
   step: StepName;
   /** Absolute path of the configuration file bundled next to the handler. */
@@ -56,6 +63,7 @@ export class StepFunction extends NodejsFunction {
         format: OutputFormat.CJS,
         minify: true,
         sourceMap: true,
+        externalModules: BUNDLE_EXTERNALS,
         banner: CJS_BUNDLE_SHIMS.banner,
         define: { ...CJS_BUNDLE_SHIMS.define },
         commandHooks: {

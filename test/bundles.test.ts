@@ -3,7 +3,7 @@ import { copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
-import { CJS_BUNDLE_SHIMS } from '../lib/defaults';
+import { BUNDLE_EXTERNALS, CJS_BUNDLE_SHIMS } from '../lib/defaults';
 import { BUNDLED_CONFIG_FILE, ENV, STEPS } from '../src/contracts';
 
 const root = join(__dirname, '..');
@@ -21,6 +21,7 @@ describe('Lambda bundles', () => {
       minify: true,
       outfile: join(dir, 'index.js'),
       logLevel: 'silent',
+      external: BUNDLE_EXTERNALS,
       banner: { js: CJS_BUNDLE_SHIMS.banner },
       define: { ...CJS_BUNDLE_SHIMS.define },
     });
@@ -31,6 +32,8 @@ describe('Lambda bundles', () => {
       encoding: 'utf8',
       env: {
         PATH: process.env.PATH,
+        // The runtime provides the AWS SDK; the project's copy stands in for it.
+        NODE_PATH: join(root, 'node_modules'),
         AWS_REGION: 'eu-west-1',
         [ENV.inboxBucket]: 'inbox',
         [ENV.stagingBucket]: 'staging',

@@ -39,7 +39,7 @@ afterAll(() => serve.stop());
 
 async function finished(key: string): Promise<Extract<ServeEvent, { type: 'finished' | 'error' }>> {
   for (let i = 0; i < 600; i++) {
-    const event = events.find((e): e is Extract<ServeEvent, { type: 'finished' | 'error' }> => e.key === key && e.type !== 'started');
+    const event = events.find((e): e is Extract<ServeEvent, { type: 'finished' | 'error' }> => (e.type === 'finished' || e.type === 'error') && e.key === key);
     if (event) return event;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -9,6 +9,8 @@ import { parseConfig } from '../src/config/load';
 import type { Dataflow } from '../src/config/schema';
 import { LOCAL_BUCKETS } from '../src/local/s3';
 import { runObject } from '../src/local/runner';
+import { type ServeEvent, startServe } from '../src/local/serve';
+import { fileNameOf } from '../src/contracts';
 import { main } from '../src/cli/main';
 import { HostKeyMismatchError, SftpError } from '../src/errors';
 import { type PullResult, fingerprintOf, okMarkersFor, pullSftp } from '../src/sources/sftp';
@@ -280,6 +282,50 @@ describe('SFTP dataflow through the local workflow', () => {
     const summaries = list(paths.errors);
     expect(summaries).toEqual([expect.stringMatching(/^result_\d{14}_events_cli\.csv\.summary\.txt$/)]);
     expect(readFileSync(join(paths.errors, summaries[0]!), 'utf8')).toContain('The same content was imported before');
+  });
+});
+
+describe('SFTP dataflow under `badges-import serve`', () => {
+  it('polls the server on its own and runs each file it takes', async () => {
+    // Prepare
+    const paths = area();
+    deliver(join(paths.in, 'events_s1.csv'), csv(1_008_000, 4));
+    const flow = sftpFlow(paths);
+    const dir = mkdtempSync(join(tmpdir(), 'sftp-serve-'));
+    const document = configDocument(flowDocument(flow));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(document));
+    const events: ServeEvent[] = [];
+    const serve = await startServe({
+      config: parseConfig(document),
+      configFile: join(dir, 'config.json'),
+      secrets: secrets(),
+      sandbox: { knownBadgeIds: [...KNOWN_BADGES] },
+      s3Port: 0,
+      apiPort: 0,
+      dataDir: join(dir, 'data'),
+      outDir: join(dir, 'out'),
+      pollMs: 100,
+      sftpPollMs: 200,
+      onEvent: (e) => events.push(e),
+    });
+    try {
+      // Act: a second file arrives while serve runs.
+      const done = (name: string) => events.find((e) => e.type === 'finished' && e.key.endsWith(`/${name}`));
+      for (let i = 0; i < 300 && !done('events_s1.csv'); i++) await new Promise((r) => setTimeout(r, 100));
+      deliver(join(paths.in, 'events_s2.csv'), csv(1_008_100, 2));
+      for (let i = 0; i < 300 && !done('events_s2.csv'); i++) await new Promise((r) => setTimeout(r, 100));
+
+      // Assert
+      const finishedRuns = events.filter((e): e is Extract<ServeEvent, { type: 'finished' }> => e.type === 'finished');
+      expect(finishedRuns.map((e) => [fileNameOf(e.key), e.result.report.status, e.result.report.rows.accepted])).toEqual([
+        ['events_s1.csv', 'SUCCEEDED', 4],
+        ['events_s2.csv', 'SUCCEEDED', 2],
+      ]);
+      expect(list(paths.processed)).toEqual(['events_s1.csv', 'events_s2.csv']);
+      expect(events.filter((e) => e.type === 'error')).toEqual([]);
+    } finally {
+      await serve.stop();
+    }
   });
 });
 

@@ -8,13 +8,25 @@ import { BadgesImportStack } from '../lib/badges-import-stack';
 import { parseConfig } from '../src/config/load';
 import { configDocument } from './support/factories';
 
-// Two dataflows, one without a schedule: the stack must make one rule each and one schedule.
+// Three dataflows: two S3 drops (one without a schedule) and an SFTP poll. The stack must make one upload rule each
+// and a schedule for each that has one.
 const document = configDocument();
 const [flow] = document.dataflows as Array<Record<string, unknown>>;
+const sftpSource = {
+  type: 'sftp',
+  host: 'sftp.vendor.example',
+  username: 'brand',
+  privateKeySecret: 'sftp/key',
+  privateKeyPassphraseSecret: 'sftp/passphrase',
+  hostKeySha256: 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s',
+  directory: '/outgoing',
+  processedDirectory: '/outgoing/done',
+};
 const twoFlows = {
   dataflows: [
     flow,
     { ...flow, name: 'offline-event', source: { type: 's3', prefix: 'inbox/offline-event/' }, schedule: undefined, decrypt: { privateKeySecret: 'pgp/key', passphraseSecret: 'pgp/passphrase' }, destination: { ...(flow!.destination as object), auth: { type: 'basic', usernameSecret: 'other/user', passwordSecret: 'other/password' } } },
+    { ...flow, name: 'vendor-sftp', source: sftpSource, schedule: { cron: '0/15 * * * ? *', timeZone: 'UTC' } },
   ],
 };
 const configFile = join(mkdtempSync(join(tmpdir(), 'stack-')), 'config.json');
@@ -40,7 +52,7 @@ describe('Stack: BadgesImportStack', () => {
 
   it('schedules each dataflow with its cron in its time zone', () => {
     // Assess
-    template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    template.resourceCountIs('AWS::Scheduler::Schedule', 2);
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       ScheduleExpression: 'cron(0 2 ? * MON *)',
       ScheduleExpressionTimezone: 'Asia/Kolkata',
@@ -50,7 +62,7 @@ describe('Stack: BadgesImportStack', () => {
 
   it('starts the workflow from S3 "Object Created" events under each dataflow prefix', () => {
     // Assess
-    template.resourceCountIs('AWS::Events::Rule', 2);
+    template.resourceCountIs('AWS::Events::Rule', 3);
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
         source: ['aws.s3'],
@@ -122,12 +134,12 @@ describe('Stack: BadgesImportStack', () => {
     const listedPrefixes = (name: RegExp) => statements(name).filter((s) => [s.Action].flat().includes('s3:ListBucket')).flatMap((s) => s.Condition?.StringLike?.['s3:prefix'] ?? []);
 
     // Assess
-    expect(listedPrefixes(/^StageFunctionServiceRoleDefaultPolicy/).sort()).toEqual(['imported/*', 'inbox/offline-event/*', 'inbox/weekly-events/*']);
+    expect(listedPrefixes(/^StageFunctionServiceRoleDefaultPolicy/).sort()).toEqual(['imported/*', 'inbox/offline-event/*', 'inbox/weekly-events/*', 'sftp/vendor-sftp/*']);
     expect(listedPrefixes(/^FinalizeFunctionServiceRoleDefaultPolicy/)).toEqual(['runs/*']);
     expect(statements(/^StageFunctionServiceRoleDefaultPolicy/).some((s) => [s.Action].flat().includes('s3:GetObject') && JSON.stringify(s).includes('/runs/*'))).toBe(true);
   });
 
-  it('lets only the send step read the API credentials, and only the stage step the PGP secrets', () => {
+  it('lets only the send step read the API credentials, only the stage step the PGP secrets, and only sweep and finalize the SFTP ones', () => {
     // Prepare
     const secretsReadBy = (name: RegExp) => {
       const policies = template.findResources('AWS::IAM::Policy');
@@ -143,8 +155,30 @@ describe('Stack: BadgesImportStack', () => {
     });
 
     // Assess
-    expect(Object.keys(readers).sort()).toEqual([expect.stringMatching(/^SendFunctionServiceRoleDefaultPolicy/), expect.stringMatching(/^StageFunctionServiceRoleDefaultPolicy/)]);
+    expect(Object.keys(readers).sort()).toEqual([
+      expect.stringMatching(/^FinalizeFunctionServiceRoleDefaultPolicy/),
+      expect.stringMatching(/^SendFunctionServiceRoleDefaultPolicy/),
+      expect.stringMatching(/^StageFunctionServiceRoleDefaultPolicy/),
+      expect.stringMatching(/^SweepFunctionServiceRoleDefaultPolicy/),
+    ]);
     expect(secretsReadBy(/^SendFunction/)).toEqual(['api/password', 'api/user', 'other/password', 'other/user']);
     expect(secretsReadBy(/^StageFunction/)).toEqual(['pgp/key', 'pgp/passphrase']);
+    // The SFTP credentials: the sweep pulls with them, finalize writes the outcome back with them.
+    expect(secretsReadBy(/^SweepFunction/)).toEqual(['sftp/key', 'sftp/passphrase']);
+    expect(secretsReadBy(/^FinalizeFunction/)).toEqual(['sftp/key', 'sftp/passphrase']);
+  });
+
+  it('lets the sweep stage a pulled file under pulls/ and copy it under its SFTP dataflow prefix only', () => {
+    // Prepare
+    const [, policy] = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) => /^SweepFunctionServiceRoleDefaultPolicy/.test(id))!;
+    const statements = (policy.Properties as { PolicyDocument: { Statement: Array<{ Action: string | string[]; Resource: unknown }> } }).PolicyDocument.Statement;
+    const writes = statements.filter((s) => [s.Action].flat().includes('s3:PutObject')).map((s) => JSON.stringify(s.Resource));
+
+    // Assess
+    expect(writes).toHaveLength(2);
+    expect(writes[0]).toContain('/pulls/*');
+    expect(writes[1]).toContain('/sftp/vendor-sftp/*');
+    expect(writes.join()).not.toContain('inbox/weekly-events');
+    template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: { BADGES_STEP: 'sweep' } }, Timeout: 900, MemorySize: 1024 });
   });
 });

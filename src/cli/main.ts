@@ -228,7 +228,9 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
     dataDir: resolve(flags.data),
     outDir: resolve(flags.out),
     onEvent: (event) => {
-      if (event.type === 'started') process.stdout.write(`\n${event.dataflow}: s3://inbox/${event.key} arrived; running\n`);
+      if (event.type === 'pulled') {
+        if (event.result.taken.length + event.result.failed.length > 0) process.stdout.write(pullSummary(config.dataflows.find((d) => d.name === event.dataflow)!, event.result));
+      } else if (event.type === 'started') process.stdout.write(`\n${event.dataflow}: s3://inbox/${event.key} arrived; running\n`);
       else if (event.type === 'finished') process.stdout.write(summary(event.result.report, event.result.reportPath, event.result.rejectedPath));
       else process.stderr.write(`${event.dataflow}: ${event.key}: ${event.error.message}\n`);
     },
@@ -237,8 +239,10 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
     'badges-import serve: the local twin of the deployed stack (Ctrl-C to stop)',
     `  S3   ${serve.s3.endpoint}  (access key S3RVER, secret S3RVER, path-style; bucket "inbox")`,
     `  API  ${serve.apiUrl}${flags.apiUrl ? '' : '  (sandbox)'}`,
-    ...config.dataflows.map(
-      (d) => `  ${d.name}: upload to s3://inbox/${d.source.prefix} (names matching ${d.source.filePattern})${d.schedule ? `; schedule ${d.schedule.cron} (${d.schedule.timeZone}) is played by the inbox watch` : ''}`,
+    ...config.dataflows.map((d) =>
+      d.source.type === 'sftp'
+        ? `  ${d.name}: polls sftp://${d.source.host}:${d.source.port}${d.source.directory} every 30 s (names matching ${d.source.filePattern}) into s3://inbox/${d.source.prefix}`
+        : `  ${d.name}: upload to s3://inbox/${d.source.prefix} (names matching ${d.source.filePattern})${d.schedule ? `; schedule ${d.schedule.cron} (${d.schedule.timeZone}) is played by the inbox watch` : ''}`,
     ),
     `  e.g. AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER aws --endpoint-url ${serve.s3.endpoint} s3 cp events.csv s3://inbox/${config.dataflows[0]!.source.prefix}`,
   ];

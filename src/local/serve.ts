@@ -6,8 +6,11 @@ import { fileNameOf } from '../contracts';
 import { type Sandbox, type SandboxSettings, startSandbox } from '../api/sandbox';
 import { type LocalRunResult, type RunProgress, runObject } from './runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from './s3';
+import { type PullResult, pullSftp } from '../sources/sftp';
+import { silentLog } from '../steps/deps';
 
 export type ServeEvent =
+  | { type: 'pulled'; dataflow: string; result: PullResult }
   | { type: 'started'; dataflow: string; key: string }
   | { type: 'finished'; dataflow: string; key: string; result: LocalRunResult }
   | { type: 'error'; dataflow: string; key: string; error: Error };
@@ -30,6 +33,8 @@ export interface ServeOptions {
   outDir: string;
   /** How often the inbox is looked at. @default 1000 */
   pollMs?: number;
+  /** How often an SFTP source is polled (its schedule's part). @default 30000 */
+  sftpPollMs?: number;
   onEvent?: (event: ServeEvent) => void;
   progress?: (event: RunProgress) => void;
 }
@@ -43,7 +48,8 @@ export interface ServeHandle {
 /**
  * The local twin of the deployed stack: an embedded S3 that any S3 client can upload to, the API sandbox, and a run
  * of the per-file workflow for every object that lands under a dataflow's prefix and matches its pattern (what the
- * S3 "Object Created" rule does in AWS). The inbox is looked at every `pollMs`, which also plays the schedules' sweep.
+ * S3 "Object Created" rule does in AWS). The inbox is looked at every `pollMs`, which also plays the schedules' sweep;
+ * an SFTP source is polled every `sftpPollMs`.
  */
 export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   const host = options.host ?? '127.0.0.1';
@@ -69,8 +75,22 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     }
   }
 
+  const lastPull = new Map<string, number>();
+  async function pullDue(dataflow: Dataflow): Promise<void> {
+    if (dataflow.source.type !== 'sftp' || Date.now() - (lastPull.get(dataflow.name) ?? 0) < (options.sftpPollMs ?? 30_000)) return;
+    lastPull.set(dataflow.name, Date.now());
+    try {
+      const result = await pullSftp(dataflow, { s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log: silentLog });
+      options.onEvent?.({ type: 'pulled', dataflow: dataflow.name, result });
+    } catch (error) {
+      options.onEvent?.({ type: 'error', dataflow: dataflow.name, key: `sftp://${dataflow.source.host}:${dataflow.source.port}`, error: error instanceof Error ? error : new Error(String(error)) });
+    }
+  }
+
   async function sweepOnce(): Promise<void> {
     for (const dataflow of options.config.dataflows) {
+      // An SFTP source is polled first, as the schedule's sweep does; what it takes lands under the prefix.
+      await pullDue(dataflow);
       const pattern = new RegExp(dataflow.source.filePattern);
       for await (const object of listObjects(s3.client, LOCAL_BUCKETS.inbox, dataflow.source.prefix)) {
         const name = object.key.slice(dataflow.source.prefix.length);

@@ -46,12 +46,12 @@ const dateMapping = z
     message: 'needs exactly one of "column" or "value"',
   });
 
-/** Key prefix in the inbox bucket: ends with "/", not under processed/, failed/ or pulling/ (the stack's own). */
+/** Key prefix in the inbox bucket: ends with "/", not under processed/ or failed/ (the stack's own). */
 const inboxPrefix = z
   .string()
   .min(1)
   .refine((p) => p.endsWith('/') && !p.startsWith('/'), { message: 'must end with "/" and not start with "/"' })
-  .refine((p) => !/^(processed|failed|pulling)\//.test(p), { message: 'must not sit under processed/, failed/ or pulling/' });
+  .refine((p) => !/^(processed|failed)\//.test(p), { message: 'must not sit under processed/ or failed/' });
 
 const s3Source = z.strictObject({
   type: z.literal('s3'),

@@ -10,10 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Upload } from '@aws-sdk/lib-storage';
-import { buildSync } from 'esbuild';
-import { CJS_BUNDLE_SHIMS } from '../lib/defaults';
 import { LOCAL_BUCKETS, startLocalS3 } from '../src/local/s3';
 import { generateEvents } from './generate';
+import { buildStageWorker, stageProcessFlags } from './stage-process';
 
 const gpgHome = mkdtempSync(join(tmpdir(), 'bench-gnupg-'));
 chmodSync(gpgHome, 0o700);
@@ -32,9 +31,11 @@ async function main() {
   writeFileSync(configFile, JSON.stringify({ dataflows: [{ ...example.dataflows[0], source: { type: 's3', prefix: 'inbox/weekly-events/', filePattern: '^events_' }, decrypt: { privateKeySecret: 'pgp/key' } }] }));
   const secretsFile = join(dir, 'secrets-pgp.json');
   writeFileSync(secretsFile, JSON.stringify({ 'pgp/key': gpg(['--armor', '--export-secret-keys', fpr]) }));
-  const worker = join(dir, 'stage-worker.js');
-  buildSync({ entryPoints: [join(__dirname, 'stage-worker.ts')], bundle: true, platform: 'node', target: 'node24', format: 'cjs', minify: true, outfile: worker, logLevel: 'warning', banner: { js: CJS_BUNDLE_SHIMS.banner }, define: { ...CJS_BUNDLE_SHIMS.define } });
+  const worker = buildStageWorker(dir);
 
+  const nodeFlags = stageProcessFlags(configFile);
+  console.log(`stage process flags: ${nodeFlags.join(' ') || '(V8 defaults)'}`);
+  const rss: Array<{ rows: number; mb: number }> = [];
   const s3 = await startLocalS3();
   try {
     for (const rows of sizes) {
@@ -51,10 +52,18 @@ async function main() {
       await new Upload({ client: s3.client, params: { Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: createReadStream(encrypted) } }).done();
       started = process.hrtime.bigint();
       // Asynchronous: the embedded S3 serving the worker runs in this process's event loop.
-      const { stdout } = await promisify(execFile)(process.execPath, [worker, s3.endpoint, configFile, key, `pgp-${rows}-${Date.now()}`, secretsFile], { encoding: 'utf8' });
+      const { stdout } = await promisify(execFile)(process.execPath, [...nodeFlags, worker, s3.endpoint, configFile, key, `pgp-${rows}-${Date.now()}`, secretsFile], { encoding: 'utf8' });
       const r = JSON.parse(stdout.trim().split('\n').pop()!) as { seconds: number; records: number; maxRssKb: number };
+      rss.push({ rows, mb: r.maxRssKb / 1024 });
       console.log(
         `${String(rows).padStart(9)} rows  stage ${r.seconds.toFixed(2)} s  gpg|mlr ${baseline.toFixed(2)} s  ratio ${(r.seconds / baseline).toFixed(2)} (target <= 1.0)  stage peak RSS ${(r.maxRssKb / 1024).toFixed(0)} MB  (${r.records} records)`,
+      );
+    }
+    if (rss.length > 1) {
+      const [first, last] = [rss[0]!, rss[rss.length - 1]!];
+      const ratio = last.mb / first.mb;
+      console.log(
+        `peak RSS ${last.rows}/${first.rows} rows: ratio ${ratio.toFixed(2)} (target within 10%: ${Math.abs(ratio - 1) <= 0.1 ? 'met' : 'not met'}); largest ${Math.max(...rss.map((x) => x.mb)).toFixed(0)} MB (target < 256 MB)`,
       );
     }
   } finally {

@@ -9,18 +9,18 @@ import { promisify } from 'node:util';
 import { createReadStream, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Upload } from '@aws-sdk/lib-storage';
-import { buildSync } from 'esbuild';
-import { CJS_BUNDLE_SHIMS } from '../lib/defaults';
 import { LOCAL_BUCKETS, startLocalS3 } from '../src/local/s3';
 import { generateEvents } from './generate';
+import { buildStageWorker, stageProcessFlags } from './stage-process';
 
 async function main() {
   const sizes = (process.env.BENCH_ROWS ?? '500000,1000000,2000000').split(',').map(Number);
   const dir = join(__dirname, '..', '.bench');
   mkdirSync(dir, { recursive: true });
   const configFile = join(__dirname, '..', 'examples', 'config.json');
-  const worker = join(dir, 'stage-worker.js');
-  buildSync({ entryPoints: [join(__dirname, 'stage-worker.ts')], bundle: true, platform: 'node', target: 'node24', format: 'cjs', minify: true, outfile: worker, logLevel: 'warning', banner: { js: CJS_BUNDLE_SHIMS.banner }, define: { ...CJS_BUNDLE_SHIMS.define } });
+  const worker = buildStageWorker(dir);
+  const nodeFlags = stageProcessFlags(configFile);
+  console.log(`stage process flags: ${nodeFlags.join(' ') || '(V8 defaults)'}`);
   const s3 = await startLocalS3();
   const results: Array<{ rows: number; mb: number; seconds: number; rssMb: number }> = [];
   try {
@@ -30,7 +30,7 @@ async function main() {
       const key = `inbox/weekly-events/events_bench_${rows}.csv`;
       await new Upload({ client: s3.client, params: { Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: createReadStream(file) } }).done();
       // Asynchronous: the embedded S3 serving the worker runs in this process's event loop.
-      const { stdout: out } = await promisify(execFile)(process.execPath, [worker, s3.endpoint, configFile, key, `bench-${rows}`], { encoding: 'utf8' });
+      const { stdout: out } = await promisify(execFile)(process.execPath, [...nodeFlags, worker, s3.endpoint, configFile, key, `bench-${rows}`], { encoding: 'utf8' });
       const r = JSON.parse(out.trim().split('\n').pop()!) as { seconds: number; records: number; rejected: number; chunks: number; maxRssKb: number };
       const mb = statSync(file).size / 1e6;
       results.push({ rows, mb, seconds: r.seconds, rssMb: r.maxRssKb / 1024 });

@@ -29,7 +29,7 @@ import type { Construct } from 'constructs';
 import { type Config, decryptSecretNamesOf, secretNamesOf, sourceSecretNamesOf } from '../src/config/schema';
 import { ENV, KEYS } from '../src/contracts';
 import { FATAL_ERROR_NAMES } from '../src/errors';
-import { StepFunction, houseBucket } from './defaults';
+import { StepFunction, houseBucket, stageNodeOptions } from './defaults';
 
 export interface BadgesImportStackProps extends StackProps {
   /** The validated configuration. */
@@ -83,7 +83,15 @@ export class BadgesImportStack extends Stack {
       [ENV.reportsBucket]: reports.bucketName,
     };
 
-    const stageFn = new StepFunction(this, 'StageFunction', { step: 'stage', configFile, environment, timeout: Duration.minutes(15), memorySize: 1769 });
+    const stageMemory = 1769; // one full vCPU
+    const stageFn = new StepFunction(this, 'StageFunction', {
+      step: 'stage',
+      configFile,
+      environment,
+      timeout: Duration.minutes(15),
+      memorySize: stageMemory,
+      nodeOptions: stageNodeOptions(Math.max(...config.dataflows.map((d) => d.destination.recordsPerWorker)), stageMemory),
+    });
     const sendFn = new StepFunction(this, 'SendFunction', { step: 'send', configFile, environment, timeout: Duration.minutes(5) });
     const finalizeFn = new StepFunction(this, 'FinalizeFunction', { step: 'finalize', configFile, environment, timeout: Duration.minutes(15), memorySize: 1024 });
     // Least privilege: each step gets only the object actions it performs, on only the key prefixes it touches.

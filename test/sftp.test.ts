@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -195,6 +195,31 @@ describe('Function: pullSftp against OpenSSH', () => {
     await expect(attempt).rejects.toThrow(SftpError);
     await expect(attempt).rejects.toThrow(`refused user "${SFTP_USERS.password}" with the configured password (secret "sftp/password")`);
     await expect(attempt).rejects.not.toThrow('not-the-password-4711');
+  });
+
+  it('leaves a file that changed while it was being copied for the next poll, with nothing under the prefix', async () => {
+    // Prepare: the vendor appends to the file while the poll is copying it.
+    const paths = area();
+    const path = join(paths.in, 'events_g.csv');
+    deliver(path, csv(1_004_500));
+    const flow = sftpFlow(paths);
+    const deps = { s3: services.s3.client, buckets: LOCAL_BUCKETS, secrets: secrets(), log: silentLog };
+
+    // Act
+    const first = await pullSftp(flow, { ...deps, afterCopy: async () => appendFileSync(path, '1004599,6571a3b9e4b0c1a2b3c4d5e6,2026-11-01 00:00:00,2027-01-15,late\n') });
+
+    // Assert
+    expect(first.waiting).toEqual([{ path, reason: 'changed while it was being copied: it may still be growing' }]);
+    expect(await inboxKeys(flow.source.prefix)).toEqual([]);
+    expect(list(paths.in)).toEqual(['events_g.csv']);
+    const staged: string[] = [];
+    for await (const object of listObjects(services.s3.client, LOCAL_BUCKETS.staging, `pulls/${flow.name}/`)) staged.push(object.key);
+    expect(staged).toEqual([]);
+    // Once it has settled (here: its time set back), the next poll takes all of it.
+    utimesSync(path, OLD, OLD);
+    const second = await pullSftp(flow, deps);
+    expect(second.taken.map((t) => t.bytes)).toEqual([statSync(join(paths.processed, 'events_g.csv')).size]);
+    expect(await readText(services.s3.client, LOCAL_BUCKETS.inbox, `${flow.source.prefix}events_g.csv`)).toContain('1004599');
   });
 
   it('a file whose move failed after its copy is moved by the next poll without a second copy', async () => {

@@ -51,7 +51,7 @@ export async function readJson<T>(s3: S3Client, bucket: string, key: string): Pr
   return text === undefined ? undefined : (JSON.parse(text) as T);
 }
 
-export async function putText(s3: S3Client, bucket: string, key: string, body: string, contentType = 'text/plain; charset=utf-8'): Promise<void> {
+export async function putText(s3: S3Client, bucket: string, key: string, body: string | Uint8Array, contentType = 'text/plain; charset=utf-8'): Promise<void> {
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
 }
 

@@ -30,6 +30,8 @@ export interface SftpDeps {
   now?: () => number;
   /** Milliseconds left to work in (a Lambda's remaining time); no new file is started with less than a minute left. */
   remainingMs?: () => number;
+  /** Called between a file's copy and the check that it did not change meanwhile (tests change it here). */
+  afterCopy?: (file: RemoteFile) => Promise<void>;
 }
 
 /** One remote file in a listing. */
@@ -254,6 +256,7 @@ async function takeFile(
       const pulling = `pulls/${flow.name}/${randomUUID()}/${file.name}`;
       await download(client, file, s3, buckets.staging, pulling, metadata);
       try {
+        await deps.afterCopy?.(file);
         const after = await client.stat(file.path);
         if (after.size !== file.size || after.modifyTime !== file.mtime) return { waiting: 'changed while it was being copied: it may still be growing' };
         await s3.send(

@@ -80,7 +80,8 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     if (lines.length === 0) return;
     const ref: ChunkRef = { index: chunks.length, key: KEYS.chunk(runId, chunks.length), records: lines.length, firstRecord };
     chunks.push(ref);
-    const body = lines.join('\n');
+    // Encoded once here: a string body would be encoded for its checksum and again on the socket.
+    const body = Buffer.from(lines.join('\n'));
     lines = [];
     const upload = uploads(() => putText(s3, buckets.staging, ref.key, body, 'application/x-ndjson')).catch((error: unknown) => {
       uploadFailure ??= error instanceof Error ? error : new Error(`Staging upload of ${ref.key} failed`);

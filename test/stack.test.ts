@@ -102,6 +102,13 @@ describe('Stack: BadgesImportStack', () => {
     }
   });
 
+  it('bounds the stage function\'s heap, with room for the chunks its largest recordsPerWorker makes', () => {
+    // Assess: 25 records per worker in these dataflows: 128 MB + 7 chunks of 25 records at 2 KB, rounded up.
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ BADGES_STEP: 'stage', NODE_OPTIONS: '--enable-source-maps --max-semi-space-size=16 --max-old-space-size=129' }) },
+    });
+  });
+
   it('encrypts every bucket, blocks public access and refuses plain HTTP', () => {
     // Assess
     const buckets = template.findResources('AWS::S3::Bucket');

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Logger } from '@aws-lambda-powertools/logger';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SERVICE_NAME, powertoolsMetrics, snsNotifier } from '../src/aws/metrics';
 import { SecretsManagerProvider } from '../src/aws/secrets';
 import { parseConfig } from '../src/config/load';
 import { BUNDLED_CONFIG_FILE, ENV } from '../src/contracts';
@@ -16,6 +18,7 @@ function required(name: string): string {
 /** Built once per container: configuration (validated again at run time), clients, logger. */
 export function lambdaDeps(): StepDeps {
   const file = process.env[ENV.configFile] ?? join(__dirname, BUNDLED_CONFIG_FILE);
+  const topicArn = process.env[ENV.alertsTopicArn];
   return {
     config: parseConfig(JSON.parse(readFileSync(file, 'utf8'))),
     s3: new S3Client({}),
@@ -26,7 +29,9 @@ export function lambdaDeps(): StepDeps {
       reports: required(ENV.reportsBucket),
     },
     secrets: new SecretsManagerProvider(),
-    log: new Logger({ serviceName: 'badges-import' }),
+    log: new Logger({ serviceName: SERVICE_NAME }),
+    metrics: powertoolsMetrics(),
+    ...(topicArn ? { notify: snsNotifier(new SNSClient({}), topicArn) } : {}),
     // Built once per container, so it is this container's state across invocations.
     container: newContainerState(),
   };

@@ -30,6 +30,7 @@ import { type Config, decryptSecretNamesOf, secretNamesOf, sourceSecretNamesOf }
 import { ENV, KEYS } from '../src/contracts';
 import { FATAL_ERROR_NAMES } from '../src/errors';
 import { StepFunction, houseBucket, stageNodeOptions } from './defaults';
+import { Operations } from './operations';
 
 export interface BadgesImportStackProps extends StackProps {
   /** The validated configuration. */
@@ -54,6 +55,7 @@ export const STATE_NAMES = {
  */
 export class BadgesImportStack extends Stack {
   readonly stateMachine: StateMachine;
+  readonly operations: Operations;
   readonly buckets: { inbox: Bucket; staging: Bucket; deadLetter: Bucket; reports: Bucket; accessLogs: Bucket };
 
   constructor(scope: Construct, id: string, props: BadgesImportStackProps) {
@@ -260,6 +262,18 @@ export class BadgesImportStack extends Stack {
       }
     }
 
+    // Metrics, alarms, the alerts topic (also the per-file notifications) and the dashboard.
+    this.operations = new Operations(this, 'Operations', { config, stateMachine: this.stateMachine, sweepFunction: sweepFn, triggerDlq });
+    finalizeFn.addEnvironment(ENV.alertsTopicArn, this.operations.topic.topicArn);
+    this.operations.topic.grantPublish(finalizeFn);
+    Validations.of(finalizeFn).acknowledge({
+      id: 'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
+      reason: 'Publishing to the encrypted alerts topic needs the GenerateDataKey family (as CDK grants it), on the alerts key only.',
+    });
+    // The arrival check reads, and every sweep that starts a run writes, when the dataflow last had a file.
+    allow(sweepFn, ['s3:GetObject', 's3:PutObject'], reports.arnForObjects('arrivals/*'));
+    allowList(sweepFn, reports, ['arrivals/*']);
+
     this.acknowledgeFindings([stageFn, sendFn, finalizeFn, sweepFn], config);
 
     new CfnOutput(this, 'InboxBucketName', { value: inbox.bucketName, description: 'Vendors drop files here, under each dataflow prefix' });
@@ -278,6 +292,7 @@ export class BadgesImportStack extends Stack {
       [deadLetter, 'rejected/*', 'One rejected-records file per run under rejected/<dataflow>/<runId>/.'],
       [reports, 'reports/*', 'One report per run under reports/<dataflow>/<runId>/.'],
       [reports, 'imported/*', 'One marker per imported content under imported/<dataflow>/<sha256>.json, named by a hash known at run time.'],
+      [reports, 'arrivals/*', 'One object per dataflow, arrivals/<dataflow>.json: when the sweep last started a run for it.'],
       [inbox, 'processed/*', 'Processed sources are moved under processed/<dataflow>/<runId>/.'],
       [inbox, 'failed/*', 'Failed sources are moved under failed/<dataflow>/<runId>/.'],
       ...config.dataflows.map((d): [Bucket, string, string] => [

@@ -6,6 +6,8 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, type BucketProps, type IBucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { BUNDLED_CONFIG_FILE, ENV, type StepName } from '../src/contracts';
+import { SERVICE_NAME } from '../src/aws/metrics';
+import { METRICS } from '../src/steps/deps';
 
 const PROJECT_ROOT = path.join(__dirname, '..');
 
@@ -69,7 +71,8 @@ export class StepFunction extends NodejsFunction {
       logGroup: new LogGroup(scope, `${id}Logs`, { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY }),
       environment: {
         [ENV.step]: props.step,
-        POWERTOOLS_SERVICE_NAME: 'badges-import',
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
         NODE_OPTIONS: ['--enable-source-maps', props.nodeOptions].filter(Boolean).join(' '),
         ...props.environment,
       },

@@ -12,6 +12,7 @@ export const ENV = {
   reportsBucket: 'REPORTS_BUCKET',
   stateMachineArn: 'STATE_MACHINE_ARN',
   configFile: 'BADGES_CONFIG_FILE',
+  alertsTopicArn: 'ALERTS_TOPIC_ARN',
 } as const;
 
 /** The Lambda-backed steps. */
@@ -120,7 +121,7 @@ export interface SendOutput {
   /** Set when the chunk stopped on an error that dooms the whole file (e.g. refused credentials). */
   fatal?: { code: string; message: string };
   /** What the client did: requests made, 429s met, retries, items reconciled after an unknown outcome. */
-  stats?: { requests: number; throttled: number; retried: number; reconciled: number };
+  stats?: { requests: number; throttled: number; retried: number; reconciled: number; answered?: number; latencyMs?: number };
 }
 
 /** What a Catch adds to the state. */
@@ -191,6 +192,8 @@ export const KEYS = {
   rejected: (dataflow: string, runId: string, fileName: string) => `rejected/${dataflow}/${runId}/${fileName.replace(/\.[^.]*$/, '')}.rejected.csv`,
   report: (dataflow: string, runId: string) => `reports/${dataflow}/${runId}/report.json`,
   imported: (dataflow: string, sha256: string) => `imported/${dataflow}/${sha256}.json`,
+  /** When the sweep last started a run for the dataflow (read by the arrival check). */
+  arrival: (dataflow: string) => `arrivals/${dataflow}.json`,
   processed: (dataflow: string, runId: string, fileName: string) => `processed/${dataflow}/${runId}/${fileName}`,
   failed: (dataflow: string, runId: string, fileName: string) => `failed/${dataflow}/${runId}/${fileName}`,
 } as const;

@@ -2,6 +2,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dataflowForKey, loadConfig, parseConfig, selectDataflow } from '../src/config/load';
+import { shiftCron } from '../src/config/schema';
 import { ConfigError, UnknownDataflowError } from '../src/errors';
 import { configDocument } from './support/factories';
 
@@ -126,6 +127,25 @@ describe('Function: parseConfig', () => {
       'dataflows[0].source.passwordSecret: needs exactly one of "passwordSecret" or "privateKeySecret" (Connect+ takes a password or a key, never both)',
       'dataflows[0].source.privateKeyPassphraseSecret: is only used with "privateKeySecret"',
     ]);
+  });
+
+  it('takes alert settings, and refuses an arrival window it cannot schedule', () => {
+    // Act
+    const config = parseConfig({ ...configDocument({ alerts: { noFileWithinMinutes: 90 } }), notifications: { email: ['ops@brand.example'] } });
+    const noSchedule = problemsOf(configDocument({ alerts: { noFileWithinMinutes: 30 }, schedule: undefined }));
+    const pastMidnight = problemsOf(configDocument({ alerts: { noFileWithinMinutes: 90 }, schedule: { cron: '0 23 ? * MON *' } }));
+    const everyHour = problemsOf(configDocument({ alerts: { noFileWithinMinutes: 10 }, schedule: { cron: '0 * ? * MON *' } }));
+    const badEmail = problemsOf({ ...configDocument(), notifications: { email: ['not-an-address'] } });
+
+    // Assess
+    expect(config.dataflows[0]!.alerts).toEqual({ rejectedSharePercent: 1, noFileWithinMinutes: 90 });
+    expect(config.notifications.email).toEqual(['ops@brand.example']);
+    expect(noSchedule).toEqual(['dataflows[0].alerts.noFileWithinMinutes: needs a schedule: the window starts at each scheduled time']);
+    expect(pastMidnight).toEqual([expect.stringMatching(/^dataflows\[0\]\.alerts\.noFileWithinMinutes: .*cron "0 23 \? \* MON \*".*same day$/)]);
+    expect(everyHour).toHaveLength(1);
+    expect(badEmail).toEqual([expect.stringMatching(/^notifications\.email\[0\]: /)]);
+    expect(shiftCron('0 2 ? * MON *', 90)).toBe('30 3 ? * MON *');
+    expect(shiftCron('45 23 * * ? *', 15)).toBeUndefined();
   });
 
   it('names the file when it is not JSON', () => {

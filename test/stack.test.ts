@@ -23,8 +23,9 @@ const sftpSource = {
   processedDirectory: '/outgoing/done',
 };
 const twoFlows = {
+  notifications: { email: ['ops@brand.example'] },
   dataflows: [
-    flow,
+    { ...flow, alerts: { rejectedSharePercent: 2.5, noFileWithinMinutes: 90 } },
     { ...flow, name: 'offline-event', source: { type: 's3', prefix: 'inbox/offline-event/' }, schedule: undefined, decrypt: { privateKeySecret: 'pgp/key', passphraseSecret: 'pgp/passphrase' }, destination: { ...(flow!.destination as object), auth: { type: 'basic', usernameSecret: 'other/user', passwordSecret: 'other/password' } } },
     { ...flow, name: 'vendor-sftp', source: sftpSource, schedule: { cron: '0/15 * * * ? *', timeZone: 'UTC' } },
   ],
@@ -52,7 +53,8 @@ describe('Stack: BadgesImportStack', () => {
 
   it('schedules each dataflow with its cron in its time zone', () => {
     // Assess
-    template.resourceCountIs('AWS::Scheduler::Schedule', 2);
+    // Two dataflows' schedules, and weekly-events' arrival check.
+    template.resourceCountIs('AWS::Scheduler::Schedule', 3);
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       ScheduleExpression: 'cron(0 2 ? * MON *)',
       ScheduleExpressionTimezone: 'Asia/Kolkata',
@@ -182,10 +184,82 @@ describe('Stack: BadgesImportStack', () => {
     const writes = statements.filter((s) => [s.Action].flat().includes('s3:PutObject')).map((s) => JSON.stringify(s.Resource));
 
     // Assess
-    expect(writes).toHaveLength(2);
+    expect(writes).toHaveLength(3);
     expect(writes[0]).toContain('/pulls/*');
     expect(writes[1]).toContain('/sftp/vendor-sftp/*');
+    expect(writes[2]).toContain('/arrivals/*');
     expect(writes.join()).not.toContain('inbox/weekly-events');
     template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: { BADGES_STEP: 'sweep' } }, Timeout: 900, MemorySize: 1024 });
+  });
+
+  describe('Operations', () => {
+    const alarmsNamed = (prefix: string) =>
+      Object.entries(template.findResources('AWS::CloudWatch::Alarm')).filter(([id]) => id.startsWith(`Operations${prefix.replace(/-/g, '')}`)).map(([, a]) => a.Properties as Record<string, unknown>);
+
+    it('alarms per dataflow on a FAILED file and on the rejected share, with the threshold from the configuration', () => {
+      // Assess: weekly-events sets 2.5%; the others keep the default 1% (Connect+'s).
+      for (const name of ['weekly-events', 'offline-event', 'vendor-sftp']) {
+        template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+          Namespace: 'BadgesImport',
+          MetricName: 'FilesFailed',
+          Dimensions: Match.arrayWith([{ Name: 'dataflow', Value: name }, { Name: 'service', Value: 'badges-import' }]),
+          Statistic: 'Sum',
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          TreatMissingData: 'notBreaching',
+        });
+      }
+      const share = (name: string) => Object.values(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'RejectedPercent', Dimensions: Match.arrayWith([{ Name: 'dataflow', Value: name }]) } }));
+      expect(share('weekly-events').map((a) => (a.Properties as { Threshold: number }).Threshold)).toEqual([2.5]);
+      expect(share('offline-event').map((a) => (a.Properties as { Threshold: number }).Threshold)).toEqual([1]);
+      expect(alarmsNamed('RejectedShare')).toHaveLength(3);
+    });
+
+    it('checks for a missing file the configured minutes after the schedule, in its time zone, and alarms on it', () => {
+      // Assess: schedule 02:00 Asia/Kolkata on Mondays + 90 minutes.
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        ScheduleExpression: 'cron(30 3 ? * MON *)',
+        ScheduleExpressionTimezone: 'Asia/Kolkata',
+        Target: Match.objectLike({ Input: JSON.stringify({ dataflow: 'weekly-events', check: 'arrival' }) }),
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'NoFileArrived', Dimensions: Match.arrayWith([{ Name: 'dataflow', Value: 'weekly-events' }]), Threshold: 1 });
+      expect(Object.keys(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'NoFileArrived' } }))).toHaveLength(1);
+    });
+
+    it('alarms on the workflow failing other than by a FAILED file, on timeouts, and on the sweep failing', () => {
+      const math = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties as { Metrics?: Array<{ Expression?: string }> }).find((p) => p.Metrics?.some((m) => m.Expression));
+      expect(math!.Metrics!.find((m) => m.Expression)!.Expression).toBe('FILL(failed, 0) - (FILL(f0, 0) + FILL(f1, 0) + FILL(f2, 0))');
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/States', MetricName: 'ExecutionsTimedOut', Threshold: 1 });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/Lambda', MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: Match.stringLikeRegexp('^SweepFunction') } }] });
+    });
+
+    it('sends every alarm, and the per-file notification, to one encrypted topic with the configured e-mail subscription', () => {
+      const topics = template.findResources('AWS::SNS::Topic');
+      expect(Object.keys(topics)).toHaveLength(1);
+      const [topicId] = Object.keys(topics);
+      expect(topics[topicId!]!.Properties).toMatchObject({ KmsMasterKeyId: { 'Fn::GetAtt': [expect.stringMatching(/^OperationsAlertsKey/), 'Arn'] } });
+      template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@brand.example', TopicArn: { Ref: topicId } });
+      const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+      expect(alarms.length).toBe(3 + 3 + 1 + 3);
+      for (const a of alarms) expect((a.Properties as { AlarmActions: unknown }).AlarmActions).toEqual([{ Ref: topicId }]);
+      // CloudWatch may use the key; finalize may publish and is told where.
+      template.hasResourceProperties('AWS::KMS::Key', {
+        EnableKeyRotation: true,
+        KeyPolicy: { Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'] })]) },
+      });
+      template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ BADGES_STEP: 'finalize', ALERTS_TOPIC_ARN: { Ref: topicId } }) } });
+    });
+
+    it('names the metric namespace for every Lambda and draws a dashboard of runs, records, latency and throttling', () => {
+      const functions = template.findResources('AWS::Lambda::Function', { Properties: { Environment: { Variables: { BADGES_STEP: Match.anyValue() } } } });
+      for (const fn of Object.values(functions)) {
+        expect(fn.Properties).toMatchObject({ Environment: { Variables: { POWERTOOLS_METRICS_NAMESPACE: 'BadgesImport', POWERTOOLS_SERVICE_NAME: 'badges-import' } } });
+      }
+      const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+      expect(dashboards).toHaveLength(1);
+      const body = JSON.stringify(dashboards[0]!.Properties);
+      for (const title of ['Runs', 'Records by outcome', 'API latency (ms, mean per chunk)', 'API throttling and retries', 'Alarms']) expect(body).toContain(title);
+      for (const metricName of ['FilesProcessed', 'RecordsAccepted', 'RecordsRejected', 'ApiLatency', 'ApiThrottles']) expect(body).toContain(metricName);
+    });
   });
 });

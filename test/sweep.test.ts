@@ -108,4 +108,27 @@ describe('Function: executionName', () => {
     expect(a).toMatch(/^[A-Za-z0-9_-]{1,80}$/);
     expect(long.length).toBeLessThanOrEqual(80);
   });
+
+  it('records each run it starts, so that the arrival check after the schedule knows a file came; alarms when none did', async () => {
+    // Prepare: a dataflow whose files must arrive within 30 minutes of the schedule.
+    sfnMock.on(StartExecutionCommand).resolves({ executionArn: 'arn:x', startDate: new Date() });
+    const config = makeConfig({ name: 'arrivals-flow', source: { type: 's3', prefix: 'inbox/arrivals/' }, alerts: { noFileWithinMinutes: 30 } });
+    const metrics: Array<[string, number]> = [];
+    const at = (now: number) => ({ ...deps(), config, now: () => now, metrics: (name: string, _unit: string, value: number) => void metrics.push([name, value]) });
+    const scheduled = Date.UTC(2026, 10, 23, 2, 0);
+
+    // Act: nothing has ever arrived; then a file is delivered and started; then the next week's check.
+    const before = await sweep({ dataflow: 'arrivals-flow', check: 'arrival' }, at(scheduled + 30 * 60_000));
+    await putText(s3.client, LOCAL_BUCKETS.inbox, 'inbox/arrivals/events_a.csv', 'member_id\n');
+    await sweep({ dataflow: 'arrivals-flow' }, at(scheduled + 10 * 60_000));
+    const after = await sweep({ dataflow: 'arrivals-flow', check: 'arrival' }, at(scheduled + 30 * 60_000));
+    const nextWeek = await sweep({ dataflow: 'arrivals-flow', check: 'arrival' }, at(scheduled + 7 * 24 * 3_600_000 + 30 * 60_000));
+
+    // Assess
+    expect([before.noFileArrived, after.noFileArrived, nextWeek.noFileArrived]).toEqual([true, false, true]);
+    expect(metrics.filter(([name]) => name === 'NoFileArrived')).toEqual([['NoFileArrived', 1], ['NoFileArrived', 0], ['NoFileArrived', 1]]);
+    expect(metrics.filter(([name]) => name === 'FilesStarted')).toEqual([['FilesStarted', 1]]);
+    // The check starts nothing.
+    expect(sfnMock.commandCalls(StartExecutionCommand)).toHaveLength(1);
+  });
 });

@@ -10,6 +10,7 @@ import { listObjects, putText } from '../src/aws/s3';
 import { parseConfig } from '../src/config/load';
 import type { Config } from '../src/config/schema';
 import { type LocalRunResult, runLocal } from '../src/local/runner';
+import type { MetricsSink } from '../src/steps/deps';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
 import { startLocalServices, stopLocalServices } from './support/local';
 import { type EventRow, HEADER, KNOWN_BADGES, SECRETS, UNKNOWN_BADGE, configDocument, kolkataEpochMs, toCsv, validRow } from './support/factories';
@@ -64,12 +65,15 @@ beforeAll(async () => {
 afterAll(() => stopLocalServices({ s3, sandbox }));
 
 let files = 0;
-async function runRows(rows: EventRow[] | string, options: { dataflow?: string; dryRun?: boolean; force?: boolean; csv?: Parameters<typeof toCsv>[1] } = {}): Promise<LocalRunResult> {
+async function runRows(
+  rows: EventRow[] | string,
+  options: { dataflow?: string; dryRun?: boolean; force?: boolean; csv?: Parameters<typeof toCsv>[1]; metrics?: MetricsSink; notify?: (subject: string, message: string) => Promise<void> } = {},
+): Promise<LocalRunResult> {
   const name = `events_${++files}.csv`;
   const file = join(work, name);
   writeFileSync(file, typeof rows === 'string' ? rows : toCsv(rows, options.csv));
   const dataflow = config.dataflows.find((d) => d.name === (options.dataflow ?? 'weekly-events'))!;
-  return runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider(ALL_SECRETS), s3, sandbox, outDir: join(work, 'out', name), dryRun: options.dryRun, force: options.force });
+  return runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider(ALL_SECRETS), s3, sandbox, outDir: join(work, 'out', name), dryRun: options.dryRun, force: options.force, metrics: options.metrics, notify: options.notify });
 }
 
 const ledgerFor = (base: number) => sandbox.ledger.filter((e) => e.customerId > base && e.customerId <= base + RECORDS);
@@ -117,13 +121,42 @@ describe('Workflow: a file through the local state machine against the sandbox',
     const base = 10_000;
     const rows = standardRows(base);
 
+    const metrics: Array<{ name: string; unit: string; value: number; dimensions?: Record<string, string> }> = [];
+    const notifications: Array<{ subject: string; message: string }> = [];
+
     // Act
-    const result = await runRows(rows);
+    const result = await runRows(rows, {
+      metrics: (name, unit, value, dataflow, dimensions) => {
+        expect(dataflow).toBe('weekly-events');
+        metrics.push({ name, unit, value, ...(dimensions ? { dimensions } : {}) });
+      },
+      notify: async (subject, message) => void notifications.push({ subject, message }),
+    });
 
     // Assess
     assessStandardRun(result, rows, base);
     expect(result.report.files[0]!.source.movedTo).toMatch(/^processed\/weekly-events\//);
     expect(result.report.files[0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
+    // The metrics the alarms and the dashboard read, with the report's own figures.
+    const { rows: totals, rejectionsByCode } = result.report;
+    const sum = (name: string, filter: (m: (typeof metrics)[number]) => boolean = (m) => !m.dimensions) => metrics.filter((m) => m.name === name && filter(m)).reduce((a, m) => a + m.value, 0);
+    expect(sum('RecordsRead')).toBe(totals.total);
+    expect(sum('RecordsAccepted')).toBe(totals.accepted);
+    expect(sum('RecordsRejected')).toBe(totals.rejected);
+    expect(metrics.filter((m) => m.name === 'RejectedPercent')).toEqual([{ name: 'RejectedPercent', unit: 'Percent', value: (100 * totals.rejected) / totals.total }]);
+    expect(sum('FilesProcessed')).toBe(1);
+    expect(sum('FilesFailed')).toBe(0);
+    const byCode = Object.fromEntries(metrics.filter((m) => m.name === 'RecordsRejected' && m.dimensions).map((m) => [`${m.dimensions!.stage}:${m.dimensions!.code}`, m.value]));
+    expect(Object.values(byCode).reduce((a, b) => a + b, 0)).toBe(totals.rejected);
+    expect(byCode['api:1054']).toBe(rejectionsByCode['1054']);
+    expect(byCode['validate:INVALID_CUSTOMER_ID']).toBe(rejectionsByCode.INVALID_CUSTOMER_ID);
+    expect(sum('ApiRequests')).toBeGreaterThanOrEqual(Math.ceil(totals.valid / 10));
+    expect(metrics.filter((m) => m.name === 'ApiLatency').every((m) => m.unit === 'Milliseconds' && m.value > 0)).toBe(true);
+    // One notification, the summary Connect+ mails.
+    expect(notifications).toHaveLength(1);
+    expect(notifications[0]!.subject).toBe(`[badges-import] weekly-events: ${result.report.files[0]!.name} COMPLETED_WITH_REJECTIONS (${totals.rejected} of ${totals.total} rejected)`);
+    expect(notifications[0]!.message).toContain(`Records:   ${totals.total} read, ${totals.accepted} accepted, ${totals.rejected} rejected`);
+    expect(notifications[0]!.message).toContain('Rejected records: s3://dead-letter/rejected/weekly-events/');
   });
 
   it('gives the same outcome for the same data with a BOM and CRLF line ends', async () => {

@@ -81,6 +81,9 @@ export interface ClientStats {
   throttled: number;
   retried: number;
   reconciled: number;
+  /** Import requests answered, and the sum of their latencies (request sent to answer's headers), ms. */
+  answered?: number;
+  latencyMs?: number;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -133,7 +136,7 @@ export class Pacer {
  * ones found not issued are sent again, and ones that cannot be told apart are parked as AMBIGUOUS.
  */
 export class BadgesApiClient {
-  readonly stats: ClientStats = { requests: 0, throttled: 0, retried: 0, reconciled: 0 };
+  readonly stats: ClientStats = { requests: 0, throttled: 0, retried: 0, reconciled: 0, answered: 0, latencyMs: 0 };
   private readonly fetch: typeof fetch;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
@@ -270,6 +273,7 @@ export class BadgesApiClient {
     }
     this.stats.requests += 1;
     let response: Response;
+    const sentAt = performance.now();
     try {
       response = await this.fetch(`${destination.baseUrl}${destination.endpoint}`, {
         method: destination.method,
@@ -277,6 +281,8 @@ export class BadgesApiClient {
         body: JSON.stringify(items),
         signal: AbortSignal.timeout(destination.requestTimeoutMs),
       });
+      this.stats.answered = (this.stats.answered ?? 0) + 1;
+      this.stats.latencyMs = (this.stats.latencyMs ?? 0) + (performance.now() - sentAt);
     } catch (error) {
       const code = networkCode(error);
       if (code && NOT_SENT_ERRORS.has(code)) return { kind: 'retry', problem: `connection failed (${code})`, throttled: false };

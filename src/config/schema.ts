@@ -218,6 +218,19 @@ const unpack = z
   })
   .prefault({});
 
+/** When an operator is alerted about a dataflow (alarms on its metrics, to the stack's alerts topic). */
+const alerts = z
+  .strictObject({
+    /** Alarm when a file's rejected records reach this share of its records, in percent (Connect+ alerts at 1%). @default 1 */
+    rejectedSharePercent: z.number().min(0).max(100).default(1),
+    /**
+     * Alarm when no file arrived within this many minutes of a scheduled time (Connect+'s "no file picked"): a check
+     * runs this long after each scheduled time and counts runs started since as long before it. Needs a schedule.
+     */
+    noFileWithinMinutes: z.int().min(1).max(720).optional(),
+  })
+  .prefault({});
+
 const dataflow = z
   .strictObject({
     name: z
@@ -235,6 +248,7 @@ const dataflow = z
     }),
     destination,
     schedule: schedule.optional(),
+    alerts,
   })
   // An SFTP dataflow's files land under its own prefix of the inbox bucket unless the configuration names one.
   .transform((flow) => ({ ...flow, source: { ...flow.source, prefix: flow.source.prefix ?? `sftp/${flow.name}/` } }));
@@ -246,6 +260,13 @@ export const configSchema = z
   .strictObject({
     $schema: z.string().optional(),
     dataflows: z.array(dataflow).min(1, { message: 'must list at least one dataflow' }),
+    /** Who hears of alarms and of each finished file (the stack's SNS topic). */
+    notifications: z
+      .strictObject({
+        /** E-mail addresses subscribed to the alerts topic (each confirms by the e-mail AWS sends). @default [] */
+        email: z.array(z.email()).default([]),
+      })
+      .prefault({}),
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();
@@ -255,6 +276,17 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'name'], message: `duplicates dataflows[${first}].name "${flow.name}"` });
       } else {
         seen.set(flow.name, i);
+      }
+      if (flow.alerts.noFileWithinMinutes !== undefined) {
+        if (!flow.schedule) {
+          ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'alerts', 'noFileWithinMinutes'], message: 'needs a schedule: the window starts at each scheduled time' });
+        } else if (shiftCron(flow.schedule.cron, flow.alerts.noFileWithinMinutes) === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['dataflows', i, 'alerts', 'noFileWithinMinutes'],
+            message: `the arrival check runs at the schedule's time plus this window; for cron "${flow.schedule.cron}" that time cannot be computed: it needs a fixed minute and hour, and the window must end on the same day`,
+          });
+        }
       }
       if (flow.source.type === 'sftp' && !flow.schedule) {
         ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'schedule'], message: 'is required for an SFTP source: the schedule is what polls the server' });
@@ -304,4 +336,16 @@ export function decryptSecretNamesOf(decrypt: Dataflow['decrypt']): string[] {
 export function sourceSecretNamesOf(source: Dataflow['source']): string[] {
   if (source.type !== 'sftp') return [];
   return [source.passwordSecret, source.privateKeySecret, source.privateKeyPassphraseSecret].filter((n): n is string => n !== undefined);
+}
+
+/**
+ * The AWS cron expression `minutes` later than `cron`, for crons with a fixed minute and hour whose shifted time stays
+ * on the same day (so the day fields carry over unchanged); undefined otherwise.
+ */
+export function shiftCron(cron: string, minutes: number): string | undefined {
+  const [minute, hour, ...rest] = cron.trim().split(/\s+/);
+  if (!minute || !hour || !/^\d{1,2}$/.test(minute) || !/^\d{1,2}$/.test(hour)) return undefined;
+  const total = Number(hour) * 60 + Number(minute) + minutes;
+  if (total >= 24 * 60) return undefined;
+  return [String(total % 60), String(Math.floor(total / 60)), ...rest].join(' ');
 }

@@ -10,7 +10,7 @@ import { openObject, readJson } from '../aws/s3';
 import type { Config, Dataflow } from '../config/schema';
 import { type ExecutionInput, KEYS, type Report, type StepName } from '../contracts';
 import type { Sandbox } from '../api/sandbox';
-import { type ContainerState, type Log, type ProgressEvent, type StepDeps, newContainerState } from '../steps/deps';
+import { type ContainerState, type Log, type MetricsSink, type ProgressEvent, type StepDeps, newContainerState } from '../steps/deps';
 import { finalize } from '../steps/finalize';
 import { send } from '../steps/send';
 import { stage } from '../steps/stage';
@@ -38,6 +38,10 @@ export interface LocalObjectRunOptions {
   force?: boolean;
   progress?: (event: RunProgress) => void;
   fetch?: typeof fetch;
+  /** Receives the steps' metrics (in AWS: CloudWatch, through Powertools). */
+  metrics?: MetricsSink;
+  /** Receives the per-file notification (in AWS: the alerts topic). */
+  notify?: (subject: string, message: string) => Promise<void>;
 }
 
 export interface LocalRunOptions extends LocalObjectRunOptions {
@@ -94,7 +98,17 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
   const logStream = createWriteStream(join(options.outDir, 'run.log'), { flags: 'a' });
   const log = fileLog(logStream, runId);
 
-  const deps: StepDeps = { config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log, fetch: options.fetch, progress: options.progress };
+  const deps: StepDeps = {
+    config,
+    s3: s3.client,
+    buckets: LOCAL_BUCKETS,
+    secrets: options.secrets,
+    log,
+    fetch: options.fetch,
+    progress: options.progress,
+    metrics: options.metrics,
+    notify: options.notify,
+  };
   // Lambda runs each invocation in a container it keeps warm for the next one; emulate that for the send workers.
   const containers: ContainerState[] = [];
   const steps: Record<StepName, LocalHandler> = {

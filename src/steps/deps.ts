@@ -18,6 +18,45 @@ export type ProgressEvent =
   | { step: 'stage'; records: number; rejected: number; done: boolean }
   | { step: 'send'; chunk: number; records: number; accepted: number; rejected: number };
 
+/** CloudWatch metric units the steps use. */
+export type MetricUnit = 'Count' | 'Milliseconds' | 'Percent';
+
+/**
+ * Where the steps put their metrics. Each call is one value of one metric for one dataflow; `dimensions` adds
+ * dimensions beyond the dataflow (e.g. the rejection code). In Lambda these become CloudWatch metrics through
+ * Powertools Metrics (EMF); locally they can be collected.
+ */
+export type MetricsSink = (name: MetricName, unit: MetricUnit, value: number, dataflow: string, dimensions?: Record<string, string>) => void;
+
+/** The metrics of namespace BadgesImport (dimension `dataflow`, and `service` as Powertools adds it). */
+export const METRICS = {
+  namespace: 'BadgesImport',
+  /** Records read from a file (stage). */
+  recordsRead: 'RecordsRead',
+  /** Records accepted by the API (finalize, per file). */
+  recordsAccepted: 'RecordsAccepted',
+  /** Records rejected (finalize, per file); also per `stage` and `code` dimensions. */
+  recordsRejected: 'RecordsRejected',
+  /** Share of a file's records rejected, in percent (finalize, per file that had records). */
+  rejectedPercent: 'RejectedPercent',
+  /** Files finished (finalize), and those FAILED. */
+  filesProcessed: 'FilesProcessed',
+  filesFailed: 'FilesFailed',
+  /** Runs started by the sweep (upload events, schedules, SFTP polls). */
+  filesStarted: 'FilesStarted',
+  /** 1 when the arrival check after the schedule found no file, else 0. */
+  noFileArrived: 'NoFileArrived',
+  /** API requests, 429s, retries, records reconciled, and the mean latency per chunk (send). */
+  apiRequests: 'ApiRequests',
+  apiThrottles: 'ApiThrottles',
+  apiRetries: 'ApiRetries',
+  apiReconciled: 'ApiReconciled',
+  apiLatency: 'ApiLatency',
+  /** Duration of a run, start to report (finalize). */
+  runDuration: 'RunDuration',
+} as const;
+export type MetricName = (typeof METRICS)[Exclude<keyof typeof METRICS, 'namespace'>];
+
 /** Everything a step needs from the outside world: the Lambdas build it from their environment, the CLI locally. */
 export interface StepDeps {
   config: Config;
@@ -28,6 +67,9 @@ export interface StepDeps {
   fetch?: typeof fetch;
   now?: () => number;
   progress?: (event: ProgressEvent) => void;
+  metrics?: MetricsSink;
+  /** Publishes a per-file notification (an SNS topic in AWS). */
+  notify?: (subject: string, message: string) => Promise<void>;
   /**
    * State that lives as long as a Lambda container: one container runs one invocation at a time, so what it learns
    * (a worker's pace, the API's real limit) carries over to its next chunk. The local runner keeps one per emulated

@@ -15,7 +15,7 @@ import { SEND_CODES } from '../api/client';
 import { rejectHeaderLine, rejectLine } from '../core/csv';
 import { describeCaughtError } from '../errors';
 import { headMetadata, pullOriginOf, writeBack } from '../sources/sftp';
-import type { StepDeps } from './deps';
+import { METRICS, type StepDeps } from './deps';
 
 const READS_IN_FLIGHT = 16;
 /** Outcomes a vendor is told about in the SFTP error directory (a plain success needs no note). */
@@ -44,7 +44,12 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
 
   const rows = { total: summary ? (state.records ?? 0) : 0, accepted: 0, rejected: settles ? (state.rejected ?? 0) : 0, valid: summary ? (state.valid ?? 0) : 0 };
   const rejectionsByCode: Record<string, number> = settles ? { ...summary.rejectionsByCode } : {};
-  const count = (code: string, n: number) => (rejectionsByCode[code] = (rejectionsByCode[code] ?? 0) + n);
+  // The same rejections by the stage that made them, for the metrics.
+  const byStage: Record<'validate' | 'api', Record<string, number>> = { validate: settles ? { ...summary.rejectionsByCode } : {}, api: {} };
+  const count = (code: string, n: number) => {
+    rejectionsByCode[code] = (rejectionsByCode[code] ?? 0) + n;
+    byStage.api[code] = (byStage.api[code] ?? 0) + n;
+  };
   const parts: Array<string | { orphan: ChunkRef }> = settles && summary.rejectedPartKey ? [summary.rejectedPartKey] : [];
 
   if (sending) {
@@ -140,8 +145,57 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   if (summary && !state.dryRun && (status === 'SUCCEEDED' || status === 'COMPLETED_WITH_REJECTIONS')) {
     await putJson(s3, buckets.reports, KEYS.imported(state.dataflow, summary.sha256), { runId, key: state.key, finishedAt: report.finishedAt });
   }
+  if (!state.dryRun) emitRunMetrics(deps, report, byStage);
+  if (deps.notify && !state.dryRun) {
+    // The per-file summary Connect+ mails; a notification that cannot be sent does not fail the run (records are settled).
+    await deps.notify(notificationSubject(report), notificationText(report)).catch((e: unknown) => log.warn('Notification not sent', { error: (e as Error).message }));
+  }
   log.info('Run finished', { runId, dataflow: state.dataflow, status, ...rows, error: error?.code });
   return report;
+}
+
+function emitRunMetrics(deps: StepDeps, report: Report, byStage: Record<'validate' | 'api', Record<string, number>>): void {
+  const metric = deps.metrics;
+  if (!metric) return;
+  const flow = report.dataflow;
+  metric(METRICS.filesProcessed, 'Count', 1, flow);
+  metric(METRICS.filesFailed, 'Count', report.status === 'FAILED' ? 1 : 0, flow);
+  metric(METRICS.runDuration, 'Milliseconds', report.durationMs, flow);
+  if (report.status === 'SKIPPED_DUPLICATE' || report.status === 'EXPANDED') return;
+  metric(METRICS.recordsAccepted, 'Count', report.rows.accepted, flow);
+  metric(METRICS.recordsRejected, 'Count', report.rows.rejected, flow);
+  if (report.rows.total > 0) metric(METRICS.rejectedPercent, 'Percent', (100 * report.rows.rejected) / report.rows.total, flow);
+  for (const stage of ['validate', 'api'] as const) {
+    for (const [code, n] of Object.entries(byStage[stage])) metric(METRICS.recordsRejected, 'Count', n, flow, { stage, code });
+  }
+}
+
+/** `[badges-import] weekly-events: events.csv COMPLETED_WITH_REJECTIONS (3 of 40 rejected)`, within SNS's 100 characters. */
+export function notificationSubject(report: Report): string {
+  const file = report.files[0]?.name ?? '?';
+  const detail = report.status === 'COMPLETED_WITH_REJECTIONS' ? ` (${report.rows.rejected} of ${report.rows.total} rejected)` : '';
+  const subject = `[badges-import] ${report.dataflow}: ${file} ${report.status}${detail}`.replace(/[^\x20-\x7e]/g, '?');
+  return subject.slice(0, 100);
+}
+
+/** What Connect+ mails per file: dataflow, file, status, totals, duration, and where the rejected records are. */
+export function notificationText(report: Report): string {
+  const file = report.files[0];
+  const codes = Object.entries(report.rejectionsByCode).sort((a, b) => b[1] - a[1]);
+  const lines = [
+    `Dataflow:  ${report.dataflow}`,
+    `File:      ${file?.name ?? '?'}${file?.source.origin ? ` (from ${file.source.origin})` : ''}`,
+    `Status:    ${report.status}`,
+    `Run:       ${report.runId}`,
+    `Started:   ${report.startedAt}`,
+    `Duration:  ${(report.durationMs / 1000).toFixed(1)} s`,
+    `Records:   ${report.rows.total} read, ${report.rows.accepted} accepted, ${report.rows.rejected} rejected`,
+    ...(codes.length > 0 ? ['Rejected by code:', ...codes.map(([code, n]) => `  ${code}: ${n}`)] : []),
+    ...(report.error ? [`Error:     ${report.error.code}: ${report.error.message}`] : []),
+    ...(file?.rejectedFile ? [`Rejected records: ${file.rejectedFile}`] : []),
+    ...(report.duplicateOf ? [`Skipped: the same content was imported by run ${report.duplicateOf.runId}`] : []),
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 async function readResults(deps: StepDeps, runId: string, chunks: ChunkRef[]): Promise<Array<SendOutput | undefined>> {

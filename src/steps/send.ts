@@ -7,7 +7,7 @@ import { BadgesApiClient, type ItemOutcome, SendAuthError } from '../api/client'
 import { type CsvRecord, rejectLine } from '../core/csv';
 import type { ApiItem } from '../core/mapping';
 import { AuthError, BadgesImportError, SourceReadError } from '../errors';
-import type { StepDeps } from './deps';
+import { METRICS, type StepDeps } from './deps';
 
 /** A staged record: its number, its source fields (for the rejected file) and the API item. */
 interface StagedRecord {
@@ -109,6 +109,15 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
   }
   await sendBatch();
   output.stats = { ...client.stats };
+  const metric = deps.metrics;
+  if (metric) {
+    const { stats } = output;
+    metric(METRICS.apiRequests, 'Count', stats.requests, flow.name);
+    metric(METRICS.apiThrottles, 'Count', stats.throttled, flow.name);
+    metric(METRICS.apiRetries, 'Count', stats.retried, flow.name);
+    metric(METRICS.apiReconciled, 'Count', stats.reconciled, flow.name);
+    if (stats.answered) metric(METRICS.apiLatency, 'Milliseconds', (stats.latencyMs ?? 0) / stats.answered, flow.name);
+  }
 
   if (rejects.length > 0) {
     output.rejectedPartKey = KEYS.apiRejects(runId, chunk.index);

@@ -12,7 +12,7 @@ import { gunzipIfCompressed } from '../core/unpack';
 import { openCsv, rejectLine } from '../core/csv';
 import { compileMapper } from '../core/mapping';
 import { DecryptionError, SourceReadError, UnsafeArchiveError } from '../errors';
-import type { StepDeps } from './deps';
+import { METRICS, type StepDeps } from './deps';
 
 /** Chunk uploads in flight while parsing goes on: enough to hide S3 latency, few enough to keep memory flat. */
 const UPLOADS_IN_FLIGHT = 4;
@@ -136,6 +136,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   await putJson(s3, buckets.staging, base.summaryKey, summary);
   await putJson(s3, buckets.staging, base.chunksKey, chunks);
   deps.progress?.({ step: 'stage', records, rejected, done: true });
+  deps.metrics?.(METRICS.recordsRead, 'Count', records, flow.name);
   log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.length, bytes, duplicateOf: duplicateOf?.runId });
   return {
     ...base,

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { selectDataflow } from '../config/load';
-import type { ExecutionInput } from '../contracts';
-import { fileNameOf } from '../contracts';
-import { listObjects } from '../aws/s3';
+import { type ExecutionInput, KEYS, fileNameOf } from '../contracts';
+import type { Dataflow } from '../config/schema';
+import { listObjects, putJson, readJson } from '../aws/s3';
 import { type PullResult, pullSftp } from '../sources/sftp';
-import type { StepDeps } from './deps';
+import { METRICS, type StepDeps } from './deps';
 
 /**
  * The schedule sends `{ dataflow }` (look at every waiting object); the upload rule sends the one object it saw
@@ -16,6 +16,8 @@ export interface SweepEvent {
   dataflow: string;
   key?: string;
   etag?: string;
+  /** `arrival`: the check that runs `alerts.noFileWithinMinutes` after a scheduled time; it starts nothing. */
+  check?: 'arrival';
 }
 export interface SweepOutput {
   dataflow: string;
@@ -23,6 +25,8 @@ export interface SweepOutput {
   alreadyRunning: string[];
   /** For an SFTP source: what this poll took from the server, and what it left there. */
   pulled?: PullResult;
+  /** For the arrival check: whether no file arrived in its window (the NoFileArrived metric). */
+  noFileArrived?: boolean;
 }
 
 /**
@@ -42,6 +46,7 @@ export function executionName(dataflow: string, key: string, etag: string): stri
  */
 export async function sweep(event: SweepEvent, deps: StepDeps & { sfn: SFNClient; stateMachineArn: string; remainingMs?: () => number }): Promise<SweepOutput> {
   const flow = selectDataflow(deps.config, event.dataflow);
+  if (event.check === 'arrival') return arrivalCheck(flow, deps);
   const pattern = new RegExp(flow.source.filePattern);
   const output: SweepOutput = { dataflow: flow.name, started: [], alreadyRunning: [] };
   // An SFTP source is polled first: what it takes lands under the prefix, and the sweep below starts it (the upload
@@ -72,7 +77,26 @@ export async function sweep(event: SweepEvent, deps: StepDeps & { sfn: SFNClient
       output.alreadyRunning.push(object.key);
     }
   }
+  deps.metrics?.(METRICS.filesStarted, 'Count', output.started.length, flow.name);
+  if (output.started.length > 0) {
+    await putJson(deps.s3, deps.buckets.reports, KEYS.arrival(flow.name), { startedAt: new Date((deps.now ?? Date.now)()).toISOString(), key: output.started[output.started.length - 1] });
+  }
   deps.log.info('Sweep done', { dataflow: flow.name, started: output.started.length, alreadyRunning: output.alreadyRunning.length });
   if (pullError) throw pullError;
   return output;
+}
+
+/**
+ * Runs `alerts.noFileWithinMinutes` (W) after a scheduled time: a file arrived when the sweep started a run for the
+ * dataflow within the last 2 W, i.e. from W before the scheduled time (an early delivery counts) until now.
+ */
+async function arrivalCheck(flow: Dataflow, deps: StepDeps): Promise<SweepOutput> {
+  const window = (flow.alerts.noFileWithinMinutes ?? 60) * 60_000;
+  const now = (deps.now ?? Date.now)();
+  const latest = await readJson<{ startedAt: string; key: string }>(deps.s3, deps.buckets.reports, KEYS.arrival(flow.name));
+  const noFileArrived = !latest || Date.parse(latest.startedAt) < now - 2 * window;
+  deps.metrics?.(METRICS.noFileArrived, 'Count', noFileArrived ? 1 : 0, flow.name);
+  if (noFileArrived) deps.log.warn('No file arrived in the window', { dataflow: flow.name, lastStartedAt: latest?.startedAt });
+  else deps.log.info('A file arrived in the window', { dataflow: flow.name, lastStartedAt: latest?.startedAt });
+  return { dataflow: flow.name, started: [], alreadyRunning: [], noFileArrived };
 }

@@ -1,0 +1,135 @@
+import { Duration, Stack, TimeZone } from 'aws-cdk-lib';
+import {
+  Alarm,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  MathExpression,
+  Metric,
+  type IMetric,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { LambdaInvoke as ScheduleLambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { type Config, type Dataflow, shiftCron } from '../src/config/schema';
+import { SERVICE_NAME } from '../src/aws/metrics';
+import { METRICS, type MetricName } from '../src/steps/deps';
+
+export interface OperationsProps {
+  config: Config;
+  stateMachine: StateMachine;
+  sweepFunction: IFunction;
+  /** Where triggers that cannot be delivered go. */
+  triggerDlq: IQueue;
+}
+
+/** What an alarm is for and what to do, as its description (shown in the console and in the alarm's e-mail). */
+const ADVICE = {
+  fileFailed: 'A file of this dataflow FAILED: nothing of it was sent. Its report (reports/<dataflow>/<runId>/report.json) says why (error.code); fix the cause and deliver the file again.',
+  rejectedShare: 'A file had at least the configured share of its records rejected. Read the rejected-records file named in its report: fix the data (validation rejects) or the setup (e.g. 1054: unknown badge ids), then replay it.',
+  noFile: 'No file arrived for this dataflow within the window after its scheduled time. Ask the vendor, or check the source (S3 prefix or SFTP server) and the sweep function\'s log.',
+  workflowFailed: 'A run of the workflow failed for another reason than a FAILED file (a step exhausted its retries, a bug). Open the failed execution in the Step Functions console; its records may need a replay.',
+  workflowTimedOut: 'A run of the workflow exceeded 24 hours. Its records not yet sent are in no report: find the execution and replay the file.',
+  sweepFailed: 'The sweep function failed: uploads or scheduled sweeps may not have started runs, or an SFTP poll could not reach or trust its server. Read its log; the next schedule tries again.',
+} as const;
+
+/**
+ * Metrics, alarms, notifications and a dashboard: an SNS topic (encrypted with a key CloudWatch may use) that alarms
+ * and per-file notifications go to, alarms per dataflow and for the workflow, the arrival checks, and the dashboard.
+ */
+export class Operations extends Construct {
+  readonly topic: Topic;
+  readonly alarms: Alarm[] = [];
+  readonly dashboard: Dashboard;
+
+  constructor(scope: Construct, id: string, props: OperationsProps) {
+    super(scope, id);
+    const { config, stateMachine } = props;
+
+    const key = new Key(this, 'AlertsKey', { enableKeyRotation: true, description: 'badges-import alerts topic' });
+    // CloudWatch alarms publish to an encrypted topic only when its key lets CloudWatch use it.
+    key.grant(new ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+    this.topic = new Topic(this, 'Alerts', { displayName: 'badges-import alerts', masterKey: key, enforceSSL: true });
+    for (const email of config.notifications.email) this.topic.addSubscription(new EmailSubscription(email));
+    const action = new SnsAction(this.topic);
+
+    const metric = (name: MetricName, flow: Dataflow, statistic: string) =>
+      new Metric({ namespace: METRICS.namespace, metricName: name, dimensionsMap: { service: SERVICE_NAME, dataflow: flow.name }, statistic, period: Duration.minutes(5) });
+    const alarm = (alarmId: string, props: { metric: IMetric; threshold: number; description: string }) => {
+      const created = new Alarm(this, alarmId, {
+        metric: props.metric,
+        threshold: props.threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+        alarmDescription: props.description,
+      });
+      created.addAlarmAction(action);
+      this.alarms.push(created);
+      return created;
+    };
+
+    for (const flow of config.dataflows) {
+      alarm(`FileFailed-${flow.name}`, { metric: metric(METRICS.filesFailed, flow, 'Sum'), threshold: 1, description: `${flow.name}: ${ADVICE.fileFailed}` });
+      alarm(`RejectedShare-${flow.name}`, {
+        metric: metric(METRICS.rejectedPercent, flow, 'Maximum'),
+        threshold: flow.alerts.rejectedSharePercent,
+        description: `${flow.name}: ${ADVICE.rejectedShare} (threshold ${flow.alerts.rejectedSharePercent}%)`,
+      });
+      const window = flow.alerts.noFileWithinMinutes;
+      if (window !== undefined && flow.schedule) {
+        alarm(`NoFileArrived-${flow.name}`, { metric: metric(METRICS.noFileArrived, flow, 'Maximum'), threshold: 1, description: `${flow.name}: ${ADVICE.noFile} (window ${window} min)` });
+        new Schedule(this, `ArrivalCheck-${flow.name}`, {
+          description: `Checks that a file of dataflow ${flow.name} arrived within ${window} minutes of its schedule`,
+          schedule: ScheduleExpression.expression(`cron(${shiftCron(flow.schedule.cron, window)!})`, TimeZone.of(flow.schedule.timeZone)),
+          target: new ScheduleLambdaInvoke(props.sweepFunction, {
+            input: ScheduleTargetInput.fromObject({ dataflow: flow.name, check: 'arrival' }),
+            deadLetterQueue: props.triggerDlq,
+            retryAttempts: 8,
+          }),
+        });
+      }
+    }
+
+    // A FAILED file also ends its execution in the Fail state: the workflow alarm counts only the other failures.
+    const filesFailed = Object.fromEntries(config.dataflows.map((flow, i) => [`f${i}`, metric(METRICS.filesFailed, flow, 'Sum')]));
+    const otherFailures = new MathExpression({
+      expression: `FILL(failed, 0) - (${Object.keys(filesFailed).map((k) => `FILL(${k}, 0)`).join(' + ')})`,
+      usingMetrics: { failed: stateMachine.metricFailed({ statistic: 'Sum', period: Duration.minutes(5) }), ...filesFailed },
+      period: Duration.minutes(5),
+      label: 'Executions failed other than by a FAILED file',
+    });
+    alarm('WorkflowFailed', { metric: otherFailures, threshold: 1, description: ADVICE.workflowFailed });
+    alarm('WorkflowTimedOut', { metric: stateMachine.metricTimedOut({ statistic: 'Sum', period: Duration.minutes(5) }), threshold: 1, description: ADVICE.workflowTimedOut });
+    alarm('SweepFailed', { metric: props.sweepFunction.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }), threshold: 1, description: ADVICE.sweepFailed });
+
+    const perFlow = (name: MetricName, statistic: string, label: string) =>
+      config.dataflows.map(
+        (flow) => new Metric({ namespace: METRICS.namespace, metricName: name, dimensionsMap: { service: SERVICE_NAME, dataflow: flow.name }, statistic, period: Duration.hours(1), label: `${flow.name} ${label}` }),
+      );
+    this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: `${Stack.of(this).stackName}-badges-import` });
+    this.dashboard.addWidgets(
+      new TextWidget({ markdown: `# badges-import (${Stack.of(this).stackName})\nRuns, records by outcome, and the API's latency and throttling, per dataflow. Alarms go to the alerts topic.`, width: 24, height: 2 }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({ title: 'Runs', left: [...perFlow(METRICS.filesProcessed, 'Sum', 'files'), ...perFlow(METRICS.filesFailed, 'Sum', 'failed')], width: 12 }),
+      new GraphWidget({ title: 'Records by outcome', left: [...perFlow(METRICS.recordsRead, 'Sum', 'read'), ...perFlow(METRICS.recordsAccepted, 'Sum', 'accepted'), ...perFlow(METRICS.recordsRejected, 'Sum', 'rejected')], width: 12 }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({ title: 'API latency (ms, mean per chunk)', left: [...perFlow(METRICS.apiLatency, 'Average', 'mean'), ...perFlow(METRICS.apiLatency, 'p90', 'p90')], width: 12 }),
+      new GraphWidget({ title: 'API throttling and retries', left: [...perFlow(METRICS.apiThrottles, 'Sum', '429s'), ...perFlow(METRICS.apiRetries, 'Sum', 'retries'), ...perFlow(METRICS.apiRequests, 'Sum', 'requests')], width: 12 }),
+    );
+    this.dashboard.addWidgets(new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 }));
+  }
+}

@@ -1,0 +1,25 @@
+import { powertoolsMetrics } from '../src/aws/metrics';
+
+describe('Function: powertoolsMetrics', () => {
+  it('writes each value as an Embedded Metric Format line in namespace BadgesImport, by service and dataflow', () => {
+    // Prepare: Powertools writes EMF documents to stdout, where Lambda hands them to CloudWatch.
+    const lines: string[] = [];
+    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+    try {
+      // Act
+      const sink = powertoolsMetrics();
+      sink('RecordsRejected', 'Count', 7, 'weekly-events', { stage: 'api', code: '1054' });
+      sink('ApiLatency', 'Milliseconds', 12.5, 'weekly-events');
+    } finally {
+      write.mockRestore();
+    }
+
+    // Assess
+    const documents = lines.map((line) => JSON.parse(line) as Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string; Unit: string }> }> } });
+    expect(documents).toHaveLength(2);
+    expect(documents[0]!._aws.CloudWatchMetrics).toEqual([{ Namespace: 'BadgesImport', Dimensions: [['service', 'dataflow', 'stage', 'code']], Metrics: [{ Name: 'RecordsRejected', Unit: 'Count' }] }]);
+    expect(documents[0]).toMatchObject({ service: 'badges-import', dataflow: 'weekly-events', stage: 'api', code: '1054', RecordsRejected: 7 });
+    expect(documents[1]!._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([['service', 'dataflow']]);
+    expect(documents[1]).toMatchObject({ ApiLatency: 12.5, dataflow: 'weekly-events' });
+  });
+});

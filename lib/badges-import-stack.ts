@@ -121,6 +121,10 @@ export class BadgesImportStack extends Stack {
     // Moving the source: read and delete it under its prefix, write it under processed/ or failed/.
     allow(finalizeFn, ['s3:GetObject', 's3:DeleteObject'], ...dataflowObjects(inbox, config));
     allow(finalizeFn, ['s3:PutObject'], inbox.arnForObjects('processed/*'), inbox.arnForObjects('failed/*'));
+    // An operator's replay (`badges-import replay --stack`) puts the selected records under replays/ and starts a run on
+    // them: the stage reads them, finalize moves them like any source.
+    allow(stageFn, ['s3:GetObject'], inbox.arnForObjects('replays/*'));
+    allow(finalizeFn, ['s3:GetObject', 's3:DeleteObject'], inbox.arnForObjects('replays/*'));
     // Only the send step talks to the API, so only it may read the API credentials.
     const secretNames = [...new Set(config.dataflows.flatMap((d) => secretNamesOf(d.destination.auth)))];
     secretNames.forEach((name, i) => Secret.fromSecretNameV2(this, `ApiSecret${i}`, name).grantRead(sendFn));
@@ -295,6 +299,7 @@ export class BadgesImportStack extends Stack {
       [reports, 'arrivals/*', 'One object per dataflow, arrivals/<dataflow>.json: when the sweep last started a run for it.'],
       [inbox, 'processed/*', 'Processed sources are moved under processed/<dataflow>/<runId>/.'],
       [inbox, 'failed/*', 'Failed sources are moved under failed/<dataflow>/<runId>/.'],
+      [inbox, 'replays/*', 'An operator replay puts its records under replays/<dataflow>/<time>/, named at run time.'],
       ...config.dataflows.map((d): [Bucket, string, string] => [
         inbox,
         `${d.source.prefix}*`,

@@ -39,6 +39,8 @@ export interface ExecutionInput {
   dryRun?: boolean;
   /** Import even if the same content was imported before for this dataflow. */
   force?: boolean;
+  /** The object is a replay file (rejected records selected for another try): records keep their original numbers. */
+  replay?: boolean;
 }
 
 /** What the state machine hands every step besides its state: the execution's identity. */
@@ -172,7 +174,11 @@ export interface Report {
   durationMs: number;
   rows: RowCounts & { valid: number };
   rejectionsByCode: Record<string, number>;
+  /** Rejected records by the stage that rejected them. */
+  rejectedByStage?: { validate: number; api: number };
   files: FileReport[];
+  /** Set for a replay: records are numbered as in the original file. */
+  replay?: boolean;
   /** For SKIPPED_DUPLICATE: the run that imported this content. */
   duplicateOf?: ImportedMarker;
   error?: { code: string; message: string };

@@ -95,6 +95,11 @@ export class HostKeyMismatchError extends BadgesImportError {
   override readonly code = 'SFTP_HOST_KEY_MISMATCH';
 }
 
+/** A replay file that is not a rejected-records file, or has a record without its original number. */
+export class ReplayFileError extends BadgesImportError {
+  override readonly code = 'REPLAY_FILE_INVALID';
+}
+
 /** Error names the state machine treats as fatal for the file (caught, file FAILED, nothing more sent). */
 export const FATAL_ERROR_NAMES = [
   'MissingColumnError',
@@ -110,6 +115,7 @@ export const FATAL_ERROR_NAMES = [
   'IntegrityError',
   'SignatureError',
   'UnsafeArchiveError',
+  'ReplayFileError',
 ] as const;
 
 const CODES_BY_NAME: Record<string, string> = {
@@ -126,6 +132,7 @@ const CODES_BY_NAME: Record<string, string> = {
   IntegrityError: 'INTEGRITY_CHECK_FAILED',
   SignatureError: 'SIGNATURE_INVALID',
   UnsafeArchiveError: 'UNSAFE_ARCHIVE',
+  ReplayFileError: 'REPLAY_FILE_INVALID',
   'States.Timeout': 'STEP_TIMEOUT',
 };
 

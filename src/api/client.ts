@@ -180,6 +180,28 @@ export class BadgesApiClient {
     return outcomes as ItemOutcome[];
   }
 
+  /**
+   * For items whose earlier outcome was unknown (a replay of AMBIGUOUS records): looks each up first and sends only
+   * those found not issued; one found issued counts as accepted, one still undecidable stays AMBIGUOUS, unsent.
+   */
+  async sendUnlessIssued(items: readonly ApiItem[]): Promise<ItemOutcome[]> {
+    const outcomes: Array<ItemOutcome | undefined> = new Array(items.length);
+    const states = await this.reconcile(items);
+    const toSend: number[] = [];
+    states.forEach((state, i) => {
+      if (state === 'issued') outcomes[i] = { accepted: true, earnedBadgeId: 'reconciled', reconciled: true };
+      else if (state === 'not-issued') toSend.push(i);
+      else outcomes[i] = { accepted: false, code: SEND_CODES.AMBIGUOUS, message: "Replayed: the customer's badges still cannot tell whether it was issued, so it was not sent again" };
+    });
+    try {
+      if (toSend.length > 0) await this.settle(items, toSend, outcomes);
+    } catch (error) {
+      if (error instanceof AuthError) throw new SendAuthError(error.message, outcomes);
+      throw error;
+    }
+    return outcomes as ItemOutcome[];
+  }
+
   /** Settles the items at `indexes`, writing their outcomes into `outcomes`. */
   private async settle(items: readonly ApiItem[], indexes: number[], outcomes: Array<ItemOutcome | undefined>): Promise<void> {
     const { maxRetries } = this.options.destination;

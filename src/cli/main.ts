@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
 import { Command, CommanderError, Option } from 'commander';
 import { StaticSecretsProvider } from '../aws/secrets';
 import { loadConfig, selectDataflow } from '../config/load';
@@ -13,6 +14,11 @@ import { listObjects } from '../aws/s3';
 import { fileNameOf } from '../contracts';
 import { startServe } from '../local/serve';
 import { type PullResult, pullSftp } from '../sources/sftp';
+import type { ReplayStage } from '../core/replay';
+import { replayLocal } from '../local/replay';
+import { defaultAwsClients, replayDeployed, startDeployed } from '../ops/deployed';
+import { renderHtml } from '../report/html';
+import { openRejected, readReport, sampleRejected } from '../report/load';
 import { silentLog } from '../steps/deps';
 
 /** Exit status for usage and configuration errors. */
@@ -266,6 +272,88 @@ async function sandboxCommand(flags: { port: string; config?: string; host: stri
   return 0;
 }
 
+interface ReplayFlags extends RunFlags {
+  rejected: string;
+  stage: string;
+  stack?: string;
+  region?: string;
+}
+
+const STAGES: Record<string, ReplayStage[]> = { api: ['api'], validate: ['validate'], all: ['api', 'validate'] };
+
+function replayStages(flag: string): ReplayStage[] {
+  const stages = STAGES[flag];
+  if (!stages) throw new UsageError(`--stage ${flag}: expected api (default: what the API refused, RETRIES_EXHAUSTED and AMBIGUOUS among them), validate (validation rejects you fixed in the file) or all`);
+  return stages;
+}
+
+/**
+ * `replay`: runs the records of a rejected-records file again. With --config, through the local workflow; with
+ * --stack, on the deployed stack (the file is then an s3:// URI in its dead-letter bucket).
+ */
+async function replayCommand(flags: ReplayFlags): Promise<number> {
+  const stages = replayStages(flags.stage);
+  if (flags.stack) {
+    if (flags.config) throw new UsageError('Give --stack (replay on the deployed stack) or --config (replay locally), not both');
+    const result = await replayDeployed(defaultAwsClients(flags.region, new S3Client(flags.region ? { region: flags.region } : {})), {
+      stack: flags.stack,
+      rejected: flags.rejected,
+      dataflow: flags.dataflow,
+      stages,
+      force: flags.force,
+    });
+    process.stdout.write(
+      result.executionArn
+        ? `replaying ${result.selection.kept} record(s) (${result.selection.left} left out: rejected by another stage)\n  input      s3://…/${result.key}\n  execution  ${result.executionArn}\n`
+        : `nothing to replay: ${result.selection.left} record(s), all rejected by another stage than ${flags.stage}\n`,
+    );
+    return 0;
+  }
+  if (!flags.config) throw new UsageError('replay needs --config FILE (replay locally) or --stack NAME (replay on the deployed stack)');
+  return withLocalSession(flags, flags.data ? resolve(flags.data) : undefined, async (session) => {
+    const outDir = defaultOutDir(flags, session.dataflow);
+    const { selection, result } = await replayLocal({
+      ...session,
+      rejected: resolve(flags.rejected),
+      stages,
+      apiUrl: flags.apiUrl,
+      outDir,
+      dryRun: flags.dryRun,
+      force: flags.force,
+      progress: progressPrinter(Boolean(flags.quiet || flags.json)),
+    });
+    if (!result) {
+      process.stdout.write(`nothing to replay: ${selection.left} record(s), all rejected by another stage than ${flags.stage}\n`);
+      return 0;
+    }
+    if (!flags.json) process.stdout.write(`replaying ${selection.kept} record(s) (${selection.left} left out: rejected by another stage)\n`);
+    printResult(result, flags);
+    return result.exitCode;
+  });
+}
+
+async function startCommand(flags: { stack: string; dataflow: string; key: string; force?: boolean; dryRun?: boolean; region?: string }): Promise<number> {
+  const { executionArn, input } = await startDeployed(defaultAwsClients(flags.region, new S3Client(flags.region ? { region: flags.region } : {})), flags);
+  process.stdout.write(`started s3://${input.bucket}/${input.key} (dataflow ${input.dataflow}${input.force ? ', forced' : ''}${input.dryRun ? ', dry run' : ''})\n  execution  ${executionArn}\n`);
+  return 0;
+}
+
+async function reportCommand(path: string, flags: { html?: string; rows: string }): Promise<number> {
+  const report = readReport(path);
+  const file = report.files[0];
+  const rejectedWhere = file?.rejectedFile && !/^s3:/.test(file.rejectedFile) ? join(dirname(resolve(path)), file.rejectedFile) : file?.rejectedFile;
+  process.stdout.write(summary(report, resolve(path), rejectedWhere));
+  if (flags.html) {
+    const limit = Number(flags.rows);
+    if (!Number.isInteger(limit) || limit < 0) throw new UsageError(`--rows ${flags.rows}: expected a whole number`);
+    const rejected = await openRejected(report, resolve(path));
+    const sample = rejected ? await sampleRejected(rejected, limit, report.rows.rejected) : undefined;
+    writeFileSync(flags.html, renderHtml(report, sample));
+    process.stdout.write(`  html    ${resolve(flags.html)}\n`);
+  }
+  return 0;
+}
+
 /** `npm start`: the example file, with some bad rows, through the local workflow against the sandbox. */
 async function demoCommand(flags: { out?: string }): Promise<number> {
   const root = resolve(__dirname, '..', '..');
@@ -308,6 +396,48 @@ export function buildProgram(): Command {
     .option('--json', 'print the report as JSON on stdout')
     .action(async (flags: RunFlags) => {
       process.exitCode = await runCommand(flags);
+    });
+  program
+    .command('replay')
+    .description('Run the records of a rejected-records file again, under their original record numbers (locally with --config, on a deployed stack with --stack)')
+    .requiredOption('--rejected <path>', 'rejected-records file: a local path, or with --stack an s3:// URI in the dead-letter bucket')
+    .option('--config <file>', 'configuration file: replay through the local workflow')
+    .option('--stack <name>', 'deployed stack: replay there (AWS credentials and region from the environment)')
+    .option('--region <region>', 'AWS region of the stack')
+    .addOption(new Option('--stage <stage>', 'which rejects: api (what the API refused, RETRIES_EXHAUSTED and AMBIGUOUS among them), validate (after fixing them in the file), all').default('api'))
+    .option('--dataflow <name>', 'dataflow (optional when the configuration has one, or the s3:// key names it)')
+    .option('--secrets <file>', 'locally: JSON file of secret values')
+    .option('--api-url <url>', 'locally: send to this API instead of the embedded sandbox')
+    .option('--sandbox <file>', 'locally: settings of the embedded sandbox')
+    .option('--data <dir>', 'locally: keep the embedded S3 in this directory')
+    .option('--out <dir>', 'locally: directory for report.json and the rejected records')
+    .option('--dry-run', 'validate and report without calling the API')
+    .option('--force', 'run even if the same selection was replayed before')
+    .option('--quiet', 'no progress lines')
+    .option('--json', 'print the report as JSON on stdout')
+    .action(async (flags: ReplayFlags) => {
+      process.exitCode = await replayCommand(flags);
+    });
+  program
+    .command('start')
+    .description('Start the deployed workflow on an object of the inbox (again), as its upload would')
+    .requiredOption('--stack <name>', 'deployed stack (AWS credentials and region from the environment)')
+    .requiredOption('--dataflow <name>', 'dataflow')
+    .requiredOption('--key <key>', 'object key in the inbox bucket, e.g. processed/weekly-events/<runId>/events.csv')
+    .option('--region <region>', 'AWS region of the stack')
+    .option('--force', 'import even if the same content was imported before')
+    .option('--dry-run', 'validate and report without calling the API')
+    .action(async (flags: { stack: string; dataflow: string; key: string; force?: boolean; dryRun?: boolean; region?: string }) => {
+      process.exitCode = await startCommand(flags);
+    });
+  program
+    .command('report')
+    .description('Print a run\'s report as a summary; --html writes a self-contained page with charts and the first rejected records')
+    .argument('<report.json>', 'a report written by a run (locally in --out; in AWS in the reports bucket)')
+    .option('--html <file>', 'write the HTML report here')
+    .addOption(new Option('--rows <n>', 'rejected records shown in the HTML report').default('50'))
+    .action(async (path: string, flags: { html?: string; rows: string }) => {
+      process.exitCode = await reportCommand(path, flags);
     });
   program
     .command('sandbox')

@@ -12,6 +12,8 @@ export type RejectStage = 'validate' | 'api';
 export interface CsvRecord {
   readonly number: number;
   readonly fields: string[];
+  /** Replays only: the record's earlier outcome was unknown, so it is looked up before it is sent. */
+  readonly checkFirst?: boolean;
 }
 
 /** A CSV file as a header and a stream of records. */

@@ -36,6 +36,8 @@ export interface LocalObjectRunOptions {
   dryRun?: boolean;
   /** Import even if the same content was imported before. */
   force?: boolean;
+  /** The object is a replay file (see replayRecords): records keep their original numbers. */
+  replay?: boolean;
   progress?: (event: RunProgress) => void;
   fetch?: typeof fetch;
   /** Receives the steps' metrics (in AWS: CloudWatch, through Powertools). */
@@ -141,7 +143,7 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
   });
   Object.assign(handlers, emulated.handlers);
 
-  const input: ExecutionInput = { dataflow: dataflow.name, bucket: LOCAL_BUCKETS.inbox, key, ...(options.dryRun ? { dryRun: true } : {}), ...(options.force ? { force: true } : {}) };
+  const input: ExecutionInput = { dataflow: dataflow.name, bucket: LOCAL_BUCKETS.inbox, key, ...(options.dryRun ? { dryRun: true } : {}), ...(options.force ? { force: true } : {}), ...(options.replay ? { replay: true } : {}) };
   const machine = new StateMachine(emulated.definition as never, { validationOptions: { checkPaths: false, checkArn: false } });
   let report: Report | undefined;
   try {

@@ -105,11 +105,13 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     dataflow: state.dataflow,
     status,
     dryRun: state.dryRun ?? false,
+    ...(state.replay ? { replay: true } : {}),
     startedAt,
     finishedAt: new Date(finishedAt).toISOString(),
     durationMs: Math.max(0, finishedAt - Date.parse(startedAt)),
     rows,
     rejectionsByCode,
+    rejectedByStage: { validate: sumOf(byStage.validate), api: sumOf(byStage.api) },
     files: [
       {
         name: fileName,
@@ -153,6 +155,8 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   log.info('Run finished', { runId, dataflow: state.dataflow, status, ...rows, error: error?.code });
   return report;
 }
+
+const sumOf = (counts: Record<string, number>) => Object.values(counts).reduce((a, n) => a + n, 0);
 
 function emitRunMetrics(deps: StepDeps, report: Report, byStage: Record<'validate' | 'api', Record<string, number>>): void {
   const metric = deps.metrics;

@@ -14,6 +14,8 @@ interface StagedRecord {
   n: number;
   f: string[];
   i: ApiItem;
+  /** Look it up before sending (a replayed AMBIGUOUS record). */
+  c?: 1;
 }
 
 /**
@@ -71,6 +73,31 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
     return records.filter((_, i) => exists[i] !== false);
   };
 
+  /** Sends a batch, looking up first the records marked to be checked; outcomes in the batch's order. */
+  const sendInOrder = async (records: StagedRecord[]): Promise<Array<ItemOutcome | undefined>> => {
+    const checked = records.filter((r) => r.c);
+    if (checked.length === 0) return records.length > 0 ? client.send(records.map((r) => r.i)) : [];
+    const plain = records.filter((r) => !r.c);
+    const byRecord = new Map<StagedRecord, ItemOutcome | undefined>();
+    const settle = async (part: StagedRecord[], run: (items: ApiItem[]) => Promise<ItemOutcome[]>) => {
+      if (part.length === 0) return;
+      try {
+        (await run(part.map((r) => r.i))).forEach((o, k) => byRecord.set(part[k]!, o));
+      } catch (error) {
+        if (error instanceof SendAuthError) error.settled.forEach((o, k) => byRecord.set(part[k]!, o));
+        throw error;
+      }
+    };
+    try {
+      await settle(checked, (items) => client.sendUnlessIssued(items));
+      await settle(plain, (items) => client.send(items));
+    } catch (error) {
+      if (error instanceof SendAuthError) throw new SendAuthError(error.message, records.map((r) => byRecord.get(r)));
+      throw error;
+    }
+    return records.map((r) => byRecord.get(r));
+  };
+
   let batch: StagedRecord[] = [];
   const sendBatch = async () => {
     const records = batch;
@@ -83,7 +110,7 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
     const toSend = destination.validateBadgeIds ? await withKnownBadges(records) : records;
     let sentOutcomes: ReadonlyArray<ItemOutcome | undefined>;
     try {
-      sentOutcomes = toSend.length > 0 ? await client.send(toSend.map((r) => r.i)) : [];
+      sentOutcomes = await sendInOrder(toSend);
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
       output.fatal = { code: error.code, message: error.message };

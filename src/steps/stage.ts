@@ -10,6 +10,7 @@ import type { Dataflow } from '../config/schema';
 import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
 import { gunzipIfCompressed } from '../core/unpack';
 import { openCsv, rejectLine } from '../core/csv';
+import { replayRecords } from '../core/replay';
 import { compileMapper } from '../core/mapping';
 import { DecryptionError, SourceReadError, UnsafeArchiveError } from '../errors';
 import { METRICS, type StepDeps } from './deps';
@@ -30,7 +31,8 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   const base = { ...input, dryRun: input.dryRun ?? false, runId, startedAt, chunksKey: KEYS.chunks(runId), summaryKey: KEYS.summary(runId) };
 
   const name = fileNameOf(input.key);
-  if (!new RegExp(flow.source.filePattern).test(name)) {
+  // A replay is an operator's explicit request: its name (derived from the rejected file's) is not the vendor's.
+  if (!input.replay && !new RegExp(flow.source.filePattern).test(name)) {
     log.info('Object does not match the dataflow pattern; left alone', { key: input.key, pattern: flow.source.filePattern });
     return { ...base, skipped: `"${name}" does not match ${flow.source.filePattern}`, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
   }
@@ -65,7 +67,8 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   }
   plaintext ??= await openObject(s3, content.bucket, content.key);
   if (!plaintext) throw new SourceReadError(`The decrypted file s3://${content.bucket}/${content.key} is missing`);
-  const csv = await openCsv(gunzipIfCompressed(plaintext, flow.unpack), flow.csv);
+  const opened = await openCsv(gunzipIfCompressed(plaintext, flow.unpack), flow.csv);
+  const csv = input.replay ? replayRecords(opened) : opened;
   const map = compileMapper(flow, csv.header, deps.now);
 
   const recordsPerChunk = flow.destination.recordsPerWorker;
@@ -98,11 +101,12 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   let rejected = 0;
   try {
     for await (const record of csv.records) {
-      records = record.number;
+      records += 1;
       const result = map(record.fields);
       if (result.ok) {
         if (lines.length === 0) firstRecord = record.number;
-        lines.push(JSON.stringify({ n: record.number, f: record.fields, i: result.item }));
+        // A replayed AMBIGUOUS record may have been issued: the send step looks it up before sending it (`c`).
+        lines.push(JSON.stringify(record.checkFirst ? { n: record.number, f: record.fields, i: result.item, c: 1 } : { n: record.number, f: record.fields, i: result.item }));
         if (lines.length >= recordsPerChunk) await flush();
       } else {
         rejected += 1;

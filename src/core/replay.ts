@@ -1,0 +1,102 @@
+import { Readable } from 'node:stream';
+import { parse } from 'csv-parse';
+import { stringify } from 'csv-stringify/sync';
+import { SEND_CODES } from '../api/client';
+import { ReplayFileError } from '../errors';
+import { type CsvFile, type CsvRecord, REJECT_COLUMNS } from './csv';
+
+const WIDTH = REJECT_COLUMNS.length;
+
+/**
+ * Reads a replay file (a rejected-records file, or a selection of it) as the original file's records: the source's
+ * columns without `_row,_stage,_error_code,_error_message`, each record under its original number (`_row`), so the new
+ * report ties back to the original file. A record rejected as AMBIGUOUS is marked to be looked up before it is sent.
+ */
+export function replayRecords(file: CsvFile): CsvFile {
+  const tail = file.header.slice(-WIDTH);
+  if (file.header.length <= WIDTH || tail.join() !== REJECT_COLUMNS.join()) {
+    throw new ReplayFileError(`A replay file is a rejected-records file: its header must end with ${REJECT_COLUMNS.join(',')}; this one ends with ${tail.join(',') || '(nothing)'}`);
+  }
+  async function* records(): AsyncGenerator<CsvRecord> {
+    for await (const record of file.records) {
+      const fields = record.fields;
+      const [row, , code] = fields.slice(-WIDTH);
+      const number = Number(row);
+      if (fields.length <= WIDTH || !/^[1-9]\d*$/.test(row ?? '') || !Number.isSafeInteger(number)) {
+        throw new ReplayFileError(`Record ${record.number} of the replay file has no valid _row (found "${row ?? ''}"): a replay must keep each record's original number`);
+      }
+      yield { number, fields: fields.slice(0, -WIDTH), ...(code === SEND_CODES.AMBIGUOUS ? { checkFirst: true } : {}) };
+    }
+  }
+  return { header: file.header.slice(0, -WIDTH), records: records() };
+}
+
+export interface ReplaySelection {
+  /** Records kept for the replay, and those left out (rejected by another stage). */
+  kept: number;
+  left: number;
+}
+
+/** Which rejected records a replay takes, by the stage that rejected them. */
+export type ReplayStage = 'api' | 'validate';
+
+/**
+ * Picks the records of a rejected-records file to replay, by the stage that rejected them: by default `api` (among
+ * them RETRIES_EXHAUSTED and AMBIGUOUS); `validate` for validation rejects, once the operator fixed them in the file.
+ * Writes the header and the kept records, unchanged, to `write`.
+ */
+export async function selectForReplay(
+  input: Readable,
+  delimiter: string,
+  options: { stages: readonly ReplayStage[] },
+  write: (text: string) => Promise<void> | void,
+): Promise<ReplaySelection> {
+  const parser = input.pipe(parse({ bom: true, delimiter, relax_column_count: true, skip_empty_lines: true }));
+  input.on('error', (error) => parser.destroy(error));
+  const selection: ReplaySelection = { kept: 0, left: 0 };
+  let header: string[] | undefined;
+  for await (const fields of parser as AsyncIterable<string[]>) {
+    if (!header) {
+      header = fields;
+      if (header.slice(-WIDTH).join() !== REJECT_COLUMNS.join()) {
+        throw new ReplayFileError(`Not a rejected-records file: its header does not end with ${REJECT_COLUMNS.join(',')}`);
+      }
+      await write(stringify([header], { delimiter }));
+      continue;
+    }
+    const stage = fields[fields.length - 3];
+    if (options.stages.includes(stage as ReplayStage)) {
+      selection.kept += 1;
+      await write(stringify([fields], { delimiter }));
+    } else {
+      selection.left += 1;
+    }
+  }
+  if (!header) throw new ReplayFileError('The rejected-records file is empty');
+  return selection;
+}
+
+/** The delimiter of a rejected-records file, read off its header (it ends with `_row<d>_stage<d>…`); the stream is whole. */
+export async function peekDelimiter(body: Readable): Promise<{ delimiter: string; stream: Readable }> {
+  const iterator = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let text = '';
+  while (!text.includes('\n') && text.length < 1024 * 1024) {
+    const step = await iterator.next();
+    if (step.done) break;
+    head.push(step.value);
+    text += step.value.toString('utf8');
+  }
+  const header = (text.split('\n')[0] ?? '').replace(/^\uFEFF/, '').replace(/\r$/, '');
+  const match = /_row(.)_stage\1_error_code\1_error_message$/.exec(header);
+  if (!match) throw new ReplayFileError(`Not a rejected-records file: its header does not end with ${REJECT_COLUMNS.join(',')}`);
+  async function* whole(): AsyncGenerator<Buffer> {
+    yield* head;
+    for (;;) {
+      const step = await iterator.next();
+      if (step.done) return;
+      yield step.value;
+    }
+  }
+  return { delimiter: match[1]!, stream: Readable.from(whole()) };
+}

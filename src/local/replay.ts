@@ -1,0 +1,40 @@
+import { createReadStream, createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { once } from 'node:events';
+import { basename, join } from 'node:path';
+import { Upload } from '@aws-sdk/lib-storage';
+import { type ReplaySelection, type ReplayStage, selectForReplay } from '../core/replay';
+import { ReplayFileError } from '../errors';
+import { type LocalObjectRunOptions, type LocalRunResult, runObject } from './runner';
+import { LOCAL_BUCKETS } from './s3';
+
+export interface LocalReplayOptions extends LocalObjectRunOptions {
+  /** A rejected-records file, as a run wrote it. */
+  rejected: string;
+  /** The stages whose rejects are replayed. @default ['api'] */
+  stages?: readonly ReplayStage[];
+}
+
+/** The name a replay file gets: `events_1.rejected.csv` → `events_1.replay.csv`. */
+export function replayNameOf(rejectedFile: string): string {
+  return basename(rejectedFile).replace(/(\.rejected)?\.csv$/i, '') + '.replay.csv';
+}
+
+/**
+ * Replays a rejected-records file through the local workflow: picks the records to replay, puts them in the inbox
+ * outside any dataflow's prefix (where no upload would start a run) and runs them as a replay, so every record keeps
+ * its number in the original file. Returns undefined when nothing was selected.
+ */
+export async function replayLocal(options: LocalReplayOptions): Promise<{ selection: ReplaySelection; result?: LocalRunResult }> {
+  if (!existsSync(options.rejected)) throw new ReplayFileError(`${options.rejected}: no such file`);
+  mkdirSync(options.outDir, { recursive: true });
+  const selected = join(options.outDir, replayNameOf(options.rejected));
+  const out = createWriteStream(selected);
+  const selection = await selectForReplay(createReadStream(options.rejected), options.dataflow.csv.delimiter, { stages: options.stages ?? ['api'] }, async (text) => {
+    if (!out.write(text)) await once(out, 'drain');
+  });
+  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  if (selection.kept === 0) return { selection };
+  const key = `replays/${options.dataflow.name}/${new Date().toISOString().replace(/[-:.]/g, '')}/${replayNameOf(options.rejected)}`;
+  await new Upload({ client: options.s3.client, params: { Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: createReadStream(selected) } }).done();
+  return { selection, result: await runObject({ ...options, replay: true }, key) };
+}

@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { once } from 'node:events';
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { Upload } from '@aws-sdk/lib-storage';
+import { openObject } from '../aws/s3';
+import { type ExecutionInput, fileNameOf } from '../contracts';
+import { type ReplaySelection, type ReplayStage, peekDelimiter, selectForReplay } from '../core/replay';
+import { BadgesImportError, ReplayFileError } from '../errors';
+
+/** The operator's view of a deployed stack: the outputs `cdk deploy` printed. */
+export interface DeployedStack {
+  stateMachineArn: string;
+  inboxBucket: string;
+  deadLetterBucket: string;
+}
+
+export class StackNotFoundError extends BadgesImportError {
+  override readonly code = 'STACK_NOT_FOUND';
+}
+
+/** Reads the stack's outputs (StateMachineArn, InboxBucketName, DeadLetterBucketName). */
+export async function describeStack(cloudFormation: CloudFormationClient, stackName: string): Promise<DeployedStack> {
+  let outputs: Array<{ OutputKey?: string; OutputValue?: string }> | undefined;
+  try {
+    outputs = (await cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }))).Stacks?.[0]?.Outputs;
+  } catch (error) {
+    throw new StackNotFoundError(`Stack "${stackName}" cannot be read: ${(error as Error).message}. Check --stack, the region (AWS_REGION or --region) and your credentials.`, { cause: error });
+  }
+  const output = (key: string) => {
+    const value = outputs?.find((o) => o.OutputKey === key)?.OutputValue;
+    if (!value) throw new StackNotFoundError(`Stack "${stackName}" has no output ${key}: is it a badges-import stack?`);
+    return value;
+  };
+  return { stateMachineArn: output('StateMachineArn'), inboxBucket: output('InboxBucketName'), deadLetterBucket: output('DeadLetterBucketName') };
+}
+
+/** A fresh execution name for an operator's run of an object: readable, unique, within Step Functions' 80 characters. */
+export function operatorExecutionName(kind: 'start' | 'replay', key: string): string {
+  const stamp = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
+  const suffix = `-${kind}-${stamp}-${randomBytes(3).toString('hex')}`;
+  return `${fileNameOf(key).replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80 - suffix.length)}${suffix}`;
+}
+
+export interface AwsClients {
+  s3: S3Client;
+  sfn: SFNClient;
+  cloudFormation: CloudFormationClient;
+}
+
+/** `badges-import start`: runs the workflow on an object of the inbox (again), as an upload would. */
+export async function startDeployed(clients: AwsClients, options: { stack: string; dataflow: string; key: string; force?: boolean; dryRun?: boolean }): Promise<{ executionArn: string; input: ExecutionInput }> {
+  const stack = await describeStack(clients.cloudFormation, options.stack);
+  const input: ExecutionInput = { dataflow: options.dataflow, bucket: stack.inboxBucket, key: options.key, ...(options.force ? { force: true } : {}), ...(options.dryRun ? { dryRun: true } : {}) };
+  const started = await clients.sfn.send(new StartExecutionCommand({ stateMachineArn: stack.stateMachineArn, name: operatorExecutionName('start', options.key), input: JSON.stringify(input) }));
+  return { executionArn: started.executionArn!, input };
+}
+
+/** `rejected/<dataflow>/<runId>/<name>.rejected.csv`, as finalize writes it. */
+export function parseRejectedUri(uri: string): { bucket: string; key: string; dataflow?: string } {
+  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
+  if (!match) throw new ReplayFileError(`--rejected must be an s3:// URI of a rejected-records file, e.g. s3://<dead-letter bucket>/rejected/<dataflow>/<runId>/<name>.rejected.csv; got "${uri}"`);
+  const key = match[2]!;
+  const layout = /^rejected\/([^/]+)\/[^/]+\/[^/]+$/.exec(key);
+  return { bucket: match[1]!, key, ...(layout ? { dataflow: layout[1] } : {}) };
+}
+
+/**
+ * `badges-import replay --stack`: selects the records of a rejected-records file in the dead-letter bucket, writes them
+ * to the inbox under `replays/<dataflow>/…` (outside any dataflow's prefix, so no upload rule starts a run) and starts a
+ * replay run on them: records keep their original numbers.
+ */
+export async function replayDeployed(
+  clients: AwsClients,
+  options: { stack: string; rejected: string; dataflow?: string; stages?: readonly ReplayStage[]; force?: boolean },
+): Promise<{ selection: ReplaySelection; executionArn?: string; key?: string }> {
+  const stack = await describeStack(clients.cloudFormation, options.stack);
+  const source = parseRejectedUri(options.rejected);
+  const dataflow = options.dataflow ?? source.dataflow;
+  if (!dataflow) throw new ReplayFileError(`Cannot tell the dataflow from ${options.rejected}: pass --dataflow`);
+  const body = await openObject(clients.s3, source.bucket, source.key);
+  if (!body) throw new ReplayFileError(`${options.rejected} does not exist`);
+  const { delimiter, stream } = await peekDelimiter(body);
+  const name = `${fileNameOf(source.key).replace(/(\.rejected)?\.csv$/i, '')}.replay.csv`;
+  const key = `replays/${dataflow}/${new Date().toISOString().replace(/[-:.]/g, '')}/${name}`;
+  const selected = new PassThrough();
+  const upload = new Upload({ client: clients.s3, params: { Bucket: stack.inboxBucket, Key: key, Body: selected, ContentType: 'text/csv; charset=utf-8' } });
+  const uploaded = upload.done();
+  let selection: ReplaySelection;
+  try {
+    selection = await selectForReplay(stream, delimiter, { stages: options.stages ?? ['api'] }, async (text) => {
+      if (!selected.write(text)) await once(selected, 'drain');
+    });
+    selected.end();
+    await uploaded;
+  } catch (error) {
+    await upload.abort().catch(() => undefined);
+    selected.destroy();
+    throw error;
+  }
+  if (selection.kept === 0) {
+    // A header alone is nothing to replay: leave nothing behind.
+    await clients.s3.send(new DeleteObjectCommand({ Bucket: stack.inboxBucket, Key: key }));
+    return { selection };
+  }
+  const input: ExecutionInput = { dataflow, bucket: stack.inboxBucket, key, replay: true, ...(options.force ? { force: true } : {}) };
+  const started = await clients.sfn.send(new StartExecutionCommand({ stateMachineArn: stack.stateMachineArn, name: operatorExecutionName('replay', key), input: JSON.stringify(input) }));
+  return { selection, executionArn: started.executionArn!, key };
+}
+
+export function defaultAwsClients(region: string | undefined, s3: S3Client): AwsClients {
+  return { s3, sfn: new SFNClient(region ? { region } : {}), cloudFormation: new CloudFormationClient(region ? { region } : {}) };
+}

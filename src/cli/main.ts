@@ -8,11 +8,12 @@ import type { Config, Dataflow } from '../config/schema';
 import type { Report } from '../contracts';
 import { type Sandbox, type SandboxSettings, sandboxSettingsSchema, startSandbox } from '../api/sandbox';
 import { BadgesImportError, ConfigError } from '../errors';
-import { type LocalRunResult, type RunProgress, runLocal, runObject } from '../local/runner';
+import { type LocalRunResult, runLocal, runObject } from '../local/runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../local/s3';
 import { listObjects } from '../aws/s3';
 import { fileNameOf } from '../contracts';
 import { startServe } from '../local/serve';
+import { type ProgressDisplay, progressDisplay } from './progress';
 import { type PullResult, pullSftp } from '../sources/sftp';
 import type { ReplayStage } from '../core/replay';
 import { replayLocal } from '../local/replay';
@@ -35,21 +36,14 @@ function readSandboxSettings(file: string | undefined): SandboxSettings {
   }
 }
 
-/** One line per stage milestone on stderr, so stdout stays for the summary (or the JSON report). */
-function progressPrinter(quiet: boolean): (event: RunProgress) => void {
-  if (quiet) return () => undefined;
-  let lastChunkLine = 0;
-  return (event) => {
-    if (event.step === 'stage') {
-      process.stderr.write(event.done ? `staged ${event.records} records (${event.rejected} rejected by validation)\n` : `read ${event.records} records…\n`);
-    } else if (event.step === 'chunks') {
-      const now = Date.now();
-      if (event.done === event.total || now - lastChunkLine > 1000) {
-        lastChunkLine = now;
-        process.stderr.write(`sent ${event.done}/${event.total} chunks\n`);
-      }
-    }
-  };
+/** Progress on stderr (stdout stays for the summary or the JSON report): a live bar on a terminal, else plain lines. */
+async function withProgress<T>(flags: { quiet?: boolean }, work: (progress: ProgressDisplay) => Promise<T>): Promise<T> {
+  const display = progressDisplay({ live: Boolean(process.stderr.isTTY) && !flags.quiet });
+  try {
+    return await work(display);
+  } finally {
+    display.stop();
+  }
 }
 
 export function summary(report: Report, reportPath: string, rejectedPath?: string): string {
@@ -125,10 +119,7 @@ function printResult(result: LocalRunResult, flags: RunFlags): void {
 async function runAndPrint(session: LocalSession, flags: RunFlags, key: string, outDir: string, first?: LocalRunResult): Promise<number[]> {
   const result =
     first ??
-    (await runObject(
-      { ...session, apiUrl: flags.apiUrl, outDir, dryRun: flags.dryRun, force: flags.force, progress: progressPrinter(Boolean(flags.quiet || flags.json)) },
-      key,
-    ));
+    (await withProgress(flags, (progress) => runObject({ ...session, apiUrl: flags.apiUrl, outDir, dryRun: flags.dryRun, force: flags.force, progress }, key)));
   printResult(result, flags);
   const codes: number[] = [result.exitCode];
   for (const entry of result.report.dryRun ? [] : (result.report.files[0]?.expandedTo ?? [])) {
@@ -147,15 +138,7 @@ async function runCommand(flags: RunFlags): Promise<number> {
   if (!existsSync(file)) throw new UsageError(`--file ${file}: no such file`);
   return withLocalSession(flags, undefined, async (session) => {
     const outDir = defaultOutDir(flags, session.dataflow);
-    const result = await runLocal({
-      ...session,
-      file,
-      apiUrl: flags.apiUrl,
-      outDir,
-      dryRun: flags.dryRun,
-      force: flags.force,
-      progress: progressPrinter(Boolean(flags.quiet || flags.json)),
-    });
+    const result = await withProgress(flags, (progress) => runLocal({ ...session, file, apiUrl: flags.apiUrl, outDir, dryRun: flags.dryRun, force: flags.force, progress }));
     return worstExitCode(await runAndPrint(session, flags, result.report.files[0]?.source.key ?? '', outDir, result));
   });
 }
@@ -312,16 +295,9 @@ async function replayCommand(flags: ReplayFlags): Promise<number> {
   if (!flags.config) throw new UsageError('replay needs --config FILE (replay locally) or --stack NAME (replay on the deployed stack)');
   return withLocalSession(flags, flags.data ? resolve(flags.data) : undefined, async (session) => {
     const outDir = defaultOutDir(flags, session.dataflow);
-    const { selection, result } = await replayLocal({
-      ...session,
-      rejected: resolve(flags.rejected),
-      stages,
-      apiUrl: flags.apiUrl,
-      outDir,
-      dryRun: flags.dryRun,
-      force: flags.force,
-      progress: progressPrinter(Boolean(flags.quiet || flags.json)),
-    });
+    const { selection, result } = await withProgress(flags, (progress) =>
+      replayLocal({ ...session, rejected: resolve(flags.rejected), stages, apiUrl: flags.apiUrl, outDir, dryRun: flags.dryRun, force: flags.force, progress }),
+    );
     if (!result) {
       process.stdout.write(`nothing to replay: ${selection.left} record(s), all rejected by another stage than ${flags.stage}\n`);
       return 0;

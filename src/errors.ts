@@ -95,6 +95,11 @@ export class HostKeyMismatchError extends BadgesImportError {
   override readonly code = 'SFTP_HOST_KEY_MISMATCH';
 }
 
+/** The file is not text in the declared encoding (another encoding, or binary data): nothing is sent. */
+export class EncodingError extends BadgesImportError {
+  override readonly code = 'ENCODING_MISMATCH';
+}
+
 /** A replay file that is not a rejected-records file, or has a record without its original number. */
 export class ReplayFileError extends BadgesImportError {
   override readonly code = 'REPLAY_FILE_INVALID';
@@ -116,6 +121,7 @@ export const FATAL_ERROR_NAMES = [
   'SignatureError',
   'UnsafeArchiveError',
   'ReplayFileError',
+  'EncodingError',
 ] as const;
 
 const CODES_BY_NAME: Record<string, string> = {
@@ -133,6 +139,7 @@ const CODES_BY_NAME: Record<string, string> = {
   SignatureError: 'SIGNATURE_INVALID',
   UnsafeArchiveError: 'UNSAFE_ARCHIVE',
   ReplayFileError: 'REPLAY_FILE_INVALID',
+  EncodingError: 'ENCODING_MISMATCH',
   'States.Timeout': 'STEP_TIMEOUT',
 };
 

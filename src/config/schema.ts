@@ -134,6 +134,8 @@ const csvSettings = z
     encoding: z.enum(['utf-8', 'utf8', 'latin1', 'utf-16le']).default('utf-8'),
     /** @default '"' */
     quote: z.string().length(1, { message: 'must be a single character' }).default('"'),
+    /** A record longer than this (bytes, quoted newlines included) is rejected as RECORD_TOO_LONG. @default 1048576 */
+    maxRecordBytes: z.int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   })
   .prefault({});
 

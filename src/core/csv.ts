@@ -3,6 +3,7 @@ import { CsvError, parse } from 'csv-parse';
 import { stringify } from 'csv-stringify/sync';
 import type { Dataflow } from '../config/schema';
 import { EmptyFileError, MalformedCsvError } from '../errors';
+import { TOO_LONG_MARK, guardedText } from './guard';
 
 /** Columns appended to the source's header in every rejected-records file. */
 export const REJECT_COLUMNS = ['_row', '_stage', '_error_code', '_error_message'] as const;
@@ -14,6 +15,8 @@ export interface CsvRecord {
   readonly fields: string[];
   /** Replays only: the record's earlier outcome was unknown, so it is looked up before it is sent. */
   readonly checkFirst?: boolean;
+  /** The record was longer than csv.maxRecordBytes: its fields were not read. */
+  readonly tooLong?: boolean;
 }
 
 /** A CSV file as a header and a stream of records. */
@@ -22,9 +25,6 @@ export interface CsvFile {
   readonly records: AsyncIterable<CsvRecord>;
 }
 
-const ENCODINGS = { 'utf-8': 'utf8', utf8: 'utf8', latin1: 'latin1', 'utf-16le': 'utf16le' } as const;
-/** A record longer than this cannot be a badge record; csv-parse stops there instead of buffering without end. */
-export const MAX_RECORD_BYTES = 1024 * 1024;
 
 /**
  * Streams a delimited file: header row first, then records numbered from 1. Handles a UTF-8 BOM, CRLF, and quoted
@@ -34,18 +34,21 @@ export const MAX_RECORD_BYTES = 1024 * 1024;
  *   be trusted — raised from the record iterator, possibly late in the file.
  */
 export async function openCsv(input: Readable, csv: Dataflow['csv']): Promise<CsvFile> {
-  const parser = input.pipe(
+  // Decoded and checked first (EncodingError), with records over the limit replaced by TOO_LONG_MARK lines.
+  const text = guardedText(input, csv.encoding, csv.maxRecordBytes, csv.quote);
+  const parser = text.pipe(
     parse({
       bom: true,
       delimiter: csv.delimiter,
       quote: csv.quote,
-      encoding: ENCODINGS[csv.encoding],
+      encoding: 'utf8',
       relax_column_count: true,
       skip_empty_lines: true,
-      max_record_size: MAX_RECORD_BYTES,
+      // A safety net only: the guard has already cut every longer record.
+      max_record_size: csv.maxRecordBytes + 1024,
     }),
   );
-  input.on('error', (error) => parser.destroy(error));
+  text.on('error', (error) => parser.destroy(error));
   const iterator = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>;
 
   const first = await next(iterator);
@@ -58,7 +61,8 @@ export async function openCsv(input: Readable, csv: Dataflow['csv']): Promise<Cs
       const step = await next(iterator);
       if (step.done) return;
       number += 1;
-      yield { number, fields: step.value };
+      const fields = step.value;
+      yield fields.length === 1 && fields[0] === TOO_LONG_MARK ? { number, fields: [], tooLong: true } : { number, fields };
     }
   }
   return { header, records: records() };

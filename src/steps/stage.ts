@@ -11,7 +11,7 @@ import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../
 import { gunzipIfCompressed } from '../core/unpack';
 import { openCsv, rejectLine } from '../core/csv';
 import { replayRecords } from '../core/replay';
-import { compileMapper } from '../core/mapping';
+import { type MapResult, VALIDATION_CODES, compileMapper } from '../core/mapping';
 import { DecryptionError, SourceReadError, UnsafeArchiveError } from '../errors';
 import { METRICS, type StepDeps } from './deps';
 
@@ -102,7 +102,10 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   try {
     for await (const record of csv.records) {
       records += 1;
-      const result = map(record.fields);
+      // A record over csv.maxRecordBytes was not read: it is rejected with empty fields, under its number.
+      const result: MapResult = record.tooLong
+        ? { ok: false, rejection: { code: VALIDATION_CODES.RECORD_TOO_LONG, message: `The record is longer than csv.maxRecordBytes (${flow.csv.maxRecordBytes} bytes); its fields were not read` } }
+        : map(record.fields);
       if (result.ok) {
         if (lines.length === 0) firstRecord = record.number;
         // A replayed AMBIGUOUS record may have been issued: the send step looks it up before sending it (`c`).
@@ -112,7 +115,8 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
         rejected += 1;
         rejectionsByCode[result.rejection.code] = (rejectionsByCode[result.rejection.code] ?? 0) + 1;
         rejects ??= createObjectWriter(s3, buckets.staging, KEYS.validationRejects(runId));
-        await rejects.write(rejectLine(record, 'validate', result.rejection.code, result.rejection.message, flow.csv.delimiter));
+        const shown = record.tooLong ? { number: record.number, fields: csv.header.map(() => '') } : record;
+        await rejects.write(rejectLine(shown, 'validate', result.rejection.code, result.rejection.message, flow.csv.delimiter));
       }
       if (records % PROGRESS_EVERY === 0) deps.progress?.({ step: 'stage', records, rejected, done: false });
     }

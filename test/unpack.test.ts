@@ -38,7 +38,7 @@ describe('Function: gunzipIfCompressed', () => {
 
   it('refuses data that expands beyond the total limit', async () => {
     // Act + Assess
-    await expect(read(gzipSync(text), { ...LIMITS, maxUncompressedBytes: 1000 })).rejects.toThrow(/beyond 1000 bytes/);
+    await expect(read(gzipSync(text), { ...LIMITS, maxUncompressedBytes: 1000 })).rejects.toThrow(/beyond unpack.maxUncompressedBytes \(1000 bytes\)/);
   });
 
   it('refuses a damaged gzip file with a reason', async () => {

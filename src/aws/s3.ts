@@ -25,6 +25,10 @@ export async function openObject(s3: S3Client, bucket: string, key: string): Pro
 
 /** The first `bytes` bytes of an object (fewer when it is shorter; none when it is empty). */
 export async function readHead(s3: S3Client, bucket: string, key: string, bytes: number): Promise<Buffer | undefined> {
+  // A ranged read of an empty object is answered 416 by S3 (and left hanging by s3rver): ask for the size first.
+  const size = await objectSize(s3, bucket, key);
+  if (size === undefined) return undefined;
+  if (size === 0) return Buffer.alloc(0);
   try {
     const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${bytes - 1}` }));
     const parts: Buffer[] = [];

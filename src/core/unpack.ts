@@ -56,7 +56,7 @@ export function gunzipIfCompressed(input: Readable, limits: UnpackLimits): Reada
       transform(chunk: Buffer, _encoding, callback) {
         uncompressed += chunk.length;
         if (uncompressed > limits.maxUncompressedBytes) {
-          return callback(new UnsafeArchiveError(`The gzip file expands beyond ${limits.maxUncompressedBytes} bytes (the limit); it was not imported`));
+          return callback(new UnsafeArchiveError(`The gzip file expands beyond unpack.maxUncompressedBytes (${limits.maxUncompressedBytes} bytes); it was not imported`));
         }
         if (uncompressed > RATIO_GRACE_BYTES && uncompressed / Math.max(1, compressed) > limits.maxCompressionRatio) {
           return callback(new UnsafeArchiveError(`The gzip file expands more than ${limits.maxCompressionRatio} times (a decompression bomb?); it was not imported`));

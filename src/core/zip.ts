@@ -81,7 +81,7 @@ export async function expandZip(
       if (entry.isEncrypted()) throw new UnsafeArchiveError(`The zip file has an encrypted entry ("${path}"); nothing was extracted`);
       total += entry.uncompressedSize;
       if (total > limits.maxUncompressedBytes) {
-        throw new UnsafeArchiveError(`The zip file expands beyond ${limits.maxUncompressedBytes} bytes (the limit); nothing was extracted`);
+        throw new UnsafeArchiveError(`The zip file expands beyond unpack.maxUncompressedBytes (${limits.maxUncompressedBytes} bytes); nothing was extracted`);
       }
       if (entry.uncompressedSize > GRACE_BYTES && entry.uncompressedSize / Math.max(1, entry.compressedSize) > limits.maxCompressionRatio) {
         throw new UnsafeArchiveError(`The zip entry "${path}" expands more than ${limits.maxCompressionRatio} times (a decompression bomb?); nothing was extracted`);

@@ -80,6 +80,8 @@ export interface Sandbox {
   addUser(username: string, password: string): void;
   addOAuthClient(key: string, secret: string): void;
   addBadge(badgeMetaId: string): void;
+  /** Every OAuth token it has issued (tests look for them where they must not be). */
+  readonly tokensIssued: readonly string[];
   close(): Promise<void>;
 }
 
@@ -132,6 +134,7 @@ export async function startSandbox(input: SandboxSettings = {}, port = 0, host =
   const authorizations = new Set(settings.users.map((u) => basicAuthorization(u.username, u.password)));
   const clients = new Map(settings.oauthClients.map((c) => [c.key, c.secret]));
   const tokens = new Map<string, number>(); // token → expiry (ms)
+  const tokensIssued: string[] = [];
   const known = settings.knownBadgeIds ? new Set(settings.knownBadgeIds.map((id) => id.toLowerCase())) : undefined;
   const ledger: LedgerEntry[] = [];
   const statusCounts: Record<string, number> = {};
@@ -285,6 +288,7 @@ export async function startSandbox(input: SandboxSettings = {}, port = 0, host =
       }
       const accessToken = randomBytes(24).toString('base64url');
       tokens.set(accessToken, Date.now() + settings.tokenTtlSeconds * 1000);
+      tokensIssued.push(accessToken);
       return send(res, 200, { data: { accessToken, ttlSeconds: settings.tokenTtlSeconds }, errors: [] });
     }
     if (!authorized(req)) {
@@ -337,6 +341,7 @@ export async function startSandbox(input: SandboxSettings = {}, port = 0, host =
     addUser: (username, password) => authorizations.add(basicAuthorization(username, password)),
     addOAuthClient: (key, secret) => clients.set(key, secret),
     addBadge: (id) => known?.add(id.toLowerCase()),
+    tokensIssued,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -263,3 +263,94 @@ describe('Stack: BadgesImportStack', () => {
     });
   });
 });
+
+describe('IAM: every role, statement by statement', () => {
+  /** A role's statements as `actions -> resource [condition]` lines, logical ids without their hash suffix. */
+  const statementsOf = (policyPrefix: string): string[] => {
+    const [, policy] = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) => id.startsWith(policyPrefix))!;
+    const name = (r: unknown) =>
+      JSON.stringify(r)
+        .replace(/\{"Fn::GetAtt":\["([A-Za-z]+?)[0-9A-F]{8}","Arn"\]\}/g, '$1')
+        .replace(/\{"Ref":"([A-Za-z]+?)[0-9A-F]{8}"\}/g, '$1')
+        .replace(/\{"Fn::Join":\["",\[([A-Za-z]+),"([^"]*)"\]\]\}/g, '$1$2')
+        .replace(/\{"Fn::Join":\["",\["arn:",\{"Ref":"AWS::Partition"\},":secretsmanager:",\{"Ref":"AWS::Region"\},":",\{"Ref":"AWS::AccountId"\},":secret:([^"]+)"\]\]\}/g, 'secret:$1')
+        .replace(/"/g, '');
+    const statements = (policy.Properties as { PolicyDocument: { Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: unknown }> } }).PolicyDocument.Statement;
+    return statements.flatMap((s) => [s.Resource].flat().map((r) => `${[s.Action].flat().sort().join(',')} -> ${name(r)}${s.Condition ? ` ${name(s.Condition)}` : ''}`)).sort();
+  };
+  const XRAY = 'xray:PutTelemetryRecords,xray:PutTraceSegments -> *';
+  const prefixes = ['inbox/weekly-events/', 'inbox/offline-event/', 'sftp/vendor-sftp/'];
+
+  it('the stage reads its dataflows\' objects, writes zip entries there and its own staging, and reads only the PGP secrets', () => {
+    expect(statementsOf('StageFunctionServiceRoleDefaultPolicy')).toEqual(
+      [
+        XRAY,
+        ...prefixes.map((p) => `s3:GetObject -> Inbox/${p}*`),
+        ...prefixes.map((p) => `s3:AbortMultipartUpload,s3:PutObject -> Inbox/${p}*`),
+        's3:AbortMultipartUpload,s3:PutObject -> Staging/runs/*',
+        's3:GetObject -> Staging/runs/*',
+        's3:ListBucket -> Reports {StringLike:{s3:prefix:[imported/*]}}',
+        `s3:ListBucket -> Inbox {StringLike:{s3:prefix:[${prefixes.map((p) => `${p}*`).join(',')}]}}`,
+        's3:GetObject -> Reports/imported/*',
+        's3:GetObject -> Inbox/replays/*',
+        'secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:pgp/key-??????',
+        'secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:pgp/passphrase-??????',
+      ].sort(),
+    );
+  });
+
+  it('the send step reads and writes its run\'s staging, and reads only the API credentials', () => {
+    expect(statementsOf('SendFunctionServiceRoleDefaultPolicy')).toEqual(
+      [
+        XRAY,
+        's3:GetObject,s3:PutObject -> Staging/runs/*',
+        ...['api/user', 'api/password', 'other/user', 'other/password'].map((n) => `secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:${n}-??????`),
+      ].sort(),
+    );
+  });
+
+  it('finalize reads staging, writes rejects and reports, moves sources, publishes the summary, and reads only the SFTP credentials', () => {
+    expect(statementsOf('FinalizeFunctionServiceRoleDefaultPolicy')).toEqual(
+      [
+        XRAY,
+        's3:ListBucket -> Staging {StringLike:{s3:prefix:[runs/*]}}',
+        's3:GetObject -> Staging/runs/*',
+        's3:AbortMultipartUpload,s3:PutObject -> DeadLetter/rejected/*',
+        's3:PutObject -> Reports/reports/*',
+        's3:PutObject -> Reports/imported/*',
+        ...prefixes.map((p) => `s3:DeleteObject,s3:GetObject -> Inbox/${p}*`),
+        's3:PutObject -> Inbox/processed/*',
+        's3:PutObject -> Inbox/failed/*',
+        's3:DeleteObject,s3:GetObject -> Inbox/replays/*',
+        'sns:Publish -> OperationsAlerts',
+        'kms:Decrypt,kms:GenerateDataKey* -> OperationsAlertsKey',
+        'secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:sftp/key-??????',
+        'secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:sftp/passphrase-??????',
+      ].sort(),
+    );
+  });
+
+  it('the sweep lists the prefixes, starts executions, pulls SFTP files through pulls/, records arrivals, and reads only the SFTP credentials', () => {
+    expect(statementsOf('SweepFunctionServiceRoleDefaultPolicy')).toEqual(
+      [
+        XRAY,
+        `s3:ListBucket -> Inbox {StringLike:{s3:prefix:[${prefixes.map((p) => `${p}*`).join(',')}]}}`,
+        'states:StartExecution -> Workflow',
+        's3:AbortMultipartUpload,s3:DeleteObject,s3:GetObject,s3:PutObject -> Staging/pulls/*',
+        's3:AbortMultipartUpload,s3:GetObject,s3:PutObject -> Inbox/sftp/vendor-sftp/*',
+        'secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:sftp/key-??????',
+        'secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:sftp/passphrase-??????',
+        's3:GetObject,s3:PutObject -> Reports/arrivals/*',
+        's3:ListBucket -> Reports {StringLike:{s3:prefix:[arrivals/*]}}',
+      ].sort(),
+    );
+  });
+
+  it('grants "*" only for X-Ray and log delivery, which take no other resource', () => {
+    const wildcards = Object.values(template.findResources('AWS::IAM::Policy')).flatMap((p) =>
+      (p.Properties as { PolicyDocument: { Statement: Array<{ Action: string | string[]; Resource: unknown }> } }).PolicyDocument.Statement.filter((s) => [s.Resource].flat().includes('*')).flatMap((s) => [s.Action].flat()),
+    );
+    expect(wildcards.every((a) => /^(xray|logs):/.test(a))).toBe(true);
+    expect(wildcards.length).toBeGreaterThan(0);
+  });
+});

@@ -191,6 +191,8 @@ export const KEYS = {
   chunk: (runId: string, index: number) => `runs/${runId}/chunks/${String(index).padStart(6, '0')}.jsonl`,
   summary: (runId: string) => `runs/${runId}/stage.json`,
   validationRejects: (runId: string) => `runs/${runId}/rejects/validate.csv`,
+  /** Valid records held back until it is known whether they repeat an earlier record. */
+  held: (runId: string) => `runs/${runId}/held.jsonl`,
   apiRejects: (runId: string, index: number) => `runs/${runId}/rejects/api-${String(index).padStart(6, '0')}.csv`,
   result: (runId: string, index: number) => `runs/${runId}/results/${String(index).padStart(6, '0')}.json`,
   resultsPrefix: (runId: string) => `runs/${runId}/results/`,

@@ -100,6 +100,11 @@ export class EncodingError extends BadgesImportError {
   override readonly code = 'ENCODING_MISMATCH';
 }
 
+/** So many records repeat earlier ones that settling them would not fit in memory: the file is refused. */
+export class TooManyDuplicatesError extends BadgesImportError {
+  override readonly code = 'TOO_MANY_DUPLICATES';
+}
+
 /** A replay file that is not a rejected-records file, or has a record without its original number. */
 export class ReplayFileError extends BadgesImportError {
   override readonly code = 'REPLAY_FILE_INVALID';
@@ -122,6 +127,7 @@ export const FATAL_ERROR_NAMES = [
   'UnsafeArchiveError',
   'ReplayFileError',
   'EncodingError',
+  'TooManyDuplicatesError',
 ] as const;
 
 const CODES_BY_NAME: Record<string, string> = {
@@ -140,6 +146,7 @@ const CODES_BY_NAME: Record<string, string> = {
   UnsafeArchiveError: 'UNSAFE_ARCHIVE',
   ReplayFileError: 'REPLAY_FILE_INVALID',
   EncodingError: 'ENCODING_MISMATCH',
+  TooManyDuplicatesError: 'TOO_MANY_DUPLICATES',
   'States.Timeout': 'STEP_TIMEOUT',
 };
 

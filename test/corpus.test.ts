@@ -83,6 +83,7 @@ describe('The broken-input corpus', () => {
       // A FIELD_COUNT record keeps its own fields, so its _row, _stage, _error_code, _error_message are its last four.
       const rejected = result.rejectedPath ? rowsOf(readFileSync(result.rejectedPath, 'utf8')).slice(1) : [];
       expect(rejected.map((r) => [Number(r[r.length - 4]), r[r.length - 2]])).toEqual(c.expect.rejected);
+      for (const [n, message] of c.expect.messages ?? []) expect(rejected.find((r) => Number(r[r.length - 4]) === n)?.at(-1)).toMatch(message);
       expect(report.rows.accepted + report.rows.rejected).toBe(report.rows.total);
     }
     // What reached the sandbox: exactly the accepted customers, once each (nothing at all for a refused file).

@@ -42,6 +42,36 @@ describe('Function: stage', () => {
     expect(rejected.map((r) => r.slice(-4, -1))).toEqual([10, 20, 30, 40, 50, 60].map((n) => [String(n), 'validate', 'INVALID_CUSTOMER_ID']));
   });
 
+  it('rejects a record repeating an earlier one as DUPLICATE_IN_FILE, naming it, even when the filter is often unsure', async () => {
+    // Prepare: 3000 distinct records, then repeats of records 5 (twice), 1200 and 2999, the customer id padded in one.
+    // The duplicate filter is capped at 1024 bits, so it is unsure about most records and holds them back.
+    const rows = Array.from({ length: 3000 }, (_, i) => validRow(i + 1, 6_000_000));
+    rows.push({ ...rows[4]!, note: 'again' }, { ...rows[1199]! }, { ...rows[4]!, member_id: ` ${rows[4]!.member_id} ` }, { ...rows[2998]!, note: 'later' });
+    await putText(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/events_dup.csv', toCsv(rows));
+
+    // Act
+    const output = await stage(event('inbox/weekly-events/events_dup.csv', 'run-dup'), { ...deps(), duplicateFilterMaxBits: 1024 });
+
+    // Assess: exactly the four repeats rejected, each naming its first record; every other record staged once.
+    expect(output).toMatchObject({ records: 3004, valid: 3000, rejected: 4 });
+    const summary = (await readJson<StageSummary>(s3.client, LOCAL_BUCKETS.staging, output.summaryKey))!;
+    const rejected: string[][] = parse((await readText(s3.client, LOCAL_BUCKETS.staging, summary.rejectedPartKey!))!);
+    expect(rejected.map((r) => [r.at(-4), r.at(-2), r.at(-1)]).sort()).toEqual(
+      [
+        ['3001', 'DUPLICATE_IN_FILE', 'The same customerId, badgeMetaId and earnEventDate as record 5: not sent twice'],
+        ['3002', 'DUPLICATE_IN_FILE', 'The same customerId, badgeMetaId and earnEventDate as record 1200: not sent twice'],
+        ['3003', 'DUPLICATE_IN_FILE', 'The same customerId, badgeMetaId and earnEventDate as record 5: not sent twice'],
+        ['3004', 'DUPLICATE_IN_FILE', 'The same customerId, badgeMetaId and earnEventDate as record 2999: not sent twice'],
+      ].sort(),
+    );
+    const chunks = (await readJson<ChunkRef[]>(s3.client, LOCAL_BUCKETS.staging, output.chunksKey))!;
+    const staged: number[] = [];
+    for (const chunk of chunks) staged.push(...(await readText(s3.client, LOCAL_BUCKETS.staging, chunk.key))!.split('\n').map((l) => (JSON.parse(l) as { n: number }).n));
+    expect(staged.sort((a, b) => a - b)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+    // The filter was unsure about many records: the held path was taken.
+    expect(await readText(s3.client, LOCAL_BUCKETS.staging, 'runs/run-dup/held.jsonl')).toBeDefined();
+  });
+
   it('leaves an object whose name does not match the pattern alone', async () => {
     // Prepare
     await putText(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/readme.txt', 'hello');

@@ -68,6 +68,8 @@ export interface StepDeps {
   now?: () => number;
   progress?: (event: ProgressEvent) => void;
   metrics?: MetricsSink;
+  /** Caps the stage's duplicate filter (bits); tests set it low to exercise records held back by mistake. */
+  duplicateFilterMaxBits?: number;
   /** Publishes a per-file notification (an SNS topic in AWS). */
   notify?: (subject: string, message: string) => Promise<void>;
   /**

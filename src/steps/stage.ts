@@ -12,11 +12,18 @@ import { gunzipIfCompressed } from '../core/unpack';
 import { openCsv, rejectLine } from '../core/csv';
 import { replayRecords } from '../core/replay';
 import { type MapResult, VALIDATION_CODES, compileMapper } from '../core/mapping';
-import { DecryptionError, SourceReadError, UnsafeArchiveError } from '../errors';
+import { type CsvRecord } from '../core/csv';
+import { SeenFilter, duplicateKey, itemOfStagedLine, settleDuplicates } from '../core/duplicates';
+import { createInterface } from 'node:readline';
+import { DecryptionError, SourceReadError, TooManyDuplicatesError, UnsafeArchiveError } from '../errors';
 import { METRICS, type StepDeps } from './deps';
 
 /** Chunk uploads in flight while parsing goes on: enough to hide S3 latency, few enough to keep memory flat. */
 const UPLOADS_IN_FLIGHT = 4;
+/** Records held back as possible duplicates, at most (their keys are kept in memory until they are settled). */
+export const MAX_HELD_RECORDS = 2_000_000;
+/** Fewest bytes a record takes, to size the duplicate filter from the file's size. */
+const MIN_RECORD_BYTES = 30;
 const PROGRESS_EVERY = 50_000;
 
 /**
@@ -67,6 +74,9 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   }
   plaintext ??= await openObject(s3, content.bucket, content.key);
   if (!plaintext) throw new SourceReadError(`The decrypted file s3://${content.bucket}/${content.key} is missing`);
+  // Sized for the most records the file can hold (a gzip file may hold several times its size).
+  const expected = ((await objectSize(s3, content.bucket, content.key)) ?? 0) / MIN_RECORD_BYTES;
+  const seen = new SeenFilter(expected * (content.head[0] === 0x1f && content.head[1] === 0x8b ? 8 : 1), deps.duplicateFilterMaxBits);
   const opened = await openCsv(gunzipIfCompressed(plaintext, flow.unpack), flow.csv);
   const csv = input.replay ? replayRecords(opened) : opened;
   const map = compileMapper(flow, csv.header, deps.now);
@@ -76,6 +86,9 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   const pending = new Set<Promise<void>>();
   // The first failed chunk upload: an upload leaves `pending` when it settles, so its failure is kept here.
   let uploadFailure: Error | undefined;
+  const throwUploadFailure = () => {
+    if (uploadFailure) throw uploadFailure;
+  };
   const chunks: ChunkRef[] = [];
   let lines: string[] = [];
   let firstRecord = 1;
@@ -97,6 +110,16 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
 
   let rejects: ObjectWriter | undefined;
   const rejectionsByCode: Record<string, number> = {};
+  const reject = async (record: CsvRecord, code: string, message: string) => {
+    rejected += 1;
+    rejectionsByCode[code] = (rejectionsByCode[code] ?? 0) + 1;
+    rejects ??= createObjectWriter(s3, buckets.staging, KEYS.validationRejects(runId));
+    await rejects.write(rejectLine(record, 'validate', code, message, flow.csv.delimiter));
+  };
+  /** Records the filter may have seen before, by key: held back (in staging, not memory) until settled. */
+  const held = new Map<string, number[]>();
+  let heldCount = 0;
+  let heldWriter: ObjectWriter | undefined;
   let records = 0;
   let rejected = 0;
   try {
@@ -107,25 +130,61 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
         ? { ok: false, rejection: { code: VALIDATION_CODES.RECORD_TOO_LONG, message: `The record is longer than csv.maxRecordBytes (${flow.csv.maxRecordBytes} bytes); its fields were not read` } }
         : map(record.fields);
       if (result.ok) {
-        if (lines.length === 0) firstRecord = record.number;
         // A replayed AMBIGUOUS record may have been issued: the send step looks it up before sending it (`c`).
-        lines.push(JSON.stringify(record.checkFirst ? { n: record.number, f: record.fields, i: result.item, c: 1 } : { n: record.number, f: record.fields, i: result.item }));
-        if (lines.length >= recordsPerChunk) await flush();
+        const line = JSON.stringify(record.checkFirst ? { n: record.number, f: record.fields, i: result.item, c: 1 } : { n: record.number, f: record.fields, i: result.item });
+        const key = duplicateKey(result.item);
+        if (seen.addAndCheck(key)) {
+          if (++heldCount > MAX_HELD_RECORDS) {
+            throw new TooManyDuplicatesError(`More than ${MAX_HELD_RECORDS} records may repeat earlier ones (same customerId, badgeMetaId and earnEventDate): remove the repeats or split the file; nothing was sent`);
+          }
+          const numbers = held.get(key);
+          if (numbers) numbers.push(record.number);
+          else held.set(key, [record.number]);
+          heldWriter ??= createObjectWriter(s3, buckets.staging, KEYS.held(runId), 'application/x-ndjson');
+          await heldWriter.write(`${line}\n`);
+        } else {
+          if (lines.length === 0) firstRecord = record.number;
+          lines.push(line);
+          if (lines.length >= recordsPerChunk) await flush();
+        }
       } else {
-        rejected += 1;
-        rejectionsByCode[result.rejection.code] = (rejectionsByCode[result.rejection.code] ?? 0) + 1;
-        rejects ??= createObjectWriter(s3, buckets.staging, KEYS.validationRejects(runId));
         const shown = record.tooLong ? { number: record.number, fields: csv.header.map(() => '') } : record;
-        await rejects.write(rejectLine(shown, 'validate', result.rejection.code, result.rejection.message, flow.csv.delimiter));
+        await reject(shown, result.rejection.code, result.rejection.message);
       }
       if (records % PROGRESS_EVERY === 0) deps.progress?.({ step: 'stage', records, rejected, done: false });
     }
     await flush();
     await Promise.all(pending);
-    if (uploadFailure) throw uploadFailure;
+    throwUploadFailure();
+    if (heldWriter) {
+      // Settle the held records: a key the filter was unsure about repeats a record only if one with the same key was
+      // sent as new (in a chunk) or held before it.
+      await heldWriter.end();
+      const firstSent = await firstSentOf(deps, chunks, held);
+      const duplicates = settleDuplicates(held, firstSent);
+      held.clear();
+      const heldBody = await openObject(s3, buckets.staging, KEYS.held(runId));
+      if (!heldBody) throw new SourceReadError(`Held records s3://${buckets.staging}/${KEYS.held(runId)} are missing`);
+      for await (const line of createInterface({ input: heldBody, crlfDelay: Infinity })) {
+        if (line === '') continue;
+        const staged = JSON.parse(line) as { n: number; f: string[] };
+        const first = duplicates.get(staged.n);
+        if (first !== undefined) {
+          await reject({ number: staged.n, fields: staged.f }, VALIDATION_CODES.DUPLICATE_IN_FILE, `The same customerId, badgeMetaId and earnEventDate as record ${first}: not sent twice`);
+        } else {
+          if (lines.length === 0) firstRecord = staged.n;
+          lines.push(line);
+          if (lines.length >= recordsPerChunk) await flush();
+        }
+      }
+      await flush();
+      await Promise.all(pending);
+      throwUploadFailure();
+    }
     await rejects?.end();
   } catch (error) {
     await Promise.allSettled(pending);
+    await heldWriter?.abort();
     await rejects?.abort();
     throw error;
   }
@@ -145,7 +204,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   await putJson(s3, buckets.staging, base.chunksKey, chunks);
   deps.progress?.({ step: 'stage', records, rejected, done: true });
   deps.metrics?.(METRICS.recordsRead, 'Count', records, flow.name);
-  log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.length, bytes, duplicateOf: duplicateOf?.runId });
+  log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.length, bytes, held: heldCount, duplicateOf: duplicateOf?.runId });
   return {
     ...base,
     ...(duplicateOf ? { duplicateOf } : {}),
@@ -231,3 +290,25 @@ async function expandToInbox(content: { bucket: string; key: string }, flow: Dat
   deps.log.info('Expanded zip', { key: content.key, entries: keys });
   return keys;
 }
+
+/** For each held key, the number of the record with that key that went out as new in a chunk (read back from staging). */
+async function firstSentOf(deps: StepDeps, chunks: readonly ChunkRef[], held: ReadonlyMap<string, readonly number[]>): Promise<Map<string, number>> {
+  const { s3, buckets } = deps;
+  const firstSent = new Map<string, number>();
+  const limit = pLimit(UPLOADS_IN_FLIGHT * 2);
+  await Promise.all(
+    chunks.map((chunk) =>
+      limit(async () => {
+        const body = await openObject(s3, buckets.staging, chunk.key);
+        if (!body) throw new SourceReadError(`Staged chunk s3://${buckets.staging}/${chunk.key} is missing`);
+        for await (const line of createInterface({ input: body, crlfDelay: Infinity })) {
+          if (line === '') continue;
+          const key = duplicateKey(itemOfStagedLine(line));
+          if (held.has(key)) firstSent.set(key, Number(line.slice(5, line.indexOf(','))));
+        }
+      }),
+    ),
+  );
+  return firstSent;
+}
+

@@ -24,6 +24,8 @@ export interface CorpusCase {
     records?: number;
     /** Every rejected record: its number and code (and, for RECORD_TOO_LONG and the like, nothing else is checked). */
     rejected?: Array<[number, string]>;
+    /** Rejected records whose message must say something in particular (e.g. which record a duplicate repeats). */
+    messages?: Array<[number, RegExp]>;
     /** Customers that must be in the sandbox's ledger, exactly once each; any other customer of the case must not. */
     accepted?: number[];
   };
@@ -49,7 +51,7 @@ function bytes(count: number, seed: number): Buffer {
 }
 
 /** The record table: each bad value with its code; the others are good. Record numbers are 1-based. */
-function recordCases(n: number): { csv: string; rejected: Array<[number, string]>; accepted: number[] } {
+function recordCases(n: number): { csv: string; rejected: Array<[number, string]>; accepted: number[]; duplicates: Record<number, number> } {
   const b = base(n);
   const good = (k: number): EventRow => validRow(k, b);
   const list: Array<{ row: EventRow | string; code?: string }> = [
@@ -74,12 +76,16 @@ function recordCases(n: number): { csv: string; rejected: Array<[number, string]
     { row: { ...good(18), event_time: '2026-11-02 10:00:00', expiry_date: '2026-11-02' }, code: 'EXPIRY_BEFORE_EVENT' },
     { row: { ...good(19), event_time: '2030-01-01 10:00:00', expiry_date: '2031-01-01' }, code: 'EVENT_IN_FUTURE' },
     { row: good(20) },
+    // Records 1 and 20 again (same customer, badge and event instant; other notes): rejected, naming the first.
+    { row: { ...good(1), note: 'sent twice' }, code: 'DUPLICATE_IN_FILE' },
+    { row: { ...good(20), member_id: ` ${b + 20}` }, code: 'DUPLICATE_IN_FILE' },
   ];
   const csv = `${[HEADER.join(','), ...list.map(({ row }) => (typeof row === 'string' ? row : csvLine(row)))].join('\n')}\n`;
   return {
     csv,
     rejected: list.flatMap(({ code }, i) => (code ? [[i + 1, code] as [number, string]] : [])),
     accepted: list.flatMap(({ code }, i) => (code ? [] : [b + i + 1])),
+    duplicates: { 21: 1, 22: 20 },
   };
 }
 
@@ -174,7 +180,14 @@ export function corpusCases(): Array<CorpusCase & { content: (dir: string) => Bu
       customers: base(10),
       what: 'every kind of bad value, one record each, between good ones',
       content: () => Buffer.from(records.csv),
-      expect: { exitCode: 3, status: 'COMPLETED_WITH_REJECTIONS', records: 20, rejected: records.rejected, accepted: records.accepted },
+      expect: {
+        exitCode: 3,
+        status: 'COMPLETED_WITH_REJECTIONS',
+        records: 22,
+        rejected: records.rejected,
+        messages: Object.entries(records.duplicates).map(([n, first]) => [Number(n), new RegExp(`as record ${first}:`)]),
+        accepted: records.accepted,
+      },
     },
   ];
 }

@@ -20,6 +20,8 @@ const MIN_BITS = 2 ** 10;
 export class SeenFilter {
   private readonly bits: Uint32Array;
   private readonly size: number;
+  /** A 32-bit fingerprint of the key last given to addAndCheck (for the key index). */
+  lastFingerprint = 0;
 
   /** `maxBits` lowers the cap (tests use a small filter to make it unsure often). */
   constructor(expectedRecords: number, maxBits = MAX_BITS) {
@@ -28,17 +30,15 @@ export class SeenFilter {
     this.bits = new Uint32Array(this.size / 32);
   }
 
+  /** The key's 32-bit fingerprint (the first of the filter's two hashes). */
+  static fingerprintOf(key: string): number {
+    return hashes(key)[0];
+  }
+
   /** Adds the key; true when it may have been added before (false: certainly new). */
   addAndCheck(key: string): boolean {
-    // Two FNV-1a hashes with different seeds, combined (Kirsch–Mitzenmacher) into HASHES positions.
-    let h1 = 0x811c9dc5;
-    let h2 = 0x01000193 ^ 0x5bd1e995;
-    for (let i = 0; i < key.length; i++) {
-      const c = key.charCodeAt(i);
-      h1 = Math.imul(h1 ^ c, 0x01000193);
-      h2 = Math.imul(h2 ^ c, 0x5bd1e995) ^ (h2 >>> 13);
-    }
-    h2 |= 1;
+    const [h1, h2] = hashes(key);
+    this.lastFingerprint = h1;
     const mask = this.size - 1;
     let seen = true;
     for (let k = 0; k < HASHES; k++) {
@@ -52,6 +52,18 @@ export class SeenFilter {
     }
     return seen;
   }
+}
+
+/** Two FNV-1a style hashes with different seeds, combined (Kirsch–Mitzenmacher) into the filter's positions. */
+function hashes(key: string): [number, number] {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995) ^ (h2 >>> 13);
+  }
+  return [h1 >>> 0, h2 | 1];
 }
 
 /**

@@ -43,6 +43,7 @@ export function decodeText(encoding: DeclaredEncoding): Transform {
   let carry = Buffer.alloc(0);
   let first = true;
   const decoder = encoding === 'utf-16le' ? new StringDecoder('utf16le') : undefined;
+  let highSurrogate = '';
   const binary = (at: number) =>
     new EncodingError(
       `The file holds a NUL byte at byte ${at}: it is binary data, or UTF-16 text without a byte-order mark (if so, save it as UTF-8 or declare csv.encoding "utf-16le"); nothing was sent`,
@@ -61,7 +62,14 @@ export function decodeText(encoding: DeclaredEncoding): Transform {
           }
         }
         if (decoder) {
-          const text = decoder.write(chunk);
+          let text = highSurrogate + decoder.write(chunk);
+          highSurrogate = '';
+          // The decoder may end a piece with the first half of a surrogate pair: keep it for the second.
+          const last = text.charCodeAt(text.length - 1);
+          if (last >= 0xd800 && last <= 0xdbff) {
+            highSurrogate = text.slice(-1);
+            text = text.slice(0, -1);
+          }
           const nul = text.indexOf('\u0000');
           if (nul >= 0) throw binary(offset + nul * 2);
           offset += chunk.length;
@@ -88,7 +96,7 @@ export function decodeText(encoding: DeclaredEncoding): Transform {
     },
     flush(callback: TransformCallback) {
       if (decoder) {
-        const rest = decoder.end();
+        const rest = highSurrogate + decoder.end();
         callback(null, rest ? Buffer.from(rest, 'utf8') : undefined);
       } else if (carry.length > 0) {
         callback(new EncodingError(`The file ends in the middle of a UTF-8 character (byte ${offset - carry.length}): it is cut short or not UTF-8; nothing was sent`));
@@ -142,30 +150,37 @@ export function limitRecords(maxBytes: number, quote: string): Transform {
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
       const out: Buffer[] = [];
-      let start = 0;
-      for (let i = 0; i < chunk.length; i++) {
-        const byte = chunk[i]!;
-        if (byte === q) inQuotes = !inQuotes;
-        else if (byte === NL && !inQuotes) {
+      let start = 0; // where the current record starts in this chunk
+      let pos = 0;
+      while (pos < chunk.length) {
+        // Jump to the next byte that matters: a quote, or (outside quotes) a line end.
+        const nextQuote = chunk.indexOf(q, pos);
+        const nextLine = inQuotes ? -1 : chunk.indexOf(NL, pos);
+        let at: number;
+        if (nextLine >= 0 && (nextQuote < 0 || nextLine < nextQuote)) {
+          at = nextLine;
           // A record ends here.
-          if (dropping) {
-            out.push(Buffer.from(`${TOO_LONG_MARK}\n`));
-            dropping = false;
-          } else {
-            out.push(...pending, chunk.subarray(start, i + 1));
-          }
+          if (!dropping && pendingBytes + (at + 1 - start) > maxBytes) dropping = true;
+          if (dropping) out.push(Buffer.from(`${TOO_LONG_MARK}\n`));
+          else out.push(...pending, chunk.subarray(start, at + 1));
+          dropping = false;
           pending = [];
           pendingBytes = 0;
-          start = i + 1;
-          continue;
+          start = at + 1;
+        } else if (nextQuote >= 0) {
+          at = nextQuote;
+          inQuotes = !inQuotes;
+        } else {
+          break;
         }
-        if (!dropping && pendingBytes + (i + 1 - start) > maxBytes) {
-          dropping = true;
-          pending = [];
-          pendingBytes = 0;
-        }
+        pos = at + 1;
+        if (!dropping && pendingBytes + (pos - start) > maxBytes) dropping = true;
       }
-      if (!dropping && start < chunk.length) {
+      if (!dropping && pendingBytes + (chunk.length - start) > maxBytes) dropping = true;
+      if (dropping) {
+        pending = [];
+        pendingBytes = 0;
+      } else if (start < chunk.length) {
         const rest = chunk.subarray(start);
         pending.push(Buffer.from(rest));
         pendingBytes += rest.length;

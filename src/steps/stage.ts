@@ -91,9 +91,17 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   };
   const chunks: ChunkRef[] = [];
   let lines: string[] = [];
+  /** Fingerprint and number of each line of the chunk being filled, while the file is read (not for held records). */
+  let indexed: number[] = [];
+  let keyIndex: ObjectWriter | undefined;
   let firstRecord = 1;
   const flush = async () => {
     if (lines.length === 0) return;
+    if (indexed.length > 0) {
+      keyIndex ??= createObjectWriter(s3, buckets.staging, KEYS.keyIndex(runId), 'application/octet-stream');
+      await keyIndex.write(new Uint8Array(Uint32Array.from(indexed).buffer));
+      indexed = [];
+    }
     const ref: ChunkRef = { index: chunks.length, key: KEYS.chunk(runId, chunks.length), records: lines.length, firstRecord };
     chunks.push(ref);
     // Encoded once here: a string body would be encoded for its checksum and again on the socket.
@@ -145,6 +153,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
         } else {
           if (lines.length === 0) firstRecord = record.number;
           lines.push(line);
+          indexed.push(seen.lastFingerprint, record.number);
           if (lines.length >= recordsPerChunk) await flush();
         }
       } else {
@@ -156,11 +165,14 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     await flush();
     await Promise.all(pending);
     throwUploadFailure();
+    // The key index serves only to settle held records.
+    if (!heldWriter) await keyIndex?.abort();
     if (heldWriter) {
       // Settle the held records: a key the filter was unsure about repeats a record only if one with the same key was
       // sent as new (in a chunk) or held before it.
       await heldWriter.end();
-      const firstSent = await firstSentOf(deps, chunks, held);
+      await keyIndex?.end();
+      const firstSent = await firstSentOf(deps, runId, chunks, held, Boolean(keyIndex));
       const duplicates = settleDuplicates(held, firstSent);
       held.clear();
       const heldBody = await openObject(s3, buckets.staging, KEYS.held(runId));
@@ -185,6 +197,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   } catch (error) {
     await Promise.allSettled(pending);
     await heldWriter?.abort();
+    await keyIndex?.abort();
     await rejects?.abort();
     throw error;
   }
@@ -291,18 +304,47 @@ async function expandToInbox(content: { bucket: string; key: string }, flow: Dat
   return keys;
 }
 
-/** For each held key, the number of the record with that key that went out as new in a chunk (read back from staging). */
-async function firstSentOf(deps: StepDeps, chunks: readonly ChunkRef[], held: ReadonlyMap<string, readonly number[]>): Promise<Map<string, number>> {
+/**
+ * For each held key, the number of the record with that key that went out as new. The key index (fingerprint and
+ * number of every record sent as new, 8 bytes each) says which records may have a held key; only the chunks holding
+ * those are read back, to compare whole keys.
+ */
+async function firstSentOf(deps: StepDeps, runId: string, chunks: readonly ChunkRef[], held: ReadonlyMap<string, readonly number[]>, indexed: boolean): Promise<Map<string, number>> {
   const { s3, buckets } = deps;
   const firstSent = new Map<string, number>();
+  if (!indexed) return firstSent;
+  const fingerprints = new Set([...held.keys()].map((key) => SeenFilter.fingerprintOf(key)));
+  const body = await openObject(s3, buckets.staging, KEYS.keyIndex(runId));
+  if (!body) throw new SourceReadError(`The key index s3://${buckets.staging}/${KEYS.keyIndex(runId)} is missing`);
+  const candidates = new Set<number>();
+  let rest = Buffer.alloc(0);
+  for await (const part of body) {
+    const data = rest.length > 0 ? Buffer.concat([rest, part as Buffer]) : (part as Buffer);
+    const whole = data.length - (data.length % 8);
+    for (let at = 0; at < whole; at += 8) if (fingerprints.has(data.readUInt32LE(at))) candidates.add(data.readUInt32LE(at + 4));
+    rest = Buffer.from(data.subarray(whole));
+  }
+  // Chunks are in record order: the chunk of a number is the last one starting at or before it.
+  const starts = chunks.map((c) => c.firstRecord);
+  const chunkOf = (n: number) => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= n) lo = mid;
+      else hi = mid - 1;
+    }
+    return chunks[lo]!;
+  };
+  const toRead = new Set([...candidates].map(chunkOf));
   const limit = pLimit(UPLOADS_IN_FLIGHT * 2);
   await Promise.all(
-    chunks.map((chunk) =>
+    [...toRead].map((chunk) =>
       limit(async () => {
-        const body = await openObject(s3, buckets.staging, chunk.key);
-        if (!body) throw new SourceReadError(`Staged chunk s3://${buckets.staging}/${chunk.key} is missing`);
-        for await (const line of createInterface({ input: body, crlfDelay: Infinity })) {
-          if (line === '') continue;
+        const chunkBody = await openObject(s3, buckets.staging, chunk.key);
+        if (!chunkBody) throw new SourceReadError(`Staged chunk s3://${buckets.staging}/${chunk.key} is missing`);
+        for await (const line of createInterface({ input: chunkBody, crlfDelay: Infinity })) {
+          if (line === '' || !candidates.has(Number(line.slice(5, line.indexOf(','))))) continue;
           const key = duplicateKey(itemOfStagedLine(line));
           if (held.has(key)) firstSent.set(key, Number(line.slice(5, line.indexOf(','))));
         }
@@ -311,4 +353,3 @@ async function firstSentOf(deps: StepDeps, chunks: readonly ChunkRef[], held: Re
   );
   return firstSent;
 }
-

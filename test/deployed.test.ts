@@ -4,9 +4,9 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { parse } from 'csv-parse/sync';
 import { listObjects, putText, readText } from '../src/aws/s3';
 import { rejectHeaderLine, rejectLine } from '../src/core/csv';
-import { main } from '../src/cli/main';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
 import { parseRejectedUri, replayDeployed, startDeployed } from '../src/ops/deployed';
+import { runCli } from './support/cli';
 import { HEADER, validRow } from './support/factories';
 
 // Step Functions and CloudFormation have no local stand-in: they are mocked. S3 is the embedded s3rver.
@@ -96,16 +96,9 @@ describe('Function: replayDeployed', () => {
 
 describe('CLI: badges-import start', () => {
   it('starts a run on the deployed stack and prints the execution', async () => {
-    const out: string[] = [];
-    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (out.push(String(chunk)), true));
-    let code: number;
-    try {
-      code = await main(['node', 'badges-import', 'start', '--stack', 'BadgesImport', '--dataflow', 'weekly-events', '--key', 'inbox/weekly-events/events_1.csv', '--region', 'eu-west-1']);
-    } finally {
-      write.mockRestore();
-    }
+    const { code, stdout } = await runCli(['start', '--stack', 'BadgesImport', '--dataflow', 'weekly-events', '--key', 'inbox/weekly-events/events_1.csv', '--region', 'eu-west-1']);
     expect(code).toBe(0);
-    expect(out.join('')).toContain('started s3://inbox/inbox/weekly-events/events_1.csv (dataflow weekly-events)');
+    expect(stdout).toContain('started s3://inbox/inbox/weekly-events/events_1.csv (dataflow weekly-events)');
     expect(sfnMock.commandCalls(StartExecutionCommand)).toHaveLength(1);
   });
 });

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
-import { main } from '../src/cli/main';
 import type { Report } from '../src/contracts';
 import { launchChromium } from './support/chromium';
+import { runCli } from './support/cli';
 
 const work = mkdtempSync(join(tmpdir(), 'report-'));
 let browser: Browser;
@@ -14,34 +14,22 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => browser?.close());
 
-async function quietly(argv: string[]): Promise<{ code: number; out: string }> {
-  const out: string[] = [];
-  const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (out.push(String(chunk)), true));
-  const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    return { code: await main(['node', 'badges-import', ...argv]), out: out.join('') };
-  } finally {
-    write.mockRestore();
-    err.mockRestore();
-  }
-}
-
 describe('CLI: badges-import report', () => {
   it('renders the demo run as a summary and as an HTML page that Chromium shows with its charts and rejected records', async () => {
     // Prepare: the demo run (the example file, with its bad rows on purpose).
     const out = join(work, 'demo');
-    expect((await quietly(['demo', '--out', out])).code).toBe(0);
+    expect((await runCli(['demo', '--out', out])).code).toBe(0);
     const reportPath = join(out, 'report.json');
     const report = JSON.parse(readFileSync(reportPath, 'utf8')) as Report;
     const html = join(work, 'demo.html');
 
     // Act
-    const printed = await quietly(['report', reportPath, '--html', html, '--rows', '5']);
+    const printed = await runCli(['report', reportPath, '--html', html, '--rows', '5']);
 
     // Assess: the summary.
     expect(printed.code).toBe(0);
-    expect(printed.out).toContain(`${report.dataflow}: ${report.files[0]!.name} — COMPLETED_WITH_REJECTIONS`);
-    expect(printed.out).toContain(`records ${report.rows.total}: ${report.rows.accepted} accepted, ${report.rows.rejected} rejected`);
+    expect(printed.stdout).toContain(`${report.dataflow}: ${report.files[0]!.name} — COMPLETED_WITH_REJECTIONS`);
+    expect(printed.stdout).toContain(`records ${report.rows.total}: ${report.rows.accepted} accepted, ${report.rows.rejected} rejected`);
     // Assess: the page as Chromium lays it out.
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     await page.goto(pathToFileURL(html).href);
@@ -71,7 +59,7 @@ describe('CLI: badges-import report', () => {
   it('says when a file is not a report', async () => {
     const notReport = join(work, 'x.json');
     writeFileSync(notReport, '{"hello": 1}');
-    const result = await quietly(['report', notReport]);
+    const result = await runCli(['report', notReport]);
     expect(result.code).toBe(2);
   });
 });

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../src/cli/main';
 import { startSandbox, type Sandbox } from '../src/api/sandbox';
 import { KNOWN_BADGES, UNKNOWN_BADGE, configDocument, toCsv, validRow } from './support/factories';
+import { runCli } from './support/cli';
 import { GnuPG } from './support/gpg';
 import { SFTP_USERS, type Sshd, startSshd } from './support/sshd';
 
@@ -47,15 +47,8 @@ function walk(dir: string): string[] {
 }
 
 async function captured(argv: string[]): Promise<{ code: number; output: string }> {
-  const chunks: string[] = [];
-  const out = jest.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => (chunks.push(String(c)), true));
-  const err = jest.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => (chunks.push(String(c)), true));
-  try {
-    return { code: await main(['node', 'badges-import', ...argv]), output: chunks.join('') };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
+  const { code, stdout, stderr } = await runCli(argv);
+  return { code, output: stdout + stderr };
 }
 
 describe('Secrets', () => {

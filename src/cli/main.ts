@@ -368,7 +368,7 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'directory for report.json and the rejected records (default: ./out/<dataflow>-<time>)')
     .option('--dry-run', 'validate and report without calling the API')
     .option('--force', 'import even if the same content was imported before')
-    .option('--quiet', 'no progress lines')
+    .option('--quiet', 'plain progress lines instead of the live bar')
     .option('--json', 'print the report as JSON on stdout')
     .action(async (flags: RunFlags) => {
       process.exitCode = await runCommand(flags);
@@ -389,7 +389,7 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'locally: directory for report.json and the rejected records')
     .option('--dry-run', 'validate and report without calling the API')
     .option('--force', 'run even if the same selection was replayed before')
-    .option('--quiet', 'no progress lines')
+    .option('--quiet', 'plain progress lines instead of the live bar')
     .option('--json', 'print the report as JSON on stdout')
     .action(async (flags: ReplayFlags) => {
       process.exitCode = await replayCommand(flags);

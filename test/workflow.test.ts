@@ -313,12 +313,15 @@ describe('Workflow: a file through the local state machine against the sandbox',
   it('validates and reports without sending on a dry run', async () => {
     // Prepare
     const before = sandbox.ledger.length;
+    const metrics: string[] = [];
 
     // Act
-    const result = await runRows(standardRows(70_000), { dryRun: true });
+    const result = await runRows(standardRows(70_000), { dryRun: true, metrics: (name, _unit, value, _flow, dimensions) => void (dimensions ? undefined : metrics.push(`${name}=${value}`)) });
 
     // Assess
     expect(result.report).toMatchObject({ dryRun: true, rows: { total: RECORDS, accepted: 0, valid: RECORDS - 6, rejected: 6 } });
+    // The file counts (a failed dry run would count as failed); its records do not: nothing was sent.
+    expect(metrics.filter((m) => !m.startsWith('RunDuration'))).toEqual([`RecordsRead=${RECORDS}`, 'FilesProcessed=1', 'FilesFailed=0']);
     expect(result.exitCode).toBe(3);
     expect(sandbox.ledger.length).toBe(before);
     const inbox = [];

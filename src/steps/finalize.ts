@@ -147,7 +147,9 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   if (summary && !state.dryRun && (status === 'SUCCEEDED' || status === 'COMPLETED_WITH_REJECTIONS')) {
     await putJson(s3, buckets.reports, KEYS.imported(state.dataflow, summary.sha256), { runId, key: state.key, finishedAt: report.finishedAt });
   }
-  if (!state.dryRun) emitRunMetrics(deps, report, byStage);
+  // A failed dry run counts as a failed file too (its execution ends in the Fail state, which the workflow alarm nets
+  // out against FilesFailed); its records are not counted, since nothing was sent.
+  emitRunMetrics(deps, report, byStage);
   if (deps.notify && !state.dryRun) {
     // The per-file summary Connect+ mails; a notification that cannot be sent does not fail the run (records are settled).
     await deps.notify(notificationSubject(report), notificationText(report)).catch((e: unknown) => log.warn('Notification not sent', { error: (e as Error).message }));
@@ -165,7 +167,7 @@ function emitRunMetrics(deps: StepDeps, report: Report, byStage: Record<'validat
   metric(METRICS.filesProcessed, 'Count', 1, flow);
   metric(METRICS.filesFailed, 'Count', report.status === 'FAILED' ? 1 : 0, flow);
   metric(METRICS.runDuration, 'Milliseconds', report.durationMs, flow);
-  if (report.status === 'SKIPPED_DUPLICATE' || report.status === 'EXPANDED') return;
+  if (report.dryRun || report.status === 'SKIPPED_DUPLICATE' || report.status === 'EXPANDED') return;
   metric(METRICS.recordsAccepted, 'Count', report.rows.accepted, flow);
   metric(METRICS.recordsRejected, 'Count', report.rows.rejected, flow);
   if (report.rows.total > 0) metric(METRICS.rejectedPercent, 'Percent', (100 * report.rows.rejected) / report.rows.total, flow);

@@ -193,8 +193,8 @@ export const KEYS = {
   validationRejects: (runId: string) => `runs/${runId}/rejects/validate.csv`,
   /** Valid records held back until it is known whether they repeat an earlier record. */
   held: (runId: string) => `runs/${runId}/held.jsonl`,
-  /** Fingerprint and number of every record sent as new (8 bytes each), to find a held key's first record fast. */
-  keyIndex: (runId: string) => `runs/${runId}/keys.bin`,
+  /** Fingerprint and number of every record sent as new (8 bytes each, in parts of 1 MiB), to find a held key's first record fast. */
+  keyIndex: (runId: string, part: number) => `runs/${runId}/keys/${String(part).padStart(6, '0')}.bin`,
   apiRejects: (runId: string, index: number) => `runs/${runId}/rejects/api-${String(index).padStart(6, '0')}.csv`,
   result: (runId: string, index: number) => `runs/${runId}/results/${String(index).padStart(6, '0')}.json`,
   resultsPrefix: (runId: string) => `runs/${runId}/results/`,

@@ -93,25 +93,44 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   let lines: string[] = [];
   /** Fingerprint and number of each line of the chunk being filled, while the file is read (not for held records). */
   let indexed: number[] = [];
-  let keyIndex: ObjectWriter | undefined;
+  /** The key index goes to staging in parts of about 1 MiB (small puts: no multipart buffers held while reading). */
+  let indexPart: Buffer[] = [];
+  let indexPartBytes = 0;
+  let indexParts = 0;
+  const putIndexPart = () => {
+    if (indexPartBytes === 0) return;
+    const key = KEYS.keyIndex(runId, indexParts++);
+    const body = Buffer.concat(indexPart);
+    indexPart = [];
+    indexPartBytes = 0;
+    track(uploads(() => putText(s3, buckets.staging, key, body, 'application/octet-stream')), key);
+  };
   let firstRecord = 1;
+  const track = (upload: Promise<void>, key: string) => {
+    const settled = upload.catch((error: unknown) => {
+      uploadFailure ??= error instanceof Error ? error : new Error(`Staging upload of ${key} failed`);
+    });
+    pending.add(settled);
+    void settled.finally(() => pending.delete(settled));
+  };
   const flush = async () => {
     if (lines.length === 0) return;
     if (indexed.length > 0) {
-      keyIndex ??= createObjectWriter(s3, buckets.staging, KEYS.keyIndex(runId), 'application/octet-stream');
-      await keyIndex.write(new Uint8Array(Uint32Array.from(indexed).buffer));
+      const part = Buffer.from(Uint32Array.from(indexed).buffer);
       indexed = [];
+      indexPart.push(part);
+      indexPartBytes += part.length;
+      if (indexPartBytes >= 1024 * 1024) putIndexPart();
     }
     const ref: ChunkRef = { index: chunks.length, key: KEYS.chunk(runId, chunks.length), records: lines.length, firstRecord };
     chunks.push(ref);
     // Encoded once here: a string body would be encoded for its checksum and again on the socket.
     const body = Buffer.from(lines.join('\n'));
     lines = [];
-    const upload = uploads(() => putText(s3, buckets.staging, ref.key, body, 'application/x-ndjson')).catch((error: unknown) => {
-      uploadFailure ??= error instanceof Error ? error : new Error(`Staging upload of ${ref.key} failed`);
-    });
-    pending.add(upload);
-    void upload.finally(() => pending.delete(upload));
+    track(
+      uploads(() => putText(s3, buckets.staging, ref.key, body, 'application/x-ndjson')),
+      ref.key,
+    );
     if (pending.size >= UPLOADS_IN_FLIGHT) await Promise.race(pending);
     if (uploadFailure) throw uploadFailure;
   };
@@ -163,16 +182,15 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
       if (records % PROGRESS_EVERY === 0) deps.progress?.({ step: 'stage', records, rejected, done: false });
     }
     await flush();
+    // The key index serves only to settle held records.
+    if (heldWriter) putIndexPart();
     await Promise.all(pending);
     throwUploadFailure();
-    // The key index serves only to settle held records.
-    if (!heldWriter) await keyIndex?.abort();
     if (heldWriter) {
       // Settle the held records: a key the filter was unsure about repeats a record only if one with the same key was
       // sent as new (in a chunk) or held before it.
       await heldWriter.end();
-      await keyIndex?.end();
-      const firstSent = await firstSentOf(deps, runId, chunks, held, Boolean(keyIndex));
+      const firstSent = await firstSentOf(deps, runId, chunks, held, indexParts);
       const duplicates = settleDuplicates(held, firstSent);
       held.clear();
       const heldBody = await openObject(s3, buckets.staging, KEYS.held(runId));
@@ -197,7 +215,6 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   } catch (error) {
     await Promise.allSettled(pending);
     await heldWriter?.abort();
-    await keyIndex?.abort();
     await rejects?.abort();
     throw error;
   }
@@ -309,20 +326,21 @@ async function expandToInbox(content: { bucket: string; key: string }, flow: Dat
  * number of every record sent as new, 8 bytes each) says which records may have a held key; only the chunks holding
  * those are read back, to compare whole keys.
  */
-async function firstSentOf(deps: StepDeps, runId: string, chunks: readonly ChunkRef[], held: ReadonlyMap<string, readonly number[]>, indexed: boolean): Promise<Map<string, number>> {
+async function firstSentOf(deps: StepDeps, runId: string, chunks: readonly ChunkRef[], held: ReadonlyMap<string, readonly number[]>, indexParts: number): Promise<Map<string, number>> {
   const { s3, buckets } = deps;
   const firstSent = new Map<string, number>();
-  if (!indexed) return firstSent;
   const fingerprints = new Set([...held.keys()].map((key) => SeenFilter.fingerprintOf(key)));
-  const body = await openObject(s3, buckets.staging, KEYS.keyIndex(runId));
-  if (!body) throw new SourceReadError(`The key index s3://${buckets.staging}/${KEYS.keyIndex(runId)} is missing`);
   const candidates = new Set<number>();
-  let rest = Buffer.alloc(0);
-  for await (const part of body) {
-    const data = rest.length > 0 ? Buffer.concat([rest, part as Buffer]) : (part as Buffer);
-    const whole = data.length - (data.length % 8);
-    for (let at = 0; at < whole; at += 8) if (fingerprints.has(data.readUInt32LE(at))) candidates.add(data.readUInt32LE(at + 4));
-    rest = Buffer.from(data.subarray(whole));
+  for (let part = 0; part < indexParts; part++) {
+    const body = await openObject(s3, buckets.staging, KEYS.keyIndex(runId, part));
+    if (!body) throw new SourceReadError(`The key index s3://${buckets.staging}/${KEYS.keyIndex(runId, part)} is missing`);
+    let rest = Buffer.alloc(0);
+    for await (const piece of body) {
+      const data = rest.length > 0 ? Buffer.concat([rest, piece as Buffer]) : (piece as Buffer);
+      const whole = data.length - (data.length % 8);
+      for (let at = 0; at < whole; at += 8) if (fingerprints.has(data.readUInt32LE(at))) candidates.add(data.readUInt32LE(at + 4));
+      rest = Buffer.from(data.subarray(whole));
+    }
   }
   // Chunks are in record order: the chunk of a number is the last one starting at or before it.
   const starts = chunks.map((c) => c.firstRecord);

@@ -18,6 +18,7 @@ import { silentLog } from '../src/steps/deps';
 import { KNOWN_BADGES, SECRETS, UNKNOWN_BADGE, configDocument, toCsv, validRow } from './support/factories';
 import { type LocalServices, startLocalServices, stopLocalServices } from './support/local';
 import { SFTP_USERS, type Sshd, startSshd } from './support/sshd';
+import { runCli } from './support/cli';
 
 let sshd: Sshd;
 let services: LocalServices;
@@ -187,6 +188,22 @@ describe('Function: pullSftp against OpenSSH', () => {
     expect((await pull(sftpFlow(paths, { hostKeySha256: [wrong, sshd.hostKeySha256] }))).taken).toHaveLength(1);
     deliver(join(paths.in, 'events_h2.csv'), csv(1_004_100));
     expect((await pull(sftpFlow(paths, { hostKeySha256: false }))).taken).toHaveLength(1);
+  });
+
+  it('`badges-import run` exits 1 naming the refusal when the server shows another host key', async () => {
+    const paths = area();
+    deliver(join(paths.in, 'events_cli_refused.csv'), csv(1_004_900));
+    const dir = mkdtempSync(join(tmpdir(), 'sftp-refused-'));
+    const configFile = join(dir, 'config.json');
+    writeFileSync(configFile, JSON.stringify(configDocument(flowDocument(sftpFlow(paths, { hostKeySha256: 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s' })))));
+    const secretsFile = join(dir, 'secrets.json');
+    writeFileSync(secretsFile, JSON.stringify({ ...SECRETS, 'sftp/password': sshd.password }));
+
+    const result = await runCli(['run', '--config', configFile, '--secrets', secretsFile, '--data', join(dir, 'data'), '--out', join(dir, 'out')]);
+
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`HostKeyMismatchError: SFTP server 127.0.0.1:${sshd.port} presented host key ${sshd.hostKeySha256}`);
+    expect(list(paths.in)).toEqual(['events_cli_refused.csv']);
   });
 
   it('says which credentials were refused, without the password', async () => {

@@ -7,7 +7,7 @@ import { loadConfig, selectDataflow } from '../config/load';
 import type { Config, Dataflow } from '../config/schema';
 import type { Report } from '../contracts';
 import { type Sandbox, type SandboxSettings, sandboxSettingsSchema, startSandbox } from '../api/sandbox';
-import { BadgesImportError, ConfigError } from '../errors';
+import { BadgesImportError, ConfigError, HostKeyMismatchError, SftpError } from '../errors';
 import { type LocalRunResult, runLocal, runObject } from '../local/runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../local/s3';
 import { listObjects } from '../aws/s3';
@@ -461,7 +461,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (error instanceof BadgesImportError) {
       process.stderr.write(`${error.name}: ${error.message}\n`);
-      return USAGE;
+      // A source that cannot be used is a failure of the run, not of how it was asked for.
+      return error instanceof SftpError || error instanceof HostKeyMismatchError ? 1 : USAGE;
     }
     process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return 1;

@@ -26,6 +26,13 @@ describe('Function: limitRecords', () => {
   });
 });
 
+describe('Function: limitRecords, with a quote never closed', () => {
+  it('fails the file rather than take the rest of it for one long record', async () => {
+    const input = Buffer.from(`h\na\n"${'x'.repeat(40)}\nb\nc\n`);
+    await expect(through(limitRecords(30, '"'), input, 8)).rejects.toThrow(/quote opened in a record longer than csv.maxRecordBytes \(30 bytes\) is never closed/);
+  });
+});
+
 describe('Function: decodeText', () => {
   it.each([1, 2, 5])('passes UTF-8 whose characters fall across chunks (%i bytes at a time)', async (size) => {
     const text = 'naïve,Łódź,日本,😀\n';

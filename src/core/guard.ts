@@ -1,10 +1,11 @@
 import { isUtf8 } from 'node:buffer';
 import { StringDecoder } from 'node:string_decoder';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
-import { EncodingError } from '../errors';
+import type { Dataflow } from '../config/schema';
+import { EncodingError, MalformedCsvError } from '../errors';
 
 /** The encodings a dataflow may declare (`csv.encoding`). */
-export type DeclaredEncoding = 'utf-8' | 'utf8' | 'latin1' | 'utf-16le';
+export type DeclaredEncoding = Dataflow['csv']['encoding'];
 
 /**
  * Stands for a record that was longer than the limit: the text guard puts this line in its place (a NUL never occurs
@@ -188,6 +189,12 @@ export function limitRecords(maxBytes: number, quote: string): Transform {
       callback(null, out.length > 0 ? Buffer.concat(out) : undefined);
     },
     flush(callback: TransformCallback) {
+      // A quote opened in a dropped record and never closed would otherwise swallow the rest of the file as that one
+      // record: record boundaries cannot be trusted, so the file fails, as csv-parse fails it when nothing was dropped.
+      if (dropping && inQuotes) {
+        callback(new MalformedCsvError(`The file is not well-formed CSV: a quote opened in a record longer than csv.maxRecordBytes (${maxBytes} bytes) is never closed`));
+        return;
+      }
       callback(null, dropping ? Buffer.from(TOO_LONG_MARK) : pending.length > 0 ? Buffer.concat(pending) : undefined);
     },
   });

@@ -23,20 +23,20 @@ export async function openObject(s3: S3Client, bucket: string, key: string): Pro
   }
 }
 
-/** The first `bytes` bytes of an object (fewer when it is shorter; none when it is empty). */
-export async function readHead(s3: S3Client, bucket: string, key: string, bytes: number): Promise<Buffer | undefined> {
+/** The first `bytes` bytes of an object (fewer when it is shorter; none when it is empty), and its size. */
+export async function readHead(s3: S3Client, bucket: string, key: string, bytes: number): Promise<{ head: Buffer; size: number } | undefined> {
   // A ranged read of an empty object is answered 416 by S3 (and left hanging by s3rver): ask for the size first.
   const size = await objectSize(s3, bucket, key);
   if (size === undefined) return undefined;
-  if (size === 0) return Buffer.alloc(0);
+  if (size === 0) return { head: Buffer.alloc(0), size };
   try {
     const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${bytes - 1}` }));
     const parts: Buffer[] = [];
     for await (const part of response.Body as Readable) parts.push(part as Buffer);
-    return Buffer.concat(parts).subarray(0, bytes);
+    return { head: Buffer.concat(parts).subarray(0, bytes), size };
   } catch (error) {
     const name = (error as { name?: string }).name;
-    if (name === 'InvalidRange') return Buffer.alloc(0);
+    if (name === 'InvalidRange') return { head: Buffer.alloc(0), size };
     if (error instanceof NoSuchKey || name === 'NoSuchKey') return undefined;
     throw error;
   }
@@ -100,15 +100,21 @@ export function createObjectWriter(s3: S3Client, bucket: string, key: string, co
   };
 }
 
-/** An object's size, or undefined when it does not exist. */
-export async function objectSize(s3: S3Client, bucket: string, key: string): Promise<number | undefined> {
+/** An object's size and user metadata, or undefined when it does not exist. */
+export async function headObject(s3: S3Client, bucket: string, key: string): Promise<{ size: number; metadata: Record<string, string> } | undefined> {
   try {
-    return (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength ?? 0;
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return { size: head.ContentLength ?? 0, metadata: head.Metadata ?? {} };
   } catch (error) {
     const name = (error as { name?: string }).name;
     if (name === 'NotFound' || name === 'NoSuchKey') return undefined;
     throw error;
   }
+}
+
+/** An object's size, or undefined when it does not exist. */
+export async function objectSize(s3: S3Client, bucket: string, key: string): Promise<number | undefined> {
+  return (await headObject(s3, bucket, key))?.size;
 }
 
 /** Opens a byte range of an object: `start` inclusive, `end` exclusive. */

@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import { CopyObjectCommand, DeleteObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { headObject } from '../aws/s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import SftpClient from 'ssh2-sftp-client';
 import type { SecretsProvider } from '../aws/secrets';
@@ -231,7 +232,7 @@ async function takeFile(
   const { s3, buckets } = deps;
   const key = `${flow.source.prefix}${file.name}`;
   const origin = `sftp://${serverOf(source)}${file.path}`;
-  const existing = await headMetadata(s3, buckets.inbox, key);
+  const existing = (await headObject(s3, buckets.inbox, key))?.metadata;
   let movedTo: string;
   if (existing !== undefined) {
     // Copied by an earlier poll that stopped before the move: move it now. Another file of the same name (from another
@@ -292,17 +293,6 @@ async function download(client: SftpClient, file: RemoteFile, s3: S3Client, buck
   } catch (error) {
     body.destroy();
     throw new SftpError(`Copying ${file.path} into s3://${bucket}/${key} failed: ${(error as Error).message}`);
-  }
-}
-
-/** An object's user metadata, or undefined when it does not exist. */
-export async function headMetadata(s3: S3Client, bucket: string, key: string): Promise<Record<string, string> | undefined> {
-  try {
-    return (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).Metadata ?? {};
-  } catch (error) {
-    const name = (error as { name?: string }).name;
-    if (name === 'NotFound' || name === 'NoSuchKey') return undefined;
-    throw error;
   }
 }
 

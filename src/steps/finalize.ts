@@ -10,11 +10,11 @@ import {
   type StageSummary,
   fileNameOf,
 } from '../contracts';
-import { createObjectWriter, moveObject, openObject, putJson, readJson } from '../aws/s3';
+import { createObjectWriter, headObject, moveObject, openObject, putJson, readJson } from '../aws/s3';
 import { SEND_CODES } from '../api/client';
 import { rejectHeaderLine, rejectLine } from '../core/csv';
 import { describeCaughtError } from '../errors';
-import { headMetadata, pullOriginOf, writeBack } from '../sources/sftp';
+import { pullOriginOf, writeBack } from '../sources/sftp';
 import { METRICS, type StepDeps } from './deps';
 
 const READS_IN_FLIGHT = 16;
@@ -87,7 +87,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
           : 'SUCCEEDED';
   // A file pulled from SFTP says so in its metadata; read it before the object moves.
   const flow = deps.config.dataflows.find((d) => d.name === state.dataflow);
-  const pulled = flow?.source.type === 'sftp' ? pullOriginOf(await headMetadata(s3, state.bucket, state.key).catch(() => undefined)) : undefined;
+  const pulled = flow?.source.type === 'sftp' ? pullOriginOf((await headObject(s3, state.bucket, state.key).catch(() => undefined))?.metadata) : undefined;
   let movedTo: string | undefined;
   if (!state.dryRun) {
     const target = status === 'FAILED' ? KEYS.failed(state.dataflow, runId, fileName) : KEYS.processed(state.dataflow, runId, fileName);

@@ -44,8 +44,8 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     return { ...base, skipped: `"${name}" does not match ${flow.source.filePattern}`, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
   }
 
-  const head = await readHead(s3, input.bucket, input.key, 64);
-  const body = head && (await openObject(s3, input.bucket, input.key));
+  const first = await readHead(s3, input.bucket, input.key, 64);
+  const body = first && (await openObject(s3, input.bucket, input.key));
   if (!body) throw new SourceReadError(`s3://${input.bucket}/${input.key} does not exist (moved or deleted before the run started)`);
   const hash = createHash('sha256');
   let bytes = 0;
@@ -59,11 +59,13 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   body.on('error', (error) => tap.destroy(error));
   const delivered = body.pipe(tap);
   let plaintext: Readable | undefined = delivered;
-  let content = { bucket: input.bucket, key: input.key, head };
+  const head = first.head;
+  let content = { bucket: input.bucket, key: input.key, head, size: first.size };
   if (isPgpData(head)) {
     if (!flow.decrypt) throw new DecryptionError('The file is PGP-encrypted, and the dataflow has no "decrypt" block');
     const stagedKey = await decryptToStaging(delivered, head, flow.decrypt, runId, deps);
-    content = { bucket: buckets.staging, key: stagedKey, head: (await readHead(s3, buckets.staging, stagedKey, 64)) ?? Buffer.alloc(0) };
+    const staged = await readHead(s3, buckets.staging, stagedKey, 64);
+    content = { bucket: buckets.staging, key: stagedKey, head: staged?.head ?? Buffer.alloc(0), size: staged?.size ?? 0 };
     plaintext = undefined;
   }
   // After decryption: vendors zip or gzip, then encrypt (events.zip.gpg, events.csv.gz.gpg).
@@ -75,7 +77,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   plaintext ??= await openObject(s3, content.bucket, content.key);
   if (!plaintext) throw new SourceReadError(`The decrypted file s3://${content.bucket}/${content.key} is missing`);
   // Sized for the most records the file can hold (a gzip file may hold several times its size).
-  const expected = ((await objectSize(s3, content.bucket, content.key)) ?? 0) / MIN_RECORD_BYTES;
+  const expected = content.size / MIN_RECORD_BYTES;
   const seen = new SeenFilter(expected * (content.head[0] === 0x1f && content.head[1] === 0x8b ? 8 : 1), deps.duplicateFilterMaxBits);
   const opened = await openCsv(gunzipIfCompressed(plaintext, flow.unpack), flow.csv);
   const csv = input.replay ? replayRecords(opened) : opened;
@@ -287,10 +289,9 @@ async function decryptToStaging(delivered: Readable, head: Buffer, decrypt: NonN
  * local runner and `serve` follow it too). Every entry is checked first, so an unsafe archive writes nothing, and an
  * entry never replaces a file already waiting under that name.
  */
-async function expandToInbox(content: { bucket: string; key: string }, flow: Dataflow, deps: StepDeps, dryRun: boolean): Promise<string[]> {
+async function expandToInbox(content: { bucket: string; key: string; size: number }, flow: Dataflow, deps: StepDeps, dryRun: boolean): Promise<string[]> {
   const { s3, buckets } = deps;
-  const size = await objectSize(s3, content.bucket, content.key);
-  if (size === undefined) throw new SourceReadError(`s3://${content.bucket}/${content.key} does not exist`);
+  const { size } = content;
   const pattern = new RegExp(flow.source.filePattern);
   const keys: string[] = [];
   await expandZip(

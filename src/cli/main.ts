@@ -10,7 +10,7 @@ import { type Sandbox, type SandboxSettings, sandboxSettingsSchema, startSandbox
 import { BadgesImportError, ConfigError, HostKeyMismatchError, SftpError } from '../errors';
 import { type LocalRunResult, runLocal, runObject } from '../local/runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../local/s3';
-import { listObjects } from '../aws/s3';
+import { waitingObjects } from '../steps/sweep';
 import { fileNameOf } from '../contracts';
 import { startServe } from '../local/serve';
 import { type ProgressDisplay, progressDisplay } from './progress';
@@ -161,12 +161,8 @@ async function pullCommand(flags: RunFlags): Promise<number> {
       if (!flags.json) process.stdout.write(pullSummary(dataflow, pulled));
       if (pulled.failed.length > 0) codes.push(1);
     }
-    const pattern = new RegExp(dataflow.source.filePattern);
     const keys: string[] = [];
-    for await (const object of listObjects(session.s3.client, LOCAL_BUCKETS.inbox, dataflow.source.prefix)) {
-      const name = object.key.slice(dataflow.source.prefix.length);
-      if (!name.includes('/') && pattern.test(name)) keys.push(object.key);
-    }
+    for await (const object of waitingObjects(session.s3.client, LOCAL_BUCKETS.inbox, dataflow)) keys.push(object.key);
     if (keys.length === 0 && !flags.json) process.stdout.write(`No files waiting under s3://inbox/${dataflow.source.prefix} matching ${dataflow.source.filePattern}\n`);
     for (const key of keys) codes.push(...(await runAndPrint(session, flags, key, join(defaultOutDir(flags, dataflow), fileNameOf(key)))));
     return worstExitCode(codes);
@@ -349,31 +345,36 @@ async function demoCommand(flags: { out?: string }): Promise<number> {
   return code === 3 ? 0 : 1;
 }
 
+/** The options of a run through the local workflow, shared by `run` and `replay` (`where` says when they apply). */
+function withLocalRunOptions(command: Command, where = ''): Command {
+  return command
+    .option('--secrets <file>', `${where}JSON file of secret values: { "name": "value" }`)
+    .option('--api-url <url>', `${where}send to this API instead of the embedded sandbox`)
+    .option('--sandbox <file>', `${where}settings of the embedded sandbox (known badge ids, …)`)
+    .option('--out <dir>', `${where}directory for report.json and the rejected records (default: ./out/<dataflow>-<time>)`)
+    .option('--dry-run', 'validate and report without calling the API')
+    .option('--quiet', 'plain progress lines instead of the live bar')
+    .option('--json', 'print the report as JSON on stdout');
+}
+
 export function buildProgram(): Command {
   const program = new Command()
     .name('badges-import')
     .description('Turn vendor files into earned badges through Capillary\'s import API, locally or on AWS.')
     .exitOverride()
     .showHelpAfterError();
-  program
+  const run = program
     .command('run')
     .description('Process a local file through the local workflow (the synthesized state machine on aws-local-stepfunctions)')
     .requiredOption('--config <file>', 'configuration file')
     .option('--file <path>', 'local file to process as if dropped into the dataflow source; without it, every file waiting in the source is taken')
     .option('--data <dir>', 'without --file: the local inbox kept by `serve` (default: out/serve-data)')
     .option('--dataflow <name>', 'dataflow to use (optional when the configuration has one)')
-    .option('--secrets <file>', 'JSON file of secret values: { "name": "value" }')
-    .option('--api-url <url>', 'send to this API instead of the embedded sandbox')
-    .option('--sandbox <file>', 'settings of the embedded sandbox (known badge ids, …)')
-    .option('--out <dir>', 'directory for report.json and the rejected records (default: ./out/<dataflow>-<time>)')
-    .option('--dry-run', 'validate and report without calling the API')
-    .option('--force', 'import even if the same content was imported before')
-    .option('--quiet', 'plain progress lines instead of the live bar')
-    .option('--json', 'print the report as JSON on stdout')
-    .action(async (flags: RunFlags) => {
-      process.exitCode = await runCommand(flags);
-    });
-  program
+    .option('--force', 'import even if the same content was imported before');
+  withLocalRunOptions(run).action(async (flags: RunFlags) => {
+    process.exitCode = await runCommand(flags);
+  });
+  const replay = program
     .command('replay')
     .description('Run the records of a rejected-records file again, under their original record numbers (locally with --config, on a deployed stack with --stack)')
     .requiredOption('--rejected <path>', 'rejected-records file: a local path, or with --stack an s3:// URI in the dead-letter bucket')
@@ -382,18 +383,11 @@ export function buildProgram(): Command {
     .option('--region <region>', 'AWS region of the stack')
     .addOption(new Option('--stage <stage>', 'which rejects: api (what the API refused, RETRIES_EXHAUSTED and AMBIGUOUS among them), validate (after fixing them in the file), all').default('api'))
     .option('--dataflow <name>', 'dataflow (optional when the configuration has one, or the s3:// key names it)')
-    .option('--secrets <file>', 'locally: JSON file of secret values')
-    .option('--api-url <url>', 'locally: send to this API instead of the embedded sandbox')
-    .option('--sandbox <file>', 'locally: settings of the embedded sandbox')
     .option('--data <dir>', 'locally: keep the embedded S3 in this directory')
-    .option('--out <dir>', 'locally: directory for report.json and the rejected records')
-    .option('--dry-run', 'validate and report without calling the API')
-    .option('--force', 'run even if the same selection was replayed before')
-    .option('--quiet', 'plain progress lines instead of the live bar')
-    .option('--json', 'print the report as JSON on stdout')
-    .action(async (flags: ReplayFlags) => {
-      process.exitCode = await replayCommand(flags);
-    });
+    .option('--force', 'run even if the same selection was replayed before');
+  withLocalRunOptions(replay, 'locally: ').action(async (flags: ReplayFlags) => {
+    process.exitCode = await replayCommand(flags);
+  });
   program
     .command('start')
     .description('Start the deployed workflow on an object of the inbox (again), as its upload would')

@@ -7,15 +7,24 @@ import { type CsvFile, type CsvRecord, REJECT_COLUMNS } from './csv';
 
 const WIDTH = REJECT_COLUMNS.length;
 
+/** Whether a header is a rejected-records file's: the source's columns, then _row, _stage, _error_code, _error_message. */
+function isRejectHeader(header: readonly string[]): boolean {
+  return header.length > WIDTH && header.slice(-WIDTH).join() === REJECT_COLUMNS.join();
+}
+
+/** The name a replay file gets: `…/events_1.rejected.csv` → `events_1.replay.csv` (a path or an S3 key). */
+export function replayNameOf(rejectedFile: string): string {
+  return `${rejectedFile.slice(rejectedFile.lastIndexOf('/') + 1).replace(/(\.rejected)?\.csv$/i, '')}.replay.csv`;
+}
+
 /**
  * Reads a replay file (a rejected-records file, or a selection of it) as the original file's records: the source's
  * columns without `_row,_stage,_error_code,_error_message`, each record under its original number (`_row`), so the new
  * report ties back to the original file. A record rejected as AMBIGUOUS is marked to be looked up before it is sent.
  */
 export function replayRecords(file: CsvFile): CsvFile {
-  const tail = file.header.slice(-WIDTH);
-  if (file.header.length <= WIDTH || tail.join() !== REJECT_COLUMNS.join()) {
-    throw new ReplayFileError(`A replay file is a rejected-records file: its header must end with ${REJECT_COLUMNS.join(',')}; this one ends with ${tail.join(',') || '(nothing)'}`);
+  if (!isRejectHeader(file.header)) {
+    throw new ReplayFileError(`A replay file is a rejected-records file: its header must end with ${REJECT_COLUMNS.join(',')}; this one ends with ${file.header.slice(-WIDTH).join(',') || '(nothing)'}`);
   }
   async function* records(): AsyncGenerator<CsvRecord> {
     for await (const record of file.records) {
@@ -58,7 +67,7 @@ export async function selectForReplay(
   for await (const fields of parser as AsyncIterable<string[]>) {
     if (!header) {
       header = fields;
-      if (header.slice(-WIDTH).join() !== REJECT_COLUMNS.join()) {
+      if (!isRejectHeader(header)) {
         throw new ReplayFileError(`Not a rejected-records file: its header does not end with ${REJECT_COLUMNS.join(',')}`);
       }
       await write(stringify([header], { delimiter }));

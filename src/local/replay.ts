@@ -1,8 +1,8 @@
 import { createReadStream, createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { once } from 'node:events';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { Upload } from '@aws-sdk/lib-storage';
-import { type ReplaySelection, type ReplayStage, selectForReplay } from '../core/replay';
+import { type ReplaySelection, type ReplayStage, replayNameOf, selectForReplay } from '../core/replay';
 import { ReplayFileError } from '../errors';
 import { type LocalObjectRunOptions, type LocalRunResult, runObject } from './runner';
 import { LOCAL_BUCKETS } from './s3';
@@ -12,11 +12,6 @@ export interface LocalReplayOptions extends LocalObjectRunOptions {
   rejected: string;
   /** The stages whose rejects are replayed. @default ['api'] */
   stages?: readonly ReplayStage[];
-}
-
-/** The name a replay file gets: `events_1.rejected.csv` → `events_1.replay.csv`. */
-export function replayNameOf(rejectedFile: string): string {
-  return basename(rejectedFile).replace(/(\.rejected)?\.csv$/i, '') + '.replay.csv';
 }
 
 /**

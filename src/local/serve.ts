@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { SecretsProvider } from '../aws/secrets';
-import { listObjects } from '../aws/s3';
+import { waitingObjects } from '../steps/sweep';
 import type { Config, Dataflow } from '../config/schema';
 import { fileNameOf } from '../contracts';
 import { type Sandbox, type SandboxSettings, startSandbox } from '../api/sandbox';
@@ -91,11 +91,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     for (const dataflow of options.config.dataflows) {
       // An SFTP source is polled first, as the schedule's sweep does; what it takes lands under the prefix.
       await pullDue(dataflow);
-      const pattern = new RegExp(dataflow.source.filePattern);
-      for await (const object of listObjects(s3.client, LOCAL_BUCKETS.inbox, dataflow.source.prefix)) {
-        const name = object.key.slice(dataflow.source.prefix.length);
+      for await (const object of waitingObjects(s3.client, LOCAL_BUCKETS.inbox, dataflow)) {
         const id = `${object.key}\n${object.etag}`;
-        if (stopped || name.includes('/') || !pattern.test(name) || seen.has(id)) continue;
+        if (stopped || seen.has(id)) continue;
         seen.add(id);
         await runOne(dataflow, object.key);
       }

@@ -7,7 +7,7 @@ import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { Upload } from '@aws-sdk/lib-storage';
 import { openObject } from '../aws/s3';
 import { type ExecutionInput, fileNameOf } from '../contracts';
-import { type ReplaySelection, type ReplayStage, peekDelimiter, selectForReplay } from '../core/replay';
+import { type ReplaySelection, type ReplayStage, peekDelimiter, replayNameOf, selectForReplay } from '../core/replay';
 import { BadgesImportError, ReplayFileError } from '../errors';
 
 /** The operator's view of a deployed stack: the outputs `cdk deploy` printed. */
@@ -83,8 +83,7 @@ export async function replayDeployed(
   const body = await openObject(clients.s3, source.bucket, source.key);
   if (!body) throw new ReplayFileError(`${options.rejected} does not exist`);
   const { delimiter, stream } = await peekDelimiter(body);
-  const name = `${fileNameOf(source.key).replace(/(\.rejected)?\.csv$/i, '')}.replay.csv`;
-  const key = `replays/${dataflow}/${new Date().toISOString().replace(/[-:.]/g, '')}/${name}`;
+  const key = `replays/${dataflow}/${new Date().toISOString().replace(/[-:.]/g, '')}/${replayNameOf(source.key)}`;
   const selected = new PassThrough();
   const upload = new Upload({ client: clients.s3, params: { Bucket: stack.inboxBucket, Key: key, Body: selected, ContentType: 'text/csv; charset=utf-8' } });
   const uploaded = upload.done();

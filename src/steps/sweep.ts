@@ -3,6 +3,7 @@ import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@
 import { selectDataflow } from '../config/load';
 import { type ExecutionInput, KEYS, fileNameOf } from '../contracts';
 import type { Dataflow } from '../config/schema';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { listObjects, putJson, readJson } from '../aws/s3';
 import { type PullResult, pullSftp } from '../sources/sftp';
 import { METRICS, type StepDeps } from './deps';
@@ -27,6 +28,19 @@ export interface SweepOutput {
   pulled?: PullResult;
   /** For the arrival check: whether no file arrived in its window (the NoFileArrived metric). */
   noFileArrived?: boolean;
+}
+
+/** Whether an inbox key is a file of the dataflow: directly under its prefix, its name matching its pattern. */
+export function isWaiting(flow: Dataflow, key: string, pattern = new RegExp(flow.source.filePattern)): boolean {
+  if (!key.startsWith(flow.source.prefix)) return false;
+  const name = key.slice(flow.source.prefix.length);
+  return !name.includes('/') && pattern.test(name);
+}
+
+/** The objects waiting in the inbox for a dataflow (what the schedule's sweep starts), with their ETags. */
+export async function* waitingObjects(s3: S3Client, bucket: string, flow: Dataflow): AsyncGenerator<{ key: string; etag: string }> {
+  const pattern = new RegExp(flow.source.filePattern);
+  for await (const object of listObjects(s3, bucket, flow.source.prefix)) if (isWaiting(flow, object.key, pattern)) yield object;
 }
 
 /**
@@ -61,11 +75,9 @@ export async function sweep(event: SweepEvent, deps: StepDeps & { sfn: SFNClient
       deps.log.error('SFTP poll failed', { dataflow: flow.name, error: pullError.message });
     }
   }
-  const objects = event.key !== undefined ? [{ key: event.key, etag: (event.etag ?? '').replace(/"/g, '') }] : listObjects(deps.s3, deps.buckets.inbox, flow.source.prefix);
+  const objects = event.key !== undefined ? [{ key: event.key, etag: (event.etag ?? '').replace(/"/g, '') }] : waitingObjects(deps.s3, deps.buckets.inbox, flow);
   for await (const object of objects) {
-    if (!object.key.startsWith(flow.source.prefix)) continue;
-    const rest = object.key.slice(flow.source.prefix.length);
-    if (rest.includes('/') || !pattern.test(rest)) continue;
+    if (!isWaiting(flow, object.key, pattern)) continue;
     const input: ExecutionInput = { dataflow: flow.name, bucket: deps.buckets.inbox, key: object.key };
     try {
       await deps.sfn.send(

@@ -36,7 +36,10 @@ export interface OperationsProps {
 
 /** What an alarm is for and what to do, as its description (shown in the console and in the alarm's e-mail). */
 const ADVICE = {
-  fileFailed: 'A file of this dataflow FAILED: nothing of it was sent. Its report (reports/<dataflow>/<runId>/report.json) says why (error.code); fix the cause and deliver the file again.',
+  fileFailed:
+    'A file of this dataflow FAILED. Its report (reports/<dataflow>/<runId>/report.json) says why (error.code) and whether records were sent before the failure (sentBeforeFailure). Nothing sent: fix the cause and deliver the file again. Something sent: do NOT deliver it again (its content stays claimed; a forced import would issue those badges twice): fix the cause and replay its rejected-records file.',
+  recordsUnaccounted:
+    'A run of this dataflow could not account for all of its records (read is not accepted + rejected): it is reported FAILED with RECORDS_UNACCOUNTED. This is a defect, not bad data. Do not deliver the file again: compare its records with the rejected file and the customers\' badges before replaying anything.',
   rejectedShare: 'A file had at least the configured share of its records rejected. Read the rejected-records file named in its report: fix the data (validation rejects) or the setup (e.g. 1054: unknown badge ids), then replay it.',
   noFile: 'No file arrived for this dataflow within the window after its scheduled time. Ask the vendor, or check the source (S3 prefix or SFTP server) and the sweep function\'s log.',
   workflowFailed: 'A run of the workflow failed for another reason than a FAILED file (a step exhausted its retries, a bug). Open the failed execution in the Step Functions console; its records may need a replay.',
@@ -82,6 +85,7 @@ export class Operations extends Construct {
 
     for (const flow of config.dataflows) {
       alarm(`FileFailed-${flow.name}`, { metric: metric(METRICS.filesFailed, flow, 'Sum'), threshold: 1, description: `${flow.name}: ${ADVICE.fileFailed}` });
+      alarm(`RecordsUnaccounted-${flow.name}`, { metric: metric(METRICS.recordsUnaccounted, flow, 'Sum'), threshold: 1, description: `${flow.name}: ${ADVICE.recordsUnaccounted}` });
       alarm(`RejectedShare-${flow.name}`, {
         metric: metric(METRICS.rejectedPercent, flow, 'Maximum'),
         threshold: flow.alerts.rejectedSharePercent,

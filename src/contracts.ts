@@ -35,6 +35,12 @@ export interface ExecutionInput {
   dataflow: string;
   bucket: string;
   key: string;
+  /**
+   * The object version the trigger saw (the inbox is versioned): the run reads, and finalize moves, exactly this
+   * version, so an object overwritten while its run is in flight is neither skipped nor sent twice. Absent for an
+   * unversioned bucket: the current object.
+   */
+  versionId?: string;
   /** Validate and report without calling the API. */
   dryRun?: boolean;
   /** Import even if the same content was imported before for this dataflow. */
@@ -70,10 +76,16 @@ export interface RowCounts {
 export interface StageOutput extends ExecutionInput, RunContext {
   /** Set when the object does not belong to the dataflow (name outside its pattern): nothing else happens. */
   skipped?: string;
-  /** Set when the same content (sha256) was imported before for this dataflow: nothing is sent. */
+  /** Set when the same content (sha256) was claimed by another run of this dataflow: nothing is sent. */
   duplicateOf?: ImportedMarker;
-  /** Set for a zip archive: the inbox keys its matching entries were written to, each to be imported on its own. */
-  expanded?: string[];
+  /**
+   * Set for a zip archive: how many matching entries were written to the inbox, each to be imported on its own. Their
+   * keys are in the staging object `expandedKey` (a list of thousands would not fit in a 256 KiB state).
+   */
+  expanded?: number;
+  expandedKey?: string;
+  /** This run holds the content claim (`imported/<dataflow>/<sha256>.json`): finalize completes or releases it. */
+  claimed?: boolean;
   /** Staging key of the JSON array of ChunkRef that the Distributed Map reads. */
   chunksKey: string;
   chunkCount: number;
@@ -86,11 +98,21 @@ export interface StageOutput extends ExecutionInput, RunContext {
   summaryKey: string;
 }
 
-/** Left by a completed import, so that the same content delivered again is recognised. */
+/**
+ * The content claim, `imported/<dataflow>/<sha256>.json` in the reports bucket. The stage writes it with S3's
+ * conditional write (`If-None-Match: *`) once the whole file is staged and before anything is sent, so of two runs
+ * of the same content (two names, two folders, a zip holding a file twice) exactly one sends. Finalize marks it
+ * `imported` (or `sent-then-failed` when a FAILED run had sent records), or deletes it when a FAILED run sent nothing.
+ */
 export interface ImportedMarker {
   runId: string;
   key: string;
-  finishedAt: string;
+  /** `claimed`: its run is in flight. Markers written before claims existed have no state and mean `imported`. */
+  state?: 'claimed' | 'imported' | 'sent-then-failed';
+  claimedAt?: string;
+  finishedAt?: string;
+  /** Records that run had accepted, when it finished. */
+  accepted?: number;
 }
 
 /** The per-file details written by the stage step (too large or too local for the state). */
@@ -153,6 +175,8 @@ export interface FileReport {
   source: {
     bucket: string;
     key: string;
+    /** The object version this run read and moved. */
+    versionId?: string;
     movedTo?: string;
     /** For a file pulled from SFTP: where it was (`sftp://host:port/path`) and where it was moved on the server. */
     origin?: string;
@@ -179,14 +203,46 @@ export interface Report {
   files: FileReport[];
   /** Set for a replay: records are numbered as in the original file. */
   replay?: boolean;
-  /** For SKIPPED_DUPLICATE: the run that imported this content. */
+  /** For SKIPPED_DUPLICATE: the run that holds this content's claim (in flight, imported, or failed after sending). */
   duplicateOf?: ImportedMarker;
   error?: { code: string; message: string };
+  /**
+   * For a FAILED run that had already issued records (or may have: AMBIGUOUS): the file must not be delivered again
+   * (its content stays claimed); its rejected records are replayed instead.
+   */
+  sentBeforeFailure?: { accepted: number; ambiguous: number };
+}
+
+/**
+ * What finalize hands back to the state machine: the outcome, not the report (a report can list thousands of zip
+ * entries; a state is capped at 256 KiB). The report is in the reports bucket under `reportKey`.
+ */
+export interface FinalizeOutput {
+  runId: string;
+  dataflow: string;
+  status: RunStatus;
+  rows: RowCounts & { valid: number };
+  reportKey: string;
+  error?: { code: string; message: string };
+}
+
+/** The state machine's view of a report (see FinalizeOutput). */
+export function finalizeOutputOf(report: Report): FinalizeOutput {
+  return {
+    runId: report.runId,
+    dataflow: report.dataflow,
+    status: report.status,
+    rows: report.rows,
+    reportKey: KEYS.report(report.dataflow, report.runId),
+    ...(report.error ? { error: report.error } : {}),
+  };
 }
 
 /** S3 key layout. Staging keys live under `runs/<runId>/` and expire by lifecycle. */
 export const KEYS = {
   chunks: (runId: string) => `runs/${runId}/chunks.json`,
+  /** The inbox keys a zip archive's entries were written to (a JSON array). */
+  expanded: (runId: string) => `runs/${runId}/expanded.json`,
   plaintext: (runId: string) => `runs/${runId}/plaintext`,
   chunk: (runId: string, index: number) => `runs/${runId}/chunks/${String(index).padStart(6, '0')}.jsonl`,
   summary: (runId: string) => `runs/${runId}/stage.json`,

@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { adviceFor } from '../report/advice';
 import { dirname, join, resolve } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Command, CommanderError, Option } from 'commander';
@@ -60,8 +61,9 @@ export function summary(report: Report, reportPath: string, rejectedPath?: strin
     const n = `${file.expandedTo.length} matching entr${file.expandedTo.length === 1 ? 'y' : 'ies'}`;
     lines.push(report.dryRun ? `  a zip archive: ${n} checked; a real run would import each on its own` : `  a zip archive: ${n} written to the inbox, each imported on its own`);
   }
-  if (report.duplicateOf) lines.push(`  skipped: the same content was imported by run ${report.duplicateOf.runId} (${report.duplicateOf.key}); --force imports it again`);
   if (report.error) lines.push(`  error   ${report.error.code}: ${report.error.message}`);
+  const advice = adviceFor(report, 'operator');
+  if (advice) lines.push(`  next    ${advice}`);
   lines.push(`  report  ${reportPath}`);
   if (rejectedPath) lines.push(`  rejected ${rejectedPath}`);
   return `${lines.join('\n')}\n`;

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { adviceFor } from '../report/advice';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CopyObjectCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -319,8 +320,8 @@ export function vendorSummary(report: Report, fileName: string, rejectedName: st
   const codes = Object.entries(report.rejectionsByCode).sort((a, b) => b[1] - a[1]);
   if (codes.length > 0) lines.push('Rejected by reason:', ...codes.map(([code, n]) => `  ${code}: ${n}`));
   if (report.error) lines.push(`Error:     ${report.error.code}: ${report.error.message}`);
-  if (report.status === 'FAILED') lines.push('Nothing from this file was sent. Deliver it again once the error above is fixed.');
-  if (report.duplicateOf) lines.push(`The same content was imported before (run ${report.duplicateOf.runId}): nothing was sent again.`);
+  const advice = adviceFor(report, 'vendor');
+  if (advice) lines.push(advice);
   if (rejectedName) lines.push(`The rejected records, with their record numbers and reasons, are in ${rejectedName}.`);
   return `${lines.join('\n')}\n`;
 }

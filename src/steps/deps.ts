@@ -52,6 +52,8 @@ export const METRICS = {
   apiRetries: 'ApiRetries',
   apiReconciled: 'ApiReconciled',
   apiLatency: 'ApiLatency',
+  /** Records a finished run cannot place: read ≠ accepted + rejected (finalize; the run is FAILED RECORDS_UNACCOUNTED). */
+  recordsUnaccounted: 'RecordsUnaccounted',
   /** Duration of a run, start to report (finalize). */
   runDuration: 'RunDuration',
 } as const;

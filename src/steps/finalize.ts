@@ -3,6 +3,7 @@ import pLimit from 'p-limit';
 import {
   type ChunkRef,
   type FinalizeEvent,
+  type ImportedMarker,
   KEYS,
   type Report,
   type RunStatus,
@@ -10,10 +11,11 @@ import {
   type StageSummary,
   fileNameOf,
 } from '../contracts';
-import { createObjectWriter, headObject, moveObject, openObject, putJson, readJson } from '../aws/s3';
+import { createObjectWriter, deleteObject, headObject, moveObject, openObject, putJson, readJson } from '../aws/s3';
 import { SEND_CODES } from '../api/client';
 import { rejectHeaderLine, rejectLine } from '../core/csv';
 import { describeCaughtError } from '../errors';
+import { adviceFor } from '../report/advice';
 import { pullOriginOf, writeBack } from '../sources/sftp';
 import { METRICS, type StepDeps } from './deps';
 
@@ -52,10 +54,13 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   };
   const parts: Array<string | { orphan: ChunkRef }> = settles && summary.rejectedPartKey ? [summary.rejectedPartKey] : [];
 
+  /** Records a worker reported on that were not its chunk's (a worker that lost or invented records). */
+  let miscounted = 0;
   if (sending) {
     chunks.forEach((chunk, i) => {
       const result = sent[i];
       if (result) {
+        miscounted += Math.abs(chunk.records - (result.accepted + result.rejected));
         rows.accepted += result.accepted;
         rows.rejected += result.rejected;
         for (const [code, n] of Object.entries(result.rejectionsByCode)) count(code, n);
@@ -69,6 +74,17 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     });
   }
 
+  // Conservation: every record read ends in exactly one place. A run that cannot show it is not reported a success.
+  const unaccounted = settles ? unaccountedRecords(rows, Boolean(state.dryRun), miscounted) : 0;
+  if (unaccounted > 0) {
+    log.error('Records unaccounted for', { runId, total: rows.total, accepted: rows.accepted, rejected: rows.rejected, valid: rows.valid, miscounted });
+    deps.metrics?.(METRICS.recordsUnaccounted, 'Count', unaccounted, state.dataflow);
+    error ??= {
+      code: RECORDS_UNACCOUNTED,
+      message: `${rows.total} records were read, but ${state.dryRun ? `${rows.valid} valid + ${rows.rejected} rejected` : `${rows.accepted} accepted + ${rows.rejected} rejected`} do not add up to it${miscounted ? ` (workers reported ${miscounted} records that were not their chunks')` : ''}: ${unaccounted} records are unaccounted for. Do not deliver the file again; compare its records with the rejected file and the API before replaying`,
+    };
+  }
+
   let rejectedFile: string | undefined;
   if (summary && parts.length > 0) {
     const key = KEYS.rejected(state.dataflow, runId, fileName);
@@ -78,21 +94,26 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
 
   const status: RunStatus = error
     ? 'FAILED'
-    : state.expanded
+    : state.expanded !== undefined
       ? 'EXPANDED'
       : state.duplicateOf
         ? 'SKIPPED_DUPLICATE'
         : rows.rejected > 0
           ? 'COMPLETED_WITH_REJECTIONS'
           : 'SUCCEEDED';
+  // Records that were issued, or may have been (AMBIGUOUS): once there are any, the file must not be sent again whole.
+  const issued = rows.accepted + (sending ? (rejectionsByCode[SEND_CODES.AMBIGUOUS] ?? 0) : 0);
+  const expandedTo = state.expandedKey ? ((await readJson<string[]>(s3, buckets.staging, state.expandedKey)) ?? []) : undefined;
   // A file pulled from SFTP says so in its metadata; read it before the object moves.
   const flow = deps.config.dataflows.find((d) => d.name === state.dataflow);
-  const pulled = flow?.source.type === 'sftp' ? pullOriginOf((await headObject(s3, state.bucket, state.key).catch(() => undefined))?.metadata) : undefined;
+  const pulled =
+    flow?.source.type === 'sftp' ? pullOriginOf((await headObject(s3, state.bucket, state.key, state.versionId).catch(() => undefined))?.metadata) : undefined;
   let movedTo: string | undefined;
   if (!state.dryRun) {
     const target = status === 'FAILED' ? KEYS.failed(state.dataflow, runId, fileName) : KEYS.processed(state.dataflow, runId, fileName);
     try {
-      await moveObject(s3, state.bucket, state.key, target);
+      // Exactly the version this run read: a newer one written meanwhile stays for its own run.
+      await moveObject(s3, state.bucket, state.key, target, state.versionId);
       movedTo = target;
     } catch (e) {
       log.warn('Source object could not be moved', { key: state.key, target, error: (e as Error).name });
@@ -119,10 +140,11 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
         status,
         rows: { total: rows.total, accepted: rows.accepted, rejected: rows.rejected },
         ...(rejectedFile ? { rejectedFile } : {}),
-        ...(state.expanded ? { expandedTo: state.expanded } : {}),
+        ...(expandedTo ? { expandedTo } : {}),
         source: {
           bucket: state.bucket,
           key: state.key,
+          ...(state.versionId ? { versionId: state.versionId } : {}),
           ...(movedTo ? { movedTo } : {}),
           ...(pulled ? { origin: pulled.origin, remoteMovedTo: pulled.movedTo } : {}),
         },
@@ -142,11 +164,10 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
       log.warn('Outcome not written back to the SFTP error directory', { dataflow: state.dataflow, error: (e as Error).message });
     }
   }
+  if (status === 'FAILED' && issued > 0) report.sentBeforeFailure = { accepted: rows.accepted, ambiguous: issued - rows.accepted };
   await putJson(s3, buckets.reports, KEYS.report(state.dataflow, runId), report);
-  // Remember the content of a completed import (after the report, so a marker always has its report).
-  if (summary && !state.dryRun && (status === 'SUCCEEDED' || status === 'COMPLETED_WITH_REJECTIONS')) {
-    await putJson(s3, buckets.reports, KEYS.imported(state.dataflow, summary.sha256), { runId, key: state.key, finishedAt: report.finishedAt });
-  }
+  // Settle the content claim (after the report, so a marker always has its report).
+  if (summary && state.claimed && !state.dryRun) await settleClaim(deps, state.dataflow, summary.sha256, report, issued);
   // A failed dry run counts as a failed file too (its execution ends in the Fail state, which the workflow alarm nets
   // out against FilesFailed); its records are not counted, since nothing was sent.
   emitRunMetrics(deps, report, byStage);
@@ -156,6 +177,32 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   }
   log.info('Run finished', { runId, dataflow: state.dataflow, status, ...rows, error: error?.code });
   return report;
+}
+
+/** Code of a run whose records do not add up (read ≠ accepted + rejected): reported FAILED, never a success. */
+export const RECORDS_UNACCOUNTED = 'RECORDS_UNACCOUNTED';
+
+/** How many records a settled run cannot place: read minus (accepted + rejected), or minus (valid + rejected) for a dry run. */
+function unaccountedRecords(rows: Report['rows'], dryRun: boolean, miscounted: number): number {
+  const placed = dryRun ? rows.valid + rows.rejected : rows.accepted + rows.rejected;
+  return Math.abs(rows.total - placed) + miscounted;
+}
+
+/**
+ * The content claim outlives the run as its outcome: `imported` after a completed import, `sent-then-failed` when a
+ * FAILED run had issued (or may have issued) records, so that a redelivery of the same content cannot issue them
+ * twice. A FAILED run that issued nothing releases the claim, so the corrected redelivery is imported.
+ */
+async function settleClaim(deps: StepDeps, dataflow: string, sha256: string, report: Report, issued: number): Promise<void> {
+  const { s3, buckets } = deps;
+  const key = KEYS.imported(dataflow, sha256);
+  const holder = await readJson<ImportedMarker>(s3, buckets.reports, key);
+  // Another run took the claim over (an operator's --force): it is that run's to settle.
+  if (holder && holder.runId !== report.runId) return;
+  const base = { runId: report.runId, key: report.files[0]?.source.key ?? '', claimedAt: holder?.claimedAt, finishedAt: report.finishedAt, accepted: report.rows.accepted };
+  if (report.status !== 'FAILED') await putJson(s3, buckets.reports, key, { ...base, state: 'imported' } satisfies ImportedMarker);
+  else if (issued > 0) await putJson(s3, buckets.reports, key, { ...base, state: 'sent-then-failed' } satisfies ImportedMarker);
+  else if (holder) await deleteObject(s3, buckets.reports, key);
 }
 
 const sumOf = (counts: Record<string, number>) => Object.values(counts).reduce((a, n) => a + n, 0);
@@ -199,7 +246,7 @@ export function notificationText(report: Report): string {
     ...(codes.length > 0 ? ['Rejected by code:', ...codes.map(([code, n]) => `  ${code}: ${n}`)] : []),
     ...(report.error ? [`Error:     ${report.error.code}: ${report.error.message}`] : []),
     ...(file?.rejectedFile ? [`Rejected records: ${file.rejectedFile}`] : []),
-    ...(report.duplicateOf ? [`Skipped: the same content was imported by run ${report.duplicateOf.runId}`] : []),
+    ...[adviceFor(report, 'operator')].filter((a) => a !== undefined).map((a) => `What to do: ${a}`),
   ];
   return `${lines.join('\n')}\n`;
 }

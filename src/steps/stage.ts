@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { selectDataflow } from '../config/load';
 import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, type StageOutput, type StageSummary, fileNameOf } from '../contracts';
 import { Upload } from '@aws-sdk/lib-storage';
-import { type ObjectWriter, createObjectWriter, objectSize, openObject, openRange, putJson, putText, readHead, readJson } from '../aws/s3';
+import { type ObjectWriter, createObjectWriter, objectSize, openObject, openRange, putJson, putJsonIfAbsent, putText, readHead, readJson } from '../aws/s3';
 import { expandZip, isZip } from '../core/zip';
 import type { Dataflow } from '../config/schema';
 import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
@@ -44,9 +44,11 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     return { ...base, skipped: `"${name}" does not match ${flow.source.filePattern}`, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
   }
 
-  const first = await readHead(s3, input.bucket, input.key, 64);
-  const body = first && (await openObject(s3, input.bucket, input.key));
-  if (!body) throw new SourceReadError(`s3://${input.bucket}/${input.key} does not exist (moved or deleted before the run started)`);
+  // Exactly the version the trigger saw: an overwrite while this run is in flight is another version, with a run of its own.
+  const source = `s3://${input.bucket}/${input.key}${input.versionId ? ` (version ${input.versionId})` : ''}`;
+  const first = await readHead(s3, input.bucket, input.key, 64, input.versionId);
+  const body = first && (await openObject(s3, input.bucket, input.key, input.versionId));
+  if (!body) throw new SourceReadError(`${source} does not exist (moved or deleted before the run started)`);
   const hash = createHash('sha256');
   let bytes = 0;
   const tap = new Transform({
@@ -60,7 +62,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   const delivered = body.pipe(tap);
   let plaintext: Readable | undefined = delivered;
   const head = first.head;
-  let content = { bucket: input.bucket, key: input.key, head, size: first.size };
+  let content: StagedContent = { bucket: input.bucket, key: input.key, versionId: input.versionId, head, size: first.size };
   if (isPgpData(head)) {
     if (!flow.decrypt) throw new DecryptionError('The file is PGP-encrypted, and the dataflow has no "decrypt" block');
     const stagedKey = await decryptToStaging(delivered, head, flow.decrypt, runId, deps);
@@ -72,7 +74,10 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   if (isZip(content.head)) {
     body.destroy();
     const expanded = await expandToInbox(content, flow, deps, Boolean(input.dryRun));
-    return { ...base, expanded, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
+    // The list goes to staging: thousands of entry keys would not fit in a 256 KiB state.
+    const expandedKey = KEYS.expanded(runId);
+    await putJson(s3, buckets.staging, expandedKey, expanded);
+    return { ...base, expanded: expanded.length, expandedKey, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
   }
   plaintext ??= await openObject(s3, content.bucket, content.key);
   if (!plaintext) throw new SourceReadError(`The decrypted file s3://${content.bucket}/${content.key} is missing`);
@@ -222,8 +227,6 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   }
 
   const sha256 = hash.digest('hex');
-  // The whole file has been read (and hashed) before anything is sent: a second delivery of the same content stops here.
-  const duplicateOf = input.force || input.dryRun ? undefined : await readJson<ImportedMarker>(s3, buckets.reports, KEYS.imported(flow.name, sha256));
   const summary: StageSummary = {
     header: csv.header,
     delimiter: flow.csv.delimiter,
@@ -234,18 +237,62 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   };
   await putJson(s3, buckets.staging, base.summaryKey, summary);
   await putJson(s3, buckets.staging, base.chunksKey, chunks);
+  // The whole file has been read, hashed and staged, and nothing has been sent: claim the content now, atomically, so
+  // that of two deliveries of it (two names, two folders, a zip holding it twice) exactly one sends.
+  const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, sha256, { runId, key: input.key, force: Boolean(input.force) });
+  const duplicateOf = claim && !claim.claimed ? claim.holder : undefined;
   deps.progress?.({ step: 'stage', records, rejected, done: true });
   deps.metrics?.(METRICS.recordsRead, 'Count', records, flow.name);
   log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.length, bytes, held: heldCount, duplicateOf: duplicateOf?.runId });
   return {
     ...base,
     ...(duplicateOf ? { duplicateOf } : {}),
+    ...(claim?.claimed ? { claimed: true } : {}),
     chunkCount: chunks.length,
     maxConcurrency: Math.min(flow.destination.maxConcurrency, Math.max(1, chunks.length)),
     records,
     valid: records - rejected,
     rejected,
   };
+}
+
+/** The bytes the stage parses: the delivered object (exactly its version), or its decrypted copy in staging. */
+interface StagedContent {
+  bucket: string;
+  key: string;
+  versionId?: string;
+  head: Buffer;
+  size: number;
+}
+
+/**
+ * Claims a content (its SHA-256) for this run with a conditional write: true when this run may send it. When another
+ * run holds the claim (in flight, finished, or failed after sending), returns that run's marker. A retried stage of
+ * the same run finds its own claim and keeps it. `force` takes the claim whatever holds it (an operator's choice).
+ */
+export async function claimContent(
+  deps: Pick<StepDeps, 's3' | 'buckets' | 'log' | 'now'>,
+  dataflow: string,
+  sha256: string,
+  run: { runId: string; key: string; force: boolean },
+): Promise<{ claimed: true } | { claimed: false; holder: ImportedMarker }> {
+  const { s3, buckets } = deps;
+  const key = KEYS.imported(dataflow, sha256);
+  const marker: ImportedMarker = { runId: run.runId, key: run.key, state: 'claimed', claimedAt: new Date((deps.now ?? Date.now)()).toISOString() };
+  if (run.force) {
+    await putJson(s3, buckets.reports, key, marker);
+    return { claimed: true };
+  }
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (await putJsonIfAbsent(s3, buckets.reports, key, marker)) return { claimed: true };
+    const holder = await readJson<ImportedMarker>(s3, buckets.reports, key);
+    // Released between the two calls (a failed run that sent nothing): try again.
+    if (!holder) continue;
+    if (holder.runId === run.runId) return { claimed: true };
+    deps.log.info('Content already claimed', { sha256, heldBy: holder.runId, state: holder.state ?? 'imported' });
+    return { claimed: false, holder };
+  }
+  throw new SourceReadError(`The content claim ${key} kept changing while it was read; the run stops before sending anything`);
 }
 
 /**
@@ -289,13 +336,13 @@ async function decryptToStaging(delivered: Readable, head: Buffer, decrypt: NonN
  * local runner and `serve` follow it too). Every entry is checked first, so an unsafe archive writes nothing, and an
  * entry never replaces a file already waiting under that name.
  */
-async function expandToInbox(content: { bucket: string; key: string; size: number }, flow: Dataflow, deps: StepDeps, dryRun: boolean): Promise<string[]> {
+async function expandToInbox(content: StagedContent, flow: Dataflow, deps: StepDeps, dryRun: boolean): Promise<string[]> {
   const { s3, buckets } = deps;
   const { size } = content;
   const pattern = new RegExp(flow.source.filePattern);
   const keys: string[] = [];
   await expandZip(
-    (start, end) => openRange(s3, content.bucket, content.key, start, end),
+    (start, end) => openRange(s3, content.bucket, content.key, start, end, content.versionId),
     size,
     (name) => pattern.test(name),
     async (name, data) => {

@@ -14,6 +14,7 @@ export function buildStageWorker(dir: string): string {
     target: 'node24',
     format: 'cjs',
     minify: process.env.BENCH_MINIFY !== '0',
+    keepNames: true,
     outfile: worker,
     logLevel: 'warning',
     // The SDK stays in (the runtime provides it in AWS; here nothing else would); ssh2's add-ons stay out.

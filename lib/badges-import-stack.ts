@@ -99,7 +99,11 @@ export class BadgesImportStack extends Stack {
     // Least privilege: each step gets only the object actions it performs, on only the key prefixes it touches.
     const allow = (fn: StepFunction, actions: string[], ...resources: string[]) => fn.addToRolePolicy(new PolicyStatement({ actions, resources }));
     const runs = staging.arnForObjects('runs/*');
-    allow(stageFn, ['s3:GetObject'], ...dataflowObjects(inbox, config));
+    // Every key a run may start from: a dataflow's drop, an operator's replay, or a file started again from processed/
+    // or failed/ (`badges-import start --key failed/…`). Reads and moves name the version the trigger saw, which S3
+    // authorizes as s3:GetObjectVersion and s3:DeleteObjectVersion.
+    const sources = [...dataflowObjects(inbox, config), ...['replays/*', 'processed/*', 'failed/*'].map((p) => inbox.arnForObjects(p))];
+    allow(stageFn, ['s3:GetObject', 's3:GetObjectVersion'], ...sources);
     // A zip's matching entries are written back under the dataflow's prefix, each to be imported on its own.
     allow(stageFn, ['s3:PutObject', 's3:AbortMultipartUpload'], ...dataflowObjects(inbox, config));
     allow(stageFn, ['s3:PutObject', 's3:AbortMultipartUpload'], runs);
@@ -116,15 +120,17 @@ export class BadgesImportStack extends Stack {
     allow(finalizeFn, ['s3:GetObject'], runs);
     allow(finalizeFn, ['s3:PutObject', 's3:AbortMultipartUpload'], deadLetter.arnForObjects('rejected/*'));
     allow(finalizeFn, ['s3:PutObject'], reports.arnForObjects('reports/*'), reports.arnForObjects('imported/*'));
-    // The stage step looks up whether the same content was imported before.
-    allow(stageFn, ['s3:GetObject'], reports.arnForObjects('imported/*'));
-    // Moving the source: read and delete it under its prefix, write it under processed/ or failed/.
-    allow(finalizeFn, ['s3:GetObject', 's3:DeleteObject'], ...dataflowObjects(inbox, config));
+    // The content claim: the stage claims a file's content (a conditional put) before anything is sent, and reads the
+    // claim of the run that holds it; finalize completes, keeps or releases it.
+    allow(stageFn, ['s3:GetObject', 's3:PutObject'], reports.arnForObjects('imported/*'));
+    allow(finalizeFn, ['s3:GetObject', 's3:DeleteObject'], reports.arnForObjects('imported/*'));
+    allowList(finalizeFn, reports, ['imported/*']);
+    // Moving the source: read and delete exactly its version wherever a run may start from, write it under processed/
+    // or failed/.
+    allow(finalizeFn, ['s3:GetObject', 's3:GetObjectVersion', 's3:DeleteObject', 's3:DeleteObjectVersion'], ...sources);
     allow(finalizeFn, ['s3:PutObject'], inbox.arnForObjects('processed/*'), inbox.arnForObjects('failed/*'));
-    // An operator's replay (`badges-import replay --stack`) puts the selected records under replays/ and starts a run on
-    // them: the stage reads them, finalize moves them like any source.
-    allow(stageFn, ['s3:GetObject'], inbox.arnForObjects('replays/*'));
-    allow(finalizeFn, ['s3:GetObject', 's3:DeleteObject'], inbox.arnForObjects('replays/*'));
+    // Finalize writes the rejected records back to an SFTP source's error directory: it reads them back from the dead-letter bucket.
+    allow(finalizeFn, ['s3:GetObject'], deadLetter.arnForObjects('rejected/*'));
     // Only the send step talks to the API, so only it may read the API credentials.
     const secretNames = [...new Set(config.dataflows.flatMap((d) => secretNamesOf(d.destination.auth)))];
     secretNames.forEach((name, i) => Secret.fromSecretNameV2(this, `ApiSecret${i}`, name).grantRead(sendFn));
@@ -228,7 +234,8 @@ export class BadgesImportStack extends Stack {
     }
     sweepFn.addToRolePolicy(
       new PolicyStatement({
-        actions: ['s3:ListBucket'],
+        // ListObjectVersions (the sweep starts each waiting object's current version) is authorized as s3:ListBucketVersions.
+        actions: ['s3:ListBucket', 's3:ListBucketVersions'],
         resources: [inbox.bucketArn],
         conditions: { StringLike: { 's3:prefix': config.dataflows.map((d) => `${d.source.prefix}*`) } },
       }),
@@ -251,7 +258,12 @@ export class BadgesImportStack extends Stack {
         // sweep does: Step Functions then refuses a second execution of an object both of them found.
         targets: [
           new LambdaFunction(sweepFn, {
-            event: RuleTargetInput.fromObject({ dataflow: flow.name, key: EventField.fromPath('$.detail.object.key'), etag: EventField.fromPath('$.detail.object.etag') }),
+            event: RuleTargetInput.fromObject({
+              dataflow: flow.name,
+              key: EventField.fromPath('$.detail.object.key'),
+              etag: EventField.fromPath('$.detail.object.etag'),
+              versionId: EventField.fromPath('$.detail.object.version-id'),
+            }),
             deadLetterQueue: triggerDlq,
             retryAttempts: 8,
           }),

@@ -80,6 +80,9 @@ export class StepFunction extends NodejsFunction {
         target: 'node24',
         format: OutputFormat.CJS,
         minify: true,
+        // Error class names are Step Functions' ErrorEquals values and the report's codes: minified, every named error
+        // would reach the state machine as "vs" and every FAILED file would say INTERNAL_ERROR.
+        keepNames: true,
         sourceMap: true,
         externalModules: BUNDLE_EXTERNALS,
         banner: CJS_BUNDLE_SHIMS.banner,

@@ -7,9 +7,23 @@ export class BadgesImportError extends Error {
   readonly code: string = 'INTERNAL_ERROR';
 
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(boundedMessage(message), options);
     this.name = new.target.name;
   }
+}
+
+/**
+ * Longest error message kept whole. Step Functions cuts a task failure's Cause at 32,768 characters, and Lambda puts
+ * the message there twice (errorMessage and the first line of the stack), so a message naming a very wide header
+ * would arrive cut, or not at all; messages are cut here instead, saying so.
+ */
+export const MAX_ERROR_MESSAGE = 4096;
+
+/** A message cut to MAX_ERROR_MESSAGE characters, ending with how much was left out. */
+export function boundedMessage(message: string, max = MAX_ERROR_MESSAGE): string {
+  if (message.length <= max) return message;
+  const note = ` … (${message.length - max} more characters)`;
+  return `${message.slice(0, max - note.length)}${note}`;
 }
 
 /** The configuration file is invalid; every problem is listed in the message with its JSON path. */
@@ -163,5 +177,5 @@ export function describeCaughtError(caught: { Error?: string; Cause?: string }):
   } catch {
     // a plain message
   }
-  return { code: CODES_BY_NAME[name] ?? 'INTERNAL_ERROR', message };
+  return { code: CODES_BY_NAME[name] ?? 'INTERNAL_ERROR', message: boundedMessage(message) };
 }

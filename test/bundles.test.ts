@@ -19,6 +19,7 @@ describe('Lambda bundles', () => {
       target: 'node24',
       format: 'cjs',
       minify: true,
+      keepNames: true,
       outfile: join(dir, 'index.js'),
       logLevel: 'silent',
       external: BUNDLE_EXTERNALS,

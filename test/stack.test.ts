@@ -144,7 +144,7 @@ describe('Stack: BadgesImportStack', () => {
 
     // Assess
     expect(listedPrefixes(/^StageFunctionServiceRoleDefaultPolicy/).sort()).toEqual(['imported/*', 'inbox/offline-event/*', 'inbox/weekly-events/*', 'sftp/vendor-sftp/*']);
-    expect(listedPrefixes(/^FinalizeFunctionServiceRoleDefaultPolicy/)).toEqual(['runs/*']);
+    expect(listedPrefixes(/^FinalizeFunctionServiceRoleDefaultPolicy/).sort()).toEqual(['imported/*', 'runs/*']);
     expect(statements(/^StageFunctionServiceRoleDefaultPolicy/).some((s) => [s.Action].flat().includes('s3:GetObject') && JSON.stringify(s).includes('/runs/*'))).toBe(true);
   });
 
@@ -240,7 +240,15 @@ describe('Stack: BadgesImportStack', () => {
       expect(topics[topicId!]!.Properties).toMatchObject({ KmsMasterKeyId: { 'Fn::GetAtt': [expect.stringMatching(/^OperationsAlertsKey/), 'Arn'] } });
       template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@brand.example', TopicArn: { Ref: topicId } });
       const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
-      expect(alarms.length).toBe(3 + 3 + 1 + 3);
+      // Per dataflow: FileFailed, RejectedShare, RecordsUnaccounted; NoFileArrived for one; three for the workflow.
+      expect(alarms.length).toBe(3 + 3 + 3 + 1 + 3);
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: Match.absent(),
+        MetricName: 'RecordsUnaccounted',
+        Threshold: 1,
+        Dimensions: Match.arrayWith([{ Name: 'dataflow', Value: 'weekly-events' }]),
+        AlarmDescription: Match.stringLikeRegexp('RECORDS_UNACCOUNTED'),
+      });
       for (const a of alarms) expect((a.Properties as { AlarmActions: unknown }).AlarmActions).toEqual([{ Ref: topicId }]);
       // CloudWatch may use the key; finalize may publish and is told where.
       template.hasResourceProperties('AWS::KMS::Key', {
@@ -285,14 +293,15 @@ describe('IAM: every role, statement by statement', () => {
     expect(statementsOf('StageFunctionServiceRoleDefaultPolicy')).toEqual(
       [
         XRAY,
-        ...prefixes.map((p) => `s3:GetObject -> Inbox/${p}*`),
+        // Any key a run may start from, by the version its trigger saw (GetObjectVersion).
+        ...[...prefixes, 'replays/', 'processed/', 'failed/'].map((p) => `s3:GetObject,s3:GetObjectVersion -> Inbox/${p}*`),
         ...prefixes.map((p) => `s3:AbortMultipartUpload,s3:PutObject -> Inbox/${p}*`),
         's3:AbortMultipartUpload,s3:PutObject -> Staging/runs/*',
         's3:GetObject -> Staging/runs/*',
         's3:ListBucket -> Reports {StringLike:{s3:prefix:[imported/*]}}',
         `s3:ListBucket -> Inbox {StringLike:{s3:prefix:[${prefixes.map((p) => `${p}*`).join(',')}]}}`,
-        's3:GetObject -> Reports/imported/*',
-        's3:GetObject -> Inbox/replays/*',
+        // The content claim: a conditional put, and a read of the run holding it.
+        's3:GetObject,s3:PutObject -> Reports/imported/*',
         'secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:pgp/key-??????',
         'secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:pgp/passphrase-??????',
       ].sort(),
@@ -318,10 +327,15 @@ describe('IAM: every role, statement by statement', () => {
         's3:AbortMultipartUpload,s3:PutObject -> DeadLetter/rejected/*',
         's3:PutObject -> Reports/reports/*',
         's3:PutObject -> Reports/imported/*',
-        ...prefixes.map((p) => `s3:DeleteObject,s3:GetObject -> Inbox/${p}*`),
+        // Settling the content claim: read it, and delete it when a FAILED run sent nothing.
+        's3:DeleteObject,s3:GetObject -> Reports/imported/*',
+        's3:ListBucket -> Reports {StringLike:{s3:prefix:[imported/*]}}',
+        // Moving exactly the version the run read, from wherever a run may start.
+        ...[...prefixes, 'replays/', 'processed/', 'failed/'].map((p) => `s3:DeleteObject,s3:DeleteObjectVersion,s3:GetObject,s3:GetObjectVersion -> Inbox/${p}*`),
         's3:PutObject -> Inbox/processed/*',
         's3:PutObject -> Inbox/failed/*',
-        's3:DeleteObject,s3:GetObject -> Inbox/replays/*',
+        // The SFTP write-back reads the rejected records it wrote.
+        's3:GetObject -> DeadLetter/rejected/*',
         'sns:Publish -> OperationsAlerts',
         'kms:Decrypt,kms:GenerateDataKey* -> OperationsAlertsKey',
         'secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:sftp/key-??????',
@@ -334,7 +348,7 @@ describe('IAM: every role, statement by statement', () => {
     expect(statementsOf('SweepFunctionServiceRoleDefaultPolicy')).toEqual(
       [
         XRAY,
-        `s3:ListBucket -> Inbox {StringLike:{s3:prefix:[${prefixes.map((p) => `${p}*`).join(',')}]}}`,
+        `s3:ListBucket,s3:ListBucketVersions -> Inbox {StringLike:{s3:prefix:[${prefixes.map((p) => `${p}*`).join(',')}]}}`,
         'states:StartExecution -> Workflow',
         's3:AbortMultipartUpload,s3:DeleteObject,s3:GetObject,s3:PutObject -> Staging/pulls/*',
         's3:AbortMultipartUpload,s3:GetObject,s3:PutObject -> Inbox/sftp/vendor-sftp/*',

@@ -1,6 +1,6 @@
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
-import { listObjects, putText } from '../src/aws/s3';
+import { listLatestVersions, putText } from '../src/aws/s3';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
 import { silentLog } from '../src/steps/deps';
@@ -34,13 +34,13 @@ describe('Function: sweep', () => {
     expect(output.started).toEqual(['inbox/weekly-events/events_1.csv', 'inbox/weekly-events/events_2.csv']);
     const inputs = sfnMock.commandCalls(StartExecutionCommand).map((c) => c.args[0].input);
     expect(inputs.map((i) => JSON.parse(i.input!))).toEqual([
-      { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key: 'inbox/weekly-events/events_1.csv' },
-      { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key: 'inbox/weekly-events/events_2.csv' },
+      { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key: 'inbox/weekly-events/events_1.csv', versionId: expect.any(String) },
+      { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key: 'inbox/weekly-events/events_2.csv', versionId: expect.any(String) },
     ]);
     expect(inputs.every((i) => i.stateMachineArn === STATE_MACHINE)).toBe(true);
   });
 
-  it('counts a file whose execution already exists as already running, not as an error', async () => {
+  it('counts a file whose execution already exists as already started, not as an error', async () => {
     // Prepare
     sfnMock.on(StartExecutionCommand).rejects(new ExecutionAlreadyExists({ message: 'exists', $metadata: {} }));
 
@@ -49,7 +49,7 @@ describe('Function: sweep', () => {
 
     // Assess
     expect(output.started).toEqual([]);
-    expect(output.alreadyRunning).toHaveLength(2);
+    expect(output.alreadyStarted).toHaveLength(2);
   });
 
   it('lets other Step Functions errors through', async () => {
@@ -69,11 +69,11 @@ describe('Function: sweep, given one object by an upload event', () => {
     const swept = sfnMock.commandCalls(StartExecutionCommand).find((c) => c.args[0].input.input!.includes('events_1.csv'))!.args[0].input;
     sfnMock.reset();
     sfnMock.on(StartExecutionCommand).resolves({ executionArn: 'arn:y', startDate: new Date() });
-    let objectEtag = '';
-    for await (const o of listObjects(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/events_1')) objectEtag = o.etag;
+    let object: { etag: string; versionId?: string } = { etag: '' };
+    for await (const o of listLatestVersions(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/events_1')) object = o;
 
-    // Act
-    const output = await sweep({ dataflow: 'weekly-events', key: 'inbox/weekly-events/events_1.csv', etag: `"${objectEtag}"` }, deps());
+    // Act: the event carries the object's ETag (quoted, as S3 writes it) and its version.
+    const output = await sweep({ dataflow: 'weekly-events', key: 'inbox/weekly-events/events_1.csv', etag: `"${object.etag}"`, versionId: object.versionId }, deps());
 
     // Assess
     expect(output.started).toEqual(['inbox/weekly-events/events_1.csv']);
@@ -96,15 +96,15 @@ describe('Function: sweep, given one object by an upload event', () => {
 
 describe('Function: executionName', () => {
   it('is stable for one object version, differs for another, and fits Step Functions limits', () => {
-    // Act
-    const a = executionName('weekly-events', 'inbox/weekly-events/events 1.csv', 'etag1');
-    const again = executionName('weekly-events', 'inbox/weekly-events/events 1.csv', 'etag1');
-    const changed = executionName('weekly-events', 'inbox/weekly-events/events 1.csv', 'etag2');
-    const long = executionName('weekly-events', `inbox/weekly-events/${'x'.repeat(200)}.csv`, 'e');
+    // Act: a redelivery of the same bytes under the same key is a new S3 version, with the same ETag.
+    const a = executionName('weekly-events', 'inbox/weekly-events/events 1.csv', { etag: 'etag1', versionId: 'v1' });
+    const again = executionName('weekly-events', 'inbox/weekly-events/events 1.csv', { etag: 'etag1', versionId: 'v1' });
+    const redelivered = executionName('weekly-events', 'inbox/weekly-events/events 1.csv', { etag: 'etag1', versionId: 'v2' });
+    const long = executionName('weekly-events', `inbox/weekly-events/${'x'.repeat(200)}.csv`, { etag: 'e' });
 
     // Assess
     expect(a).toBe(again);
-    expect(a).not.toBe(changed);
+    expect(a).not.toBe(redelivered);
     expect(a).toMatch(/^[A-Za-z0-9_-]{1,80}$/);
     expect(long.length).toBeLessThanOrEqual(80);
   });

@@ -50,6 +50,8 @@ export const sandboxSettingsSchema = z.strictObject({
       slowRate: z.number().min(0).max(1).default(0),
       /** @default 5000 */
       slowDelayMs: z.int().min(0).default(5000),
+      /** After this many import requests, every credential is refused (401), as if revoked mid-run. */
+      revokeCredentialsAfterRequests: z.int().min(0).optional(),
     })
     .optional(),
 });
@@ -78,6 +80,9 @@ export interface Sandbox {
   /** Expires every OAuth token at once (as a clock jump past their TTL would). */
   expireTokens(): void;
   addUser(username: string, password: string): void;
+  /** Refuses every credential from now on (401), as a revoked key would be; `restoreCredentials` undoes it. */
+  revokeCredentials(): void;
+  restoreCredentials(): void;
   addOAuthClient(key: string, secret: string): void;
   addBadge(badgeMetaId: string): void;
   /** Every OAuth token it has issued (tests look for them where they must not be). */
@@ -152,7 +157,10 @@ export async function startSandbox(input: SandboxSettings = {}, port = 0, host =
   };
   const badgeExists = (id: string) => /^[0-9a-fA-F]{24}$/.test(id) && (!known || known.has(id.toLowerCase()));
 
+  let revoked = false;
+  let importRequests = 0;
   function authorized(req: IncomingMessage): boolean {
+    if (revoked) return false;
     const token = req.headers['x-cap-api-oauth-token'];
     if (typeof token === 'string') return (tokens.get(token) ?? 0) > Date.now();
     return authorizations.has(req.headers.authorization ?? '');
@@ -291,6 +299,9 @@ export async function startSandbox(input: SandboxSettings = {}, port = 0, host =
       tokensIssued.push(accessToken);
       return send(res, 200, { data: { accessToken, ttlSeconds: settings.tokenTtlSeconds }, errors: [] });
     }
+    if (url.pathname === IMPORT_PATH && settings.faults?.revokeCredentialsAfterRequests !== undefined && ++importRequests > settings.faults.revokeCredentialsAfterRequests) {
+      revoked = true;
+    }
     if (!authorized(req)) {
       if (url.pathname === IMPORT_PATH) count(401);
       return send(res, 401, { errors: [error(401, 'Invalid or expired credentials')] });
@@ -339,6 +350,13 @@ export async function startSandbox(input: SandboxSettings = {}, port = 0, host =
     },
     expireTokens: () => tokens.clear(),
     addUser: (username, password) => authorizations.add(basicAuthorization(username, password)),
+    revokeCredentials: () => {
+      revoked = true;
+    },
+    restoreCredentials: () => {
+      revoked = false;
+      if (settings.faults) delete settings.faults.revokeCredentialsAfterRequests;
+    },
     addOAuthClient: (key, secret) => clients.set(key, secret),
     addBadge: (id) => known?.add(id.toLowerCase()),
     tokensIssued,

@@ -11,13 +11,27 @@ export function isZip(head: Buffer): boolean {
 /** Opens bytes `start` (inclusive) to `end` (exclusive) of the archive. */
 export type RangeOpener = (start: number, end: number) => Promise<Readable>;
 
-/** yauzl reads the archive through ranges, so it never has to be downloaded whole (S3 ranged GETs in practice). */
+/** Reads this small or smaller are served from a window of WINDOW_BYTES read at once. */
+const SMALL_READ = 64 * 1024;
+const WINDOW_BYTES = 1024 * 1024;
+
+/**
+ * yauzl reads the archive through ranges, so it never has to be downloaded whole (S3 ranged GETs in practice). It reads
+ * the central directory one small record at a time: those reads are served from a 1 MiB window, so an archive of
+ * thousands of entries costs a few requests to list, not two per entry.
+ */
 class RangeReader extends yauzl.RandomAccessReader {
-  constructor(private readonly open: RangeOpener) {
+  private window?: { start: number; end: number; data: Promise<Buffer> };
+
+  constructor(
+    private readonly open: RangeOpener,
+    private readonly size: number,
+  ) {
     super();
   }
 
   override _readStreamForRange(start: number, end: number): Readable {
+    if (end - start <= SMALL_READ) return this.fromWindow(start, end);
     const out = new PassThrough();
     this.open(start, end).then(
       (stream) => {
@@ -28,6 +42,30 @@ class RangeReader extends yauzl.RandomAccessReader {
     );
     return out;
   }
+
+  private fromWindow(start: number, end: number): Readable {
+    let window = this.window;
+    if (!window || start < window.start || end > window.end) {
+      const windowEnd = Math.max(end, Math.min(this.size, start + WINDOW_BYTES));
+      window = { start, end: windowEnd, data: this.open(start, windowEnd).then(collect) };
+      // A failed read is not kept: the next one asks again.
+      window.data.catch(() => (this.window = undefined));
+      this.window = window;
+    }
+    const { data, start: at } = window;
+    const out = new PassThrough();
+    data.then(
+      (bytes) => out.end(bytes.subarray(start - at, end - at)),
+      (error: unknown) => out.destroy(error instanceof Error ? error : new Error(String(error))),
+    );
+    return out;
+  }
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(part as Buffer);
+  return Buffer.concat(parts);
 }
 
 const GRACE_BYTES = 16 * 1024 * 1024;
@@ -59,7 +97,7 @@ export async function expandZip(
   let zip: yauzl.ZipFile;
   try {
     zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-      yauzl.fromRandomAccessReader(new RangeReader(open), size, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true }, (error, file) =>
+      yauzl.fromRandomAccessReader(new RangeReader(open, size), size, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true }, (error, file) =>
         error ? reject(error) : resolve(file),
       ),
     );

@@ -38,6 +38,8 @@ export interface LocalObjectRunOptions {
   force?: boolean;
   /** The object is a replay file (see replayRecords): records keep their original numbers. */
   replay?: boolean;
+  /** The object version the run reads and moves (what the upload event names); absent: the current one. */
+  versionId?: string;
   progress?: (event: RunProgress) => void;
   fetch?: typeof fetch;
   /** Receives the steps' metrics (in AWS: CloudWatch, through Powertools). */
@@ -77,8 +79,8 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     throw new FileNotMatchedError(`"${basename(options.file)}" does not match the file pattern of dataflow ${dataflow.name} (${dataflow.source.filePattern}): a vendor file so named would be left alone. Rename it, or choose another dataflow.`);
   }
   const key = `${dataflow.source.prefix}${basename(options.file)}`;
-  await new Upload({ client: options.s3.client, params: { Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: createReadStream(options.file) } }).done();
-  return runObject(options, key);
+  const uploaded = await new Upload({ client: options.s3.client, params: { Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: createReadStream(options.file) } }).done();
+  return runObject({ ...options, ...(uploaded.VersionId ? { versionId: uploaded.VersionId } : {}) }, key);
 }
 
 /** Runs the per-file workflow on an object already in the local inbox, as its upload event would. */
@@ -143,7 +145,7 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
   });
   Object.assign(handlers, emulated.handlers);
 
-  const input: ExecutionInput = { dataflow: dataflow.name, bucket: LOCAL_BUCKETS.inbox, key, ...(options.dryRun ? { dryRun: true } : {}), ...(options.force ? { force: true } : {}), ...(options.replay ? { replay: true } : {}) };
+  const input: ExecutionInput = { dataflow: dataflow.name, bucket: LOCAL_BUCKETS.inbox, key, ...(options.versionId ? { versionId: options.versionId } : {}), ...(options.dryRun ? { dryRun: true } : {}), ...(options.force ? { force: true } : {}), ...(options.replay ? { replay: true } : {}) };
   const machine = new StateMachine(emulated.definition as never, { validationOptions: { checkPaths: false, checkArn: false } });
   let report: Report | undefined;
   try {

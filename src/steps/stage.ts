@@ -358,11 +358,11 @@ async function expandToInbox(content: StagedContent, flow: Dataflow, deps: StepD
     },
     flow.unpack,
     async (names) => {
-      for (const name of names) {
-        if ((await objectSize(s3, buckets.inbox, `${flow.source.prefix}${name}`)) !== undefined) {
-          throw new UnsafeArchiveError(`The zip entry "${name}" would replace a file already waiting under that name; nothing was extracted`);
-        }
-      }
+      // Asked several at a time: an archive may hold thousands of entries.
+      const limit = pLimit(UPLOADS_IN_FLIGHT * 4);
+      const taken = await Promise.all(names.map((name) => limit(async () => ((await objectSize(s3, buckets.inbox, `${flow.source.prefix}${name}`)) !== undefined ? name : undefined))));
+      const first = taken.find((name) => name !== undefined);
+      if (first !== undefined) throw new UnsafeArchiveError(`The zip entry "${first}" would replace a file already waiting under that name; nothing was extracted`);
     },
   );
   deps.log.info('Expanded zip', { key: content.key, entries: keys });

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 export function makeZip(path: string, entries: Record<string, string | { zeros: number }>, encrypted: string[] = []): void {
   const script = `
 import json, sys, zipfile
-entries, encrypted, path = json.loads(sys.argv[1]), set(json.loads(sys.argv[2])), sys.argv[3]
+entries, encrypted, path = json.loads(sys.stdin.read()), set(json.loads(sys.argv[1])), sys.argv[2]
 with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as z:
     for name, content in entries.items():
         data = bytes(content['zeros']) if isinstance(content, dict) else content.encode('utf-8')
@@ -25,5 +25,6 @@ for sig, flag_at, name_len_at, name_at in ((b'PK\x03\x04', 6, 26, 30), (b'PK\x01
         pos = raw.find(sig, pos + 4)
 open(path, 'wb').write(bytes(raw))
 `;
-  execFileSync('python3', ['-c', script, JSON.stringify(entries), JSON.stringify(encrypted), path]);
+  // The entries go through stdin: thousands of them would be over the 128 KiB an argument may hold.
+  execFileSync('python3', ['-c', script, JSON.stringify(encrypted), path], { input: JSON.stringify(entries) });
 }

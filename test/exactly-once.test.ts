@@ -1,0 +1,208 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { Sandbox } from '../src/api/sandbox';
+import { StaticSecretsProvider } from '../src/aws/secrets';
+import { readText } from '../src/aws/s3';
+import { parseConfig } from '../src/config/load';
+import type { Config, Dataflow } from '../src/config/schema';
+import { replayLocal } from '../src/local/replay';
+import { type LocalObjectRunOptions, type LocalRunResult, runObject } from '../src/local/runner';
+import { LOCAL_BUCKETS, type LocalS3 } from '../src/local/s3';
+import { notificationText } from '../src/steps/finalize';
+import { startLocalServices, stopLocalServices } from './support/local';
+import { SECRETS, configDocument, toCsv, validRow } from './support/factories';
+import { makeZip } from './support/zips';
+
+/**
+ * Regression tests for the ways a record could be lost or sent twice in the real world (issue 10): the same content
+ * delivered twice at once, an object overwritten mid-run, credentials revoked mid-run followed by a redelivery, a
+ * zip of thousands of entries, a message naming a very wide header, a file started again from failed/. Each goes
+ * through the local workflow and audits the sandbox's ledger.
+ */
+const work = mkdtempSync(join(tmpdir(), 'exactly-once-'));
+const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+const destination = flow!.destination as Record<string, unknown>;
+const document = {
+  dataflows: [
+    flow,
+    // One worker at a time, so that "revoked after N requests" leaves a known number accepted.
+    { ...flow, name: 'serial-events', source: { type: 's3', prefix: 'inbox/serial/', filePattern: '^events_.*\\.csv$' }, destination: { ...destination, maxConcurrency: 1 } },
+    { ...flow, name: 'zip-events', source: { type: 's3', prefix: 'inbox/zips/', filePattern: '^(events_.*\\.csv|.*\\.zip)$' } },
+  ],
+};
+const configFile = join(work, 'config.json');
+writeFileSync(configFile, JSON.stringify(document));
+const config: Config = parseConfig(document);
+const dataflow = (name: string): Dataflow => config.dataflows.find((d) => d.name === name)!;
+
+let s3: LocalS3;
+let sandbox: Sandbox;
+beforeAll(async () => {
+  ({ s3, sandbox } = await startLocalServices({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }] }));
+});
+afterAll(() => stopLocalServices({ s3, sandbox }));
+
+const rowsFor = (base: number, n: number) => Array.from({ length: n }, (_, i) => ({ ...validRow(i + 1, base), note: `plain ${i + 1}` }));
+const ledgerFor = (base: number, n: number) => sandbox.ledger.filter((e) => e.customerId > base && e.customerId <= base + n);
+const issuedOnce = (base: number, n: number) => new Set(ledgerFor(base, n).map((e) => e.customerId)).size === ledgerFor(base, n).length;
+
+/** Puts bytes under a key of the local inbox; returns the version S3 gave them. */
+async function deliver(key: string, body: string | Buffer): Promise<string | undefined> {
+  return (await s3.client.send(new PutObjectCommand({ Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: body }))).VersionId;
+}
+
+let runs = 0;
+function options(flowName: string, extra: Partial<LocalObjectRunOptions> = {}): LocalObjectRunOptions {
+  return { config, configFile, dataflow: dataflow(flowName), secrets: new StaticSecretsProvider(SECRETS), s3, sandbox, outDir: join(work, 'out', String(++runs)), ...extra };
+}
+
+describe('Exactly once: the same content twice at once', () => {
+  it('imports two deliveries of the same bytes under two names once: one run claims the content, the other is skipped and names it', async () => {
+    // Prepare: a vendor's "events (1).csv" next to the original, both arriving before either run has finished.
+    const base = 7_100_000;
+    const body = toCsv(rowsFor(base, 60));
+    const keys = ['inbox/weekly-events/events_twice.csv', 'inbox/weekly-events/events_twice (1).csv'];
+    const versions = await Promise.all(keys.map((k) => deliver(k, body)));
+
+    // Act: both runs at once, as two upload events start them in AWS.
+    const results = await Promise.all(keys.map((k, i) => runObject(options('weekly-events', { versionId: versions[i] }), k)));
+
+    // Assess
+    const [winner, loser] = [...results].sort((a, b) => (a.report.status === 'SUCCEEDED' ? -1 : b.report.status === 'SUCCEEDED' ? 1 : 0));
+    expect(winner!.report).toMatchObject({ status: 'SUCCEEDED', rows: { total: 60, accepted: 60 } });
+    expect(loser!.report).toMatchObject({ status: 'SKIPPED_DUPLICATE', rows: { accepted: 0, rejected: 0 }, duplicateOf: { runId: winner!.report.runId } });
+    expect(ledgerFor(base, 60)).toHaveLength(60);
+    expect(issuedOnce(base, 60)).toBe(true);
+  });
+});
+
+describe('Exactly once: an object overwritten while its run is in flight', () => {
+  it('reads and moves exactly the version each run was started for: neither version is lost or sent twice', async () => {
+    // Prepare: the vendor uploads, then overwrites the same key before the first run has read it.
+    const [first, second] = [7_200_000, 7_300_000];
+    const key = 'inbox/weekly-events/events_overwritten.csv';
+    const v1 = await deliver(key, toCsv(rowsFor(first, 30)));
+    const v2 = await deliver(key, toCsv(rowsFor(second, 40)));
+    expect(v1).toBeDefined();
+    expect(v2).not.toBe(v1);
+
+    // Act: each upload event names its own version.
+    const [one, two] = await Promise.all([runObject(options('weekly-events', { versionId: v1 }), key), runObject(options('weekly-events', { versionId: v2 }), key)]);
+
+    // Assess: each run imported its own version once.
+    expect(one.report).toMatchObject({ status: 'SUCCEEDED', rows: { total: 30, accepted: 30 } });
+    expect(two.report).toMatchObject({ status: 'SUCCEEDED', rows: { total: 40, accepted: 40 } });
+    expect([ledgerFor(first, 30).length, ledgerFor(second, 40).length]).toEqual([30, 40]);
+    expect(issuedOnce(first, 30) && issuedOnce(second, 40)).toBe(true);
+    // Each version moved to its own run's processed/ folder, with its own bytes; none is left under the key.
+    const moved = await readText(s3.client, LOCAL_BUCKETS.inbox, one.report.files[0]!.source.movedTo!);
+    expect(moved).toContain(String(first + 1));
+    const left = await s3.client.send(new ListObjectVersionsCommand({ Bucket: LOCAL_BUCKETS.inbox, Prefix: key }));
+    expect([...(left.Versions ?? []), ...(left.DeleteMarkers ?? [])].filter((v) => v.Key === key)).toEqual([]);
+  });
+});
+
+describe('Exactly once: a run that fails after sending', () => {
+  const base = 7_400_000;
+  const revokedFile = toCsv(rowsFor(base, 100));
+  let failed: LocalRunResult;
+  const notified: string[] = [];
+
+  beforeAll(async () => {
+    // Prepare: credentials revoked after the first chunk's three requests (25 records), one worker at a time.
+    ({ s3, sandbox } = await restartServices({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], faults: { revokeCredentialsAfterRequests: 3 } }));
+    const key = 'inbox/serial/events_revoked.csv';
+    const versionId = await deliver(key, revokedFile);
+    failed = await runObject(options('serial-events', { versionId, notify: async (_subject, message) => void notified.push(message) }), key);
+  });
+
+  it('says how many records were accepted and advises replay, never redelivery, in every text', () => {
+    // Assess
+    expect(failed.report).toMatchObject({ status: 'FAILED', error: { code: 'AUTH_FAILED' }, rows: { total: 100, accepted: 25, rejected: 75 }, sentBeforeFailure: { accepted: 25 } });
+    expect(ledgerFor(base, 100)).toHaveLength(25);
+    for (const text of [notificationText(failed.report), notified.join('\n')]) {
+      expect(text).toMatch(/25 records were accepted before the failure/);
+      expect(text).toMatch(/Do NOT deliver this file again/);
+      expect(text).toMatch(/replay/);
+      expect(text).not.toMatch(/Nothing from this file was sent/);
+    }
+  });
+
+  it('skips a redelivery of the same content once the credentials are fixed, so no badge is issued twice; a replay sends the rest once', async () => {
+    // Prepare: the operator renews the credentials; the vendor (wrongly) delivers the same file again.
+    sandbox.restoreCredentials();
+    const key = 'inbox/serial/events_revoked_again.csv';
+    const versionId = await deliver(key, revokedFile);
+
+    // Act
+    const again = await runObject(options('serial-events', { versionId }), key);
+    const replayed = await replayLocal({ ...options('serial-events'), rejected: failed.rejectedPath! });
+
+    // Assess
+    expect(again.report).toMatchObject({ status: 'SKIPPED_DUPLICATE', duplicateOf: { runId: failed.report.runId, state: 'sent-then-failed' } });
+    expect(replayed.result?.report).toMatchObject({ status: 'SUCCEEDED', rows: { total: 75, accepted: 75 } });
+    expect(ledgerFor(base, 100)).toHaveLength(100);
+    expect(issuedOnce(base, 100)).toBe(true);
+  });
+});
+
+describe('Exactly once: what would break Step Functions limits', () => {
+  it('expands a zip of thousands of matching entries, with every entry in the report and none in the state', async () => {
+    // Prepare: 1,500 entries with long names: their inbox keys alone are over 256 KiB, the most a state may hold.
+    const zip = join(work, 'many.zip');
+    const entries = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`events_${String(i).padStart(5, '0')}_${'weekly_behavioural_events_export_'.repeat(5)}.csv`, 'member_id\n']));
+    makeZip(zip, entries);
+    const key = 'inbox/zips/many.zip';
+    const versionId = await deliver(key, readFileSync(zip));
+
+    // Act: a dry run checks and lists the entries, writing none.
+    const result = await runObject(options('zip-events', { versionId, dryRun: true }), key);
+
+    // Assess
+    expect(result.report.status).toBe('EXPANDED');
+    expect(result.report.files[0]!.expandedTo).toHaveLength(1500);
+    expect(JSON.stringify(result.report.files[0]!.expandedTo).length).toBeGreaterThan(256 * 1024);
+  }, 300_000);
+
+  it('keeps the code and a bounded, readable message for a missing column in a very wide header', async () => {
+    // Prepare: 3,000 columns of 20 characters, none of them the mapped ones (the message names the header).
+    const header = Array.from({ length: 3000 }, (_, i) => `vendor_column_${String(i).padStart(6, '0')}`);
+    const key = 'inbox/weekly-events/events_wide.csv';
+    const versionId = await deliver(key, `${header.join(',')}\n${header.map(() => 'x').join(',')}\n`);
+
+    // Act
+    const result = await runObject(options('weekly-events', { versionId }), key);
+
+    // Assess
+    expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'MISSING_COLUMN' } });
+    expect(result.report.error!.message.length).toBeLessThanOrEqual(4096);
+    expect(result.report.error!.message).toMatch(/^The header/);
+    expect(result.report.error!.message).toMatch(/more characters\)$/);
+  });
+});
+
+describe('Exactly once: starting a file again from failed/', () => {
+  it('reads a file kept under failed/ and moves it on, as `badges-import start --key failed/…` asks', async () => {
+    // Prepare: a file that failed (a missing column) now sits under failed/<dataflow>/<runId>/.
+    const key = 'inbox/weekly-events/events_nocolumn.csv';
+    const versionId = await deliver(key, 'member_id,badge_code\n1,6571a3b9e4b0c1a2b3c4d5e6\n');
+    const first = await runObject(options('weekly-events', { versionId }), key);
+    const kept = first.report.files[0]!.source.movedTo!;
+    expect(kept).toMatch(/^failed\/weekly-events\//);
+
+    // Act: the operator starts it again from there.
+    const again = await runObject(options('weekly-events'), kept);
+
+    // Assess: it was read (the same MISSING_COLUMN, not an access error) and moved on.
+    expect(again.report).toMatchObject({ status: 'FAILED', error: { code: 'MISSING_COLUMN' } });
+    expect(again.report.files[0]!.source.movedTo).toMatch(/^failed\/weekly-events\//);
+  });
+});
+
+/** A fresh sandbox (with other settings) on the same S3. */
+async function restartServices(settings: Parameters<typeof startLocalServices>[0]): Promise<{ s3: LocalS3; sandbox: Sandbox }> {
+  await stopLocalServices({ s3, sandbox });
+  return startLocalServices(settings);
+}

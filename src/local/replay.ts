@@ -30,6 +30,6 @@ export async function replayLocal(options: LocalReplayOptions): Promise<{ select
   await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
   if (selection.kept === 0) return { selection };
   const key = `replays/${options.dataflow.name}/${new Date().toISOString().replace(/[-:.]/g, '')}/${replayNameOf(options.rejected)}`;
-  await new Upload({ client: options.s3.client, params: { Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: createReadStream(selected) } }).done();
-  return { selection, result: await runObject({ ...options, replay: true }, key) };
+  const uploaded = await new Upload({ client: options.s3.client, params: { Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: createReadStream(selected) } }).done();
+  return { selection, result: await runObject({ ...options, replay: true, ...(uploaded.VersionId ? { versionId: uploaded.VersionId } : {}) }, key) };
 }

@@ -88,12 +88,13 @@ export async function replayDeployed(
   const upload = new Upload({ client: clients.s3, params: { Bucket: stack.inboxBucket, Key: key, Body: selected, ContentType: 'text/csv; charset=utf-8' } });
   const uploaded = upload.done();
   let selection: ReplaySelection;
+  let versionId: string | undefined;
   try {
     selection = await selectForReplay(stream, delimiter, { stages: options.stages ?? ['api'] }, async (text) => {
       if (!selected.write(text)) await once(selected, 'drain');
     });
     selected.end();
-    await uploaded;
+    versionId = (await uploaded).VersionId;
   } catch (error) {
     await upload.abort().catch(() => undefined);
     selected.destroy();
@@ -104,7 +105,7 @@ export async function replayDeployed(
     await clients.s3.send(new DeleteObjectCommand({ Bucket: stack.inboxBucket, Key: key }));
     return { selection };
   }
-  const input: ExecutionInput = { dataflow, bucket: stack.inboxBucket, key, replay: true, ...(options.force ? { force: true } : {}) };
+  const input: ExecutionInput = { dataflow, bucket: stack.inboxBucket, key, replay: true, ...(versionId ? { versionId } : {}), ...(options.force ? { force: true } : {}) };
   const started = await clients.sfn.send(new StartExecutionCommand({ stateMachineArn: stack.stateMachineArn, name: operatorExecutionName('replay', key), input: JSON.stringify(input) }));
   return { selection, executionArn: started.executionArn!, key };
 }

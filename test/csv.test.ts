@@ -214,7 +214,7 @@ function pythonReading(cases: readonly DiffCase[]): Array<{ rows?: string[][]; e
 }
 
 /** Reads `text` through openCsv, cut into chunks at random byte offsets (inside characters, \r\n and "" too). */
-async function readCut(text: string, csv: Dataflow['csv'], next: () => number) {
+async function readCut(text: string, csv: Dataflow['csv'], next: () => number): Promise<{ header?: string[]; records: CsvRecord[]; recordsSeen: number; error?: Error }> {
   const bytes = Buffer.from(text, 'utf8');
   const chunks: Buffer[] = [];
   for (let at = 0; at < bytes.length; ) {
@@ -228,8 +228,8 @@ async function readCut(text: string, csv: Dataflow['csv'], next: () => number) {
     for await (const record of file.records) records.push(record);
     return { header: file.header, records, recordsSeen: file.recordsSeen() };
   } catch (error) {
-    if (error instanceof EmptyFileError) return { header: undefined, records: [], recordsSeen: 0 };
-    return { error: error as Error };
+    if (error instanceof EmptyFileError) return { records: [], recordsSeen: 0 };
+    return { records: [], recordsSeen: 0, error: error as Error };
   }
 }
 

@@ -88,6 +88,11 @@ export async function openCsv(input: Readable, csv: Dataflow['csv']): Promise<Gu
   return { header, records: records(), recordsSeen: () => text.recordsSeen };
 }
 
+/** The text guard and the parser counted different records: the file's record boundaries cannot be trusted. */
+export function boundariesDisagree(guard: number, parser: number): MalformedCsvError {
+  return new MalformedCsvError(`record boundaries disagree: the text guard delimited ${guard} records, the parser ${parser}; nothing was sent`);
+}
+
 async function next(iterator: AsyncIterator<string[]>): Promise<IteratorResult<string[]>> {
   try {
     return await iterator.next();

@@ -25,22 +25,42 @@ export interface CsvFile {
   readonly records: AsyncIterable<CsvRecord>;
 }
 
+/** A CSV file as openCsv reads it: also says how many records the text guard delimited. */
+export interface GuardedCsvFile extends CsvFile {
+  /**
+   * Data records the text guard delimited (after the header; blank lines not counted; a record over
+   * csv.maxRecordBytes counted once). Valid once `records` is exhausted: it must equal the records read from it.
+   */
+  recordsSeen(): number;
+}
 
 /**
- * Streams a delimited file: header row first, then records numbered from 1. Handles a UTF-8 BOM, CRLF, and quoted
- * fields holding delimiters, quotes and newlines; blank lines are not records.
+ * Streams a delimited file: header row first, then records numbered from 1. Record boundaries follow the text
+ * guard's rule (RecordGuard): a quote opens a quoted field only as a field's first character and is a literal
+ * character anywhere else; a doubled quote inside a quoted field is one quote; `\r\n`, `\n` and `\r` all end a
+ * line; blank lines are not records; a leading UTF-8 BOM is dropped.
  *
  * @throws EmptyFileError when there is no header; MalformedCsvError (with the line) when record boundaries cannot
  *   be trusted — raised from the record iterator, possibly late in the file.
  */
-export async function openCsv(input: Readable, csv: Dataflow['csv']): Promise<CsvFile> {
-  // Decoded and checked first (EncodingError), with records over the limit replaced by TOO_LONG_MARK lines.
-  const text = guardedText(input, csv.encoding, csv.maxRecordBytes, csv.quote);
+export async function openCsv(input: Readable, csv: Dataflow['csv']): Promise<GuardedCsvFile> {
+  // Decoded and checked first (EncodingError), delimited into records by the guard, with records over the limit
+  // replaced by TOO_LONG_MARK lines. The parser is set to read the boundaries the guard read: every option below
+  // that bears on them says the same as the guard.
+  const text = guardedText(input, csv);
   const parser = text.pipe(
     parse({
-      bom: true,
+      // The guard has dropped a leading BOM: a second one would be text to the guard, so it is text here too.
+      bom: false,
       delimiter: csv.delimiter,
       quote: csv.quote,
+      // A doubled quote is one quote (csv-parse's default escape is '"' whatever the quote is).
+      escape: csv.quote,
+      // A quote that does not start a field is a literal character. (csv-parse would also take `"x"y` for the text
+      // `"x"y`; the guard fails such a file before it gets here.)
+      relax_quotes: true,
+      // Every line end, also mixed in one file (by default csv-parse picks the first style it meets for the file).
+      record_delimiter: ['\r\n', '\n', '\r'],
       encoding: 'utf8',
       relax_column_count: true,
       skip_empty_lines: true,
@@ -65,7 +85,12 @@ export async function openCsv(input: Readable, csv: Dataflow['csv']): Promise<Cs
       yield fields.length === 1 && fields[0] === TOO_LONG_MARK ? { number, fields: [], tooLong: true } : { number, fields };
     }
   }
-  return { header, records: records() };
+  return { header, records: records(), recordsSeen: () => text.recordsSeen };
+}
+
+/** The text guard and the parser counted different records: the file's record boundaries cannot be trusted. */
+export function boundariesDisagree(guard: number, parser: number): MalformedCsvError {
+  return new MalformedCsvError(`record boundaries disagree: the text guard delimited ${guard} records, the parser ${parser}; nothing was sent`);
 }
 
 async function next(iterator: AsyncIterator<string[]>): Promise<IteratorResult<string[]>> {

@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { StringDecoder } from 'node:string_decoder';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Dataflow } from '../config/schema';
-import { EncodingError, MalformedCsvError } from '../errors';
+import { ConfigError, EncodingError, MalformedCsvError } from '../errors';
 
 /** The encodings a dataflow may declare (`csv.encoding`). */
 export type DeclaredEncoding = Dataflow['csv']['encoding'];
@@ -134,77 +134,236 @@ function notUtf8(data: Buffer, base: number): EncodingError {
   );
 }
 
+
+/** The csv settings the record guard works with. */
+export type GuardSettings = Pick<Dataflow['csv'], 'delimiter' | 'quote' | 'maxRecordBytes'>;
+
+// What a byte is to the guard. Delimiter and quote are ASCII, so they never occur inside a multi-byte character.
+const CONTENT = 0;
+const DELIMITER = 1;
+const QUOTE = 2;
+const LINE_END = 3;
+const CR = 0x0d;
+const LF = 0x0a;
+
+// Where the guard is. Field content leaves UNQUOTED and QUOTED (the two below 2) as they are: the fast path.
+/** Inside a field that did not start with a quote: a quote here is a literal character. */
+const UNQUOTED = 0;
+/** Inside a field that started with a quote: delimiters and line ends are data. */
+const QUOTED = 1;
+/** At the start of a line: a line end here ends a blank line, which is not a record. */
+const RECORD_START = 2;
+/** Right after a delimiter: a quote here opens a quoted field. */
+const FIELD_START = 3;
+/** Right after a quote inside a quoted field: a second quote makes one literal quote; otherwise the field is closed. */
+const AFTER_QUOTE = 4;
+
+const UTF8_BOM = [0xef, 0xbb, 0xbf];
+const MARK_LINE = Buffer.from(`${TOO_LONG_MARK}\n`);
+const MARK = Buffer.from(TOO_LONG_MARK);
+
 /**
- * Replaces every record longer than `maxBytes` (quotes respected: a quoted field may hold newlines) by a line holding
- * TOO_LONG_MARK, so that the record is rejected on its own and the rest of the file proceeds. Holds at most one
- * record (`maxBytes`) in memory. Works on UTF-8 (delimiter and quote are ASCII, so they never occur inside a
- * multi-byte character).
+ * The text guard: the one place that decides where each record of a file begins and ends, before the parser reads
+ * it. The parser (openCsv) is configured to read the same boundaries, and the stage checks that both counted the same
+ * records.
+ *
+ * The rule (Python's csv module and csv-parse's `relax_quotes` read a file the same way):
+ * - a quote opens a quoted field only as the very first character of a field (at the start of a line or right after
+ *   the delimiter); anywhere else it is a literal character (`TV 55" promo` stays `TV 55" promo`);
+ * - inside a quoted field a doubled quote is one literal quote, and delimiters and line ends are data;
+ * - the quote closing a quoted field is followed by the delimiter, a line end or the end of the file; anything else
+ *   (`"x"y`), or a quoted field never closed, fails the file (MalformedCsvError, naming the line): its boundaries
+ *   cannot be trusted;
+ * - `\r\n`, `\n` and `\r` all end a line, also mixed in one file; blank lines are not records;
+ * - one UTF-8 byte-order mark at the start of the file is dropped (the parser is told not to look for one, so both
+ *   read the same text).
+ *
+ * Every record longer than `csv.maxRecordBytes` (its own bytes, quoted line ends included, its final line end
+ * excluded) is replaced by a line holding TOO_LONG_MARK, so that it is rejected on its own and the rest of the file
+ * proceeds; memory holds at most one record. Works on UTF-8.
  */
-export function limitRecords(maxBytes: number, quote: string): Transform {
-  const q = quote.charCodeAt(0);
-  const NL = 0x0a;
-  let inQuotes = false;
-  /** Bytes of the current (incomplete) record, held back until it ends. */
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  let dropping = false;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      const out: Buffer[] = [];
-      let start = 0; // where the current record starts in this chunk
-      let pos = 0;
-      while (pos < chunk.length) {
-        // Jump to the next byte that matters: a quote, or (outside quotes) a line end.
-        const nextQuote = chunk.indexOf(q, pos);
-        const nextLine = inQuotes ? -1 : chunk.indexOf(NL, pos);
-        let at: number;
-        if (nextLine >= 0 && (nextQuote < 0 || nextLine < nextQuote)) {
-          at = nextLine;
-          // A record ends here.
-          if (!dropping && pendingBytes + (at + 1 - start) > maxBytes) dropping = true;
-          if (dropping) out.push(Buffer.from(`${TOO_LONG_MARK}\n`));
-          else out.push(...pending, chunk.subarray(start, at + 1));
-          dropping = false;
-          pending = [];
-          pendingBytes = 0;
-          start = at + 1;
-        } else if (nextQuote >= 0) {
-          at = nextQuote;
-          inQuotes = !inQuotes;
-        } else {
-          break;
+export class RecordGuard extends Transform {
+  /** Records delimited so far, the header included. */
+  #records = 0;
+  #state = RECORD_START;
+  /** Line of the text being read (`\r\n` is one line end), for messages. */
+  #line = 1;
+  /** Line where the open quoted field started, for the message if it is never closed. */
+  #quoteLine = 0;
+  /** The last byte of the previous chunk: a `\n` after a `\r` does not start another line. */
+  #lastByte = -1;
+  /** The start of the current record, held back until it ends (at most maxRecordBytes). */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  /** The current record is over the limit: its bytes are dropped until it ends. */
+  #dropping = false;
+  /** The file's first bytes while it is not known yet whether they are a byte-order mark; undefined once it is. */
+  #head: Buffer | undefined = Buffer.alloc(0);
+  readonly #kinds = new Uint8Array(256);
+  readonly #maxBytes: number;
+
+  /** @throws ConfigError when the delimiter or the quote is not one ASCII character, a line end, or both the same. */
+  constructor(csv: GuardSettings) {
+    super();
+    const problems: string[] = [];
+    for (const [name, value] of [['csv.delimiter', csv.delimiter], ['csv.quote', csv.quote]] as const) {
+      const code = value.charCodeAt(0);
+      if (value.length !== 1 || code === 0 || code >= 0x80 || code === CR || code === LF) {
+        problems.push(`${name}: must be one ASCII character other than a line end (got ${JSON.stringify(value)})`);
+      }
+    }
+    if (csv.delimiter === csv.quote) problems.push('csv.quote: must differ from csv.delimiter');
+    if (problems.length > 0) throw new ConfigError(problems);
+    this.#kinds[csv.delimiter.charCodeAt(0)] = DELIMITER;
+    this.#kinds[csv.quote.charCodeAt(0)] = QUOTE;
+    this.#kinds[CR] = LINE_END;
+    this.#kinds[LF] = LINE_END;
+    this.#maxBytes = csv.maxRecordBytes;
+  }
+
+  /**
+   * Data records delimited: after the header, blank lines not counted, a record over the limit counted once. Final
+   * once the stream has ended; the parser must have read exactly as many.
+   */
+  get recordsSeen(): number {
+    return Math.max(0, this.#records - 1);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      const text = this.#afterBom(chunk);
+      if (text) this.#scan(text);
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      // A file shorter than a byte-order mark.
+      if (this.#head && this.#head.length > 0) this.#scan(this.#head);
+      if (this.#state === QUOTED) {
+        throw new MalformedCsvError(`The file is not well-formed CSV at line ${this.#quoteLine}: the quoted field that starts there is never closed (a quote inside a quoted field must be doubled); nothing was sent`);
+      }
+      if (this.#state !== RECORD_START) {
+        // The last record has no line end.
+        this.#records += 1;
+        if (this.#dropping) this.push(MARK);
+        else for (const part of this.#pending) this.push(part);
+      }
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  /** The chunk without a leading byte-order mark; undefined while the first bytes may still be one. */
+  #afterBom(chunk: Buffer): Buffer | undefined {
+    if (!this.#head) return chunk;
+    const head = this.#head.length > 0 ? Buffer.concat([this.#head, chunk]) : chunk;
+    for (let i = 0; i < Math.min(3, head.length); i++) {
+      if (head[i] !== UTF8_BOM[i]) {
+        this.#head = undefined;
+        return head;
+      }
+    }
+    if (head.length < 3) {
+      this.#head = Buffer.from(head);
+      return undefined;
+    }
+    this.#head = undefined;
+    return head.subarray(3);
+  }
+
+  /** Reads one chunk: passes whole records on, replaces those over the limit, holds back the one not ended yet. */
+  #scan(chunk: Buffer): void {
+    const kinds = this.#kinds;
+    const max = this.#maxBytes;
+    const n = chunk.length;
+    let state = this.#state;
+    let line = this.#line;
+    /** Where the current record starts in this chunk (0 when it started in an earlier one). */
+    let recordStart = 0;
+    /** Bytes before this that have been pushed (or dropped). */
+    let emitFrom = 0;
+    for (let i = 0; i < n; i++) {
+      const kind = kinds[chunk[i]!]!;
+      if (kind === CONTENT) {
+        if (state > QUOTED) {
+          if (state === AFTER_QUOTE) throw badClose(chunk[i]!, line);
+          state = UNQUOTED;
         }
-        pos = at + 1;
-        if (!dropping && pendingBytes + (pos - start) > maxBytes) dropping = true;
+      } else if (kind === DELIMITER) {
+        if (state !== QUOTED) state = FIELD_START;
+      } else if (kind === QUOTE) {
+        if (state === QUOTED) state = AFTER_QUOTE;
+        else if (state === AFTER_QUOTE) state = QUOTED;
+        else if (state !== UNQUOTED) {
+          state = QUOTED;
+          this.#quoteLine = line;
+        }
+      } else {
+        // A line end; `\r\n` is one.
+        if (chunk[i] === CR || (i > 0 ? chunk[i - 1] : this.#lastByte) !== CR) line += 1;
+        if (state === QUOTED) continue;
+        if (state !== RECORD_START) {
+          // A record ends here.
+          this.#records += 1;
+          if (this.#dropping || this.#pendingBytes + (i - recordStart) > max) {
+            if (recordStart > emitFrom) this.push(chunk.subarray(emitFrom, recordStart));
+            this.push(MARK_LINE);
+            emitFrom = i + 1;
+            this.#dropping = false;
+          } else if (this.#pendingBytes > 0) {
+            // It started in an earlier chunk: nothing of this chunk has been pushed yet (recordStart is 0).
+            for (const part of this.#pending) this.push(part);
+          }
+          if (this.#pendingBytes > 0) {
+            this.#pending = [];
+            this.#pendingBytes = 0;
+          }
+          state = RECORD_START;
+        }
+        recordStart = i + 1;
       }
-      if (!dropping && pendingBytes + (chunk.length - start) > maxBytes) dropping = true;
-      if (dropping) {
-        pending = [];
-        pendingBytes = 0;
-      } else if (start < chunk.length) {
-        const rest = chunk.subarray(start);
-        pending.push(Buffer.from(rest));
-        pendingBytes += rest.length;
+    }
+    if (recordStart > emitFrom) this.push(chunk.subarray(emitFrom, recordStart));
+    const rest = n - recordStart;
+    if (!this.#dropping && rest > 0) {
+      if (this.#pendingBytes + rest > max) {
+        this.#dropping = true;
+        this.#pending = [];
+        this.#pendingBytes = 0;
+      } else {
+        // A copy: a view would keep the whole chunk in memory.
+        this.#pending.push(Buffer.from(chunk.subarray(recordStart)));
+        this.#pendingBytes += rest;
       }
-      callback(null, out.length > 0 ? Buffer.concat(out) : undefined);
-    },
-    flush(callback: TransformCallback) {
-      // A quote opened in a dropped record and never closed would otherwise swallow the rest of the file as that one
-      // record: record boundaries cannot be trusted, so the file fails, as csv-parse fails it when nothing was dropped.
-      if (dropping && inQuotes) {
-        callback(new MalformedCsvError(`The file is not well-formed CSV: a quote opened in a record longer than csv.maxRecordBytes (${maxBytes} bytes) is never closed`));
-        return;
-      }
-      callback(null, dropping ? Buffer.from(TOO_LONG_MARK) : pending.length > 0 ? Buffer.concat(pending) : undefined);
-    },
-  });
+    }
+    this.#state = state;
+    this.#line = line;
+    if (n > 0) this.#lastByte = chunk[n - 1]!;
+  }
 }
 
-/** The file as guarded UTF-8 text: decoded and checked (decodeText), long records replaced (limitRecords). */
-export function guardedText(input: Readable, encoding: DeclaredEncoding, maxRecordBytes: number, quote: string): Readable {
-  const decode = decodeText(encoding);
-  const limit = limitRecords(maxRecordBytes, quote);
+function badClose(byte: number, line: number): MalformedCsvError {
+  const what = byte >= 0x80 ? 'a non-ASCII character' : byte === 0x20 ? 'a space' : byte > 0x20 && byte < 0x7f ? `"${String.fromCharCode(byte)}"` : `the byte 0x${byte.toString(16).padStart(2, '0')}`;
+  return new MalformedCsvError(
+    `The file is not well-formed CSV at line ${line}: a quoted field is closed by a quote followed by ${what}, where only the delimiter or a line end may follow (a quote inside a quoted field must be doubled; a quote that does not start a field needs none); nothing was sent`,
+  );
+}
+
+/** The record guard of a file: see RecordGuard. */
+export function limitRecords(csv: GuardSettings): RecordGuard {
+  return new RecordGuard(csv);
+}
+
+/** The file as guarded UTF-8 text: decoded and checked (decodeText), then delimited into records (RecordGuard). */
+export function guardedText(input: Readable, csv: GuardSettings & Pick<Dataflow['csv'], 'encoding'>): RecordGuard {
+  const decode = decodeText(csv.encoding);
+  const guard = limitRecords(csv);
   input.on('error', (error) => decode.destroy(error));
-  decode.on('error', (error) => limit.destroy(error));
-  return input.pipe(decode).pipe(limit);
+  decode.on('error', (error) => guard.destroy(error));
+  return input.pipe(decode).pipe(guard);
 }

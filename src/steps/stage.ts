@@ -9,7 +9,7 @@ import { expandZip, isZip } from '../core/zip';
 import type { Dataflow } from '../config/schema';
 import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
 import { gunzipIfCompressed } from '../core/unpack';
-import { openCsv, rejectLine } from '../core/csv';
+import { boundariesDisagree, openCsv, rejectLine } from '../core/csv';
 import { replayRecords } from '../core/replay';
 import { type MapResult, VALIDATION_CODES, compileMapper } from '../core/mapping';
 import { type CsvRecord } from '../core/csv';
@@ -188,6 +188,8 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
       }
       if (records % PROGRESS_EVERY === 0) deps.progress?.({ step: 'stage', records, rejected, done: false });
     }
+    // Every record the text guard delimited was read here, no more and no fewer: else nothing may be sent.
+    if (opened.recordsSeen() !== records) throw boundariesDisagree(opened.recordsSeen(), records);
     await flush();
     // The key index serves only to settle held records.
     if (heldWriter) putIndexPart();

@@ -10,7 +10,7 @@ import type { Dataflow } from '../config/schema';
 import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
 import { gunzipIfCompressed } from '../core/unpack';
 import { openCsv, rejectLine } from '../core/csv';
-import { replayRecords } from '../core/replay';
+import { replayRecords, replayedDuplicate } from '../core/replay';
 import { type MapResult, VALIDATION_CODES, compileMapper } from '../core/mapping';
 import { type CsvRecord } from '../core/csv';
 import { SeenFilter, duplicateKey, itemOfStagedLine, settleDuplicates } from '../core/duplicates';
@@ -155,9 +155,11 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     for await (const record of csv.records) {
       records += 1;
       // A record over csv.maxRecordBytes was not read: it is rejected with empty fields, under its number.
+      // A replayed DUPLICATE_IN_FILE record (put back by hand: selectForReplay never picks one) is never sent.
+      const repeated = input.replay ? replayedDuplicate(record) : undefined;
       const result: MapResult = record.tooLong
         ? { ok: false, rejection: { code: VALIDATION_CODES.RECORD_TOO_LONG, message: `The record is longer than csv.maxRecordBytes (${flow.csv.maxRecordBytes} bytes); its fields were not read` } }
-        : map(record.fields);
+        : repeated ? { ok: false, rejection: { code: VALIDATION_CODES.DUPLICATE_IN_FILE, message: repeated } } : map(record.fields);
       if (result.ok) {
         // A replayed AMBIGUOUS record may have been issued: the send step looks it up before sending it (`c`).
         const line = JSON.stringify(record.checkFirst ? { n: record.number, f: record.fields, i: result.item, c: 1 } : { n: record.number, f: record.fields, i: result.item });

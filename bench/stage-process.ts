@@ -4,11 +4,14 @@ import { buildSync } from 'esbuild';
 import { BUNDLE_EXTERNALS, CJS_BUNDLE_SHIMS, stageNodeOptions } from '../lib/defaults';
 import { loadConfig } from '../src/config/load';
 
-/** Bundles bench/stage-worker.ts with the stack's esbuild settings; BENCH_MINIFY=0 keeps names (for profiles). */
-export function buildStageWorker(dir: string): string {
-  const worker = join(dir, 'stage-worker.js');
+/**
+ * Bundles bench/stage-worker.ts (or another worker of bench/) with the stack's esbuild settings; BENCH_MINIFY=0 keeps
+ * names (for profiles).
+ */
+export function buildStageWorker(dir: string, name = 'stage-worker'): string {
+  const worker = join(dir, `${name}.js`);
   buildSync({
-    entryPoints: [join(__dirname, 'stage-worker.ts')],
+    entryPoints: [join(__dirname, `${name}.ts`)],
     bundle: true,
     platform: 'node',
     target: 'node24',

@@ -252,6 +252,121 @@ describe('Class: BadgesApiClient under scripted faults', () => {
     expect(server.calls.filter((c) => c.path === IMPORT_PATH)).toHaveLength(1);
   });
 
+  it.each([504, 520])('reconciles a %i instead of resending blindly: a batch the backend processed is not issued twice', async (status) => {
+    // Prepare: the gateway answers `status` after the backend issued the badge; the lookup shows it issued.
+    server = await scriptedServer((_body, _n, call) =>
+      call.path === IMPORT_PATH ? { status } : { status: 200, body: { data: { customerBadges: [{ badgeMetaId: KNOWN_BADGES[0], lastEarnEventDate: EVENT }] } } },
+    );
+
+    // Act
+    const outcomes = await client(server.url).send([item(1)]);
+
+    // Assess
+    expect(outcomes).toEqual([{ accepted: true, earnedBadgeId: 'reconciled', reconciled: true }]);
+    expect(server.calls.filter((c) => c.path === IMPORT_PATH)).toHaveLength(1);
+  });
+
+  it('still retries 502, 503, 521 and 429 without a lookup: the backend never acted on them', async () => {
+    // Prepare
+    server = await scriptedServer((body, n) => (n < 4 ? { status: [502, 503, 521, 429][n]! } : { status: 200, body: accepted(body) }));
+
+    // Act
+    const outcomes = await client(server.url, { maxRetries: 4 }).send([item(1)]);
+
+    // Assess
+    expect(outcomes).toEqual([{ accepted: true, earnedBadgeId: 'earned-0' }]);
+    expect(server.calls.map((c) => c.path)).toEqual(Array(5).fill(IMPORT_PATH));
+  });
+
+  it('finds an issued badge whatever the case of its id, and asks for expired badges and a large page', async () => {
+    // Prepare: the file had the id in upper case; the API lists it in lower case.
+    server = await scriptedServer((_body, _n, call) =>
+      call.path === IMPORT_PATH ? { status: 200, reset: true } : { status: 200, body: { data: { customerBadges: [{ badgeMetaId: KNOWN_BADGES[0], lastEarnEventDate: EVENT }] } } },
+    );
+
+    // Act
+    const outcomes = await client(server.url).send([item(1, KNOWN_BADGES[0].toUpperCase())]);
+
+    // Assess
+    expect(outcomes).toEqual([{ accepted: true, earnedBadgeId: 'reconciled', reconciled: true }]);
+    expect(server.calls.filter((c) => c.path === IMPORT_PATH)).toHaveLength(1);
+    expect(server.calls.find((c) => c.path !== IMPORT_PATH)!.path).toBe('/api_gateway/v1/badges/customer/1?badgeType=EARNED&includeExpired=true&limit=100');
+  });
+
+  it.each([
+    ['seconds', { lastEarnEventDate: EVENT / 1000 }],
+    ['seconds as text', { lastEarnEventDate: String(EVENT / 1000) }],
+    ['an ISO twin with an offset', { lastEarnEventDateISO: '2026-11-20T10:30:00+05:30' }],
+    ['milliseconds and a matching ISO twin', { lastEarnEventDate: EVENT, lastEarnEventDateISO: '2026-11-20T05:00:00.000Z' }],
+  ])('reads a last earn event given in %s', async (_label, dates) => {
+    // Prepare
+    server = await scriptedServer((_body, _n, call) =>
+      call.path === IMPORT_PATH ? { status: 200, reset: true } : { status: 200, body: { data: { customerBadges: [{ badgeMetaId: KNOWN_BADGES[0], ...dates }] } } },
+    );
+
+    // Act
+    const outcomes = await client(server.url).send([item(1)]);
+
+    // Assess
+    expect(outcomes).toEqual([{ accepted: true, earnedBadgeId: 'reconciled', reconciled: true }]);
+    expect(server.calls.filter((c) => c.path === IMPORT_PATH)).toHaveLength(1);
+  });
+
+  it.each([
+    ['an epoch and an ISO twin that disagree', { lastEarnEventDate: EVENT, lastEarnEventDateISO: '2026-11-20T06:00:00Z' }],
+    ['an ISO twin without an offset', { lastEarnEventDateISO: '2026-11-20T05:00:00' }],
+    ['seconds, for an event within a second', { lastEarnEventDate: EVENT / 1000 }, EVENT + 250],
+  ])('parks a record as AMBIGUOUS, unsent again, when the lookup gives %s', async (_label, dates, event = EVENT) => {
+    // Prepare
+    server = await scriptedServer((_body, _n, call) =>
+      call.path === IMPORT_PATH ? { status: 200, reset: true } : { status: 200, body: { data: { customerBadges: [{ badgeMetaId: KNOWN_BADGES[0], ...dates }] } } },
+    );
+
+    // Act
+    const outcomes = await client(server.url).send([item(1, KNOWN_BADGES[0], event)]);
+
+    // Assess
+    expect(outcomes[0]).toMatchObject({ accepted: false, code: SEND_CODES.AMBIGUOUS });
+    expect(server.calls.filter((c) => c.path === IMPORT_PATH)).toHaveLength(1);
+  });
+
+  const other = (i: number) => ({ badgeMetaId: (0x6571a3b9e4b0n * 2n ** 48n + BigInt(i)).toString(16).padStart(24, '0'), lastEarnEventDate: EVENT });
+  it.each([
+    ['says it has more pages', { data: { customerBadges: [other(1)], pagination: { page: 0, size: 1, totalElements: 7 } } }],
+    ['has a next link', { data: { customerBadges: [other(1)] }, links: { next: '/api_gateway/v1/badges/customer/1?page=2' } }],
+    ['says hasMore', { data: { customerBadges: [other(1)], hasMore: true } }],
+    ['holds exactly the default page of 10', { data: { customerBadges: Array.from({ length: 10 }, (_, i) => other(i)) } }],
+    ['holds as many as were asked for', { data: { customerBadges: Array.from({ length: 100 }, (_, i) => other(i)) } }],
+  ])('never calls a badge not issued when the lookup answer %s and lacks it', async (_label, body) => {
+    // Prepare
+    server = await scriptedServer((_body, _n, call) => (call.path === IMPORT_PATH ? { status: 200, reset: true } : { status: 200, body }));
+
+    // Act
+    const outcomes = await client(server.url).send([item(1)]);
+
+    // Assess
+    expect(outcomes[0]).toMatchObject({ accepted: false, code: SEND_CODES.AMBIGUOUS });
+    expect(server.calls.filter((c) => c.path === IMPORT_PATH)).toHaveLength(1);
+  });
+
+  it('resends a record missing from a whole answer (fewer badges than a page, more than the default)', async () => {
+    // Prepare: 11 other badges: more than the default page, so the limit was honoured; the item's badge is not there.
+    server = await scriptedServer((body, n, call) =>
+      call.path !== IMPORT_PATH
+        ? { status: 200, body: { data: { customerBadges: Array.from({ length: 11 }, (_, i) => other(i)) } } }
+        : n === 0
+          ? { status: 200, reset: true }
+          : { status: 200, body: accepted(body) },
+    );
+
+    // Act
+    const outcomes = await client(server.url).send([item(1)]);
+
+    // Assess
+    expect(outcomes).toEqual([{ accepted: true, earnedBadgeId: 'earned-0' }]);
+    expect(server.calls.filter((c) => c.path === IMPORT_PATH)).toHaveLength(2);
+  });
+
   it('splits a batch refused with 400 to isolate the record at fault', async () => {
     // Prepare: the server refuses any request that contains customer 3.
     server = await scriptedServer((body) =>

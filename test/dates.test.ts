@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { compileDateParser, formatIso } from '../src/core/dates';
+import { PROBES } from './support/dates-probe';
 
 function ok(result: ReturnType<ReturnType<typeof compileDateParser>>) {
   if (!result.ok) throw new Error(`expected a date, got ${result.code}: ${result.reason}`);
@@ -101,6 +104,56 @@ describe('Function: compileDateParser', () => {
     expect(without.epochMs).toBe(Date.UTC(2025, 8, 10, 9, 30, 0));
   });
 
+  it('takes an ISO date without a time as midnight in the zone, not its day as an offset', () => {
+    // Prepare
+    const parse = compileDateParser('iso', 'Asia/Kolkata');
+
+    // Act
+    const day = ok(parse('2026-11-23'));
+    const month = ok(parse('2026-11'));
+
+    // Assess
+    expect(day.iso).toBe('2026-11-23T00:00:00+05:30');
+    expect(day.epochMs).toBe(Date.UTC(2026, 10, 22, 18, 30, 0));
+    expect(month.iso).toBe('2026-11-01T00:00:00+05:30');
+  });
+
+  // The host's zone (a Lambda runs in UTC, a laptop wherever it is) must change nothing: the same table is parsed in
+  // child processes under three TZ values, two of them far from UTC on either side.
+  it.each(['UTC', 'America/New_York', 'Asia/Kolkata'])('gives the same dates whatever the host zone (TZ=%s)', (tz) => {
+    // Prepare
+    const expected = [
+      '2026-11-23T00:00:00+05:30',
+      '2026-11-23T10:00:00+05:30',
+      '2026-11-23T18:30:00+05:30',
+      '2026-11-23T15:30:00+05:30',
+      '2026-07-15T00:00:00-04:00',
+      '2026-11-23T00:00:00+00:00',
+      '2026-11-01T00:00:00+05:30',
+      '2026-11-23T00:00:00+05:30',
+      '2026-07-15T09:30:00-04:00',
+      '2026-11-23T18:30:00+05:30',
+      '2026-03-29T00:00:00+01:00',
+      '2026-11-23T05:30:00+05:30',
+      '2026-11-22T19:00:00-05:00',
+    ];
+    const root = join(__dirname, '..');
+
+    // Act
+    const out = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [join(__dirname, 'support', 'dates-probe.ts')], {
+      cwd: root,
+      env: { ...process.env, TZ: tz },
+      encoding: 'utf8',
+    });
+    const probe = JSON.parse(out) as { tz: string; hostOffset: number; results: Array<[string, string, string, { iso?: string; code?: string }]> };
+
+    // Assess
+    expect(probe.tz).toBe(tz);
+    expect(probe.hostOffset).toBe({ UTC: 0, 'America/New_York': 300, 'Asia/Kolkata': -330 }[tz]);
+    expect(probe.results.map(([format, zone, text]) => [format, zone, text])).toEqual(PROBES);
+    expect(probe.results.map(([, , , result]) => result.iso ?? result.code)).toEqual(expected);
+  });
+
   it('gives the same answer for a value seen again (memoised)', () => {
     // Prepare
     const parse = compileDateParser('yyyy-MM-dd', 'Asia/Kolkata');
@@ -119,5 +172,35 @@ describe('Function: formatIso', () => {
     // Act + Assess
     expect(formatIso(Date.UTC(2026, 0, 1, 12, 0, 0, 250), -210)).toBe('2026-01-01T08:30:00.250-03:30');
     expect(formatIso(Date.UTC(2026, 0, 1), 0)).toBe('2026-01-01T00:00:00+00:00');
+  });
+});
+
+describe('Function: runLocal', () => {
+  it('sends an ISO date-only value as midnight in the dataflow zone, on a host in another zone', () => {
+    // Prepare
+    const root = join(__dirname, '..');
+
+    // Act
+    // A laptop in New York: the workflow runs in a child process with that host zone.
+    const out = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [join(__dirname, 'support', 'iso-workflow-probe.ts')], {
+      cwd: root,
+      env: { ...process.env, TZ: 'America/New_York' },
+      encoding: 'utf8',
+    });
+    const probe = JSON.parse(out.trim().split('\n').pop()!) as {
+      hostOffset: number;
+      rows: unknown;
+      ledger: Array<{ earnEventDate: number; earnEventDateISO: string; earnExpiresOnISO: string }>;
+    };
+
+    // Assess
+    expect(probe.hostOffset).toBe(300);
+    expect(probe.rows).toMatchObject({ total: 2, accepted: 2, rejected: 0 });
+    expect(probe.ledger).toHaveLength(2);
+    for (const entry of probe.ledger) {
+      expect(entry.earnEventDateISO).toBe('2026-11-23T00:00:00+05:30');
+      expect(entry.earnExpiresOnISO).toBe('2027-11-23T00:00:00+05:30');
+      expect(entry.earnEventDate).toBe(Date.UTC(2026, 10, 22, 18, 30));
+    }
   });
 });

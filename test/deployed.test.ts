@@ -69,7 +69,7 @@ describe('Function: replayDeployed', () => {
     const result = await replayDeployed(clients(), { stack: 'BadgesImport', rejected: `s3://${LOCAL_BUCKETS.deadLetter}/${key}` });
 
     // Assess
-    expect(result.selection).toEqual({ kept: 2, left: 1 });
+    expect(result.selection).toEqual({ kept: 2, left: 1, duplicates: 0 });
     expect(result.key).toMatch(/^replays\/weekly-events\/\d{8}T\d{9}Z\/events_7\.replay\.csv$/);
     const replayed = parse<Record<string, string>>((await readText(s3.client, LOCAL_BUCKETS.inbox, result.key!))!, { columns: true, delimiter: ';' });
     expect(replayed.map((r) => [r._row, r._error_code])).toEqual([['2', 'RETRIES_EXHAUSTED'], ['9', 'AMBIGUOUS']]);
@@ -84,7 +84,7 @@ describe('Function: replayDeployed', () => {
 
     const none = await replayDeployed(clients(), { stack: 'BadgesImport', rejected: `s3://${LOCAL_BUCKETS.deadLetter}/${key}` });
 
-    expect(none).toEqual({ selection: { kept: 0, left: 1 } });
+    expect(none).toEqual({ selection: { kept: 0, left: 1, duplicates: 0 } });
     const left: string[] = [];
     for await (const object of listObjects(s3.client, LOCAL_BUCKETS.inbox, 'replays/')) left.push(object.key);
     expect(left.filter((k) => k.endsWith('events_8.replay.csv'))).toEqual([]);

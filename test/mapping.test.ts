@@ -54,6 +54,17 @@ describe('Function: compileMapper', () => {
     expect(result).toMatchObject({ ok: true, item: { customerId: 12345, badgeMetaId: KNOWN_BADGES[1] } });
   });
 
+  it('sends an upper-case badge id in lower case, as Capillary writes its ids', () => {
+    // Prepare
+    const map = compileMapper(makeDataflow(), header, () => NOW);
+
+    // Act
+    const result = map(fields({ badge_code: KNOWN_BADGES[1].toUpperCase() }));
+
+    // Assess
+    expect(result).toMatchObject({ ok: true, item: { badgeMetaId: KNOWN_BADGES[1] } });
+  });
+
   it.each(['N/A', '', '12.5', '1e5', '-3', '+12', '0', '007', '9007199254740992', '12345678901234567890'])('rejects customerId "%s"', (value) => {
     // Prepare
     const map = compileMapper(makeDataflow(), header, () => NOW);

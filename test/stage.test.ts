@@ -1,11 +1,18 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { buildStageWorker } from '../bench/stage-process';
 import { putText, readJson, readText } from '../src/aws/s3';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import type { ChunkRef, StageSummary } from '../src/contracts';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
 import { silentLog } from '../src/steps/deps';
 import { stage } from '../src/steps/stage';
-import { makeConfig, toCsv, validRow } from './support/factories';
+import { HeldKeys, KEY_BYTES, SeenFilter, packKey } from '../src/core/duplicates';
+import type { ApiItem } from '../src/core/mapping';
+import { KNOWN_BADGES, makeConfig, toCsv, validRow } from './support/factories';
 
 let s3: LocalS3;
 beforeAll(async () => {
@@ -93,5 +100,88 @@ describe('Function: stage', () => {
 
     // Assess
     await expect(outcome).rejects.toThrow(/bucket/i);
+  });
+});
+
+describe('Function: stage, bundled, in a small heap', () => {
+  it('rejects every repeat of a file repeated whole as DUPLICATE_IN_FILE without running out of heap', async () => {
+    // Prepare: N distinct records, then the same N again: all N repeats are held. The stage runs bundled as the Lambda,
+    // with the stack's flags scaled down (the old Map of key strings ran out of a 32 MB old space at this size, and of the stack's 142 MB near 500,000).
+    const rows = 30_000;
+    const csv = ['member_id,badge_code,event_time,expiry_date,channel'];
+    for (let pass = 0; pass < 2; pass++) {
+      for (let i = 1; i <= rows; i++) csv.push(`${1_000_000 + i},${KNOWN_BADGES[i % 2]},2026-10-${String(1 + (i % 28)).padStart(2, '0')} 10:${String(i % 60).padStart(2, '0')}:00,2027-01-15,${pass}`);
+    }
+    await putText(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/events_repeated.csv', `${csv.join('\n')}\n`);
+    const worker = buildStageWorker(mkdtempSync(join(tmpdir(), 'stage-heap-')), 'duplicates-worker');
+    const configFile = join(__dirname, '..', 'examples', 'config.json');
+
+    // Act: asynchronously, since the embedded S3 serving the worker runs in this process.
+    const run = await new Promise<{ failed: boolean; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, ['--max-semi-space-size=16', '--max-old-space-size=32', worker, s3.endpoint, configFile, 'inbox/weekly-events/events_repeated.csv', 'run-heap'], { encoding: 'utf8' }, (error, stdout, stderr) =>
+        resolve({ failed: error !== null, stdout, stderr }),
+      ),
+    );
+
+    // Assess
+    expect(run.stderr).not.toMatch(/heap out of memory/);
+    expect(run.failed).toBe(false);
+    const result = JSON.parse(run.stdout.trim().split('\n').pop()!) as { valid: number; rejected: number; rejectionsByCode: Record<string, number> };
+    expect(result).toMatchObject({ valid: rows, rejected: rows, rejectionsByCode: { DUPLICATE_IN_FILE: rows } });
+  });
+});
+
+describe('Class: HeldKeys', () => {
+  const itemOf = (customerId: number, badge: string, earnEventDate: number): ApiItem => ({
+    customerId,
+    badgeMetaId: badge,
+    earnEventDate,
+    earnExpiresOn: earnEventDate + 1,
+    earnEventDateISO: '',
+    earnExpiresOnISO: '',
+  });
+  const packed = (item: ApiItem) => {
+    const key = Buffer.alloc(KEY_BYTES);
+    packKey(item, key);
+    return key;
+  };
+
+  it('settles each held record against the record sent as new with its key, or the first held one', () => {
+    // Prepare: records 1 and 2 went out as new; 3 repeats 1, 4 is new (the filter was wrong), 5 repeats 4, 6 repeats
+    // 1 with the badge id in upper case, 7 differs from 1 by its event time only.
+    const a = itemOf(11, KNOWN_BADGES[0], 1_700_000_000_000);
+    const b = itemOf(12, KNOWN_BADGES[1], 1_700_000_000_000);
+    const held = new HeldKeys();
+    held.add(packed(a), 3);
+    held.add(packed(b), 4);
+    held.add(packed(b), 5);
+    held.add(packed({ ...a, badgeMetaId: a.badgeMetaId.toUpperCase() }), 6);
+    held.add(packed({ ...a, earnEventDate: a.earnEventDate + 1 }), 7);
+
+    // Act
+    const settlement = held.settle();
+    settlement.markSent(packed(a), 1);
+    settlement.markSent(packed(itemOf(13, KNOWN_BADGES[0], 1)), 2);
+
+    // Assess: entries in held order (3, 4, 5, 6, 7).
+    expect([0, 1, 2, 3, 4].map((e) => settlement.duplicateOf(e))).toEqual([1, 0, 4, 1, 0]);
+  });
+
+  it('keeps apart two different keys that share a fingerprint', () => {
+    // Prepare: two keys with the same 32-bit fingerprint (found once by a birthday search over customer ids).
+    const [x, y] = [1_776_506, 2_100_333].map((id) => itemOf(id, KNOWN_BADGES[0], 1_700_000_000_000)) as [ApiItem, ApiItem];
+    expect(SeenFilter.fingerprintOf(packed(x))).toBe(SeenFilter.fingerprintOf(packed(y)));
+    const held = new HeldKeys();
+    held.add(packed(y), 2);
+    held.add(packed(x), 3);
+    held.add(packed(y), 4);
+
+    // Act: x went out as new (record 1); y never did.
+    const settlement = held.settle();
+    settlement.markSent(packed(x), 1);
+
+    // Assess
+    expect(settlement.fingerprints).toHaveLength(2);
+    expect([0, 1, 2].map((e) => settlement.duplicateOf(e))).toEqual([0, 1, 2]);
   });
 });

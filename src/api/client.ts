@@ -10,7 +10,7 @@ export type ItemOutcome =
 
 /** Codes of records that the client could not settle; all are replayable. */
 export const SEND_CODES = {
-  /** Retries used up on 429, 502, 503, 504, 520, 521, refused connections, or unknown outcomes found not issued. */
+  /** Retries used up on 429, 502, 503, 521, refused connections, or unknown outcomes found not issued. */
   RETRIES_EXHAUSTED: 'RETRIES_EXHAUSTED',
   /** The outcome is unknown and reconciliation could not tell whether the badge was issued: check before replaying. */
   AMBIGUOUS: 'AMBIGUOUS',
@@ -26,8 +26,25 @@ export class SendAuthError extends AuthError {
   }
 }
 
-/** Statuses that mean "not processed, try again": Connect+'s recoverable list plus 429. */
-const RETRYABLE_STATUS = new Set([429, 502, 503, 504, 520, 521]);
+/**
+ * Statuses that mean "not processed, try again": the request never reached a backend that acted on it (429 throttled,
+ * 502/503 no healthy backend, 521 "multiple actions are running for the same customer", refused before processing).
+ */
+const RETRYABLE_STATUS = new Set([429, 502, 503, 521]);
+/**
+ * Statuses a gateway answers when it gave up on a backend that may still have processed the batch: 504 (the backend
+ * did not answer in time) and 520 (Cloudflare: the origin answered something unexpected, e.g. a reset after work).
+ * Connect+ resends these blindly; here they are unknown outcomes, reconciled before anything is sent again.
+ */
+const MAYBE_PROCESSED_STATUS = new Set([504, 520]);
+/**
+ * Badges asked for in one customer-badges lookup. The endpoint pages (documented default: 10 results), so an answer
+ * that may be a full page cannot prove a badge absent.
+ */
+export const CUSTOMER_BADGES_LIMIT = 100;
+const CUSTOMER_BADGES_DEFAULT_PAGE = 10;
+/** Epoch values below this are seconds (1e11 s is the year 5138; 1e11 ms is March 1973). */
+const SECONDS_BELOW = 1e11;
 /** Network errors raised before a request could reach the server: safe to resend without reconciling. */
 const NOT_SENT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 const CUSTOMER_BADGES_PATH = '/api_gateway/v1/badges/customer/';
@@ -314,6 +331,10 @@ export class BadgesApiClient {
       await response.body?.cancel();
       return { kind: 'unauthorized', status: response.status };
     }
+    if (MAYBE_PROCESSED_STATUS.has(response.status)) {
+      await response.body?.cancel();
+      return { kind: 'ambiguous', problem: `HTTP ${response.status} from the gateway (the backend may have processed the batch)` };
+    }
     if (RETRYABLE_STATUS.has(response.status)) {
       const retryAfter = response.headers.get('retry-after');
       await response.body?.cancel();
@@ -336,12 +357,13 @@ export class BadgesApiClient {
   /**
    * Looks each item up among its customer's earned badges. The endpoint shows only a badge's last earn event, so an
    * item is `issued` when that event is the item's, `not-issued` when the badge is absent or its last event is older,
-   * and `unknown` when a later event hides it or the lookup fails.
+   * and `unknown` when a later event hides it, the lookup fails, or the badge is absent from an answer that may be
+   * one page of several. Badge ids are compared case-insensitively (hex ids; validation accepts either case).
    */
   private async reconcile(items: readonly ApiItem[]): Promise<Reconciled[]> {
     this.stats.reconciled += items.length;
     const toMs = this.options.destination.epochUnit === 's' ? 1000 : 1;
-    const byCustomer = new Map<number, Promise<Map<string, number> | undefined>>();
+    const byCustomer = new Map<number, Promise<CustomerBadges | undefined>>();
     const lookup = (customerId: number) => {
       let badges = byCustomer.get(customerId);
       if (!badges) {
@@ -357,21 +379,29 @@ export class BadgesApiClient {
         states.push('unknown');
         continue;
       }
-      const last = badges.get(item.badgeMetaId);
-      const event = item.earnEventDate * toMs;
-      states.push(last === undefined || last < event ? 'not-issued' : last === event ? 'issued' : 'unknown');
+      const last = badges.lastEvents.get(item.badgeMetaId.toLowerCase());
+      if (last === undefined) {
+        states.push(badges.complete ? 'not-issued' : 'unknown');
+        continue;
+      }
+      // Compared at the precision the endpoint gave: a date in seconds proves the item's event only when that event
+      // falls on a whole second (it cannot tell two events within one second apart).
+      const eventMs = item.earnEventDate * toMs;
+      const event = Math.floor(eventMs / last.precisionMs);
+      const shown = Math.floor(last.epochMs / last.precisionMs);
+      const exact = eventMs % last.precisionMs === 0;
+      states.push(Number.isNaN(shown) ? 'unknown' : shown < event ? 'not-issued' : shown === event && exact ? 'issued' : 'unknown');
     }
     return states;
   }
 
-  /** A customer's earned badges: badge id → last earn event (ms); undefined when the endpoint cannot be read. */
-  private async customerBadges(customerId: number): Promise<Map<string, number> | undefined> {
+  /** A customer's earned badges (undefined when the endpoint cannot be read). */
+  private async customerBadges(customerId: number): Promise<CustomerBadges | undefined> {
     for (let attempt = 0; attempt <= this.options.destination.maxRetries; attempt++) {
-      const response = await this.get(`${CUSTOMER_BADGES_PATH}${customerId}?badgeType=EARNED`);
-      if (response.status === 200 && response.body) {
-        const list = (response.body as { data?: { customerBadges?: Array<{ badgeMetaId?: string; lastEarnEventDate?: number }> } }).data?.customerBadges ?? [];
-        return new Map(list.filter((b) => b.badgeMetaId).map((b) => [b.badgeMetaId!, Number(b.lastEarnEventDate)]));
-      }
+      // includeExpired: a historical import may carry an expiry already past, and the badge then no longer counts as
+      // EARNED; without it such a badge would look not issued and be sent again.
+      const response = await this.get(`${CUSTOMER_BADGES_PATH}${customerId}?badgeType=EARNED&includeExpired=true&limit=${CUSTOMER_BADGES_LIMIT}`);
+      if (response.status === 200 && response.body) return readCustomerBadges(response.body);
       if (response.status !== 0 && !RETRYABLE_STATUS.has(response.status) && response.status < 500) return undefined;
       await this.sleep(this.backoffMs(attempt, response.retryAfter));
     }
@@ -397,6 +427,80 @@ export class BadgesApiClient {
       return { status: 0 };
     }
   }
+}
+
+/** A customer's earned badges as the lookup saw them. */
+interface CustomerBadges {
+  /** Badge id (lower case) → its last earn event, and the precision the endpoint gave it in (1000: seconds). */
+  lastEvents: Map<string, { epochMs: number; precisionMs: number }>;
+  /** Whether the answer is surely the whole list: only then does a badge missing from it prove it was not issued. */
+  complete: boolean;
+}
+
+interface CustomerBadgeEntry {
+  badgeMetaId?: unknown;
+  lastEarnEventDate?: unknown;
+  lastEarnEventDateISO?: unknown;
+}
+
+/** Reads the customer-badges answer; one entry whose date cannot be read gets NaN (its items stay unknown). */
+export function readCustomerBadges(body: unknown): CustomerBadges {
+  const data = (body as { data?: { customerBadges?: unknown } } | null)?.data;
+  const list = Array.isArray(data?.customerBadges) ? (data.customerBadges as CustomerBadgeEntry[]) : [];
+  const lastEvents = new Map<string, { epochMs: number; precisionMs: number }>();
+  for (const entry of list) {
+    if (typeof entry?.badgeMetaId !== 'string' || entry.badgeMetaId === '') continue;
+    lastEvents.set(entry.badgeMetaId.toLowerCase(), lastEarnEvent(entry));
+  }
+  // Fewer than the documented default page proves nothing is left out; more than it shows `limit` was honoured, so
+  // fewer than the limit is everything. Exactly a default page, the limit or more, or any sign of further pages: not.
+  const n = list.length;
+  const complete = (n < CUSTOMER_BADGES_DEFAULT_PAGE || (n > CUSTOMER_BADGES_DEFAULT_PAGE && n < CUSTOMER_BADGES_LIMIT)) && !morePages(body, n);
+  return { lastEvents, complete };
+}
+
+/**
+ * A badge's last earn event: the `…ISO` twin when it carries an offset, else the epoch (seconds when below 1e11,
+ * else milliseconds, whatever the import's own unit). Both given and disagreeing: NaN, since neither can be trusted.
+ */
+function lastEarnEvent(entry: CustomerBadgeEntry): { epochMs: number; precisionMs: number } {
+  const raw = typeof entry.lastEarnEventDate === 'string' && entry.lastEarnEventDate.trim() !== '' ? Number(entry.lastEarnEventDate) : entry.lastEarnEventDate;
+  const epoch = typeof raw === 'number' && Number.isFinite(raw) && raw > 0 ? (raw < SECONDS_BELOW ? { epochMs: raw * 1000, precisionMs: 1000 } : { epochMs: raw, precisionMs: 1 }) : undefined;
+  const isoText = entry.lastEarnEventDateISO;
+  // Only an ISO value with its own offset is an instant; one without would be read in the host's zone.
+  const iso = typeof isoText === 'string' && /T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$/i.test(isoText.trim()) ? Date.parse(isoText.trim()) : NaN;
+  if (!Number.isNaN(iso)) {
+    const fromIso = { epochMs: iso, precisionMs: /\.\d/.test(isoText as string) ? 1 : 1000 };
+    if (!epoch) return fromIso;
+    const coarse = Math.max(epoch.precisionMs, fromIso.precisionMs);
+    if (Math.floor(epoch.epochMs / coarse) !== Math.floor(iso / coarse)) return { epochMs: NaN, precisionMs: 1 };
+    return epoch.precisionMs <= fromIso.precisionMs ? epoch : fromIso;
+  }
+  return epoch ?? { epochMs: NaN, precisionMs: 1 };
+}
+
+const MORE_FLAGS = ['hasMore', 'hasNext', 'hasNextPage', 'more', 'moreAvailable'];
+const LAST_FLAGS = ['last', 'isLast', 'isLastPage', 'lastPage'];
+const NEXT_LINKS = ['next', 'nextPage', 'nextPageUrl', 'nextUrl', 'nextCursor', 'nextToken', 'nextPageToken'];
+const TOTALS = ['total', 'totalCount', 'totalElements', 'totalRecords', 'totalResults', 'totalBadges'];
+
+/** Whether an answer says, anywhere near its list (top level, `data`, or a paging object), that more was left out. */
+function morePages(body: unknown, returned: number): boolean {
+  const places: Array<Record<string, unknown>> = [];
+  const add = (value: unknown) => {
+    if (value && typeof value === 'object' && !Array.isArray(value)) places.push(value as Record<string, unknown>);
+  };
+  add(body);
+  add((body as { data?: unknown } | null)?.data);
+  for (const place of [...places]) for (const key of ['pagination', 'paging', 'page', 'pageInfo', 'pageable', 'meta', 'links']) add(place[key]);
+  return places.some(
+    (p) =>
+      MORE_FLAGS.some((k) => p[k] === true || p[k] === 'true') ||
+      LAST_FLAGS.some((k) => p[k] === false || p[k] === 'false') ||
+      NEXT_LINKS.some((k) => (typeof p[k] === 'string' && p[k] !== '') || typeof p[k] === 'number') ||
+      TOTALS.some((k) => Number(p[k]) > returned) ||
+      Number(p.totalPages) > 1,
+  );
 }
 
 function toOutcome(item: ResponseItem): ItemOutcome {

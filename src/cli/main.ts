@@ -16,7 +16,7 @@ import { fileNameOf } from '../contracts';
 import { startServe } from '../local/serve';
 import { type ProgressDisplay, progressDisplay } from './progress';
 import { type PullResult, pullSftp } from '../sources/sftp';
-import type { ReplayStage } from '../core/replay';
+import { type ReplayStage, describeSelection } from '../core/replay';
 import { replayLocal } from '../local/replay';
 import { defaultAwsClients, replayDeployed, startDeployed } from '../ops/deployed';
 import { renderHtml } from '../report/html';
@@ -285,8 +285,8 @@ async function replayCommand(flags: ReplayFlags): Promise<number> {
     });
     process.stdout.write(
       result.executionArn
-        ? `replaying ${result.selection.kept} record(s) (${result.selection.left} left out: rejected by another stage)\n  input      s3://…/${result.key}\n  execution  ${result.executionArn}\n`
-        : `nothing to replay: ${result.selection.left} record(s), all rejected by another stage than ${flags.stage}\n`,
+        ? `${describeSelection(result.selection, flags.stage)}\n  input      s3://…/${result.key}\n  execution  ${result.executionArn}\n`
+        : `${describeSelection(result.selection, flags.stage)}\n`,
     );
     return 0;
   }
@@ -297,10 +297,10 @@ async function replayCommand(flags: ReplayFlags): Promise<number> {
       replayLocal({ ...session, rejected: resolve(flags.rejected), stages, apiUrl: flags.apiUrl, outDir, dryRun: flags.dryRun, force: flags.force, progress }),
     );
     if (!result) {
-      process.stdout.write(`nothing to replay: ${selection.left} record(s), all rejected by another stage than ${flags.stage}\n`);
+      process.stdout.write(`${describeSelection(selection, flags.stage)}\n`);
       return 0;
     }
-    if (!flags.json) process.stdout.write(`replaying ${selection.kept} record(s) (${selection.left} left out: rejected by another stage)\n`);
+    if (!flags.json) process.stdout.write(`${describeSelection(selection, flags.stage)}\n`);
     printResult(result, flags);
     return result.exitCode;
   });

@@ -21,7 +21,11 @@ export const SPECIAL_DATE_FORMATS = ['epoch-s', 'epoch-ms', 'iso'] as const;
 
 const QUARTER_HOUR_MS = 15 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
-const EXPLICIT_OFFSET = /(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$/;
+/**
+ * An offset written after an ISO time (`T15:00Z`, `T15:00:00.5+05:30`, `T1500-0300`). It must follow a time: the
+ * `-23` of a date-only `2026-11-23` (or the `-11` of `2026-11`) is the day or month, not an offset.
+ */
+const EXPLICIT_OFFSET = /[Tt]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$/;
 const CACHE_LIMIT = 10_000;
 
 /**
@@ -112,12 +116,13 @@ export function compileDateParser(format: string, timeZone: string): DateParser 
   if (format === 'iso') {
     return memoise((text) => {
       if (EXPLICIT_OFFSET.test(text)) {
-        const parsed = DateTime.fromISO(text, { setZone: true });
+        // The text names its offset; `zone` is only the fallback Luxon would otherwise take from the host.
+        const parsed = DateTime.fromISO(text, { zone: FixedOffsetZone.utcInstance, setZone: true });
         if (!parsed.isValid) return invalid(`"${text}" is not an ISO 8601 date (${parsed.invalidExplanation ?? parsed.invalidReason})`);
         const epochMs = parsed.toMillis();
         return result(epochMs, offsets.at(epochMs));
       }
-      const wall = DateTime.fromISO(text, { zone: 'UTC' });
+      const wall = DateTime.fromISO(text, { zone: FixedOffsetZone.utcInstance });
       if (!wall.isValid) return invalid(`"${text}" is not an ISO 8601 date (${wall.invalidExplanation ?? wall.invalidReason})`);
       return fromWall(wall.toMillis(), text);
     });

@@ -151,7 +151,8 @@ export function compileMapper(flow: Dataflow, header: readonly string[], now: ()
     return {
       ok: true,
       item: {
-        badgeMetaId,
+        // Badge ids are MongoDB ObjectIds, lower-case hex as Capillary writes them: sent in that form whatever the file's case.
+        badgeMetaId: badgeMetaId.toLowerCase(),
         customerId,
         earnEventDate: epoch(ev.epochMs),
         earnExpiresOn: epoch(ex.epochMs),

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
 import { stringify } from 'csv-stringify/sync';
 import { SEND_CODES } from '../api/client';
+import { VALIDATION_CODES } from './mapping';
 import { ReplayFileError } from '../errors';
 import { type CsvFile, type CsvRecord, REJECT_COLUMNS } from './csv';
 
@@ -18,6 +19,21 @@ export function replayNameOf(rejectedFile: string): string {
 }
 
 /**
+ * Records of a replay file that were rejected as DUPLICATE_IN_FILE, with their earlier message. selectForReplay never
+ * selects them; one put back in a replay file by hand is rejected again by the stage (see replayedDuplicate).
+ */
+const replayedDuplicates = new WeakMap<CsvRecord, string>();
+
+/**
+ * The message to reject a replayed record with when it was a DUPLICATE_IN_FILE of the original file (its first
+ * occurrence is the one that was sent, or is to be replayed); undefined for any other record.
+ */
+export function replayedDuplicate(record: CsvRecord): string | undefined {
+  const earlier = replayedDuplicates.get(record);
+  return earlier === undefined ? undefined : `Rejected as ${VALIDATION_CODES.DUPLICATE_IN_FILE} in the original file (${earlier}): a replay never sends it; replay its first occurrence`;
+}
+
+/**
  * Reads a replay file (a rejected-records file, or a selection of it) as the original file's records: the source's
  * columns without `_row,_stage,_error_code,_error_message`, each record under its original number (`_row`), so the new
  * report ties back to the original file. A record rejected as AMBIGUOUS is marked to be looked up before it is sent.
@@ -29,12 +45,14 @@ export function replayRecords(file: CsvFile): CsvFile {
   async function* records(): AsyncGenerator<CsvRecord> {
     for await (const record of file.records) {
       const fields = record.fields;
-      const [row, , code] = fields.slice(-WIDTH);
+      const [row, , code, message] = fields.slice(-WIDTH);
       const number = Number(row);
       if (fields.length <= WIDTH || !/^[1-9]\d*$/.test(row ?? '') || !Number.isSafeInteger(number)) {
         throw new ReplayFileError(`Record ${record.number} of the replay file has no valid _row (found "${row ?? ''}"): a replay must keep each record's original number`);
       }
-      yield { number, fields: fields.slice(0, -WIDTH), ...(code === SEND_CODES.AMBIGUOUS ? { checkFirst: true } : {}) };
+      const replayed: CsvRecord = { number, fields: fields.slice(0, -WIDTH), ...(code === SEND_CODES.AMBIGUOUS ? { checkFirst: true } : {}) };
+      if (code === VALIDATION_CODES.DUPLICATE_IN_FILE) replayedDuplicates.set(replayed, message ?? '');
+      yield replayed;
     }
   }
   return { header: file.header.slice(0, -WIDTH), records: records() };
@@ -44,6 +62,8 @@ export interface ReplaySelection {
   /** Records kept for the replay, and those left out (rejected by another stage). */
   kept: number;
   left: number;
+  /** DUPLICATE_IN_FILE records left out whatever the stages: their first occurrence is the one sent or to replay. */
+  duplicates: number;
 }
 
 /** Which rejected records a replay takes, by the stage that rejected them. */
@@ -52,6 +72,8 @@ export type ReplayStage = 'api' | 'validate';
 /**
  * Picks the records of a rejected-records file to replay, by the stage that rejected them: by default `api` (among
  * them RETRIES_EXHAUSTED and AMBIGUOUS); `validate` for validation rejects, once the operator fixed them in the file.
+ * A DUPLICATE_IN_FILE record is never picked, whatever the stages: it repeats a record of the same file that was sent
+ * (or was itself rejected, and is replayed under its own number), so sending it would issue the badge twice.
  * Writes the header and the kept records, unchanged, to `write`.
  */
 export async function selectForReplay(
@@ -62,7 +84,7 @@ export async function selectForReplay(
 ): Promise<ReplaySelection> {
   const parser = input.pipe(parse({ bom: true, delimiter, relax_column_count: true, skip_empty_lines: true }));
   input.on('error', (error) => parser.destroy(error));
-  const selection: ReplaySelection = { kept: 0, left: 0 };
+  const selection: ReplaySelection = { kept: 0, left: 0, duplicates: 0 };
   let header: string[] | undefined;
   for await (const fields of parser as AsyncIterable<string[]>) {
     if (!header) {
@@ -74,7 +96,9 @@ export async function selectForReplay(
       continue;
     }
     const stage = fields[fields.length - 3];
-    if (options.stages.includes(stage as ReplayStage)) {
+    if (fields[fields.length - 2] === VALIDATION_CODES.DUPLICATE_IN_FILE) {
+      selection.duplicates += 1;
+    } else if (options.stages.includes(stage as ReplayStage)) {
       selection.kept += 1;
       await write(stringify([fields], { delimiter }));
     } else {
@@ -83,6 +107,16 @@ export async function selectForReplay(
   }
   if (!header) throw new ReplayFileError('The rejected-records file is empty');
   return selection;
+}
+
+/** What a replay selection took and left out, for the operator (one line; `stages` as the operator named them). */
+export function describeSelection(selection: ReplaySelection, stages: string): string {
+  const parts = [
+    selection.kept > 0 ? `replaying ${selection.kept} record(s)` : 'nothing to replay',
+    ...(selection.left > 0 ? [`${selection.left} left out: rejected by another stage than ${stages}`] : []),
+    ...(selection.duplicates > 0 ? [`${selection.duplicates} DUPLICATE_IN_FILE records left out: their first occurrence is the one to replay`] : []),
+  ];
+  return parts.join('; ');
 }
 
 /** The delimiter of a rejected-records file, read off its header (it ends with `_row<d>_stage<d>…`); the stream is whole. */

@@ -10,17 +10,21 @@ import type { Dataflow } from '../config/schema';
 import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
 import { gunzipIfCompressed } from '../core/unpack';
 import { boundariesDisagree, openCsv, rejectLine } from '../core/csv';
-import { replayRecords } from '../core/replay';
+import { replayRecords, replayedDuplicate } from '../core/replay';
 import { type MapResult, VALIDATION_CODES, compileMapper } from '../core/mapping';
 import { type CsvRecord } from '../core/csv';
-import { SeenFilter, duplicateKey, itemOfStagedLine, settleDuplicates } from '../core/duplicates';
+import { HeldKeys, type HeldSettlement, KEY_BYTES, SeenFilter, itemOfStagedLine, packKey } from '../core/duplicates';
 import { createInterface } from 'node:readline';
 import { DecryptionError, SourceReadError, TooManyDuplicatesError, UnsafeArchiveError } from '../errors';
 import { METRICS, type StepDeps } from './deps';
 
 /** Chunk uploads in flight while parsing goes on: enough to hide S3 latency, few enough to keep memory flat. */
 const UPLOADS_IN_FLIGHT = 4;
-/** Records held back as possible duplicates, at most (their keys are kept in memory until they are settled). */
+/**
+ * Records held back as possible duplicates, at most. Their keys are kept outside the heap (32 bytes each) until they
+ * are settled; settling needs about 40 bytes more each, in typed arrays. Measured with the stack's node flags
+ * (bench/duplicates.ts): see the README, "Duplicates within a file".
+ */
 export const MAX_HELD_RECORDS = 2_000_000;
 /** Fewest bytes a record takes, to size the duplicate filter from the file's size. */
 const MIN_RECORD_BYTES = 30;
@@ -150,9 +154,9 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     rejects ??= createObjectWriter(s3, buckets.staging, KEYS.validationRejects(runId));
     await rejects.write(rejectLine(record, 'validate', code, message, flow.csv.delimiter));
   };
-  /** Records the filter may have seen before, by key: held back (in staging, not memory) until settled. */
-  const held = new Map<string, number[]>();
-  let heldCount = 0;
+  /** Records the filter may have seen before: held back (lines in staging, packed keys off the heap) until settled. */
+  const held = new HeldKeys();
+  const key = Buffer.alloc(KEY_BYTES);
   let heldWriter: ObjectWriter | undefined;
   let records = 0;
   let rejected = 0;
@@ -160,20 +164,20 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     for await (const record of csv.records) {
       records += 1;
       // A record over csv.maxRecordBytes was not read: it is rejected with empty fields, under its number.
+      // A replayed DUPLICATE_IN_FILE record (put back by hand: selectForReplay never picks one) is never sent.
+      const repeated = input.replay ? replayedDuplicate(record) : undefined;
       const result: MapResult = record.tooLong
         ? { ok: false, rejection: { code: VALIDATION_CODES.RECORD_TOO_LONG, message: `The record is longer than csv.maxRecordBytes (${flow.csv.maxRecordBytes} bytes); its fields were not read` } }
-        : map(record.fields);
+        : repeated ? { ok: false, rejection: { code: VALIDATION_CODES.DUPLICATE_IN_FILE, message: repeated } } : map(record.fields);
       if (result.ok) {
         // A replayed AMBIGUOUS record may have been issued: the send step looks it up before sending it (`c`).
         const line = JSON.stringify(record.checkFirst ? { n: record.number, f: record.fields, i: result.item, c: 1 } : { n: record.number, f: record.fields, i: result.item });
-        const key = duplicateKey(result.item);
+        packKey(result.item, key);
         if (seen.addAndCheck(key)) {
-          if (++heldCount > MAX_HELD_RECORDS) {
+          if (held.count >= MAX_HELD_RECORDS) {
             throw new TooManyDuplicatesError(`More than ${MAX_HELD_RECORDS} records may repeat earlier ones (same customerId, badgeMetaId and earnEventDate): remove the repeats or split the file; nothing was sent`);
           }
-          const numbers = held.get(key);
-          if (numbers) numbers.push(record.number);
-          else held.set(key, [record.number]);
+          held.add(key, record.number);
           heldWriter ??= createObjectWriter(s3, buckets.staging, KEYS.held(runId), 'application/x-ndjson');
           await heldWriter.write(`${line}\n`);
         } else {
@@ -199,19 +203,20 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
       // Settle the held records: a key the filter was unsure about repeats a record only if one with the same key was
       // sent as new (in a chunk) or held before it.
       await heldWriter.end();
-      const firstSent = await firstSentOf(deps, runId, chunks, held, indexParts);
-      const duplicates = settleDuplicates(held, firstSent);
-      held.clear();
+      const settlement = held.settle();
+      await markFirstSent(deps, runId, chunks, settlement, indexParts);
       const heldBody = await openObject(s3, buckets.staging, KEYS.held(runId));
       if (!heldBody) throw new SourceReadError(`Held records s3://${buckets.staging}/${KEYS.held(runId)} are missing`);
+      // The held lines come back in the order they were held: the entry number is their place in that order.
+      let entry = 0;
       for await (const line of createInterface({ input: heldBody, crlfDelay: Infinity })) {
         if (line === '') continue;
-        const staged = JSON.parse(line) as { n: number; f: string[] };
-        const first = duplicates.get(staged.n);
-        if (first !== undefined) {
+        const first = settlement.duplicateOf(entry++);
+        if (first !== 0) {
+          const staged = JSON.parse(line) as { n: number; f: string[] };
           await reject({ number: staged.n, fields: staged.f }, VALIDATION_CODES.DUPLICATE_IN_FILE, `The same customerId, badgeMetaId and earnEventDate as record ${first}: not sent twice`);
         } else {
-          if (lines.length === 0) firstRecord = staged.n;
+          if (lines.length === 0) firstRecord = Number(line.slice(5, line.indexOf(',')));
           lines.push(line);
           if (lines.length >= recordsPerChunk) await flush();
         }
@@ -245,7 +250,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   const duplicateOf = claim && !claim.claimed ? claim.holder : undefined;
   deps.progress?.({ step: 'stage', records, rejected, done: true });
   deps.metrics?.(METRICS.recordsRead, 'Count', records, flow.name);
-  log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.length, bytes, held: heldCount, duplicateOf: duplicateOf?.runId });
+  log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.length, bytes, held: held.count, duplicateOf: duplicateOf?.runId });
   return {
     ...base,
     ...(duplicateOf ? { duplicateOf } : {}),
@@ -372,15 +377,14 @@ async function expandToInbox(content: StagedContent, flow: Dataflow, deps: StepD
 }
 
 /**
- * For each held key, the number of the record with that key that went out as new. The key index (fingerprint and
- * number of every record sent as new, 8 bytes each) says which records may have a held key; only the chunks holding
- * those are read back, to compare whole keys.
+ * Tells the settlement which held keys went out as new, and as which record. The key index (fingerprint and number of
+ * every record sent as new, 8 bytes each) says which records may have a held key; only the chunks holding those are
+ * read back, to compare whole keys. Candidates are kept in a sorted Uint32Array (4 bytes each, off the heap).
  */
-async function firstSentOf(deps: StepDeps, runId: string, chunks: readonly ChunkRef[], held: ReadonlyMap<string, readonly number[]>, indexParts: number): Promise<Map<string, number>> {
+async function markFirstSent(deps: StepDeps, runId: string, chunks: readonly ChunkRef[], settlement: HeldSettlement, indexParts: number): Promise<void> {
   const { s3, buckets } = deps;
-  const firstSent = new Map<string, number>();
-  const fingerprints = new Set([...held.keys()].map((key) => SeenFilter.fingerprintOf(key)));
-  const candidates = new Set<number>();
+  let candidates = new Uint32Array(1024);
+  let count = 0;
   for (let part = 0; part < indexParts; part++) {
     const body = await openObject(s3, buckets.staging, KEYS.keyIndex(runId, part));
     if (!body) throw new SourceReadError(`The key index s3://${buckets.staging}/${KEYS.keyIndex(runId, part)} is missing`);
@@ -388,10 +392,29 @@ async function firstSentOf(deps: StepDeps, runId: string, chunks: readonly Chunk
     for await (const piece of body) {
       const data = rest.length > 0 ? Buffer.concat([rest, piece as Buffer]) : (piece as Buffer);
       const whole = data.length - (data.length % 8);
-      for (let at = 0; at < whole; at += 8) if (fingerprints.has(data.readUInt32LE(at))) candidates.add(data.readUInt32LE(at + 4));
+      for (let at = 0; at < whole; at += 8) {
+        if (!settlement.mayHold(data.readUInt32LE(at))) continue;
+        if (count === candidates.length) {
+          const grown = new Uint32Array(candidates.length * 2);
+          grown.set(candidates);
+          candidates = grown;
+        }
+        candidates[count++] = data.readUInt32LE(at + 4);
+      }
       rest = Buffer.from(data.subarray(whole));
     }
   }
+  const sorted = candidates.subarray(0, count).sort();
+  const isCandidate = (n: number) => {
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid]! < n) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < sorted.length && sorted[lo] === n;
+  };
   // Chunks are in record order: the chunk of a number is the last one starting at or before it.
   const starts = chunks.map((c) => c.firstRecord);
   const chunkOf = (n: number) => {
@@ -402,22 +425,27 @@ async function firstSentOf(deps: StepDeps, runId: string, chunks: readonly Chunk
       if (starts[mid]! <= n) lo = mid;
       else hi = mid - 1;
     }
-    return chunks[lo]!;
+    return lo;
   };
-  const toRead = new Set([...candidates].map(chunkOf));
+  const toRead = new Set<number>();
+  for (const n of sorted) toRead.add(chunkOf(n));
+  const key = Buffer.alloc(KEY_BYTES);
   const limit = pLimit(UPLOADS_IN_FLIGHT * 2);
   await Promise.all(
-    [...toRead].map((chunk) =>
+    [...toRead].map((index) =>
       limit(async () => {
+        const chunk = chunks[index]!;
         const chunkBody = await openObject(s3, buckets.staging, chunk.key);
         if (!chunkBody) throw new SourceReadError(`Staged chunk s3://${buckets.staging}/${chunk.key} is missing`);
         for await (const line of createInterface({ input: chunkBody, crlfDelay: Infinity })) {
-          if (line === '' || !candidates.has(Number(line.slice(5, line.indexOf(','))))) continue;
-          const key = duplicateKey(itemOfStagedLine(line));
-          if (held.has(key)) firstSent.set(key, Number(line.slice(5, line.indexOf(','))));
+          if (line === '') continue;
+          const n = Number(line.slice(5, line.indexOf(',')));
+          if (!isCandidate(n)) continue;
+          // Packed and marked in one synchronous step: the chunks read concurrently share the key buffer.
+          packKey(itemOfStagedLine(line), key);
+          settlement.markSent(key, n);
         }
       }),
     ),
   );
-  return firstSent;
 }

@@ -89,6 +89,11 @@ function recordCases(n: number): { csv: string; rejected: Array<[number, string]
   };
 }
 
+/** One record as it stands in the file, its fields joined as they are (none may hold a delimiter or a line end). */
+function rawLine(row: EventRow): string {
+  return HEADER.map((h) => row[h] ?? '').join(',');
+}
+
 /** One record as a CSV line (quoted as toCsv quotes it: a note may hold a newline). */
 function csvLine(row: EventRow): string {
   return toCsv([row]).slice(HEADER.join(',').length + 1).replace(/\n$/, '');
@@ -100,6 +105,10 @@ export function corpusCases(): Array<CorpusCase & { content: (dir: string) => Bu
   tooLong[2] = { ...tooLong[2]!, note: 'x'.repeat(2 * 1024 * 1024) };
   const lateQuote = rows(3, 200);
   const latin1Rows = rows(6, 3).map((r) => ({ ...r, note: 'Müller, Düsseldorf' }));
+  // Inch marks some 8 kB apart, with csv.maxRecordBytes at 1 kB; record 150 has one in a mapped column.
+  const inch = rows(12, 300).map((r, i) => ({ ...r, note: (i + 1) % 100 === 0 ? 'TV 55" promo' : `plain ${i + 1}` }));
+  inch[149] = { ...inch[149]!, member_id: '55" TV' };
+  const lineEnds = ['\r\n', '\n', '\r'];
   const utf16Rows = rows(5, 3).map((r) => ({ ...r, note: 'Łódź café' }));
   return [
     { file: 'events_empty.csv', what: 'empty file (0 bytes)', content: () => Buffer.alloc(0), expect: { exitCode: 1, status: 'FAILED', error: { code: 'EMPTY_FILE', message: /empty/ } } },
@@ -174,6 +183,36 @@ export function corpusCases(): Array<CorpusCase & { content: (dir: string) => Bu
       what: 'a zip with an entry escaping its folder',
       content: (dir) => makeZip(join(dir, 'events_zip_slip.zip'), { 'events_ok.csv': toCsv(rows(11, 2)), '../../events_evil.csv': toCsv(rows(11, 2)) }),
       expect: { exitCode: 1, status: 'FAILED', error: { code: 'UNSAFE_ARCHIVE', message: /\.\.\/\.\.\/events_evil\.csv/ }, accepted: [] },
+    },
+    {
+      file: 'events_inch_mark.csv',
+      customers: base(12),
+      what: 'a quote inside unquoted fields (an inch mark, TV 55" promo), such quotes far more than csv.maxRecordBytes apart',
+      csv: { maxRecordBytes: 1024 },
+      content: () => Buffer.from(`${HEADER.join(',')}\n${inch.map(rawLine).join('\n')}\n`),
+      expect: { exitCode: 3, status: 'COMPLETED_WITH_REJECTIONS', records: 300, rejected: [[150, 'INVALID_CUSTOMER_ID']], accepted: ids(12, Array.from({ length: 300 }, (_, i) => i + 1).filter((k) => k !== 150)) },
+    },
+    {
+      file: 'events_cr_only.csv',
+      customers: base(13),
+      what: '\\r-only line ends (an old spreadsheet export), the file longer than csv.maxRecordBytes',
+      csv: { maxRecordBytes: 1024 },
+      content: () => Buffer.from(toCsv(rows(13, 200), { eol: '\r' })),
+      expect: { exitCode: 0, status: 'SUCCEEDED', records: 200, rejected: [], accepted: ids(13, Array.from({ length: 200 }, (_, i) => i + 1)) },
+    },
+    {
+      file: 'events_mixed_line_ends.csv',
+      customers: base(14),
+      what: '\\r\\n, \\n and \\r line ends mixed in one file, with blank lines',
+      content: () => Buffer.from(`${HEADER.join(',')}\r\n${rows(14, 60).map((r, i) => `${csvLine(r)}${lineEnds[i % 3]}${i % 7 === 0 ? lineEnds[(i + 1) % 3] : ''}`).join('')}`),
+      expect: { exitCode: 0, status: 'SUCCEEDED', records: 60, rejected: [], accepted: ids(14, Array.from({ length: 60 }, (_, i) => i + 1)) },
+    },
+    {
+      file: 'events_text_after_quote.csv',
+      customers: base(15),
+      what: 'text right after the quote closing a quoted field ("x"y)',
+      content: () => Buffer.from(`${toCsv(rows(15, 40))}${base(15) + 41},${KNOWN_BADGES[0]},2026-11-02 10:00:00,2027-01-15,"12" x 9"\n${rows(15, 45).slice(41).map(csvLine).join('\n')}\n`),
+      expect: { exitCode: 1, status: 'FAILED', error: { code: 'MALFORMED_CSV', message: /at line \d+: a quoted field is closed by a quote followed by a space/ }, accepted: [] },
     },
     {
       file: 'events_records.csv',

@@ -23,7 +23,7 @@ const UPLOADS_IN_FLIGHT = 4;
 /**
  * Records held back as possible duplicates, at most. Their keys are kept outside the heap (32 bytes each) until they
  * are settled; settling needs about 40 bytes more each, in typed arrays. Measured with the stack's node flags
- * (bench/duplicates.ts): see the README, "Duplicates within a file".
+ * (bench/duplicates.ts): see the README, "Duplicate detection and file size".
  */
 export const MAX_HELD_RECORDS = 2_000_000;
 /** Fewest bytes a record takes, to size the duplicate filter from the file's size. */

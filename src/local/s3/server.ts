@@ -157,7 +157,9 @@ function attributesFrom(req: IncomingMessage): ObjectAttributes {
     .filter((e) => e && e !== 'aws-chunked')
     .join(',');
   const optional = (name: string) => header(req, name) || undefined;
+  const tagging = header(req, 'x-amz-tagging');
   return {
+    ...(tagging ? { tags: Object.fromEntries(new URLSearchParams(tagging)) } : {}),
     contentType: header(req, 'content-type') || 'binary/octet-stream',
     ...(contentEncoding ? { contentEncoding } : {}),
     ...(optional('content-disposition') ? { contentDisposition: optional('content-disposition') } : {}),
@@ -170,9 +172,10 @@ function attributesFrom(req: IncomingMessage): ObjectAttributes {
 
 /** The headers a version was stored with, which a COPY directive carries over. */
 function storedAttributes(version: ObjectVersion): ObjectAttributes {
-  const { contentType, contentEncoding, contentDisposition, contentLanguage, cacheControl, expires, metadata } = version;
+  const { contentType, contentEncoding, contentDisposition, contentLanguage, cacheControl, expires, metadata, tags } = version;
   return {
     contentType,
+    ...(tags !== undefined ? { tags } : {}),
     metadata,
     ...(contentEncoding !== undefined ? { contentEncoding } : {}),
     ...(contentDisposition !== undefined ? { contentDisposition } : {}),
@@ -462,6 +465,7 @@ export class LocalS3Server {
       case 'GET':
       case 'HEAD':
         if (query.has('uploadId') && method === 'GET') return this.listParts(call);
+        if (query.has('tagging') && method === 'GET') return this.getObjectTagging(call);
         if ([...query.keys()].some((name) => !['versionId', 'partNumber', 'x-id'].includes(name) && !name.startsWith('response-') && !name.startsWith('X-Amz-'))) break;
         return this.getObject(call, method === 'HEAD');
       case 'DELETE':
@@ -796,6 +800,7 @@ export class LocalS3Server {
       if (value !== undefined) headers[name] = value;
     }
     for (const [name, value] of Object.entries(version.metadata)) headers[`x-amz-meta-${name}`] = value;
+    if (version.tags && Object.keys(version.tags).length) headers['x-amz-tagging-count'] = Object.keys(version.tags).length;
     const range = parseRange(header(req, 'range'), version.size);
     if (range === 'unsatisfiable') throw S3Errors.invalidRange(version.size);
     if (!range && version.checksum && header(req, 'x-amz-checksum-mode') === 'ENABLED') {
@@ -929,12 +934,31 @@ export class LocalS3Server {
     const copied = await this.copyBytes(source.bucket, source.version, 0, source.version.size - 1);
     const { checksum } = source.version;
     const attributes = directive === 'COPY' ? storedAttributes(source.version) : attributesFrom(req);
+    const tagging = header(req, 'x-amz-tagging-directive') ?? 'COPY';
+    if (tagging !== 'COPY' && tagging !== 'REPLACE') throw S3Errors.invalidArgument('Unknown tagging directive.', 'x-amz-tagging-directive', tagging);
+    const { tags: requestTags } = attributesFrom(req);
+    const tags = tagging === 'COPY' ? source.version.tags : requestTags;
+    delete attributes.tags;
+    if (tags) attributes.tags = tags;
     const version = this.store.commitObject(bucket, key, { path: copied.path, size: copied.size, etag: copied.md5, ...(checksum ? { checksum } : {}) }, attributes, precondition);
     await this.created(call, bucket, version, 'CopyObject');
     const headers: Record<string, string> = {};
     if (version.versionId !== 'null') headers['x-amz-version-id'] = version.versionId;
     if (this.store.versioning(source.bucket)) headers['x-amz-copy-source-version-id'] = source.version.versionId;
     this.sendXml(call, 'CopyObjectResult', { ETag: quote(version.etag), LastModified: version.lastModified }, headers);
+  }
+
+  private async getObjectTagging(call: Call): Promise<void> {
+    const { bucket, key, query } = call;
+    const versionId = query.get('versionId') ?? undefined;
+    await this.authorize(call, versionId !== undefined ? 's3:GetObjectVersionTagging' : 's3:GetObjectTagging', objectArn(bucket, key), versionId !== undefined ? { 's3:VersionId': versionId } : {});
+    const version = await this.lookup(call, bucket, key, versionId);
+    this.sendXml(
+      call,
+      'Tagging',
+      { TagSet: { Tag: Object.entries(version.tags ?? {}).map(([Key, Value]) => ({ Key, Value })) } },
+      this.versionHeader(bucket, version.versionId),
+    );
   }
 
   // Multipart uploads

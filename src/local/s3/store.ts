@@ -14,6 +14,8 @@ export interface ObjectAttributes {
   expires?: string;
   /** User metadata, `x-amz-meta-` names without the prefix, lower case. */
   metadata: Record<string, string>;
+  /** Object tags (`x-amz-tagging`), answered by GetObjectTagging. */
+  tags?: Record<string, string>;
 }
 
 /** One version of a key: an object or a delete marker. Unversioned writes have version id `null`. */

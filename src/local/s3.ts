@@ -1,12 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
+import { S3Client } from '@aws-sdk/client-s3';
 import type { Buckets } from '../contracts';
+import { type Authorize, LocalS3Server, type ObjectCreatedEvent } from './s3/server';
+
+export type { AuthorizationDecision, AuthorizationRequest, Authorize, ObjectCreatedEvent } from './s3/server';
 
 /** Local bucket names, one per role of the deployed stack. */
 export const LOCAL_BUCKETS: Buckets = { inbox: 'inbox', staging: 'staging', deadLetter: 'dead-letter', reports: 'reports' };
+
+/** The buckets the stack versions: the inbox (each run reads the version its trigger saw), dead letters, reports. */
+export const VERSIONED_BUCKETS: readonly string[] = [LOCAL_BUCKETS.inbox, LOCAL_BUCKETS.deadLetter, LOCAL_BUCKETS.reports];
 
 export interface LocalS3 {
   readonly endpoint: string;
@@ -16,19 +21,43 @@ export interface LocalS3 {
   close(): Promise<void>;
 }
 
+export interface LocalS3Options {
+  /** Where objects live; kept across restarts. @default a temporary directory, removed on close */
+  directory?: string;
+  /** @default 0 (any free port) */
+  port?: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** Buckets created with versioning enabled. @default {@link VERSIONED_BUCKETS} */
+  versionedBuckets?: readonly string[];
+  /** Decides each request as IAM would. @default everything allowed */
+  authorize?: Authorize;
+  /** Called after each stored PutObject, CompleteMultipartUpload and CopyObject, before the answer. */
+  onObjectCreated?: (event: ObjectCreatedEvent) => void | Promise<void>;
+  /** Largest CopyObject source. @default 5368709120 (S3's 5 GiB) */
+  copySourceMaxBytes?: number;
+}
+
 /**
- * An embedded S3 (s3rver) on a loopback port, its data in a directory of its own (a temporary one unless given),
- * with the stack's buckets created.
+ * An embedded S3 on a loopback port (our own strict server, see src/local/s3/server.ts), its data in a directory of
+ * its own (a temporary one unless given), with the stack's buckets created and versioned as the stack has them.
  */
-export async function startLocalS3(options: { directory?: string; port?: number; host?: string } = {}): Promise<LocalS3> {
+export async function startLocalS3(options: LocalS3Options = {}): Promise<LocalS3> {
   const directory = options.directory ?? mkdtempSync(join(tmpdir(), 'badges-s3-'));
-  const server = new S3rver({ address: options.host ?? '127.0.0.1', port: options.port ?? 0, silent: true, directory, allowMismatchedSignatures: true });
-  const address = await server.run();
-  const endpoint = `http://${options.host ?? '127.0.0.1'}:${address.port}`;
+  const host = options.host ?? '127.0.0.1';
+  const server = new LocalS3Server({
+    directory,
+    ...(options.authorize ? { authorize: options.authorize } : {}),
+    ...(options.onObjectCreated ? { onObjectCreated: options.onObjectCreated } : {}),
+    ...(options.copySourceMaxBytes !== undefined ? { copySourceMaxBytes: options.copySourceMaxBytes } : {}),
+  });
+  const versioned = new Set(options.versionedBuckets ?? VERSIONED_BUCKETS);
+  for (const name of new Set([...Object.values(LOCAL_BUCKETS), ...versioned])) server.ensureBucket(name, versioned.has(name));
+  const address = await server.listen(options.port ?? 0, host);
+  const endpoint = `http://${host}:${address.port}`;
   const newClient = () =>
     new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   const client = newClient();
-  for (const name of Object.values(LOCAL_BUCKETS)) await client.send(new CreateBucketCommand({ Bucket: name })).catch(() => undefined);
   return {
     endpoint,
     client,

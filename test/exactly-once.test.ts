@@ -9,7 +9,7 @@ import { parseConfig } from '../src/config/load';
 import type { Config, Dataflow } from '../src/config/schema';
 import { replayLocal } from '../src/local/replay';
 import { type LocalObjectRunOptions, type LocalRunResult, runObject } from '../src/local/runner';
-import { LOCAL_BUCKETS, type LocalS3 } from '../src/local/s3';
+import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
 import { notificationText } from '../src/steps/finalize';
 import { startLocalServices, stopLocalServices } from './support/local';
 import { SECRETS, configDocument, toCsv, validRow } from './support/factories';
@@ -198,6 +198,36 @@ describe('Exactly once: starting a file again from failed/', () => {
     // Assess: it was read (the same MISSING_COLUMN, not an access error) and moved on.
     expect(again.report).toMatchObject({ status: 'FAILED', error: { code: 'MISSING_COLUMN' } });
     expect(again.report.files[0]!.source.movedTo).toMatch(/^failed\/weekly-events\//);
+  });
+});
+
+describe('Exactly once: conservation', () => {
+  it('reports a run whose records do not add up FAILED RECORDS_UNACCOUNTED, never a success', async () => {
+    // Prepare: a fault between stage and send: the first staged chunk loses its last record (as a defect in the
+    // staging or sending code would lose it), through an S3 that rewrites the object as soon as it is written.
+    let tampered = false;
+    const faulty: LocalS3 = await startLocalS3({
+      onObjectCreated: async (event) => {
+        if (tampered || event.bucket !== LOCAL_BUCKETS.staging || !/\/chunks\/000000\.jsonl$/.test(event.key)) return;
+        tampered = true;
+        const lines = (await readText(faulty.client, event.bucket, event.key))!.split('\n');
+        await faulty.client.send(new PutObjectCommand({ Bucket: event.bucket, Key: event.key, Body: lines.slice(0, -1).join('\n') }));
+      },
+    });
+    const base = 7_500_000;
+    const key = 'inbox/weekly-events/events_conservation.csv';
+    const versionId = (await faulty.client.send(new PutObjectCommand({ Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: toCsv(rowsFor(base, 60)) }))).VersionId;
+    const metrics: Array<[string, number]> = [];
+
+    // Act
+    const result = await runObject(options('weekly-events', { s3: faulty, versionId, metrics: (name, _unit, value) => void metrics.push([name, value]) }), key).finally(() => faulty.close());
+
+    // Assess: 59 sent and accepted, one record in neither place: the run says so instead of succeeding.
+    expect(tampered).toBe(true);
+    expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'RECORDS_UNACCOUNTED' }, rows: { total: 60, accepted: 59, rejected: 0 } });
+    expect(result.report.error!.message).toMatch(/1 record is unaccounted for/);
+    expect(metrics).toContainEqual(['RecordsUnaccounted', 1]);
+    expect(metrics).toContainEqual(['FilesFailed', 1]);
   });
 });
 

@@ -81,7 +81,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     deps.metrics?.(METRICS.recordsUnaccounted, 'Count', unaccounted, state.dataflow);
     error ??= {
       code: RECORDS_UNACCOUNTED,
-      message: `${rows.total} records were read, but ${state.dryRun ? `${rows.valid} valid + ${rows.rejected} rejected` : `${rows.accepted} accepted + ${rows.rejected} rejected`} do not add up to it${miscounted ? ` (workers reported ${miscounted} records that were not their chunks')` : ''}: ${unaccounted} records are unaccounted for. Do not deliver the file again; compare its records with the rejected file and the API before replaying`,
+      message: `${rows.total} records were read, but ${state.dryRun ? `${rows.valid} valid + ${rows.rejected} rejected` : `${rows.accepted} accepted + ${rows.rejected} rejected`} do not add up to it${miscounted ? ` (workers reported ${miscounted} records that were not their chunks')` : ''}: ${unaccounted} record${unaccounted === 1 ? ' is' : 's are'} unaccounted for. Do not deliver the file again; compare its records with the rejected file and the API before replaying`,
     };
   }
 
@@ -185,7 +185,8 @@ export const RECORDS_UNACCOUNTED = 'RECORDS_UNACCOUNTED';
 /** How many records a settled run cannot place: read minus (accepted + rejected), or minus (valid + rejected) for a dry run. */
 function unaccountedRecords(rows: Report['rows'], dryRun: boolean, miscounted: number): number {
   const placed = dryRun ? rows.valid + rows.rejected : rows.accepted + rows.rejected;
-  return Math.abs(rows.total - placed) + miscounted;
+  // A worker that lost a record shows in both figures; one that lost one and another that invented one, only in the second.
+  return Math.max(Math.abs(rows.total - placed), miscounted);
 }
 
 /**

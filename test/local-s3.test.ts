@@ -352,6 +352,18 @@ describe('Function: startLocalS3', () => {
       expect(after.Contents?.map((c) => c.Key)).toEqual(['l/c/1', 'l/d']);
     });
 
+    it('orders keys by their UTF-8 bytes, as S3 does, not by JavaScript string order', async () => {
+      // Prepare: U+1F600 sorts before U+E000 in UTF-16, after it in UTF-8.
+      const keys = ['u/\u{1F600}', 'u/\uE000', 'u/z'];
+      for (const key of keys) await s3.client.send(new PutObjectCommand({ Bucket: 'staging', Key: key, Body: 'x' }));
+
+      // Act
+      const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: 'staging', Prefix: 'u/' }));
+
+      // Assess
+      expect(listed.Contents?.map((c) => c.Key)).toEqual(['u/z', 'u/\uE000', 'u/\u{1F600}']);
+    });
+
     it('takes a streamed body of unknown length through lib-storage (aws-chunked with trailing checksums)', async () => {
       // Prepare
       const body = new PassThrough();

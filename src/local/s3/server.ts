@@ -6,7 +6,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { receiveToBuffer, receiveToFile } from './body';
 import { S3Errors, S3ServiceError } from './errors';
-import { type ObjectAttributes, ObjectStore, type ObjectVersion, compareKeys } from './store';
+import { type ObjectAttributes, ObjectStore, type ObjectVersion, compareKeys, lowerBound } from './store';
 import { elements, render, textOf, xmlDocument, type XmlObject } from './xml';
 
 /** What the local S3 asks its `authorize` hook: one IAM action on one resource, as AWS evaluates it. */
@@ -521,18 +521,6 @@ export class LocalS3Server {
 
   // Listings
 
-  /** Where a listing starts: the first key after `after` (exclusive) and not before `prefix`. */
-  private startIndex(keys: string[], from: string): number {
-    let low = 0;
-    let high = keys.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (compareKeys(keys[middle]!, from) < 0) low = middle + 1;
-      else high = middle;
-    }
-    return low;
-  }
-
   private async listObjects(call: Call, listType: 1 | 2): Promise<void> {
     const { query, bucket } = call;
     const prefix = query.get('prefix') ?? '';
@@ -561,7 +549,7 @@ export class LocalS3Server {
     const prefixes: string[] = [];
     let truncated = false;
     let last: string | undefined;
-    for (let i = this.startIndex(keys, compareKeys(after, prefix) > 0 ? after : prefix); i < keys.length && maxKeys > 0; i++) {
+    for (let i = lowerBound(keys, compareKeys(after, prefix) > 0 ? after : prefix); i < keys.length && maxKeys > 0; i++) {
       const key = keys[i]!;
       if (!key.startsWith(prefix)) {
         if (compareKeys(key, prefix) > 0) break;
@@ -637,7 +625,7 @@ export class LocalS3Server {
     let truncated = false;
     let next: { key: string; versionId?: string } | undefined;
     const start = keyMarker && compareKeys(keyMarker, prefix) > 0 ? keyMarker : prefix;
-    outer: for (let i = this.startIndex(keys, start); i < keys.length && maxKeys > 0; i++) {
+    outer: for (let i = lowerBound(keys, start); i < keys.length && maxKeys > 0; i++) {
       const key = keys[i]!;
       if (!key.startsWith(prefix)) {
         if (compareKeys(key, prefix) > 0) break;

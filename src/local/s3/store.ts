@@ -40,7 +40,7 @@ interface BucketState {
   versioning?: VersioningStatus;
   /** Versions of each key, oldest first. */
   readonly keys: Map<string, ObjectVersion[]>;
-  /** Keys in S3's order (UTF-8 bytes), rebuilt when a key appears or disappears. */
+  /** Keys in S3's order (UTF-8 bytes), built at the first listing and kept in order after. */
   sorted?: string[];
 }
 
@@ -63,7 +63,22 @@ export interface UploadState {
 
 /** S3 orders keys by their UTF-8 bytes, which differs from JavaScript's UTF-16 order above U+FFFF. */
 export function compareKeys(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  // UTF-16 and UTF-8 orders differ only between surrogates and U+E000–U+FFFF: compare bytes only then.
+  if (HIGH.test(a) || HIGH.test(b)) return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+const HIGH = /[\uD800-\uFFFF]/;
+
+/** Where `key` is, or would go, in keys sorted by {@link compareKeys}. */
+export function lowerBound(keys: readonly string[], key: string): number {
+  let low = 0;
+  let high = keys.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (compareKeys(keys[middle]!, key) < 0) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /**
@@ -221,6 +236,12 @@ export class ObjectStore {
     return bucket.sorted;
   }
 
+  private unsort(bucket: BucketState, key: string): void {
+    if (!bucket.sorted) return;
+    const at = lowerBound(bucket.sorted, key);
+    if (bucket.sorted[at] === key) bucket.sorted.splice(at, 1);
+  }
+
   private dataPath(bucket: string, version: ObjectVersion): string {
     return join(this.bucketDir(bucket), 'versions', `${version.seq}.data`);
   }
@@ -241,7 +262,7 @@ export class ObjectStore {
     const list = bucket.keys.get(version.key) ?? [];
     if (list.length === 0) {
       bucket.keys.set(version.key, list);
-      bucket.sorted = undefined;
+      bucket.sorted?.splice(lowerBound(bucket.sorted, version.key), 0, version.key);
     }
     const replaced = version.versionId === 'null' ? list.findIndex((old) => old.versionId === 'null') : -1;
     list.push(version);
@@ -295,7 +316,7 @@ export class ObjectStore {
     if (!bucket.versioning) {
       const list = bucket.keys.get(key);
       if (list) for (const version of list) this.removeFiles(name, version);
-      if (bucket.keys.delete(key)) bucket.sorted = undefined;
+      if (bucket.keys.delete(key)) this.unsort(bucket, key);
       return undefined;
     }
     const seq = this.nextSeq();
@@ -325,7 +346,7 @@ export class ObjectStore {
     this.removeFiles(name, removed!);
     if (list.length === 0) {
       bucket.keys.delete(key);
-      bucket.sorted = undefined;
+      this.unsort(bucket, key);
     }
     return removed;
   }

@@ -146,10 +146,11 @@ describe('Function: startLocalStepFunctions', () => {
     const errors = outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).name : 'accepted'));
     expect(errors[0]).toBe('ValidationException');
     expect(errors.slice(1, 26).every((e) => e === 'InvalidName')).toBe(true);
-    expect(outcomes[1]!.status === 'rejected' && outcomes[1].reason).toBeInstanceOf(InvalidName);
+    const reasons = outcomes.map((o) => (o.status === 'rejected' ? (o.reason as unknown) : undefined));
+    expect(reasons[1]).toBeInstanceOf(InvalidName);
     expect(errors[26]).toBe('ValidationException');
-    expect(outcomes[27]!.status === 'rejected' && outcomes[27].reason).toBeInstanceOf(InvalidExecutionInput);
-    expect(outcomes[28]!.status === 'rejected' && outcomes[28].reason).toBeInstanceOf(StateMachineDoesNotExist);
+    expect(reasons[27]).toBeInstanceOf(InvalidExecutionInput);
+    expect(reasons[28]).toBeInstanceOf(StateMachineDoesNotExist);
     expect(accepted.every((a) => a.executionArn)).toBe(true);
   });
 });

@@ -105,10 +105,17 @@ export function matchRule(pattern: Pattern, event: unknown): boolean {
 
 function matchFilter(filter: unknown, present: boolean, values: unknown[]): boolean {
   if (filter === null || typeof filter !== 'object') return present && values.some((v) => v === filter);
-  const [[operator, operand]] = Object.entries(filter) as Array<[string, unknown]>;
+  const [operator, operand] = onlyEntry(filter);
   if (operator === 'exists') return operand === present;
   if (!present) return false;
   return values.some((value) => matchOperator(operator, operand, value));
+}
+
+/** A content filter is an object with one operator. */
+function onlyEntry(filter: object): [string, unknown] {
+  const entries = Object.entries(filter);
+  if (entries.length !== 1) throw new Error(`An event pattern filter has one operator: ${JSON.stringify(filter)}`);
+  return entries[0]!;
 }
 
 function matchOperator(operator: string, operand: unknown, value: unknown): boolean {
@@ -126,7 +133,7 @@ function matchOperator(operator: string, operand: unknown, value: unknown): bool
     case 'anything-but': {
       if (Array.isArray(operand)) return !operand.includes(value);
       if (typeof operand === 'object' && operand !== null) {
-        const [[inner, innerOperand]] = Object.entries(operand) as Array<[string, unknown]>;
+        const [inner, innerOperand] = onlyEntry(operand);
         return !matchOperator(inner, innerOperand, value);
       }
       return value !== operand;
@@ -193,7 +200,8 @@ export function targetInput(target: RuleTarget, event: EventBridgeEvent, rule: {
   if (!target.InputTransformer) return event;
   const variables = new Map<string, { found: boolean; value?: unknown }>();
   for (const [name, path] of Object.entries(target.InputTransformer.InputPathsMap ?? {})) variables.set(name, valueAtPath(event, path));
-  const { detail: _detail, ...withoutDetail } = event;
+  const withoutDetail: Partial<EventBridgeEvent> = { ...event };
+  delete withoutDetail.detail;
   const predefined: Record<string, unknown> = {
     'aws.events.rule-arn': rule.arn ?? 'arn:aws:events:us-east-1:000000000000:rule/local',
     'aws.events.rule-name': rule.name ?? 'local',

@@ -234,10 +234,7 @@ export async function startLocalStepFunctions(options: LocalStepFunctionsOptions
       const from = typeof body.nextToken === 'string' ? Number(body.nextToken) : 0;
       const page = all.slice(from, from + max);
       return {
-        executions: page.map((r) => {
-          const { input: _input, output: _output, error: _error, cause: _cause, ...summary } = describe(r);
-          return summary;
-        }),
+        executions: page.map((r) => ({ executionArn: r.executionArn, stateMachineArn: r.stateMachineArn, name: r.name, status: r.status, startDate: r.startDate / 1000, ...(r.stopDate !== undefined ? { stopDate: r.stopDate / 1000 } : {}) })),
         ...(from + max < all.length ? { nextToken: String(from + max) } : {}),
       };
     },

@@ -139,6 +139,30 @@ describe('Function: startServe, as AWS delivers', () => {
   });
 });
 
+describe('Function: startServe, races as in AWS', () => {
+  // Found through the twin (open): two objects with the same content arriving together both import every record (the
+  // content check of one run does not see the other, still running), where one after the other the second is
+  // SKIPPED_DUPLICATE. Marked `failing` so that the suite stays green while the race is there; when each record is
+  // accepted once, this test passes, jest reports the `failing` test as broken, and `.failing` must go.
+  it.failing('imports the same content once when it arrives under two names at once', async () => {
+    // Prepare
+    const client = new S3Client({ endpoint: serve.s3.endpoint, forcePathStyle: true, region: 'eu-west-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+    const base = 3_900_000;
+    const csv = toCsv(Array.from({ length: 50 }, (_, i) => validRow(i + 1, base)));
+    const keys = ['inbox/weekly-events/events_twin_1.csv', 'inbox/weekly-events/events_twin_2.csv'];
+
+    // Act
+    await Promise.all(keys.map((Key) => client.send(new PutObjectCommand({ Bucket: 'inbox', Key, Body: csv }))));
+    const runs = await Promise.all(keys.map((key) => finished(key)));
+    client.destroy();
+
+    // Assess: every record once in the API's ledger; one run imported, the other was a duplicate.
+    const ledger = (await (await fetch(`${serve.apiUrl}/__sandbox/ledger`)).json()) as LedgerEntry[];
+    expect(ledger.filter((e) => e.customerId > base && e.customerId <= base + 50)).toHaveLength(50);
+    expect(runs.map((r) => r.type === 'finished' && r.result.report.status).sort()).toEqual(['SKIPPED_DUPLICATE', 'SUCCEEDED']);
+  });
+});
+
 describe('Function: startServe, concurrency', () => {
   it('runs the files that arrive together at once, not one after another, each from the upload event as the rule transforms it', async () => {
     // Prepare: executions that end only when the test says so, and a sweep that records what it is given.

@@ -1,19 +1,32 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { App } from 'aws-cdk-lib';
+import { BadgesImportStack } from '../../lib/badges-import-stack';
 import type { SecretsProvider } from '../aws/secrets';
-import { waitingObjects } from '../steps/sweep';
-import type { Config, Dataflow } from '../config/schema';
-import { fileNameOf } from '../contracts';
+import { type SweepEvent, type SweepOutput, sweep } from '../steps/sweep';
+import type { Config } from '../config/schema';
+import { type ExecutionInput, fileNameOf } from '../contracts';
 import { type Sandbox, type SandboxSettings, startSandbox } from '../api/sandbox';
+import type { PullResult } from '../sources/sftp';
+import { silentLog } from '../steps/deps';
+import { type Delivery, type LocalTriggers, type ObjectCreatedNotification, type TriggerTemplate, deliveriesOf, objectCreatedEvent, scheduleInput, triggersOf } from './events';
 import { type LocalRunResult, type RunProgress, runObject } from './runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from './s3';
-import { type PullResult, pullSftp } from '../sources/sftp';
-import { silentLog } from '../steps/deps';
+import { type ExecutionContext, type ExecutionOutcome, type ExecutionRunner, type LocalStepFunctions, startLocalStepFunctions } from './stepfunctions';
 
 export type ServeEvent =
   | { type: 'pulled'; dataflow: string; result: PullResult }
-  | { type: 'started'; dataflow: string; key: string }
-  | { type: 'finished'; dataflow: string; key: string; result: LocalRunResult }
+  /** The sweep function was invoked by the upload rule or a schedule, and says what it started and found started. */
+  | { type: 'delivered'; dataflow: string; trigger: 'upload' | 'schedule'; key?: string; at: number; output: SweepOutput }
+  | { type: 'started'; dataflow: string; key: string; execution: string }
+  | { type: 'finished'; dataflow: string; key: string; execution: string; result: LocalRunResult }
   | { type: 'error'; dataflow: string; key: string; error: Error };
+
+/** Invokes the sweep function with what a trigger delivers (in AWS: the Lambda service). */
+export type SweepInvoker = (event: SweepEvent) => Promise<SweepOutput>;
 
 export interface ServeOptions {
   config: Config;
@@ -27,14 +40,26 @@ export interface ServeOptions {
   s3Port?: number;
   /** @default 8080 */
   apiPort?: number;
-  /** Where the embedded S3 keeps its data, so that it survives restarts (and duplicates are recognised). */
+  /** The local Step Functions endpoint's port. @default 0 (any free port) */
+  sfnPort?: number;
+  /**
+   * Where the embedded S3 keeps its data, so that it survives restarts; the local Step Functions keeps its execution
+   * names there too (`stepfunctions-executions.json`), so that a restart still refuses a closed execution's name.
+   */
   dataDir: string;
   /** Where each run's report and rejected records go. */
   outDir: string;
-  /** How often the inbox is looked at. @default 1000 */
+  /** How often the inbox is looked at for new objects, and how often a scheduled sweep runs. @default 1000 */
   pollMs?: number;
-  /** How often an SFTP source is polled (its schedule's part). @default 30000 */
+  /** How often the scheduled sweep of an SFTP source runs (it polls the server). @default 30000 */
   sftpPollMs?: number;
+  /**
+   * Invokes the sweep function. @default the sweep module in-process, with an SFNClient on the local Step Functions
+   * (to be replaced by an invocation of the sweep function's bundle)
+   */
+  invokeSweep?: (event: SweepEvent, sfn: { endpoint: string; stateMachineArn: string }) => Promise<SweepOutput>;
+  /** Runs one execution of the state machine. @default the local runner on the synthesized definition */
+  runExecution?: ExecutionRunner;
   onEvent?: (event: ServeEvent) => void;
   progress?: (event: RunProgress) => void;
 }
@@ -42,81 +67,162 @@ export interface ServeOptions {
 export interface ServeHandle {
   readonly s3: LocalS3;
   readonly apiUrl: string;
+  readonly stepFunctions: LocalStepFunctions;
   stop(): Promise<void>;
 }
 
+/** The state machine the twin's Step Functions knows (what the sweep is given as STATE_MACHINE_ARN). */
+export const LOCAL_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:BadgesImportWorkflow';
+
+/** Synthesizes the stack (bundling skipped) for its triggers: the upload rules and the schedules. */
+export function synthesizeTriggers(config: Config, configFile: string): LocalTriggers {
+  const outdir = mkdtempSync(join(tmpdir(), 'badges-synth-'));
+  try {
+    const app = new App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new BadgesImportStack(app, 'BadgesImport', { config, configFile });
+    return triggersOf(app.synth().getStackByName(stack.stackName).template as TriggerTemplate, LOCAL_BUCKETS);
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
 /**
- * The local twin of the deployed stack: an embedded S3 that any S3 client can upload to, the API sandbox, and a run
- * of the per-file workflow for every object that lands under a dataflow's prefix and matches its pattern (what the
- * S3 "Object Created" rule does in AWS). The inbox is looked at every `pollMs`, which also plays the schedules' sweep;
- * an SFTP source is polled every `sftpPollMs`.
+ * The local twin of the deployed stack, driven as AWS drives it: every object created in the embedded S3 becomes the
+ * S3 "Object Created" event, which the stack's EventBridge rules (read from the synthesized template) match and
+ * deliver, transformed, to the sweep; each schedule's input reaches the sweep every `pollMs` (`sftpPollMs` for an
+ * SFTP source) instead of at its cron times. The sweep starts executions on a local Step Functions that refuses names
+ * as AWS does, and every execution runs at once, so that the races of AWS can happen here too.
  */
 export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   const host = options.host ?? '127.0.0.1';
+  const pollMs = options.pollMs ?? 1000;
   const s3 = await startLocalS3({ directory: options.dataDir, port: options.s3Port ?? 4569, host });
   let sandbox: Sandbox | undefined;
   if (!options.apiUrl) sandbox = await startSandbox(options.sandbox ?? {}, options.apiPort ?? 8080, host);
   const apiUrl = options.apiUrl ?? sandbox!.url;
-  const seen = new Set<string>();
-  let stopped = false;
+  const triggers = synthesizeTriggers(options.config, options.configFile);
+  const sweepFunction = triggers.functions.sweep;
   let stamp = 0;
+  const errorOf = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
 
-  async function runOne(dataflow: Dataflow, key: string): Promise<void> {
-    options.onEvent?.({ type: 'started', dataflow: dataflow.name, key });
+  /** The default execution: the per-file workflow on the local runner, its report copied to `outDir`. */
+  const runWorkflow: ExecutionRunner = async (input: unknown, execution: ExecutionContext): Promise<ExecutionOutcome> => {
+    const { dataflow: name, key } = input as ExecutionInput;
+    const dataflow = options.config.dataflows.find((d) => d.name === name);
+    if (!dataflow) throw new Error(`No dataflow ${name}`);
+    options.onEvent?.({ type: 'started', dataflow: name, key, execution: execution.name });
     try {
-      const outDir = join(options.outDir, `${dataflow.name}-${new Date().toISOString().replace(/[:.]/g, '-')}-${++stamp}-${fileNameOf(key)}`);
-      const result = await runObject(
-        { config: options.config, configFile: options.configFile, dataflow, secrets: options.secrets, s3, sandbox, apiUrl: options.apiUrl, outDir, progress: options.progress },
-        key,
-      );
-      options.onEvent?.({ type: 'finished', dataflow: dataflow.name, key, result });
+      const outDir = join(options.outDir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}-${++stamp}-${fileNameOf(key)}`);
+      // TODO(runner): pass execution.name, so that the run's id (its report's key) is the execution's name as in AWS.
+      const result = await runObject({ config: options.config, configFile: options.configFile, dataflow, secrets: options.secrets, s3, sandbox, apiUrl: options.apiUrl, outDir, progress: options.progress }, key);
+      options.onEvent?.({ type: 'finished', dataflow: name, key, execution: execution.name, result });
+      // A FAILED file ends the execution in the FileFailed state, as the deployed state machine does.
+      return result.report.status === 'FAILED' ? { status: 'FAILED', error: 'FileFailed', cause: 'The file failed; its report says why' } : { status: 'SUCCEEDED', output: result.report };
     } catch (error) {
-      options.onEvent?.({ type: 'error', dataflow: dataflow.name, key, error: error instanceof Error ? error : new Error(String(error)) });
+      options.onEvent?.({ type: 'error', dataflow: name, key, error: errorOf(error) });
+      throw error;
     }
-  }
+  };
+  const stepFunctions = await startLocalStepFunctions({
+    stateMachineArn: LOCAL_STATE_MACHINE_ARN,
+    registryFile: join(options.dataDir, 'stepfunctions-executions.json'),
+    host,
+    port: options.sfnPort ?? 0,
+    run: options.runExecution ?? runWorkflow,
+  });
+  const sfn = new SFNClient({ endpoint: stepFunctions.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const invokeSweep: SweepInvoker = options.invokeSweep
+    ? (event) => options.invokeSweep!(event, { endpoint: stepFunctions.endpoint, stateMachineArn: LOCAL_STATE_MACHINE_ARN })
+    : (event) => sweep(event, { config: options.config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log: silentLog, sfn, stateMachineArn: LOCAL_STATE_MACHINE_ARN });
 
-  const lastPull = new Map<string, number>();
-  async function pullDue(dataflow: Dataflow): Promise<void> {
-    if (dataflow.source.type !== 'sftp' || Date.now() - (lastPull.get(dataflow.name) ?? 0) < (options.sftpPollMs ?? 30_000)) return;
-    lastPull.set(dataflow.name, Date.now());
-    try {
-      const result = await pullSftp(dataflow, { s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log: silentLog });
-      options.onEvent?.({ type: 'pulled', dataflow: dataflow.name, result });
-    } catch (error) {
-      options.onEvent?.({ type: 'error', dataflow: dataflow.name, key: `sftp://${dataflow.source.host}:${dataflow.source.port}`, error: error instanceof Error ? error : new Error(String(error)) });
-    }
-  }
-
-  async function sweepOnce(): Promise<void> {
-    for (const dataflow of options.config.dataflows) {
-      // An SFTP source is polled first, as the schedule's sweep does; what it takes lands under the prefix.
-      await pullDue(dataflow);
-      for await (const object of waitingObjects(s3.client, LOCAL_BUCKETS.inbox, dataflow)) {
-        const id = `${object.key}\n${object.etag}`;
-        if (stopped || seen.has(id)) continue;
-        seen.add(id);
-        await runOne(dataflow, object.key);
+  // Each delivery is its own invocation, at once: EventBridge does not wait for one before the next.
+  const inFlight = new Set<Promise<void>>();
+  function deliver(delivery: Delivery, trigger: 'upload' | 'schedule'): Promise<void> {
+    const event = delivery.input as SweepEvent;
+    const at = Date.now();
+    const invocation = (async () => {
+      try {
+        const output = await invokeSweep(event);
+        if (output.pulled) options.onEvent?.({ type: 'pulled', dataflow: output.dataflow, result: output.pulled });
+        options.onEvent?.({ type: 'delivered', dataflow: output.dataflow, trigger, ...(event.key !== undefined ? { key: event.key } : {}), at, output });
+      } catch (error) {
+        options.onEvent?.({ type: 'error', dataflow: event.dataflow ?? '*', key: event.key ?? '*', error: errorOf(error) });
       }
+    })();
+    inFlight.add(invocation);
+    void invocation.finally(() => inFlight.delete(invocation));
+    return invocation;
+  }
+
+  /** What S3 does when an object is created: the event goes to EventBridge, whose rules deliver it. */
+  function objectCreated(created: ObjectCreatedNotification): void {
+    for (const delivery of deliveriesOf(triggers, objectCreatedEvent(created))) if (delivery.functionId === sweepFunction) void deliver(delivery, 'upload');
+  }
+
+  // Until the local S3 reports created objects itself, a listing of the inbox finds them: an object is created when its
+  // key is new, or its ETag or time changed. What was there at start raised its events before.
+  let sequencer = BigInt(Date.now()) * 1000n;
+  const known = new Map<string, string>();
+  async function watchInbox(announce: boolean): Promise<void> {
+    let token: string | undefined;
+    do {
+      const page = await s3.client.send(new ListObjectsV2Command({ Bucket: LOCAL_BUCKETS.inbox, ContinuationToken: token }));
+      for (const object of page.Contents ?? []) {
+        if (!object.Key) continue;
+        const version = `${object.ETag}\n${object.LastModified?.toISOString()}`;
+        if (known.get(object.Key) === version) continue;
+        known.set(object.Key, version);
+        if (announce) {
+          sequencer += 1n;
+          objectCreated({ bucket: LOCAL_BUCKETS.inbox, key: object.Key, size: object.Size ?? 0, etag: object.ETag ?? '', sequencer: sequencer.toString(16).toUpperCase(), reason: 'PutObject', requester: '000000000000' });
+        }
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+  await watchInbox(false);
+
+  // The schedules of the sweep (not the arrival checks, which only make sense at their cron times), each no more often
+  // than its cadence and never twice at once.
+  const schedules = triggers.schedules
+    .filter((s) => s.functionId === sweepFunction)
+    .map((s) => ({ schedule: s, input: scheduleInput(s.input, { scheduleArn: `arn:aws:scheduler:us-east-1:000000000000:schedule/default/${s.id}`, scheduledTime: new Date() }) as SweepEvent }))
+    .filter(({ input }) => input.check === undefined)
+    .map((s) => {
+      const flow = options.config.dataflows.find((d) => d.name === s.input.dataflow);
+      return { ...s, everyMs: flow?.source.type === 'sftp' ? (options.sftpPollMs ?? 30_000) : pollMs, last: 0, running: undefined as Promise<void> | undefined };
+    });
+  function runSchedules(): void {
+    for (const s of schedules) {
+      if (s.running || Date.now() - s.last < s.everyMs) continue;
+      s.last = Date.now();
+      s.running = deliver({ functionId: sweepFunction!, trigger: s.schedule.id, input: s.input }, 'schedule').finally(() => (s.running = undefined));
     }
   }
 
+  let stopped = false;
   const loop = (async () => {
     while (!stopped) {
       try {
-        await sweepOnce();
+        await watchInbox(true);
+        runSchedules();
       } catch (error) {
-        options.onEvent?.({ type: 'error', dataflow: '*', key: '*', error: error instanceof Error ? error : new Error(String(error)) });
+        options.onEvent?.({ type: 'error', dataflow: '*', key: '*', error: errorOf(error) });
       }
-      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
     }
   })();
 
   return {
     s3,
     apiUrl,
+    stepFunctions,
     async stop() {
       stopped = true;
       await loop;
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+      await stepFunctions.close();
+      sfn.destroy();
       await sandbox?.close();
       await s3.close();
     },

@@ -108,11 +108,9 @@ describe('Function: startServe', () => {
 });
 
 describe('Function: startServe, as AWS delivers', () => {
-  // Defect 9, open: the sweep names an execution after key and ETag, so the redelivery gets the FAILED execution's name,
-  // which Step Functions refuses for 90 days (ExecutionAlreadyExists), and the sweep counts it as "already running".
-  // Marked `failing` so that the suite stays green while the defect is there; when the sweep names executions after the
-  // object's version, this test passes, jest reports the `failing` test as broken, and `.failing` must go.
-  it.failing('starts a new run when the same file is delivered again under the same key after a FAILED run (defect 9)', async () => {
+  // Defect 9: a closed execution's name is refused for 90 days; the sweep names executions after the object's S3 version,
+  // so a redelivery under the same key (a new version) runs again.
+  it('starts a new run when the same file is delivered again under the same key after a FAILED run (defect 9)', async () => {
     // Prepare: a file missing a mandatory column fails; the vendor delivers it again (the same bytes, the same key).
     const client = new S3Client({ endpoint: serve.s3.endpoint, forcePathStyle: true, region: 'eu-west-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
     const key = 'inbox/weekly-events/events_missing_column.csv';
@@ -125,14 +123,14 @@ describe('Function: startServe, as AWS delivers', () => {
     await client.send(new PutObjectCommand({ Bucket: 'inbox', Key: key, Body: body }));
     // The first invocation of the sweep that began after the new delivery and names the object says what became of it.
     const outcome = await said(
-      () => events.find((e): e is Extract<ServeEvent, { type: 'delivered' }> => e.type === 'delivered' && e.at > redelivered && [...e.output.started, ...e.output.alreadyRunning].includes(key)),
+      () => events.find((e): e is Extract<ServeEvent, { type: 'delivered' }> => e.type === 'delivered' && e.at > redelivered && [...e.output.started, ...e.output.alreadyStarted].includes(key)),
       `a sweep after the redelivery of ${key}`,
     );
     client.destroy();
 
     // Assess: the delivery is started (not taken for a run in progress), and runs a second time.
     expect(first.type === 'finished' && first.result.report.status).toBe('FAILED');
-    expect(outcome.output.alreadyRunning).not.toContain(key);
+    expect(outcome.output.alreadyStarted).not.toContain(key);
     expect(outcome.output.started).toContain(key);
     const second = await finished(key, 2);
     expect(second.type === 'finished' && second.result.report.status).toBe('FAILED');
@@ -140,11 +138,8 @@ describe('Function: startServe, as AWS delivers', () => {
 });
 
 describe('Function: startServe, races as in AWS', () => {
-  // Found through the twin (open): two objects with the same content arriving together both import every record (the
-  // content check of one run does not see the other, still running), where one after the other the second is
-  // SKIPPED_DUPLICATE. Marked `failing` so that the suite stays green while the race is there; when each record is
-  // accepted once, this test passes, jest reports the `failing` test as broken, and `.failing` must go.
-  it.failing('imports the same content once when it arrives under two names at once', async () => {
+  // Found through the twin: without an atomic content claim, both runs imported every record.
+  it('imports the same content once when it arrives under two names at once', async () => {
     // Prepare
     const client = new S3Client({ endpoint: serve.s3.endpoint, forcePathStyle: true, region: 'eu-west-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
     const base = 3_900_000;
@@ -203,7 +198,7 @@ describe('Function: startServe, concurrency', () => {
 
     // Assess
     const uploads = swept.filter((e) => e.key !== undefined);
-    expect(uploads).toEqual(expect.arrayContaining(keys.map((key, i) => ({ dataflow: 'weekly-events', key, etag: put[i]!.ETag!.replace(/"/g, '') }))));
+    expect(uploads).toEqual(expect.arrayContaining(keys.map((key, i) => ({ dataflow: 'weekly-events', key, etag: put[i]!.ETag!.replace(/"/g, ''), versionId: put[i]!.VersionId }))));
     expect(swept).toContainEqual({ dataflow: 'weekly-events' });
   });
 });

@@ -221,7 +221,7 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
       else if (event.type === 'finished') process.stdout.write(summary(event.result.report, event.result.reportPath, event.result.rejectedPath));
       else if (event.type === 'delivered') {
         // An upload the sweep did not start: Step Functions refused the name (a run of it exists, running or closed).
-        if (event.trigger === 'upload' && event.key && event.output.alreadyRunning.includes(event.key)) process.stdout.write(`\n${event.dataflow}: s3://inbox/${event.key} arrived; not started: an execution of the same name exists (running, or closed less than 90 days ago)\n`);
+        if (event.trigger === 'upload' && event.key && event.output.alreadyStarted.includes(event.key)) process.stdout.write(`\n${event.dataflow}: s3://inbox/${event.key} arrived; not started: an execution of the same name exists (running, or closed less than 90 days ago)\n`);
       } else process.stderr.write(`${event.dataflow}: ${event.key}: ${event.error.message}\n`);
     },
   });

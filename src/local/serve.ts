@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { App } from 'aws-cdk-lib';
 import { BadgesImportStack } from '../../lib/badges-import-stack';
@@ -96,7 +95,16 @@ export function synthesizeTriggers(config: Config, configFile: string): LocalTri
 export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   const host = options.host ?? '127.0.0.1';
   const pollMs = options.pollMs ?? 1000;
-  const s3 = await startLocalS3({ directory: options.dataDir, port: options.s3Port ?? 4569, host });
+  // The embedded S3 reports every object created, as S3 reports it to EventBridge; the rules are read below.
+  let onCreated: (created: ObjectCreatedNotification) => void = () => undefined;
+  const s3 = await startLocalS3({
+    directory: options.dataDir,
+    port: options.s3Port ?? 4569,
+    host,
+    onObjectCreated: (event) => {
+      if (event.bucket === LOCAL_BUCKETS.inbox) onCreated({ ...event, time: new Date(event.time) });
+    },
+  });
   let sandbox: Sandbox | undefined;
   if (!options.apiUrl) sandbox = await startSandbox(options.sandbox ?? {}, options.apiPort ?? 8080, host);
   const apiUrl = options.apiUrl ?? sandbox!.url;
@@ -159,28 +167,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     for (const delivery of deliveriesOf(triggers, objectCreatedEvent(created))) if (delivery.functionId === sweepFunction) void deliver(delivery, 'upload');
   }
 
-  // Until the local S3 reports created objects itself, a listing of the inbox finds them: an object is created when its
-  // key is new, or its ETag or time changed. What was there at start raised its events before.
-  let sequencer = BigInt(Date.now()) * 1000n;
-  const known = new Map<string, string>();
-  async function watchInbox(announce: boolean): Promise<void> {
-    let token: string | undefined;
-    do {
-      const page = await s3.client.send(new ListObjectsV2Command({ Bucket: LOCAL_BUCKETS.inbox, ContinuationToken: token }));
-      for (const object of page.Contents ?? []) {
-        if (!object.Key) continue;
-        const version = `${object.ETag}\n${object.LastModified?.toISOString()}`;
-        if (known.get(object.Key) === version) continue;
-        known.set(object.Key, version);
-        if (announce) {
-          sequencer += 1n;
-          objectCreated({ bucket: LOCAL_BUCKETS.inbox, key: object.Key, size: object.Size ?? 0, etag: object.ETag ?? '', sequencer: sequencer.toString(16).toUpperCase(), reason: 'PutObject', requester: '000000000000' });
-        }
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-  }
-  await watchInbox(false);
+  onCreated = objectCreated;
 
   // The schedules of the sweep (not the arrival checks, which only make sense at their cron times), each no more often
   // than its cadence and never twice at once.
@@ -204,7 +191,6 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   const loop = (async () => {
     while (!stopped) {
       try {
-        await watchInbox(true);
         runSchedules();
       } catch (error) {
         options.onEvent?.({ type: 'error', dataflow: '*', key: '*', error: errorOf(error) });

@@ -1,0 +1,159 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { SecretsProvider } from '../aws/secrets';
+import type { Config } from '../config/schema';
+import { BUNDLED_CONFIG_FILE, ENV, type StepName } from '../contracts';
+import type { MetricsSink, ProgressEvent } from '../steps/deps';
+import { type LocalAwsEndpoints, startLocalAwsEndpoints } from './aws-endpoints';
+import { type Authorize, type AuthorizeRequest, type StackPolicies, type TwinIdentity, createAuthorizer, stackPolicies } from './iam';
+import { LambdaTwin } from './lambda';
+import { type LambdaFunctionSpec, LOCAL_REGION, type SynthesizeOptions, type SynthesizedStack, lambdaFunctions, synthesizeStack } from './lambda-stack';
+import { LOCAL_BUCKETS, type LocalS3 } from './s3';
+
+export interface TwinOptions {
+  config: Config;
+  /** The configuration file the stack bundles (the synthesis is cached by its content). */
+  configFile: string;
+  /**
+   * The configuration the functions read at run time, when it differs from the bundled one (a local run points the
+   * API at the sandbox): written to a file that BADGES_CONFIG_FILE names.
+   */
+  runtimeConfig?: Config;
+  secrets: SecretsProvider;
+  s3: LocalS3;
+  /** Line by line, what the functions print. */
+  log?: (line: string, fn: LambdaFunctionSpec) => void;
+  metrics?: MetricsSink;
+  progress?: (event: ProgressEvent) => void;
+  /** Receives the per-file notification the finalize function publishes to the alerts topic. */
+  notify?: (subject: string, message: string) => Promise<void>;
+  /** More environment for every function (e.g. AWS_ENDPOINT_URL_SFN of a local Step Functions). */
+  environment?: Record<string, string>;
+  /** Changes the stack before synthesis (tests remove a grant). */
+  synthesize?: SynthesizeOptions;
+}
+
+/** The stack's functions and IAM, running locally. */
+export interface Twin {
+  readonly stack: SynthesizedStack;
+  readonly functions: Record<StepName, LambdaFunctionSpec>;
+  readonly lambdas: LambdaTwin;
+  /** Checks a request against the stack's IAM (admin key: always allowed). */
+  readonly authorize: Authorize;
+  /** The state machine's ARN and execution role, and an S3 client that acts as that role. */
+  readonly stateMachine: { arn: string; role: string; accessKeyId: string; s3: S3Client };
+  /** Invokes a function's bundle, as Lambda would. */
+  invoke(step: StepName, event: unknown): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** Access key → identity and its stack's policies, for every twin started in this process. */
+const issued = new Map<string, { identity: TwinIdentity; policies: StackPolicies }>();
+const authorizers = new WeakMap<StackPolicies, Authorize>();
+
+/**
+ * Checks a request made with any key a twin issued in this process, against the policies of that twin's stack. This
+ * is the hook the local S3 takes (`startLocalS3({ authorize: authorizeTwinRequest })`) so that the operator's key
+ * stays unrestricted and each function's key is held to its role.
+ */
+export const authorizeTwinRequest: Authorize = (request: AuthorizeRequest) => {
+  const entry = issued.get(request.accessKeyId);
+  if (!entry) return createAuthorizer({ roles: {}, resourcePolicies: [] }, new Map())(request);
+  let authorize = authorizers.get(entry.policies);
+  if (!authorize) {
+    authorize = createAuthorizer(entry.policies, new Map([...issued].filter(([, e]) => e.policies === entry.policies).map(([key, e]) => [key, e.identity])));
+    authorizers.set(entry.policies, authorize);
+  }
+  return authorize(request);
+};
+
+/** s3rver knows only its own key; the keys the twin issues are added to its account (it checks no rights). */
+function registerWithS3rver(accessKeyId: string): void {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const account = require('s3rver/lib/models/account') as { DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void } };
+    account.DUMMY_ACCOUNT.createKeyPair(accessKeyId, accessKeyId);
+  } catch {
+    // Another S3 stand-in: it takes any key.
+  }
+}
+
+/**
+ * Starts the twin of the deployed stack's runtime: the stack synthesized with its bundles, local Secrets Manager and
+ * SNS endpoints, and the functions' containers, each with credentials that name its role.
+ */
+export async function startTwin(options: TwinOptions): Promise<Twin> {
+  const stack = synthesizeStack(options.config, options.configFile, LOCAL_BUCKETS, options.synthesize);
+  const functions = lambdaFunctions(stack);
+  const policies = stackPolicies(stack.template, stack.names);
+  // Keys name the role and the stack they belong to, so that several stacks' twins can share one S3.
+  const stackKey = stack.outdir.slice(-16).replace(/[^A-Za-z0-9]/g, '');
+  const keyOf = (role: string) => `${role}.${stackKey}`;
+  const identities = new Map<string, TwinIdentity>();
+  for (const fn of Object.values(functions)) identities.set(keyOf(fn.role), { role: fn.role, session: fn.logicalId });
+  const [machineId, machine] = Object.entries(stack.template.Resources).find(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine') ?? [];
+  const machineRole = (machine?.Properties?.RoleArn?.['Fn::GetAtt'] as [string, string] | undefined)?.[0] ?? 'StateMachineRole';
+  identities.set(keyOf(machineRole), { role: machineRole, session: `${machineId}-execution` });
+  for (const [key, identity] of identities) {
+    issued.set(key, { identity, policies });
+    registerWithS3rver(key);
+  }
+  const authorize = createAuthorizer(policies, identities);
+
+  const endpoints: LocalAwsEndpoints = await startLocalAwsEndpoints({
+    secrets: options.secrets,
+    authorize,
+    publish: async (_topic, subject, message) => options.notify?.(subject ?? '', message),
+  });
+  let configDir: string | undefined;
+  const environment: Record<string, string> = {
+    AWS_ENDPOINT_URL_S3: options.s3.endpoint,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoints.url,
+    AWS_ENDPOINT_URL_SNS: endpoints.url,
+    ...options.environment,
+  };
+  if (options.runtimeConfig) {
+    configDir = mkdtempSync(join(tmpdir(), 'badges-twin-config-'));
+    writeFileSync(join(configDir, BUNDLED_CONFIG_FILE), JSON.stringify(options.runtimeConfig));
+    environment[ENV.configFile] = join(configDir, BUNDLED_CONFIG_FILE);
+  }
+  const lambdas = new LambdaTwin({
+    functions,
+    environment,
+    credentials: (fn) => ({ accessKeyId: keyOf(fn.role), secretAccessKey: keyOf(fn.role) }),
+    log: options.log,
+    metrics: options.metrics,
+    progress: options.progress,
+  });
+  const machineKey = keyOf(machineRole);
+  const machineS3 = new S3Client({ endpoint: options.s3.endpoint, forcePathStyle: true, region: LOCAL_REGION, credentials: { accessKeyId: machineKey, secretAccessKey: machineKey } });
+  return {
+    stack,
+    functions,
+    lambdas,
+    authorize,
+    stateMachine: { arn: `arn:aws:states:${LOCAL_REGION}:000000000000:stateMachine:${machineId}`, role: machineRole, accessKeyId: machineKey, s3: machineS3 },
+    invoke: (step, event) => lambdas.invoke(step, event),
+    async close() {
+      machineS3.destroy();
+      await lambdas.close();
+      await endpoints.close();
+      if (configDir) rmSync(configDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Invokes one function's bundle with an event, with the same containers, endpoints and IAM as a local run, e.g. the
+ * sweep function with an EventBridge or Scheduler event. Starts a twin for the call and stops it after.
+ */
+export async function invokeFunction(options: TwinOptions, step: StepName, event: unknown): Promise<unknown> {
+  const twin = await startTwin(options);
+  try {
+    return await twin.invoke(step, event);
+  } finally {
+    await twin.close();
+  }
+}

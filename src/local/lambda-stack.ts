@@ -50,15 +50,18 @@ export interface LocalNames {
 }
 
 const PROJECT_ROOT = join(__dirname, '..', '..');
-/** Files whose content changes what synthesis and bundling produce. */
+/** Files whose content changes what synthesis and bundling produce (the local runner and the CLI are in no bundle). */
 const SOURCE_DIRS = ['lambdas', 'lib', 'src'];
+const NOT_BUNDLED = [join('src', 'local'), join('src', 'cli')];
 
 function fingerprint(configFile: string, salt: string): string {
   const hash = createHash('sha256').update(salt).update(readFileSync(configFile));
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const path = join(dir, entry.name);
-      if (entry.isDirectory()) walk(path);
+      if (entry.isDirectory()) {
+        if (!NOT_BUNDLED.includes(relative(PROJECT_ROOT, path))) walk(path);
+      }
       else if (entry.name.endsWith('.ts') || entry.name.endsWith('.json')) hash.update(relative(PROJECT_ROOT, path)).update(readFileSync(path));
     }
   };

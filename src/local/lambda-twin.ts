@@ -33,6 +33,8 @@ export interface TwinOptions {
   environment?: Record<string, string>;
   /** Changes the stack before synthesis (tests remove a grant). */
   synthesize?: SynthesizeOptions;
+  /** Start a container of stage, send and finalize at once, so their cold starts overlap. @default true */
+  prewarm?: boolean;
 }
 
 /** The stack's functions and IAM, running locally. */
@@ -127,6 +129,7 @@ export async function startTwin(options: TwinOptions): Promise<Twin> {
     metrics: options.metrics,
     progress: options.progress,
   });
+  if (options.prewarm ?? true) lambdas.prewarm(['stage', 'send', 'finalize']);
   const machineKey = keyOf(machineRole);
   const machineS3 = new S3Client({ endpoint: options.s3.endpoint, forcePathStyle: true, region: LOCAL_REGION, credentials: { accessKeyId: machineKey, secretAccessKey: machineKey } });
   return {
@@ -150,7 +153,7 @@ export async function startTwin(options: TwinOptions): Promise<Twin> {
  * sweep function with an EventBridge or Scheduler event. Starts a twin for the call and stops it after.
  */
 export async function invokeFunction(options: TwinOptions, step: StepName, event: unknown): Promise<unknown> {
-  const twin = await startTwin(options);
+  const twin = await startTwin({ prewarm: false, ...options });
   try {
     return await twin.invoke(step, event);
   } finally {

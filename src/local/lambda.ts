@@ -224,6 +224,18 @@ export class LambdaTwin {
     }
   }
 
+  /**
+   * Starts a container for each of these functions now, so that their cold starts (Node, the bundle, the SDK: seconds
+   * here) overlap each other and the run's start instead of adding up.
+   */
+  prewarm(steps: readonly StepName[]): void {
+    for (const step of steps) {
+      const idle = this.idle.get(step) ?? [];
+      this.idle.set(step, idle);
+      idle.push(this.start(this.options.functions[step]));
+    }
+  }
+
   /** Stops every container. */
   close(): Promise<void> {
     this.closed = true;

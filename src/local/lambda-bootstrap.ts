@@ -41,6 +41,8 @@ try {
 }
 
 const send = (message: unknown) => new Promise<void>((resolve) => process.send!(message, () => resolve()));
+// The init phase is over: Lambda counts the function's timeout from here.
+void send({ type: 'ready' });
 
 process.on('message', (message: Invoke) => {
   if (message.type !== 'invoke') return;

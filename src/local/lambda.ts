@@ -62,6 +62,8 @@ class Container {
   readonly child: ChildProcess;
   pending?: Pending;
   dead = false;
+  /** Resolved when the bundle is loaded (Lambda's init phase, not counted in the function's timeout). */
+  readonly ready: Promise<void>;
   private stdout = '';
 
   constructor(
@@ -71,6 +73,10 @@ class Container {
     private readonly options: LambdaTwinOptions,
   ) {
     this.child = fork(bootstrap, [], { env, execArgv: [], cwd: fn.codeDir, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' });
+    this.ready = new Promise((resolve) => {
+      this.child.on('message', (message: { type: string }) => message.type === 'ready' && resolve());
+      this.child.once('exit', () => resolve());
+    });
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => this.onStdout(chunk));
     this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       for (const line of chunk.split('\n')) if (line.trim()) options.log?.(line, fn);
@@ -90,11 +96,16 @@ class Container {
     });
   }
 
-  invoke(event: unknown): Promise<unknown> {
+  async invoke(event: unknown): Promise<unknown> {
+    await this.ready;
     const requestId = randomUUID();
     const timeoutMs = this.fn.timeoutSeconds * 1000;
     return new Promise((resolve, reject) => {
       this.pending = { requestId, resolve, reject, printed: false };
+      if (this.dead) {
+        this.finish(new LambdaInvocationError('Runtime.ExitError', `RequestId: ${requestId} Error: Runtime exited with error: exit status ${this.child.exitCode}`));
+        return;
+      }
       this.pending.timer = setTimeout(() => {
         // Lambda stops the invocation when the function's timeout is reached, and the container with it.
         this.finish(new LambdaInvocationError('Sandbox.Timedout', `RequestId: ${requestId} Error: Task timed out after ${this.fn.timeoutSeconds.toFixed(2)} seconds`));

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LambdaInvocationError, LambdaTwin, MAX_CAUSE_CHARS } from '../src/local/lambda';
+import { type LambdaInvocationError, LambdaTwin, MAX_CAUSE_CHARS } from '../src/local/lambda';
 import type { LambdaFunctionSpec } from '../src/local/lambda-stack';
 import type { StepName } from '../src/contracts';
 

@@ -204,7 +204,7 @@ export class ExecutionFailedError extends BadgesImportError {
 }
 
 /** A Task's input or result over 256 KiB fails the execution with States.DataLimitExceeded, which no Catch catches. */
-function withDataLimit(state: string, handler: LocalHandler): LocalHandler {
+export function withDataLimit(state: string, handler: LocalHandler): LocalHandler {
   const check = (what: 'input' | 'output', value: unknown) => {
     const bytes = Buffer.byteLength(JSON.stringify(value ?? null));
     if (bytes > MAX_STATE_PAYLOAD_BYTES) {

@@ -92,6 +92,8 @@ export async function startLocalAwsEndpoints(options: LocalAwsEndpointsOptions):
   });
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  // A pooled twin outlives its runs: it must not keep the process alive.
+  server.unref();
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://${host}:${port}`,

@@ -44,6 +44,9 @@ const send = (message: unknown) => new Promise<void>((resolve) => process.send!(
 // The init phase is over: Lambda counts the function's timeout from here.
 void send({ type: 'ready' });
 
+// The parent went away (a run ended, the CLI exited): so does the container.
+process.on('disconnect', () => process.exit(0));
+
 process.on('message', (message: Invoke) => {
   if (message.type !== 'invoke') return;
   void invoke(message);

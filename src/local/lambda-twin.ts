@@ -48,6 +48,8 @@ export interface Twin {
   readonly stateMachine: { arn: string; role: string; accessKeyId: string; s3: S3Client };
   /** Invokes a function's bundle, as Lambda would. */
   invoke(step: StepName, event: unknown): Promise<unknown>;
+  /** Points where the functions' lines, metrics, progress and notifications go (a pooled twin serves one run after another). */
+  use(sinks: Pick<TwinOptions, 'log' | 'metrics' | 'progress' | 'notify'>): void;
   close(): Promise<void>;
 }
 
@@ -104,10 +106,11 @@ export async function startTwin(options: TwinOptions): Promise<Twin> {
   }
   const authorize = createAuthorizer(policies, identities);
 
+  const sinks: Pick<TwinOptions, 'log' | 'metrics' | 'progress' | 'notify'> = { log: options.log, metrics: options.metrics, progress: options.progress, notify: options.notify };
   const endpoints: LocalAwsEndpoints = await startLocalAwsEndpoints({
     secrets: options.secrets,
     authorize,
-    publish: async (_topic, subject, message) => options.notify?.(subject ?? '', message),
+    publish: async (_topic, subject, message) => sinks.notify?.(subject ?? '', message),
   });
   let configDir: string | undefined;
   const environment: Record<string, string> = {
@@ -125,9 +128,9 @@ export async function startTwin(options: TwinOptions): Promise<Twin> {
     functions,
     environment,
     credentials: (fn) => ({ accessKeyId: keyOf(fn.role), secretAccessKey: keyOf(fn.role) }),
-    log: options.log,
-    metrics: options.metrics,
-    progress: options.progress,
+    log: (line, fn) => sinks.log?.(line, fn),
+    metrics: (...args) => sinks.metrics?.(...args),
+    progress: (event) => sinks.progress?.(event),
   });
   if (options.prewarm ?? true) lambdas.prewarm(['stage', 'send', 'finalize']);
   const machineKey = keyOf(machineRole);
@@ -139,6 +142,9 @@ export async function startTwin(options: TwinOptions): Promise<Twin> {
     authorize,
     stateMachine: { arn: `arn:aws:states:${LOCAL_REGION}:000000000000:stateMachine:${machineId}`, role: machineRole, accessKeyId: machineKey, s3: machineS3 },
     invoke: (step, event) => lambdas.invoke(step, event),
+    use(next) {
+      Object.assign(sinks, { log: next.log, metrics: next.metrics, progress: next.progress, notify: next.notify });
+    },
     async close() {
       machineS3.destroy();
       await lambdas.close();

@@ -73,6 +73,11 @@ class Container {
     private readonly options: LambdaTwinOptions,
   ) {
     this.child = fork(bootstrap, [], { env, execArgv: [], cwd: fn.codeDir, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' });
+    // Warm containers wait between runs; they must not keep the process alive (the bootstrap exits when it goes).
+    this.child.unref();
+    this.child.channel?.unref();
+    (this.child.stdout as unknown as { unref?: () => void }).unref?.();
+    (this.child.stderr as unknown as { unref?: () => void }).unref?.();
     this.ready = new Promise((resolve) => {
       this.child.on('message', (message: { type: string }) => message.type === 'ready' && resolve());
       this.child.once('exit', () => resolve());
@@ -98,6 +103,8 @@ class Container {
 
   async invoke(event: unknown): Promise<unknown> {
     await this.ready;
+    // While it runs an invocation, the container keeps the process alive: the run is waiting for it.
+    this.child.channel?.ref();
     const requestId = randomUUID();
     const timeoutMs = this.fn.timeoutSeconds * 1000;
     return new Promise((resolve, reject) => {
@@ -155,6 +162,7 @@ class Container {
     if (!pending) return;
     this.pending = undefined;
     clearTimeout(pending.timer);
+    this.child.channel?.unref();
     if (error) pending.reject(error);
     else pending.resolve(value);
   }

@@ -18,7 +18,7 @@ import { resolveDefinition, synthesizeDefinition } from './definition';
 import { type LocalHandler, emulateDistributedMaps } from './distributed-map';
 import { LOCAL_BUCKETS, type LocalS3 } from './s3';
 import type { SynthesizeOptions } from './lambda-stack';
-import { type Twin, startTwin } from './lambda-twin';
+import { type Twin, type TwinOptions, startTwin } from './lambda-twin';
 
 /** What a local run may print while it goes. */
 export type RunProgress = ProgressEvent | { step: 'chunks'; done: number; total: number };
@@ -127,18 +127,20 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
   if (options.sourceMode) {
     steps = sourceSteps({ config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log, fetch: options.fetch, progress: options.progress, metrics: options.metrics, notify: options.notify });
   } else {
-    twin = await startTwin({
+    twin = await acquireTwin({
       config: options.config,
       configFile: options.configFile,
       runtimeConfig: config,
       secrets: options.secrets,
       s3,
+      environment: options.environment,
+      synthesize: options.synthesize,
+    });
+    twin.use({
       log: (line, fn) => logStream.write(`${line.startsWith('{') ? line.replace(/^\{/, `{"function":${JSON.stringify(fn.logicalId)},`) : JSON.stringify({ function: fn.logicalId, runId, message: line })}\n`),
       metrics: options.metrics,
       progress: options.progress,
       notify: options.notify,
-      environment: options.environment,
-      synthesize: options.synthesize,
     });
     const lambdas = twin;
     steps = { stage: (e) => lambdas.invoke('stage', e), send: (e) => lambdas.invoke('send', e), finalize: (e) => lambdas.invoke('finalize', e), sweep: (e) => lambdas.invoke('sweep', e) };
@@ -181,10 +183,43 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
       throw new ExecutionFailedError(runId, failure.name, failure.message, { cause: error });
     }
   } finally {
-    await twin?.close();
+    if (twin) releaseTwin(twin);
     await new Promise((resolve) => logStream.end(resolve));
   }
   return { executionName: runId, ...(await writeOutputs(report, options, s3)) };
+}
+
+/** Idle twins, by what they were started with: the next run of the same kind finds its containers warm, as in Lambda. */
+const idleTwins: Array<{ key: string; twin: Twin }> = [];
+const twinKeys = new WeakMap<Twin, string>();
+const secretsIds = new WeakMap<object, number>();
+let nextSecretsId = 0;
+/** Idle twins kept at most (each holds a few Node processes). */
+const MAX_IDLE_TWINS = 2;
+
+function twinKey(options: TwinOptions): string {
+  if (!secretsIds.has(options.secrets)) secretsIds.set(options.secrets, ++nextSecretsId);
+  return JSON.stringify([options.configFile, options.s3.endpoint, options.runtimeConfig, options.environment ?? {}, options.synthesize?.hook?.name ?? '', secretsIds.get(options.secrets)]);
+}
+
+async function acquireTwin(options: TwinOptions): Promise<Twin> {
+  const key = twinKey(options);
+  const index = idleTwins.findIndex((t) => t.key === key);
+  if (index >= 0) return idleTwins.splice(index, 1)[0]!.twin;
+  const twin = await startTwin(options);
+  twinKeys.set(twin, key);
+  return twin;
+}
+
+function releaseTwin(twin: Twin): void {
+  twin.use({});
+  idleTwins.push({ key: twinKeys.get(twin)!, twin });
+  while (idleTwins.length > MAX_IDLE_TWINS) void idleTwins.shift()!.twin.close();
+}
+
+/** Stops the idle twins this process keeps (their containers would end with the process anyway). */
+export async function closeIdleTwins(): Promise<void> {
+  await Promise.all(idleTwins.splice(0).map((t) => t.twin.close()));
 }
 
 /** Step Functions' cap on a state's input and output (UTF-8 bytes). */

@@ -7,7 +7,7 @@ import { SERVICE_NAME, powertoolsMetrics, snsNotifier } from '../src/aws/metrics
 import { SecretsManagerProvider } from '../src/aws/secrets';
 import { parseConfig } from '../src/config/load';
 import { BUNDLED_CONFIG_FILE, ENV } from '../src/contracts';
-import { type StepDeps, newContainerState } from '../src/steps/deps';
+import { type ProgressEvent, type StepDeps, newContainerState } from '../src/steps/deps';
 
 function required(name: string): string {
   const value = process.env[name];
@@ -32,6 +32,8 @@ export function lambdaDeps(): StepDeps {
     log: new Logger({ serviceName: SERVICE_NAME }),
     metrics: powertoolsMetrics(),
     ...(topicArn ? { notify: snsNotifier(new SNSClient({}), topicArn) } : {}),
+    // Local twin only (src/local/lambda.ts forks each container with an IPC channel): progress for the CLI's bar.
+    ...(process.env.BADGES_TWIN_BUNDLE && process.send ? { progress: (event: ProgressEvent) => void process.send!({ type: 'progress', event }) } : {}),
     // Built once per container, so it is this container's state across invocations.
     container: newContainerState(),
   };

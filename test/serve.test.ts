@@ -184,7 +184,7 @@ describe('Function: startServe, concurrency', () => {
     const keys = ['inbox/weekly-events/events_x.csv', 'inbox/weekly-events/events_y.csv'];
 
     // Act: both arrive; neither run ends until both have begun.
-    let put: Array<{ ETag?: string }>;
+    let put: Array<{ ETag?: string; VersionId?: string }>;
     try {
       put = await Promise.all(keys.map((Key) => client.send(new PutObjectCommand({ Bucket: 'inbox', Key, Body: `member_id\n${Key}\n` }))));
       await said(() => (keys.every((k) => inRunner.has(k)) ? true : undefined), 'both runs in progress at once');

@@ -17,6 +17,8 @@ export interface DistributedMapOptions {
   execution: { Name: string; StartTime: string; Id?: string };
   /** Called after each item, with the number done and the total. */
   onItem?: (done: number, total: number) => void;
+  /** Checks that the state machine's role may start the child executions (`states:StartExecution`); throws if not. */
+  authorizeChildren?: () => Promise<void>;
 }
 
 const LOCAL_MAP_ARN = 'arn:aws:lambda:us-east-1:000000000000:function:LocalDistributedMap';
@@ -113,6 +115,7 @@ async function runDistributedMap(name: string, state: AslState, params: MapTaskP
     inputs = batches;
   }
 
+  if (inputs.length > 0) await options.authorizeChildren?.();
   const processor = state.ItemProcessor!;
   const child = new StateMachine({ StartAt: processor.StartAt, States: processor.States } as never, { validationOptions: { checkPaths: false, checkArn: false } });
   const concurrency = Number(params.maxConcurrency) || DEFAULT_MAX_CONCURRENCY;

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Upload } from '@aws-sdk/lib-storage';
 import { StateMachine } from 'aws-local-stepfunctions';
 import type { SecretsProvider } from '../aws/secrets';
-import { FileNotMatchedError } from '../errors';
+import { BadgesImportError, FileNotMatchedError } from '../errors';
 import { openObject, readJson } from '../aws/s3';
 import type { Config, Dataflow } from '../config/schema';
 import { type ExecutionInput, KEYS, type Report, type StepName } from '../contracts';
@@ -14,9 +14,11 @@ import { type ContainerState, type Log, type MetricsSink, type ProgressEvent, ty
 import { finalize } from '../steps/finalize';
 import { send } from '../steps/send';
 import { stage } from '../steps/stage';
-import { synthesizeDefinition } from './definition';
+import { resolveDefinition, synthesizeDefinition } from './definition';
 import { type LocalHandler, emulateDistributedMaps } from './distributed-map';
 import { LOCAL_BUCKETS, type LocalS3 } from './s3';
+import type { SynthesizeOptions } from './lambda-stack';
+import { type Twin, type TwinOptions, startTwin } from './lambda-twin';
 
 /** What a local run may print while it goes. */
 export type RunProgress = ProgressEvent | { step: 'chunks'; done: number; total: number };
@@ -46,6 +48,18 @@ export interface LocalObjectRunOptions {
   metrics?: MetricsSink;
   /** Receives the per-file notification (in AWS: the alerts topic). */
   notify?: (subject: string, message: string) => Promise<void>;
+  /** The execution's name (its runId). @default `local-<time>-<random>` */
+  executionName?: string;
+  /**
+   * Runs the steps' TypeScript modules in-process instead of the deployed bundles in Lambda containers: faster to
+   * debug, but without the bundling, the containers, the local endpoints and IAM. Not what the end-to-end tests use.
+   * @default false
+   */
+  sourceMode?: boolean;
+  /** More environment for every function (e.g. the endpoint of a local Step Functions for the sweep). */
+  environment?: Record<string, string>;
+  /** Changes the stack before synthesis (a test removes a grant to see the run fail as in AWS). */
+  synthesize?: SynthesizeOptions;
 }
 
 export interface LocalRunOptions extends LocalObjectRunOptions {
@@ -54,6 +68,8 @@ export interface LocalRunOptions extends LocalObjectRunOptions {
 }
 
 export interface LocalRunResult {
+  /** The execution's name (the report's runId). */
+  executionName: string;
   report: Report;
   reportPath: string;
   rejectedPath?: string;
@@ -97,25 +113,157 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
   const config: Config = { ...options.config, dataflows: options.config.dataflows.map((d) => (d.name === dataflow.name ? local(d) : d)) };
   if (options.sandbox) await registerSandboxUser(options.sandbox, dataflow, options.secrets);
 
-  const runId = `local-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
+  const runId = options.executionName ?? `local-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
   mkdirSync(options.outDir, { recursive: true });
   const logStream = createWriteStream(join(options.outDir, 'run.log'), { flags: 'a' });
   const log = fileLog(logStream, runId);
 
-  const deps: StepDeps = {
-    config,
-    s3: s3.client,
-    buckets: LOCAL_BUCKETS,
-    secrets: options.secrets,
-    log,
-    fetch: options.fetch,
-    progress: options.progress,
-    metrics: options.metrics,
-    notify: options.notify,
+  const startTime = new Date().toISOString();
+  const execution = { Name: runId, StartTime: startTime, Id: `arn:aws:states:us-east-1:000000000000:execution:local:${runId}` };
+  const input: ExecutionInput = { dataflow: dataflow.name, bucket: LOCAL_BUCKETS.inbox, key, ...(options.versionId ? { versionId: options.versionId } : {}), ...(options.dryRun ? { dryRun: true } : {}), ...(options.force ? { force: true } : {}), ...(options.replay ? { replay: true } : {}) };
+
+  let twin: Twin | undefined;
+  let steps: Record<StepName, LocalHandler>;
+  let mapS3 = s3.client;
+  let authorizeChildren: (() => Promise<void>) | undefined;
+  if (options.sourceMode) {
+    steps = sourceSteps({ config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log, fetch: options.fetch, progress: options.progress, metrics: options.metrics, notify: options.notify });
+  } else {
+    twin = await acquireTwin({
+      config: options.config,
+      configFile: options.configFile,
+      runtimeConfig: config,
+      secrets: options.secrets,
+      s3,
+      environment: options.environment,
+      synthesize: options.synthesize,
+    });
+    twin.use({
+      log: (line, fn) => logStream.write(`${line.startsWith('{') ? line.replace(/^\{/, `{"function":${JSON.stringify(fn.logicalId)},`) : JSON.stringify({ function: fn.logicalId, runId, message: line })}\n`),
+      metrics: options.metrics,
+      progress: options.progress,
+      notify: options.notify,
+    });
+    const lambdas = twin;
+    steps = { stage: (e) => lambdas.invoke('stage', e), send: (e) => lambdas.invoke('send', e), finalize: (e) => lambdas.invoke('finalize', e), sweep: (e) => lambdas.invoke('sweep', e) };
+    // The Distributed Map's own S3 calls and child executions are the state machine role's.
+    mapS3 = twin.stateMachine.s3;
+    const machine = twin.stateMachine;
+    authorizeChildren = async () => {
+      const decision = await lambdas.authorize({ accessKeyId: machine.accessKeyId, action: 'states:StartExecution', resource: machine.arn });
+      if (!decision.allowed) throw Object.assign(new Error(decision.message), { name: 'States.Runtime' });
+    };
+  }
+  // The definition comes from the same synthesis as the bundles (source mode: a synthesis without bundling).
+  let synthesized = twin ? resolveDefinition(twin.stack.template, LOCAL_BUCKETS) : definitions.get(options.configFile);
+  if (!synthesized) {
+    synthesized = synthesizeDefinition(options.config, options.configFile, LOCAL_BUCKETS);
+    definitions.set(options.configFile, synthesized);
+  }
+  const handlers: Record<string, LocalHandler> = {};
+  for (const [state, step] of Object.entries(synthesized.taskSteps)) handlers[state] = withDataLimit(state, steps[step]);
+  const emulated = emulateDistributedMaps(synthesized.definition, {
+    s3: mapS3,
+    handlers,
+    execution,
+    onItem: (done, total) => options.progress?.({ step: 'chunks', done, total }),
+    authorizeChildren,
+  });
+  Object.assign(handlers, emulated.handlers);
+
+  const machine = new StateMachine(emulated.definition as never, { validationOptions: { checkPaths: false, checkArn: false } });
+  let report: Report | undefined;
+  try {
+    const run = machine.run(input as never, { overrides: { taskResourceLocalHandlers: handlers }, context: { Execution: { ...execution, Input: input } } as never });
+    report = (await run.result) as unknown as Report;
+  } catch (error) {
+    // A FAILED file ends the execution in the Fail state; its report was written before.
+    report = await readJson<Report>(s3.client, LOCAL_BUCKETS.reports, KEYS.report(dataflow.name, runId));
+    if (!report) {
+      const failure = ((error as Error).cause ?? error) as Error;
+      log.error('The execution failed without a report', { error: failure.name, cause: failure.message });
+      throw new ExecutionFailedError(runId, failure.name, failure.message, { cause: error });
+    }
+  } finally {
+    if (twin) releaseTwin(twin);
+    await new Promise((resolve) => logStream.end(resolve));
+  }
+  return { executionName: runId, ...(await writeOutputs(report, options, s3)) };
+}
+
+/** Idle twins, by what they were started with: the next run of the same kind finds its containers warm, as in Lambda. */
+const idleTwins: Array<{ key: string; twin: Twin }> = [];
+const twinKeys = new WeakMap<Twin, string>();
+const secretsIds = new WeakMap<object, number>();
+let nextSecretsId = 0;
+/** Idle twins kept at most (each holds a few Node processes). */
+const MAX_IDLE_TWINS = 2;
+
+function twinKey(options: TwinOptions): string {
+  if (!secretsIds.has(options.secrets)) secretsIds.set(options.secrets, ++nextSecretsId);
+  return JSON.stringify([options.configFile, options.s3.endpoint, options.runtimeConfig, options.environment ?? {}, options.synthesize?.hook?.name ?? '', secretsIds.get(options.secrets)]);
+}
+
+async function acquireTwin(options: TwinOptions): Promise<Twin> {
+  const key = twinKey(options);
+  const index = idleTwins.findIndex((t) => t.key === key);
+  if (index >= 0) return idleTwins.splice(index, 1)[0]!.twin;
+  const twin = await startTwin(options);
+  twinKeys.set(twin, key);
+  return twin;
+}
+
+function releaseTwin(twin: Twin): void {
+  twin.use({});
+  idleTwins.push({ key: twinKeys.get(twin)!, twin });
+  while (idleTwins.length > MAX_IDLE_TWINS) void idleTwins.shift()!.twin.close();
+}
+
+/** Stops the idle twins this process keeps (their containers would end with the process anyway). */
+export async function closeIdleTwins(): Promise<void> {
+  await Promise.all(idleTwins.splice(0).map((t) => t.twin.close()));
+}
+
+/** Step Functions' cap on a state's input and output (UTF-8 bytes). */
+export const MAX_STATE_PAYLOAD_BYTES = 262_144;
+
+/** The execution failed with no report, e.g. `States.DataLimitExceeded`, which no Catch can catch. */
+export class ExecutionFailedError extends BadgesImportError {
+  override readonly code = 'EXECUTION_FAILED';
+  constructor(
+    readonly executionName: string,
+    readonly error: string,
+    readonly causeText: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`The execution ${executionName} FAILED with ${error} and wrote no report: ${causeText}`, options);
+  }
+}
+
+/** A Task's input or result over 256 KiB fails the execution with States.DataLimitExceeded, which no Catch catches. */
+export function withDataLimit(state: string, handler: LocalHandler): LocalHandler {
+  const check = (what: 'input' | 'output', value: unknown) => {
+    const bytes = Buffer.byteLength(JSON.stringify(value ?? null));
+    if (bytes > MAX_STATE_PAYLOAD_BYTES) {
+      throw Object.assign(new Error(`The state/task '${state}' ${what === 'input' ? 'input' : 'returned a result'} with a size (${bytes} bytes) exceeding the maximum number of bytes service limit (${MAX_STATE_PAYLOAD_BYTES} bytes).`), {
+        name: 'States.DataLimitExceeded',
+        isCatchable: false,
+        isRetryable: false,
+      });
+    }
   };
-  // Lambda runs each invocation in a container it keeps warm for the next one; emulate that for the send workers.
+  return async (event) => {
+    check('input', event);
+    const result: unknown = await handler(event);
+    check('output', result);
+    return result;
+  };
+}
+
+/** The steps' modules, called in-process (sourceMode): the way the runner worked before it ran the bundles. */
+function sourceSteps(deps: StepDeps): Record<StepName, LocalHandler> {
   const containers: ContainerState[] = [];
-  const steps: Record<StepName, LocalHandler> = {
+  return {
     stage: (event) => stage(event, deps),
     send: async (event) => {
       const container = containers.pop() ?? newContainerState();
@@ -128,37 +276,6 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
     finalize: (event) => finalize(event, deps),
     sweep: () => Promise.reject(new Error('The sweep step is not part of the per-file workflow')),
   };
-  let synthesized = definitions.get(options.configFile);
-  if (!synthesized) {
-    synthesized = synthesizeDefinition(options.config, options.configFile, LOCAL_BUCKETS);
-    definitions.set(options.configFile, synthesized);
-  }
-  const handlers: Record<string, LocalHandler> = {};
-  for (const [state, step] of Object.entries(synthesized.taskSteps)) handlers[state] = steps[step];
-  const startTime = new Date().toISOString();
-  const execution = { Name: runId, StartTime: startTime, Id: `arn:aws:states:us-east-1:000000000000:execution:local:${runId}` };
-  const emulated = emulateDistributedMaps(synthesized.definition, {
-    s3: s3.client,
-    handlers,
-    execution,
-    onItem: (done, total) => options.progress?.({ step: 'chunks', done, total }),
-  });
-  Object.assign(handlers, emulated.handlers);
-
-  const input: ExecutionInput = { dataflow: dataflow.name, bucket: LOCAL_BUCKETS.inbox, key, ...(options.versionId ? { versionId: options.versionId } : {}), ...(options.dryRun ? { dryRun: true } : {}), ...(options.force ? { force: true } : {}), ...(options.replay ? { replay: true } : {}) };
-  const machine = new StateMachine(emulated.definition as never, { validationOptions: { checkPaths: false, checkArn: false } });
-  let report: Report | undefined;
-  try {
-    const run = machine.run(input as never, { overrides: { taskResourceLocalHandlers: handlers }, context: { Execution: { ...execution, Input: input } } as never });
-    report = (await run.result) as unknown as Report;
-  } catch (error) {
-    // A FAILED file ends the execution in the Fail state; its report was written before.
-    report = await readJson<Report>(s3.client, LOCAL_BUCKETS.reports, KEYS.report(dataflow.name, runId));
-    if (!report) throw error;
-  } finally {
-    await new Promise((resolve) => logStream.end(resolve));
-  }
-  return writeOutputs(report, options, s3);
 }
 
 async function registerSandboxUser(sandbox: Sandbox, dataflow: Dataflow, secrets: SecretsProvider): Promise<void> {
@@ -172,7 +289,7 @@ async function registerSandboxUser(sandbox: Sandbox, dataflow: Dataflow, secrets
 }
 
 /** Copies the report and the rejected records out of the local S3, pointing the report at the local copies. */
-async function writeOutputs(report: Report, options: LocalObjectRunOptions, s3: LocalS3): Promise<LocalRunResult> {
+async function writeOutputs(report: Report, options: LocalObjectRunOptions, s3: LocalS3): Promise<Omit<LocalRunResult, 'executionName'>> {
   const { outDir } = options;
   let rejectedPath: string | undefined;
   const files = [];

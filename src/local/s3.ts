@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Buckets } from '../contracts';
+import { authorizeTwinRequest } from './iam';
 import { type Authorize, LocalS3Server, type ObjectCreatedEvent } from './s3/server';
 
 export type { AuthorizationDecision, AuthorizationRequest, Authorize, ObjectCreatedEvent } from './s3/server';
@@ -30,7 +31,7 @@ export interface LocalS3Options {
   host?: string;
   /** Buckets created with versioning enabled. @default {@link VERSIONED_BUCKETS} */
   versionedBuckets?: readonly string[];
-  /** Decides each request as IAM would. @default everything allowed */
+  /** Decides each request as IAM would. @default the stack's IAM for the keys the twin issues (authorizeTwinRequest) */
   authorize?: Authorize;
   /** Called after each stored PutObject, CompleteMultipartUpload and CopyObject, before the answer. */
   onObjectCreated?: (event: ObjectCreatedEvent) => void | Promise<void>;
@@ -47,7 +48,8 @@ export async function startLocalS3(options: LocalS3Options = {}): Promise<LocalS
   const host = options.host ?? '127.0.0.1';
   const server = new LocalS3Server({
     directory,
-    ...(options.authorize ? { authorize: options.authorize } : {}),
+    // Held to the stack's IAM: each function's container signs with a key naming its role (the operator's key is free).
+    authorize: options.authorize ?? authorizeTwinRequest,
     ...(options.onObjectCreated ? { onObjectCreated: options.onObjectCreated } : {}),
     ...(options.copySourceMaxBytes !== undefined ? { copySourceMaxBytes: options.copySourceMaxBytes } : {}),
   });

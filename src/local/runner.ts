@@ -8,7 +8,7 @@ import type { SecretsProvider } from '../aws/secrets';
 import { BadgesImportError, FileNotMatchedError } from '../errors';
 import { openObject, readJson } from '../aws/s3';
 import type { Config, Dataflow } from '../config/schema';
-import { type ExecutionInput, KEYS, type Report, type StepName } from '../contracts';
+import { type ExecutionInput, KEYS, type Report, type StepName, finalizeOutputOf } from '../contracts';
 import type { Sandbox } from '../api/sandbox';
 import { type ContainerState, type Log, type MetricsSink, type ProgressEvent, type StepDeps, newContainerState } from '../steps/deps';
 import { finalize } from '../steps/finalize';
@@ -175,8 +175,12 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
   let report: Report | undefined;
   try {
     const run = machine.run(input as never, { overrides: { taskResourceLocalHandlers: handlers }, context: { Execution: { ...execution, Input: input } } as never });
-    report = (await run.result) as unknown as Report;
+    await run.result;
+    // The state holds only the outcome (FinalizeOutput); the report is in the reports bucket, as in AWS.
+    report = await readJson<Report>(s3.client, LOCAL_BUCKETS.reports, KEYS.report(dataflow.name, runId));
+    if (!report) throw new ExecutionFailedError(runId, 'NoReport', `the execution succeeded but s3://${LOCAL_BUCKETS.reports}/${KEYS.report(dataflow.name, runId)} is missing`);
   } catch (error) {
+    if (error instanceof ExecutionFailedError) throw error;
     // A FAILED file ends the execution in the Fail state; its report was written before.
     report = await readJson<Report>(s3.client, LOCAL_BUCKETS.reports, KEYS.report(dataflow.name, runId));
     if (!report) {
@@ -273,7 +277,8 @@ function sourceSteps(deps: StepDeps): Record<StepName, LocalHandler> {
         containers.push(container);
       }
     },
-    finalize: (event) => finalize(event, deps),
+    // As the finalize Lambda does: the state gets the outcome, the reports bucket the report.
+    finalize: async (event) => finalizeOutputOf(await finalize(event, deps)),
     sweep: () => Promise.reject(new Error('The sweep step is not part of the per-file workflow')),
   };
 }

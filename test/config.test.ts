@@ -148,6 +148,25 @@ describe('Function: parseConfig', () => {
     expect(shiftCron('45 23 * * ? *', 15)).toBeUndefined();
   });
 
+  it('refuses a delimiter or quote the text guard cannot find records by: a line end, a non-ASCII character, or the two alike', () => {
+    // Act
+    const problems = (csv: Record<string, string>) => {
+      try {
+        parseConfig(configDocument({ csv }));
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+
+    // Assess
+    expect(problems({ delimiter: '\n' })).toEqual([expect.stringMatching(/^dataflows\[0\]\.csv\.delimiter: must be one ASCII character other than a line end/)]);
+    expect(problems({ quote: '\r' })).toEqual([expect.stringMatching(/^dataflows\[0\]\.csv\.quote: must be one ASCII/)]);
+    expect(problems({ delimiter: '§' })).toHaveLength(1);
+    expect(problems({ delimiter: ';', quote: ';' })).toEqual(['dataflows[0].csv.quote: delimiter and quote must be different characters']);
+    expect(problems({ delimiter: '\t', quote: "'" })).toEqual([]);
+  });
+
   it('names the file when it is not JSON', () => {
     // Prepare
     const file = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'broken.json');

@@ -126,17 +126,29 @@ const sftpSource = z
     }
   });
 
+/**
+ * The text guard finds record boundaries byte by byte: the delimiter and the quote must be single ASCII characters,
+ * neither a line end nor a NUL, and not the same character.
+ */
+const structuralCharacter = (fallback: string) =>
+  z
+    .string()
+    .length(1, { message: 'must be a single character' })
+    .regex(/^[\x01-\x09\x0b\x0c\x0e-\x7f]$/, { message: 'must be one ASCII character other than a line end (\\r, \\n)' })
+    .default(fallback);
+
 const csvSettings = z
   .strictObject({
     /** @default "," */
-    delimiter: z.string().length(1, { message: 'must be a single character' }).default(','),
+    delimiter: structuralCharacter(','),
     /** @default "utf-8" */
     encoding: z.enum(['utf-8', 'utf8', 'latin1', 'utf-16le']).default('utf-8'),
     /** @default '"' */
-    quote: z.string().length(1, { message: 'must be a single character' }).default('"'),
+    quote: structuralCharacter('"'),
     /** A record longer than this (bytes, quoted newlines included) is rejected as RECORD_TOO_LONG. @default 1048576 */
     maxRecordBytes: z.int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   })
+  .refine((csv) => csv.delimiter !== csv.quote, { message: 'delimiter and quote must be different characters', path: ['quote'] })
   .prefault({});
 
 const basicAuth = z.strictObject({

@@ -78,6 +78,11 @@ async function invoke({ requestId, event, deadline }: Invoke): Promise<void> {
       answer = { ok: false, error: lambdaError(error) };
     }
   }
+  if (!answer.ok) {
+    // As Lambda's runtime does: an invocation's error is logged, so the function's log says why it failed.
+    const { errorType, errorMessage, trace } = answer.error;
+    process.stdout.write(`${JSON.stringify({ timestamp: new Date().toISOString(), level: 'ERROR', requestId, message: 'Invoke Error', errorType, errorMessage, stackTrace: trace })}\n`);
+  }
   // The end marker follows everything the invocation printed (pipes are written in order), so the parent knows it
   // has every log and metric line of this invocation when it sees it.
   process.stdout.write(`\n${END_MARKER}${requestId}\n`);

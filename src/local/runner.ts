@@ -139,7 +139,8 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
       synthesize: options.synthesize,
     });
     twin.use({
-      log: (line, fn) => logStream.write(`${line.startsWith('{') ? line.replace(/^\{/, `{"function":${JSON.stringify(fn.logicalId)},`) : JSON.stringify({ function: fn.logicalId, runId, message: line })}\n`),
+      // A container's stderr may trail the run's end; the log is closed by then.
+      log: (line, fn) => !logStream.writableEnded && logStream.write(`${line.startsWith('{') ? line.replace(/^\{/, `{"function":${JSON.stringify(fn.logicalId)},`) : JSON.stringify({ function: fn.logicalId, runId, message: line })}\n`),
       metrics: options.metrics,
       progress: options.progress,
       notify: options.notify,

@@ -1,4 +1,4 @@
-// Runs the stage step once in its own process, so that its peak RSS is the step's alone (s3rver runs in the parent).
+// Runs the stage step once in its own process, so that its peak RSS is the step's alone (the embedded S3 runs in the parent).
 import { S3Client } from '@aws-sdk/client-s3';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { loadConfig } from '../src/config/load';

@@ -9,7 +9,7 @@ import { parseRejectedUri, replayDeployed, startDeployed } from '../src/ops/depl
 import { runCli } from './support/cli';
 import { HEADER, validRow } from './support/factories';
 
-// Step Functions and CloudFormation have no local stand-in: they are mocked. S3 is the embedded s3rver.
+// Step Functions and CloudFormation have no local stand-in: they are mocked. S3 is the embedded S3 (src/local/s3).
 const sfnMock = mockClient(SFNClient);
 const cfnMock = mockClient(CloudFormationClient);
 const STATE_MACHINE = 'arn:aws:states:eu-west-1:111122223333:stateMachine:Workflow';

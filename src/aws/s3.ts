@@ -27,7 +27,7 @@ export async function openObject(s3: S3Client, bucket: string, key: string, vers
 
 /** The first `bytes` bytes of an object (fewer when it is shorter; none when it is empty), and its size. */
 export async function readHead(s3: S3Client, bucket: string, key: string, bytes: number, versionId?: string): Promise<{ head: Buffer; size: number } | undefined> {
-  // A ranged read of an empty object is answered 416 by S3 (and left hanging by s3rver): ask for the size first.
+  // A ranged read of an empty object is answered 416 by S3 (an empty object has no byte 0): ask for the size first.
   const size = (await headObject(s3, bucket, key, versionId))?.size;
   if (size === undefined) return undefined;
   if (size === 0) return { head: Buffer.alloc(0), size };

@@ -85,7 +85,7 @@ const definitions = new Map<string, ReturnType<typeof synthesizeDefinition>>();
 
 /**
  * Runs one file through the state machine that CDK synthesizes, on aws-local-stepfunctions, with each Task bound
- * in-process to the same step modules the Lambdas run, S3 on the embedded s3rver, and the API on the sandbox
+ * in-process to the same step modules the Lambdas run, S3 on the embedded S3, and the API on the sandbox
  * unless `apiUrl` says otherwise.
  */
 export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult> {

@@ -175,7 +175,15 @@ export function describeCaughtError(caught: { Error?: string; Cause?: string }):
     const parsed = JSON.parse(message) as { errorMessage?: unknown };
     if (typeof parsed.errorMessage === 'string') message = parsed.errorMessage;
   } catch {
-    // a plain message
+    // A plain message, or Lambda's error document cut at 32,768 characters: keep what there is of its errorMessage.
+    const cut = /^\{"errorType":"[^"]*","errorMessage":"((?:[^"\\]|\\.)*)/.exec(message);
+    if (cut) {
+      try {
+        message = JSON.parse(`"${cut[1]!.replace(/\\(u[0-9a-fA-F]{0,3})?$/, '')}"`) as string;
+      } catch {
+        message = cut[1]!;
+      }
+    }
   }
   return { code: CODES_BY_NAME[name] ?? 'INTERNAL_ERROR', message: boundedMessage(message) };
 }

@@ -116,7 +116,9 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
       await moveObject(s3, state.bucket, state.key, target, state.versionId);
       movedTo = target;
     } catch (e) {
-      log.warn('Source object could not be moved', { key: state.key, target, error: (e as Error).name });
+      // A retried finalize finds the source already moved by the attempt that failed after moving it.
+      if (state.versionId && (await headObject(s3, state.bucket, target).catch(() => undefined))) movedTo = target;
+      else log.warn('Source object could not be moved', { key: state.key, target, error: (e as Error).name });
     }
   }
 

@@ -445,7 +445,7 @@ describe('Function: startLocalS3 with authorize', () => {
       ['READER', 's3:GetObjectVersion', 'arn:aws:s3:::inbox/a/k'],
       ['READER', 's3:ListBucket', 'arn:aws:s3:::inbox'],
     ]);
-    expect(requests[1]!.context).toMatchObject({ 'aws:SecureTransport': 'false', 'aws:SourceIp': '127.0.0.1', 'aws:RequestedRegion': 'us-east-1', 's3:VersionId': put.VersionId });
+    expect(requests[1]!.context).toMatchObject({ 'aws:SecureTransport': 'true', 'aws:SourceIp': '127.0.0.1', 'aws:RequestedRegion': 'us-east-1', 's3:VersionId': put.VersionId });
     expect(requests[2]!.context).toMatchObject({ 's3:prefix': 'a/' });
   });
 

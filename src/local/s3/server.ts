@@ -87,7 +87,9 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
 function caller(req: IncomingMessage, query: URLSearchParams): { accessKeyId: string; context: Record<string, string> } {
   const now = new Date();
   const context: Record<string, string> = {
-    'aws:SecureTransport': 'false',
+    // The SDKs in Lambda always speak HTTPS; the twin's plain HTTP stands for it, so the buckets' TLS-only policy (a
+    // Deny when false) is evaluated as it is for them. A client that really used plain HTTP would be refused in AWS.
+    'aws:SecureTransport': 'true',
     'aws:SourceIp': (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''),
     'aws:CurrentTime': now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
     'aws:EpochTime': String(Math.floor(now.getTime() / 1000)),

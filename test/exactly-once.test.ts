@@ -4,13 +4,17 @@ import { join } from 'node:path';
 import { ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Sandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
-import { readText } from '../src/aws/s3';
+import { readJson, readText } from '../src/aws/s3';
+import type { ChunkRef, ExecutionInput, ImportedMarker, StageOutput } from '../src/contracts';
+import { silentLog } from '../src/steps/deps';
+import { send } from '../src/steps/send';
+import { stage } from '../src/steps/stage';
 import { parseConfig } from '../src/config/load';
 import type { Config, Dataflow } from '../src/config/schema';
 import { replayLocal } from '../src/local/replay';
 import { type LocalObjectRunOptions, type LocalRunResult, runObject } from '../src/local/runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
-import { notificationText } from '../src/steps/finalize';
+import { finalize, notificationText } from '../src/steps/finalize';
 import { startLocalServices, stopLocalServices } from './support/local';
 import { SECRETS, configDocument, toCsv, validRow } from './support/factories';
 import { makeZip } from './support/zips';
@@ -228,6 +232,32 @@ describe('Exactly once: conservation', () => {
     expect(result.report.error!.message).toMatch(/1 record is unaccounted for/);
     expect(metrics).toContainEqual(['RecordsUnaccounted', 1]);
     expect(metrics).toContainEqual(['FilesFailed', 1]);
+  });
+});
+
+describe('Exactly once: finalize retried by Step Functions', () => {
+  it('writes the same report on a retry: the source is still reported moved, the claim still imported', async () => {
+    // Prepare: a run staged and sent step by step (the steps' modules, on the embedded S3 and the sandbox), then finalized once.
+    const local = parseConfig({ dataflows: document.dataflows.map((d) => ({ ...d, destination: { ...(d!.destination as object), baseUrl: sandbox.url } })) });
+    const deps = { config: local, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider(SECRETS), log: silentLog };
+    const key = 'inbox/weekly-events/events_finalize_retry.csv';
+    const versionId = await deliver(key, toCsv(rowsFor(7_600_000, 30)));
+    const input: ExecutionInput = { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key, ...(versionId ? { versionId } : {}) };
+    const context = { runId: 'finalize-retry', startedAt: new Date().toISOString() };
+    const staged: StageOutput = await stage({ input, ...context }, deps);
+    const chunks = (await readJson<ChunkRef[]>(s3.client, LOCAL_BUCKETS.staging, staged.chunksKey))!;
+    for (const chunk of chunks) await send({ ...context, dataflow: 'weekly-events', chunk, concurrency: 1 }, deps);
+    const first = await finalize({ state: staged, ...context }, deps);
+    expect(first.files[0]!.source.movedTo).toBeDefined();
+
+    // Act: the Lambda's answer was lost (a timeout after it finished): Step Functions runs finalize again.
+    const again = await finalize({ state: staged, ...context }, deps);
+
+    // Assess: the retry reports what happened, as the first attempt did, and the claim stays imported.
+    expect(again.status).toBe(first.status);
+    expect(again.files[0]!.source.movedTo).toBe(first.files[0]!.source.movedTo);
+    const claim = await readJson<ImportedMarker>(s3.client, LOCAL_BUCKETS.reports, `imported/weekly-events/${first.files[0]!.sha256}.json`);
+    expect(claim).toMatchObject({ runId: 'finalize-retry', state: 'imported' });
   });
 });
 

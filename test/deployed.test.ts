@@ -69,12 +69,12 @@ describe('Function: replayDeployed', () => {
     const result = await replayDeployed(clients(), { stack: 'BadgesImport', rejected: `s3://${LOCAL_BUCKETS.deadLetter}/${key}` });
 
     // Assess
-    expect(result.selection).toEqual({ kept: 2, left: 1, duplicates: 0 });
+    expect(result.selection).toMatchObject({ kept: 2, left: 1, duplicates: 0, replayedBefore: 0 });
     expect(result.key).toMatch(/^replays\/weekly-events\/\d{8}T\d{9}Z\/events_7\.replay\.csv$/);
     const replayed = parse<Record<string, string>>((await readText(s3.client, LOCAL_BUCKETS.inbox, result.key!))!, { columns: true, delimiter: ';' });
     expect(replayed.map((r) => [r._row, r._error_code])).toEqual([['2', 'RETRIES_EXHAUSTED'], ['9', 'AMBIGUOUS']]);
     const input = JSON.parse(sfnMock.commandCalls(StartExecutionCommand)[0]!.args[0].input.input!) as Record<string, unknown>;
-    expect(input).toEqual({ dataflow: 'weekly-events', bucket: 'inbox', key: result.key, replay: true });
+    expect(input).toEqual({ dataflow: 'weekly-events', bucket: 'inbox', key: result.key, versionId: expect.any(String), replay: true });
   });
 
   it('starts nothing when no record of the chosen stage is in the file, and refuses what is not a rejected file', async () => {
@@ -84,7 +84,7 @@ describe('Function: replayDeployed', () => {
 
     const none = await replayDeployed(clients(), { stack: 'BadgesImport', rejected: `s3://${LOCAL_BUCKETS.deadLetter}/${key}` });
 
-    expect(none).toEqual({ selection: { kept: 0, left: 1, duplicates: 0 } });
+    expect(none).toMatchObject({ selection: { kept: 0, left: 1, duplicates: 0 } });
     const left: string[] = [];
     for await (const object of listObjects(s3.client, LOCAL_BUCKETS.inbox, 'replays/')) left.push(object.key);
     expect(left.filter((k) => k.endsWith('events_8.replay.csv'))).toEqual([]);

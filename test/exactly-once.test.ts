@@ -150,6 +150,16 @@ describe('Exactly once: a run that fails after sending', () => {
     expect(ledgerFor(base, 100)).toHaveLength(100);
     expect(issuedOnce(base, 100)).toBe(true);
   });
+
+  it('leaves out of a second replay of the same rejected file what the first replay took, whatever stages it asks for', async () => {
+    // Act: the operator replays the same rejected file again, for its validation rejects as well (red team).
+    const again = await replayLocal({ ...options('serial-events'), rejected: failed.rejectedPath!, stages: ['api', 'validate'] });
+
+    // Assess: nothing is taken twice; no badge is issued twice.
+    expect(again.selection).toMatchObject({ kept: 0, replayedBefore: 75 });
+    expect(again.result).toBeUndefined();
+    expect(ledgerFor(base, 100)).toHaveLength(100);
+  });
 });
 
 describe('Exactly once: what would break Step Functions limits', () => {

@@ -64,6 +64,22 @@ export interface ReplaySelection {
   left: number;
   /** DUPLICATE_IN_FILE records left out whatever the stages: their first occurrence is the one sent or to replay. */
   duplicates: number;
+  /** Records left out because an earlier replay of the same rejected file took them (see ReplayLedger). */
+  replayedBefore: number;
+  /** The original numbers (`_row`) of the records kept. */
+  rows: number[];
+}
+
+/**
+ * Which records of one rejected-records file earlier replays took, by their original number. A record a replay took
+ * was either issued by that replay or is in that replay's own rejected file: replaying it again from the first file
+ * (say with `--stage all` after a replay of `api`) could issue it twice, so a later replay leaves it out.
+ */
+export interface ReplayLedger {
+  /** The original numbers earlier replays took, and the runs that took them. */
+  taken(): Promise<{ rows: Set<number>; runs: string[] }>;
+  /** Remembers the rows a replay run takes (before the run starts). */
+  record(run: string, rows: readonly number[]): Promise<void>;
 }
 
 /** Which rejected records a replay takes, by the stage that rejected them. */
@@ -79,12 +95,12 @@ export type ReplayStage = 'api' | 'validate';
 export async function selectForReplay(
   input: Readable,
   delimiter: string,
-  options: { stages: readonly ReplayStage[] },
+  options: { stages: readonly ReplayStage[]; replayedBefore?: ReadonlySet<number> },
   write: (text: string) => Promise<void> | void,
 ): Promise<ReplaySelection> {
   const parser = input.pipe(parse({ bom: true, delimiter, relax_column_count: true, skip_empty_lines: true }));
   input.on('error', (error) => parser.destroy(error));
-  const selection: ReplaySelection = { kept: 0, left: 0, duplicates: 0 };
+  const selection: ReplaySelection = { kept: 0, left: 0, duplicates: 0, replayedBefore: 0, rows: [] };
   let header: string[] | undefined;
   for await (const fields of parser as AsyncIterable<string[]>) {
     if (!header) {
@@ -96,13 +112,17 @@ export async function selectForReplay(
       continue;
     }
     const stage = fields[fields.length - 3];
+    const row = Number(fields[fields.length - 4]);
     if (fields[fields.length - 2] === VALIDATION_CODES.DUPLICATE_IN_FILE) {
       selection.duplicates += 1;
-    } else if (options.stages.includes(stage as ReplayStage)) {
-      selection.kept += 1;
-      await write(stringify([fields], { delimiter }));
-    } else {
+    } else if (!options.stages.includes(stage as ReplayStage)) {
       selection.left += 1;
+    } else if (options.replayedBefore?.has(row)) {
+      selection.replayedBefore += 1;
+    } else {
+      selection.kept += 1;
+      selection.rows.push(row);
+      await write(stringify([fields], { delimiter }));
     }
   }
   if (!header) throw new ReplayFileError('The rejected-records file is empty');
@@ -115,6 +135,7 @@ export function describeSelection(selection: ReplaySelection, stages: string): s
     selection.kept > 0 ? `replaying ${selection.kept} record(s)` : 'nothing to replay',
     ...(selection.left > 0 ? [`${selection.left} left out: rejected by another stage than ${stages}`] : []),
     ...(selection.duplicates > 0 ? [`${selection.duplicates} DUPLICATE_IN_FILE records left out: their first occurrence is the one to replay`] : []),
+    ...(selection.replayedBefore > 0 ? [`${selection.replayedBefore} left out: an earlier replay of this file took them (replay that run's rejected file for what it could not send; --force takes them again)`] : []),
   ];
   return parts.join('; ');
 }

@@ -5,9 +5,9 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { Upload } from '@aws-sdk/lib-storage';
-import { openObject } from '../aws/s3';
+import { listObjects, openObject, putJson, readJson } from '../aws/s3';
 import { type ExecutionInput, fileNameOf } from '../contracts';
-import { type ReplaySelection, type ReplayStage, peekDelimiter, replayNameOf, selectForReplay } from '../core/replay';
+import { type ReplayLedger, type ReplaySelection, type ReplayStage, peekDelimiter, replayNameOf, selectForReplay } from '../core/replay';
 import { BadgesImportError, ReplayFileError } from '../errors';
 
 /** The operator's view of a deployed stack: the outputs `cdk deploy` printed. */
@@ -83,6 +83,8 @@ export async function replayDeployed(
   const body = await openObject(clients.s3, source.bucket, source.key);
   if (!body) throw new ReplayFileError(`${options.rejected} does not exist`);
   const { delimiter, stream } = await peekDelimiter(body);
+  const ledger = s3Ledger(clients.s3, source.bucket, source.key);
+  const taken = options.force ? undefined : await ledger.taken();
   const key = `replays/${dataflow}/${new Date().toISOString().replace(/[-:.]/g, '')}/${replayNameOf(source.key)}`;
   const selected = new PassThrough();
   const upload = new Upload({ client: clients.s3, params: { Bucket: stack.inboxBucket, Key: key, Body: selected, ContentType: 'text/csv; charset=utf-8' } });
@@ -90,7 +92,7 @@ export async function replayDeployed(
   let selection: ReplaySelection;
   let versionId: string | undefined;
   try {
-    selection = await selectForReplay(stream, delimiter, { stages: options.stages ?? ['api'] }, async (text) => {
+    selection = await selectForReplay(stream, delimiter, { stages: options.stages ?? ['api'], ...(taken ? { replayedBefore: taken.rows } : {}) }, async (text) => {
       if (!selected.write(text)) await once(selected, 'drain');
     });
     selected.end();
@@ -106,8 +108,32 @@ export async function replayDeployed(
     return { selection };
   }
   const input: ExecutionInput = { dataflow, bucket: stack.inboxBucket, key, replay: true, ...(versionId ? { versionId } : {}), ...(options.force ? { force: true } : {}) };
-  const started = await clients.sfn.send(new StartExecutionCommand({ stateMachineArn: stack.stateMachineArn, name: operatorExecutionName('replay', key), input: JSON.stringify(input) }));
+  const name = operatorExecutionName('replay', key);
+  // Remembered before the run starts: whatever it does not issue is in its own rejected file.
+  await ledger.record(name, selection.rows);
+  const started = await clients.sfn.send(new StartExecutionCommand({ stateMachineArn: stack.stateMachineArn, name, input: JSON.stringify(input) }));
   return { selection, executionArn: started.executionArn!, key };
+}
+
+/** The replays of a rejected-records file in S3: one object per replay run under `<its key>.replayed/`, beside it. */
+export function s3Ledger(s3: S3Client, bucket: string, rejectedKey: string): ReplayLedger {
+  const prefix = `${rejectedKey}.replayed/`;
+  return {
+    async taken() {
+      const rows = new Set<number>();
+      const runs: string[] = [];
+      for await (const object of listObjects(s3, bucket, prefix)) {
+        const entry = await readJson<{ run: string; rows: number[] }>(s3, bucket, object.key);
+        if (!entry) continue;
+        runs.push(entry.run);
+        for (const row of entry.rows) rows.add(row);
+      }
+      return { rows, runs };
+    },
+    async record(run, rows) {
+      await putJson(s3, bucket, `${prefix}${run}.json`, { run, at: new Date().toISOString(), rows });
+    },
+  };
 }
 
 export function defaultAwsClients(region: string | undefined, s3: S3Client): AwsClients {

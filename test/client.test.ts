@@ -452,3 +452,31 @@ describe('Class: Pacer', () => {
     waits.forEach((ms, k) => expect(Math.abs(ms - 50 * (k + 1))).toBeLessThan(25));
   });
 });
+
+describe('Class: BadgesApiClient, lookups answered 200 without a list (red team)', () => {
+  let server: ScriptedServer | undefined;
+  afterEach(async () => server?.close());
+
+  it.each([
+    ['an error in a 200 answer', { data: null, errors: [{ code: 500, message: 'Internal error, try later' }] }],
+    ['another shape', { customerBadges: [{ badgeMetaId: KNOWN_BADGES[0], lastEarnEventDate: EVENT }] }],
+    ['an empty body object', {}],
+    ['a list next to an error', { data: { customerBadges: [] }, errors: [{ code: 500, message: 'Partial answer' }] }],
+    ['a list with an entry it cannot read', { data: { customerBadges: [{ id: KNOWN_BADGES[0], lastEarnEventDate: EVENT }] } }],
+  ])('does not take %s as proof that the badge was not issued (the batch may have been processed)', async (_what, lookup) => {
+    // Prepare: the import is processed but its answer is a 504; the lookup answers 200 without a usable list.
+    let imports = 0;
+    server = await scriptedServer((body, _n, call) => {
+      if (call.path.startsWith('/api_gateway/v1/badges/customer/')) return { status: 200, body: lookup };
+      imports += 1;
+      return imports === 1 ? { status: 504 } : { status: 200, body: accepted(body) };
+    });
+
+    // Act
+    const outcomes = await client(server.url, { maxRetries: 2 }).send([item(1)]);
+
+    // Assess: the record is parked AMBIGUOUS, not sent a second time.
+    expect(imports).toBe(1);
+    expect(outcomes[0]).toMatchObject({ accepted: false, code: 'AMBIGUOUS' });
+  });
+});

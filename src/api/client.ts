@@ -401,8 +401,11 @@ export class BadgesApiClient {
       // includeExpired: a historical import may carry an expiry already past, and the badge then no longer counts as
       // EARNED; without it such a badge would look not issued and be sent again.
       const response = await this.get(`${CUSTOMER_BADGES_PATH}${customerId}?badgeType=EARNED&includeExpired=true&limit=${CUSTOMER_BADGES_LIMIT}`);
-      if (response.status === 200 && response.body) return readCustomerBadges(response.body);
-      if (response.status !== 0 && !RETRYABLE_STATUS.has(response.status) && response.status < 500) return undefined;
+      // A 200 without a readable list (an error object, another shape) is a failed lookup, never an empty list: read
+      // as "no badges" it would send an issued record a second time. It is asked again, like a 5xx.
+      const badges = response.status === 200 ? readCustomerBadges(response.body) : undefined;
+      if (badges) return badges;
+      if (response.status !== 200 && response.status !== 0 && !RETRYABLE_STATUS.has(response.status) && response.status < 500) return undefined;
       await this.sleep(this.backoffMs(attempt, response.retryAfter));
     }
     return undefined;
@@ -443,19 +446,29 @@ interface CustomerBadgeEntry {
   lastEarnEventDateISO?: unknown;
 }
 
-/** Reads the customer-badges answer; one entry whose date cannot be read gets NaN (its items stay unknown). */
-export function readCustomerBadges(body: unknown): CustomerBadges {
-  const data = (body as { data?: { customerBadges?: unknown } } | null)?.data;
-  const list = Array.isArray(data?.customerBadges) ? (data.customerBadges as CustomerBadgeEntry[]) : [];
+/**
+ * Reads the customer-badges answer: undefined when it holds no `data.customerBadges` list or carries errors (it then
+ * proves nothing, least of all that a badge is absent). One entry whose date cannot be read gets NaN (its items stay
+ * unknown); an entry without a badge id makes the list incomplete (it may be the badge looked for).
+ */
+export function readCustomerBadges(body: unknown): CustomerBadges | undefined {
+  const answer = body as { data?: { customerBadges?: unknown } | null; errors?: unknown } | null | undefined;
+  const list = answer?.data?.customerBadges;
+  if (!Array.isArray(list)) return undefined;
+  if (Array.isArray(answer?.errors) ? answer.errors.length > 0 : answer?.errors != null) return undefined;
   const lastEvents = new Map<string, { epochMs: number; precisionMs: number }>();
-  for (const entry of list) {
-    if (typeof entry?.badgeMetaId !== 'string' || entry.badgeMetaId === '') continue;
+  let unreadable = false;
+  for (const entry of list as CustomerBadgeEntry[]) {
+    if (typeof entry?.badgeMetaId !== 'string' || entry.badgeMetaId === '') {
+      unreadable = true;
+      continue;
+    }
     lastEvents.set(entry.badgeMetaId.toLowerCase(), lastEarnEvent(entry));
   }
   // Fewer than the documented default page proves nothing is left out; more than it shows `limit` was honoured, so
   // fewer than the limit is everything. Exactly a default page, the limit or more, or any sign of further pages: not.
   const n = list.length;
-  const complete = (n < CUSTOMER_BADGES_DEFAULT_PAGE || (n > CUSTOMER_BADGES_DEFAULT_PAGE && n < CUSTOMER_BADGES_LIMIT)) && !morePages(body, n);
+  const complete = !unreadable && (n < CUSTOMER_BADGES_DEFAULT_PAGE || (n > CUSTOMER_BADGES_DEFAULT_PAGE && n < CUSTOMER_BADGES_LIMIT)) && !morePages(body, n);
   return { lastEvents, complete };
 }
 

@@ -480,3 +480,89 @@ describe('Class: BadgesApiClient, lookups answered 200 without a list (red team)
     expect(outcomes[0]).toMatchObject({ accepted: false, code: 'AMBIGUOUS' });
   });
 });
+
+describe('Class: BadgesApiClient, lookups after a gateway gave up (red team)', () => {
+  let server: ScriptedServer | undefined;
+  afterEach(async () => server?.close());
+
+  it('waits at least a request timeout after a 504 before it trusts a lookup that finds nothing (the backend may still be working)', async () => {
+    // Prepare: a gateway gives up (504) while the backend goes on; what happens, in order, is recorded.
+    const events: string[] = [];
+    server = await scriptedServer((body, _n, call) => {
+      if (call.path.startsWith('/api_gateway/v1/badges/customer/')) {
+        events.push('lookup');
+        return { status: 200, body: { data: { customerBadges: [] } } };
+      }
+      events.push('import');
+      return events.filter((e) => e === 'import').length === 1 ? { status: 504 } : { status: 200, body: accepted(body) };
+    });
+    const destination: Destination = { ...makeDataflow().destination, baseUrl: server.url, maxRetries: 2, requestTimeoutMs: 30_000 };
+    const c = new BadgesApiClient({
+      destination,
+      auth: authProvider(destination.auth, new StaticSecretsProvider(SECRETS), { baseUrl: server.url }),
+      requestsPerMinute: 600_000,
+      sleep: (ms) => {
+        events.push(`sleep ${ms}`);
+        return Promise.resolve();
+      },
+      random: () => 0.5,
+    });
+
+    // Act
+    await c.send([item(1)]);
+
+    // Assess: between the 504 and the lookup that decides to send again, the client waited out the backend.
+    const waited = events.slice(0, events.indexOf('lookup')).filter((e) => e.startsWith('sleep')).map((e) => Number(e.slice(6)));
+    expect(Math.max(0, ...waited)).toBeGreaterThanOrEqual(destination.requestTimeoutMs);
+  });
+
+  it.each([
+    ['a 504', { status: 504 }],
+    ['a 520', { status: 520 }],
+    ['a reset after sending', { status: 200, reset: true }],
+  ])('counts a badge the backend issues after %s as accepted, and does not send it again', async (_what, fault) => {
+    // Prepare: the backend finishes the batch only once the client has waited; a lookup before that finds nothing.
+    let issued = false;
+    let imports = 0;
+    server = await scriptedServer((body, _n, call) => {
+      if (call.path.startsWith('/api_gateway/v1/badges/customer/')) {
+        return { status: 200, body: { data: { customerBadges: issued ? [{ badgeMetaId: KNOWN_BADGES[0], lastEarnEventDate: EVENT }] : [] } } };
+      }
+      imports += 1;
+      return imports === 1 ? fault : { status: 200, body: accepted(body) };
+    });
+    const destination: Destination = { ...makeDataflow().destination, baseUrl: server.url, maxRetries: 2, requestTimeoutMs: 5_000 };
+    const c = new BadgesApiClient({
+      destination,
+      auth: authProvider(destination.auth, new StaticSecretsProvider(SECRETS), { baseUrl: server.url }),
+      requestsPerMinute: 600_000,
+      sleep: (ms) => {
+        if (imports > 0 && ms >= destination.requestTimeoutMs) issued = true;
+        return Promise.resolve();
+      },
+      random: () => 0.5,
+    });
+
+    // Act
+    const outcomes = await c.send([item(1)]);
+
+    // Assess
+    expect(outcomes).toEqual([{ accepted: true, earnedBadgeId: 'reconciled', reconciled: true }]);
+    expect(imports).toBe(1);
+  });
+
+  it('resends at once, without that wait, a record found absent after an answer the backend finished (wrong item count)', async () => {
+    // Prepare: the backend answered (so it is done) with no items; the lookup finds nothing.
+    server = await scriptedServer((body, n, call) => {
+      if (call.path.startsWith('/api_gateway/v1/badges/customer/')) return { status: 200, body: { data: { customerBadges: [] } } };
+      return n === 0 ? { status: 200, body: [] } : { status: 200, body: accepted(body) };
+    });
+
+    // Act
+    const outcomes = await client(server.url, { requestTimeoutMs: 30_000 }).send([item(1)]);
+
+    // Assess
+    expect(outcomes).toEqual([{ accepted: true, earnedBadgeId: 'earned-0' }]);
+    expect(Math.max(0, ...sleeps)).toBeLessThan(30_000);
+  });
+});

@@ -64,7 +64,8 @@ interface ResponseItem {
 type Exchange =
   | { kind: 'answered'; outcomes: ItemOutcome[] }
   | { kind: 'retry'; problem: string; retryAfter?: string | null; throttled: boolean }
-  | { kind: 'ambiguous'; problem: string }
+  /** `unfinished`: the backend may still be working on the batch (a gateway gave up, or no answer came). */
+  | { kind: 'ambiguous'; problem: string; unfinished: boolean }
   | { kind: 'refused'; status: number; body: unknown }
   | { kind: 'unauthorized'; status: number };
 
@@ -181,6 +182,16 @@ export class BadgesApiClient {
   }
 
   /**
+   * How long to wait, after an unknown outcome whose backend may still be working (504, 520, no answer), before a
+   * lookup may prove a badge absent: `requestTimeoutMs`, the longest this client lets one request take, or the backoff
+   * of `attempt` when that is longer. A batch still unfinished after its own request time plus that much again is
+   * taken to have been dropped.
+   */
+  settleMs(attempt: number): number {
+    return Math.max(this.options.destination.requestTimeoutMs, this.backoffMs(attempt));
+  }
+
+  /**
    * Sends one batch; returns one outcome per item, in order.
    *
    * @throws SendAuthError when the credentials are refused; it carries the outcomes settled before that (a record
@@ -264,6 +275,9 @@ export class BadgesApiClient {
           break;
         case 'ambiguous': {
           lastProblem = exchange.problem;
+          // A backend that may still be working would show the badge only later: a lookup made at once could find it
+          // absent and have it sent twice. So wait out a request's time (or the backoff, if longer) first.
+          if (exchange.unfinished) await this.sleep(this.settleMs(attempt));
           const states = await this.reconcile(batch);
           const notIssued: number[] = [];
           states.forEach((state, k) => {
@@ -275,7 +289,7 @@ export class BadgesApiClient {
           pending = notIssued;
           if (pending.length > 0) {
             this.stats.retried += 1;
-            await this.sleep(this.backoffMs(attempt));
+            if (!exchange.unfinished) await this.sleep(this.backoffMs(attempt));
           }
           attempt += 1;
           break;
@@ -325,7 +339,7 @@ export class BadgesApiClient {
     } catch (error) {
       const code = networkCode(error);
       if (code && NOT_SENT_ERRORS.has(code)) return { kind: 'retry', problem: `connection failed (${code})`, throttled: false };
-      return { kind: 'ambiguous', problem: `No answer (${code ?? describe(error)})` };
+      return { kind: 'ambiguous', problem: `No answer (${code ?? describe(error)})`, unfinished: true };
     }
     if (response.status === 401 || response.status === 403) {
       await response.body?.cancel();
@@ -333,7 +347,7 @@ export class BadgesApiClient {
     }
     if (MAYBE_PROCESSED_STATUS.has(response.status)) {
       await response.body?.cancel();
-      return { kind: 'ambiguous', problem: `HTTP ${response.status} from the gateway (the backend may have processed the batch)` };
+      return { kind: 'ambiguous', problem: `HTTP ${response.status} from the gateway (the backend may have processed the batch)`, unfinished: true };
     }
     if (RETRYABLE_STATUS.has(response.status)) {
       const retryAfter = response.headers.get('retry-after');
@@ -344,12 +358,12 @@ export class BadgesApiClient {
     try {
       body = await response.json();
     } catch (error) {
-      return { kind: 'ambiguous', problem: `HTTP ${response.status} with an unreadable body (${describe(error)})` };
+      return { kind: 'ambiguous', problem: `HTTP ${response.status} with an unreadable body (${describe(error)})`, unfinished: false };
     }
-    if (response.status >= 500) return { kind: 'ambiguous', problem: `HTTP ${response.status}: ${firstError(body)?.message ?? 'no message'}` };
+    if (response.status >= 500) return { kind: 'ambiguous', problem: `HTTP ${response.status}: ${firstError(body)?.message ?? 'no message'}`, unfinished: false };
     if (response.status >= 400) return { kind: 'refused', status: response.status, body };
     if (!Array.isArray(body) || body.length !== items.length) {
-      return { kind: 'ambiguous', problem: `The API answered ${Array.isArray(body) ? `${body.length} items` : 'something other than an array'} for ${items.length}` };
+      return { kind: 'ambiguous', problem: `The API answered ${Array.isArray(body) ? `${body.length} items` : 'something other than an array'} for ${items.length}`, unfinished: false };
     }
     return { kind: 'answered', outcomes: (body as ResponseItem[]).map(toOutcome) };
   }

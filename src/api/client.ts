@@ -324,22 +324,32 @@ export class BadgesApiClient {
       if (error instanceof TokenUnavailableError) return { kind: 'retry', problem: error.message, throttled: false };
       throw error;
     }
+    const allHeaders = { 'Content-Type': 'application/json', Accept: 'application/json', ...destination.headers, ...headers };
+    let request: Request;
+    try {
+      // Built before fetch, so that what fetch refuses before sending (a header value with a line break, a bad URL) is
+      // told apart from a failure after sending: nothing reached the API, so it is a plain retry, never AMBIGUOUS.
+      request = new Request(`${destination.baseUrl}${destination.endpoint}`, {
+        method: destination.method,
+        headers: allHeaders,
+        body: JSON.stringify(items),
+        signal: AbortSignal.timeout(destination.requestTimeoutMs),
+      });
+    } catch (error) {
+      // Not the error's message: it quotes the offending value, which may be a credential.
+      return { kind: 'retry', problem: `the request could not be built (${errorName(error)}: a header value or the URL is not valid HTTP); nothing was sent`, throttled: false };
+    }
     this.stats.requests += 1;
     let response: Response;
     const sentAt = performance.now();
     try {
-      response = await this.fetch(`${destination.baseUrl}${destination.endpoint}`, {
-        method: destination.method,
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...destination.headers, ...headers },
-        body: JSON.stringify(items),
-        signal: AbortSignal.timeout(destination.requestTimeoutMs),
-      });
+      response = await this.fetch(request);
       this.stats.answered = (this.stats.answered ?? 0) + 1;
       this.stats.latencyMs = (this.stats.latencyMs ?? 0) + (performance.now() - sentAt);
     } catch (error) {
       const code = networkCode(error);
       if (code && NOT_SENT_ERRORS.has(code)) return { kind: 'retry', problem: `connection failed (${code})`, throttled: false };
-      return { kind: 'ambiguous', problem: `No answer (${code ?? describe(error)})`, unfinished: true };
+      return { kind: 'ambiguous', problem: `No answer (${code ?? scrub(describe(error), Object.values(allHeaders))})`, unfinished: true };
     }
     if (response.status === 401 || response.status === 403) {
       await response.body?.cancel();
@@ -358,7 +368,9 @@ export class BadgesApiClient {
     try {
       body = await response.json();
     } catch (error) {
-      return { kind: 'ambiguous', problem: `HTTP ${response.status} with an unreadable body (${describe(error)})`, unfinished: false };
+      // A JSON.parse message quotes the body; only other failures (the stream cut short) are worth their message.
+      const why = error instanceof SyntaxError ? 'not JSON' : scrub(describe(error), Object.values(allHeaders));
+      return { kind: 'ambiguous', problem: `HTTP ${response.status} with an unreadable body (${why})`, unfinished: false };
     }
     if (response.status >= 500) return { kind: 'ambiguous', problem: `HTTP ${response.status}: ${firstError(body)?.message ?? 'no message'}`, unfinished: false };
     if (response.status >= 400) return { kind: 'refused', status: response.status, body };
@@ -554,4 +566,15 @@ function networkCode(error: unknown): string | undefined {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}
+
+/** Replaces every header value sent (credentials among them) found in an error message; short values are left. */
+export function scrub(text: string, values: readonly string[]): string {
+  let scrubbed = text;
+  for (const value of values) if (value.length >= 4) scrubbed = scrubbed.split(value).join('[redacted]');
+  return scrubbed;
 }

@@ -1,5 +1,7 @@
-import { authProvider, basicAuthorization } from '../src/api/auth';
-import { BadgesApiClient, Pacer, SEND_CODES, SendAuthError } from '../src/api/client';
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { TokenUnavailableError, authProvider, basicAuthorization } from '../src/api/auth';
+import { BadgesApiClient, type ItemOutcome, Pacer, SEND_CODES, SendAuthError, scrub } from '../src/api/client';
 import { IMPORT_PATH, type SandboxSettings, startSandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import type { Destination } from '../src/config/schema';
@@ -450,5 +452,230 @@ describe('Class: Pacer', () => {
     // Assess: the k-th request waits for k intervals (less the few ms the loop itself takes).
     expect(waits).toHaveLength(4);
     waits.forEach((ms, k) => expect(Math.abs(ms - 50 * (k + 1))).toBeLessThan(25));
+  });
+});
+
+describe('Class: BadgesApiClient, lookups answered 200 without a list (red team)', () => {
+  let server: ScriptedServer | undefined;
+  afterEach(async () => server?.close());
+
+  it.each([
+    ['an error in a 200 answer', { data: null, errors: [{ code: 500, message: 'Internal error, try later' }] }],
+    ['another shape', { customerBadges: [{ badgeMetaId: KNOWN_BADGES[0], lastEarnEventDate: EVENT }] }],
+    ['an empty body object', {}],
+    ['a list next to an error', { data: { customerBadges: [] }, errors: [{ code: 500, message: 'Partial answer' }] }],
+    ['a list with an entry it cannot read', { data: { customerBadges: [{ id: KNOWN_BADGES[0], lastEarnEventDate: EVENT }] } }],
+  ])('does not take %s as proof that the badge was not issued (the batch may have been processed)', async (_what, lookup) => {
+    // Prepare: the import is processed but its answer is a 504; the lookup answers 200 without a usable list.
+    let imports = 0;
+    server = await scriptedServer((body, _n, call) => {
+      if (call.path.startsWith('/api_gateway/v1/badges/customer/')) return { status: 200, body: lookup };
+      imports += 1;
+      return imports === 1 ? { status: 504 } : { status: 200, body: accepted(body) };
+    });
+
+    // Act
+    const outcomes = await client(server.url, { maxRetries: 2 }).send([item(1)]);
+
+    // Assess: the record is parked AMBIGUOUS, not sent a second time.
+    expect(imports).toBe(1);
+    expect(outcomes[0]).toMatchObject({ accepted: false, code: 'AMBIGUOUS' });
+  });
+});
+
+describe('Class: BadgesApiClient, lookups after a gateway gave up (red team)', () => {
+  let server: ScriptedServer | undefined;
+  afterEach(async () => server?.close());
+
+  it('waits at least a request timeout after a 504 before it trusts a lookup that finds nothing (the backend may still be working)', async () => {
+    // Prepare: a gateway gives up (504) while the backend goes on; what happens, in order, is recorded.
+    const events: string[] = [];
+    server = await scriptedServer((body, _n, call) => {
+      if (call.path.startsWith('/api_gateway/v1/badges/customer/')) {
+        events.push('lookup');
+        return { status: 200, body: { data: { customerBadges: [] } } };
+      }
+      events.push('import');
+      return events.filter((e) => e === 'import').length === 1 ? { status: 504 } : { status: 200, body: accepted(body) };
+    });
+    const destination: Destination = { ...makeDataflow().destination, baseUrl: server.url, maxRetries: 2, requestTimeoutMs: 30_000 };
+    const c = new BadgesApiClient({
+      destination,
+      auth: authProvider(destination.auth, new StaticSecretsProvider(SECRETS), { baseUrl: server.url }),
+      requestsPerMinute: 600_000,
+      sleep: (ms) => {
+        events.push(`sleep ${ms}`);
+        return Promise.resolve();
+      },
+      random: () => 0.5,
+    });
+
+    // Act
+    await c.send([item(1)]);
+
+    // Assess: between the 504 and the lookup that decides to send again, the client waited out the backend.
+    const waited = events.slice(0, events.indexOf('lookup')).filter((e) => e.startsWith('sleep')).map((e) => Number(e.slice(6)));
+    expect(Math.max(0, ...waited)).toBeGreaterThanOrEqual(destination.requestTimeoutMs);
+  });
+
+  it.each([
+    ['a 504', { status: 504 }],
+    ['a 520', { status: 520 }],
+    ['a reset after sending', { status: 200, reset: true }],
+  ])('counts a badge the backend issues after %s as accepted, and does not send it again', async (_what, fault) => {
+    // Prepare: the backend finishes the batch only once the client has waited; a lookup before that finds nothing.
+    let issued = false;
+    let imports = 0;
+    server = await scriptedServer((body, _n, call) => {
+      if (call.path.startsWith('/api_gateway/v1/badges/customer/')) {
+        return { status: 200, body: { data: { customerBadges: issued ? [{ badgeMetaId: KNOWN_BADGES[0], lastEarnEventDate: EVENT }] : [] } } };
+      }
+      imports += 1;
+      return imports === 1 ? fault : { status: 200, body: accepted(body) };
+    });
+    const destination: Destination = { ...makeDataflow().destination, baseUrl: server.url, maxRetries: 2, requestTimeoutMs: 5_000 };
+    const c = new BadgesApiClient({
+      destination,
+      auth: authProvider(destination.auth, new StaticSecretsProvider(SECRETS), { baseUrl: server.url }),
+      requestsPerMinute: 600_000,
+      sleep: (ms) => {
+        if (imports > 0 && ms >= destination.requestTimeoutMs) issued = true;
+        return Promise.resolve();
+      },
+      random: () => 0.5,
+    });
+
+    // Act
+    const outcomes = await c.send([item(1)]);
+
+    // Assess
+    expect(outcomes).toEqual([{ accepted: true, earnedBadgeId: 'reconciled', reconciled: true }]);
+    expect(imports).toBe(1);
+  });
+
+  it('resends at once, without that wait, a record found absent after an answer the backend finished (wrong item count)', async () => {
+    // Prepare: the backend answered (so it is done) with no items; the lookup finds nothing.
+    server = await scriptedServer((body, n, call) => {
+      if (call.path.startsWith('/api_gateway/v1/badges/customer/')) return { status: 200, body: { data: { customerBadges: [] } } };
+      return n === 0 ? { status: 200, body: [] } : { status: 200, body: accepted(body) };
+    });
+
+    // Act
+    const outcomes = await client(server.url, { requestTimeoutMs: 30_000 }).send([item(1)]);
+
+    // Assess
+    expect(outcomes).toEqual([{ accepted: true, earnedBadgeId: 'earned-0' }]);
+    expect(Math.max(0, ...sleeps)).toBeLessThan(30_000);
+  });
+});
+
+describe('Class: BadgesApiClient, header values that fetch refuses (red team)', () => {
+  const TOKEN = 'tok-3f9a-SECRET-VALUE\nsecond-line';
+  let server: ScriptedServer | undefined;
+  let raw: Server | undefined;
+  afterEach(async () => {
+    await server?.close();
+    await new Promise((resolve) => (raw ? raw.close(resolve) : resolve(undefined)));
+    raw = undefined;
+  });
+
+  it("never puts the token into a record's outcome message (it ends up in the rejected file, the report and the vendor's error directory)", async () => {
+    // Prepare: the token endpoint answers a token with a line break in it (a proxy or a bug upstream); fetch refuses
+    // it as a header value and says so with the value in its message.
+    server = await scriptedServer((body, _n, call) => {
+      if (call.path.includes('oauth')) return { status: 200, body: { data: { accessToken: TOKEN, ttlSeconds: 300 } } };
+      if (call.path.startsWith('/api_gateway/v1/badges/customer/')) return { status: 200, body: { data: { customerBadges: [] } } };
+      return { status: 200, body: accepted(body) };
+    });
+    const destination: Destination = { ...makeDataflow().destination, baseUrl: server.url, maxRetries: 1, requestTimeoutMs: 1000, auth: { type: 'oauth', keySecret: 'k', secretSecret: 's' } };
+    const c = new BadgesApiClient({
+      destination,
+      auth: authProvider(destination.auth, new StaticSecretsProvider({ k: 'client-key', s: 'client-s3cret' }), { baseUrl: server.url }),
+      requestsPerMinute: 600_000,
+      sleep: () => Promise.resolve(),
+      random: () => 0.5,
+    });
+
+    // Act
+    let said: string;
+    let outcomes: ItemOutcome[] | undefined;
+    try {
+      outcomes = await c.send([item(1)]);
+      said = JSON.stringify(outcomes);
+    } catch (error) {
+      said = String((error as Error).message);
+    }
+
+    // Assess: the value is nowhere; the record was not sent, so it is replayable as such, not AMBIGUOUS.
+    expect(said).not.toContain('SECRET-VALUE');
+    expect(outcomes?.[0]).toMatchObject({ accepted: false, code: SEND_CODES.RETRIES_EXHAUSTED });
+    expect(server.calls.filter((call) => call.path === IMPORT_PATH)).toHaveLength(0);
+  });
+
+  it('refuses a token that is not a valid header value with TokenUnavailableError, without the value', async () => {
+    // Prepare
+    server = await scriptedServer([{ status: 200, body: { data: { accessToken: 'tok-SECRET-VALUE\u00e9', ttlSeconds: 300 } } }]);
+    const auth = authProvider(oauth, new StaticSecretsProvider(OAUTH_SECRETS), { baseUrl: server.url });
+
+    // Act
+    const refusal = await auth.headers().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+
+    // Assess
+    expect(refusal).toBeInstanceOf(TokenUnavailableError);
+    expect(String((refusal as Error).message)).not.toContain('SECRET-VALUE');
+  });
+
+  it('refuses a token endpoint answer that is not JSON without quoting it', async () => {
+    // Prepare: the endpoint answers the bare token as text; JSON.parse would quote it in its message.
+    raw = createServer((_req, res) => res.end('tok-SECRET-VALUE and some text'));
+    await new Promise<void>((resolve) => raw!.listen(0, '127.0.0.1', resolve));
+    const baseUrl = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`;
+    const auth = authProvider(oauth, new StaticSecretsProvider(OAUTH_SECRETS), { baseUrl });
+
+    // Act
+    const refusal = await auth.headers().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+
+    // Assess
+    expect(refusal).toBeInstanceOf(TokenUnavailableError);
+    expect(String((refusal as Error).message)).not.toContain('SECRET-VALUE');
+  });
+
+  it('counts a request whose headers fetch refuses as not sent, and keeps the header value out of its outcome', async () => {
+    // Prepare: an auth provider whose header value holds a line break; the API would accept anything.
+    server = await scriptedServer((body, _n, call) =>
+      call.path === IMPORT_PATH ? { status: 200, body: accepted(body) } : { status: 200, body: { data: { customerBadges: [] } } },
+    );
+    const destination: Destination = { ...makeDataflow().destination, baseUrl: server.url, maxRetries: 1, requestTimeoutMs: 1000 };
+    const c = new BadgesApiClient({
+      destination,
+      auth: { headers: () => Promise.resolve({ Authorization: TOKEN }), refresh: () => false },
+      requestsPerMinute: 600_000,
+      sleep: instantSleep,
+      random: () => 0.5,
+    });
+
+    // Act
+    const outcomes = await c.send([item(1)]);
+
+    // Assess
+    expect(outcomes[0]).toMatchObject({ accepted: false, code: SEND_CODES.RETRIES_EXHAUSTED });
+    expect(JSON.stringify(outcomes)).not.toContain('SECRET-VALUE');
+    expect(server.calls).toHaveLength(0);
+  });
+});
+
+describe('Function: scrub', () => {
+  it('replaces every header value found in an error message, whatever it holds', () => {
+    // Act
+    const scrubbed = scrub('Headers.append: "tok-SECRET\nline" is an invalid header value; again tok-SECRET\nline', ['tok-SECRET\nline', 'application/json', 'ab']);
+
+    // Assess
+    expect(scrubbed).toBe('Headers.append: "[redacted]" is an invalid header value; again [redacted]');
   });
 });

@@ -9,6 +9,9 @@ export function basicAuthorization(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${md5}`, 'utf8').toString('base64')}`;
 }
 
+/** What a token sent as a header value may hold: visible ASCII, no spaces or line breaks (RFC 9110 field-vchar). */
+const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
+
 /** The token endpoint could not be reached or answered with a server error: worth another try later. */
 export class TokenUnavailableError extends BadgesImportError {
   override readonly code = 'TOKEN_UNAVAILABLE';
@@ -98,10 +101,21 @@ class OAuthProvider implements AuthProvider {
       await response.body?.cancel();
       throw new TokenUnavailableError(`The token endpoint answered HTTP ${response.status}`);
     }
-    const body = (await response.json()) as { data?: { accessToken?: unknown; ttlSeconds?: unknown } };
-    const value = body.data?.accessToken;
-    const ttl = Number(body.data?.ttlSeconds ?? 300);
+    let body: { data?: { accessToken?: unknown; ttlSeconds?: unknown } } | null;
+    try {
+      body = (await response.json()) as typeof body;
+    } catch {
+      // Not JSON.parse's message: it quotes the text it choked on, which may be the token itself.
+      throw new TokenUnavailableError('The token endpoint answered a body that is not JSON');
+    }
+    const value = body?.data?.accessToken;
+    const ttl = Number(body?.data?.ttlSeconds ?? 300);
     if (typeof value !== 'string' || value === '') throw new TokenUnavailableError('The token endpoint answered without an accessToken');
+    // Checked here, where it is received: fetch would refuse it as a header and quote it in its error, which then
+    // travels into outcomes, reports and the vendor's error directory. The message gives its length, never the value.
+    if (!TOKEN_CHARACTERS.test(value)) {
+      throw new TokenUnavailableError(`The token endpoint answered an accessToken that cannot be sent as a header (${value.length} characters, not all visible ASCII); it was not used`);
+    }
     return { value, renewAt: this.now() + ttl * 1000 * (1 - (this.options.refreshShare ?? 0.2)) };
   }
 }

@@ -64,7 +64,8 @@ interface ResponseItem {
 type Exchange =
   | { kind: 'answered'; outcomes: ItemOutcome[] }
   | { kind: 'retry'; problem: string; retryAfter?: string | null; throttled: boolean }
-  | { kind: 'ambiguous'; problem: string }
+  /** `unfinished`: the backend may still be working on the batch (a gateway gave up, or no answer came). */
+  | { kind: 'ambiguous'; problem: string; unfinished: boolean }
   | { kind: 'refused'; status: number; body: unknown }
   | { kind: 'unauthorized'; status: number };
 
@@ -181,6 +182,16 @@ export class BadgesApiClient {
   }
 
   /**
+   * How long to wait, after an unknown outcome whose backend may still be working (504, 520, no answer), before a
+   * lookup may prove a badge absent: `requestTimeoutMs`, the longest this client lets one request take, or the backoff
+   * of `attempt` when that is longer. A batch still unfinished after its own request time plus that much again is
+   * taken to have been dropped.
+   */
+  settleMs(attempt: number): number {
+    return Math.max(this.options.destination.requestTimeoutMs, this.backoffMs(attempt));
+  }
+
+  /**
    * Sends one batch; returns one outcome per item, in order.
    *
    * @throws SendAuthError when the credentials are refused; it carries the outcomes settled before that (a record
@@ -264,6 +275,9 @@ export class BadgesApiClient {
           break;
         case 'ambiguous': {
           lastProblem = exchange.problem;
+          // A backend that may still be working would show the badge only later: a lookup made at once could find it
+          // absent and have it sent twice. So wait out a request's time (or the backoff, if longer) first.
+          if (exchange.unfinished) await this.sleep(this.settleMs(attempt));
           const states = await this.reconcile(batch);
           const notIssued: number[] = [];
           states.forEach((state, k) => {
@@ -275,7 +289,7 @@ export class BadgesApiClient {
           pending = notIssued;
           if (pending.length > 0) {
             this.stats.retried += 1;
-            await this.sleep(this.backoffMs(attempt));
+            if (!exchange.unfinished) await this.sleep(this.backoffMs(attempt));
           }
           attempt += 1;
           break;
@@ -310,22 +324,32 @@ export class BadgesApiClient {
       if (error instanceof TokenUnavailableError) return { kind: 'retry', problem: error.message, throttled: false };
       throw error;
     }
+    const allHeaders = { 'Content-Type': 'application/json', Accept: 'application/json', ...destination.headers, ...headers };
+    let request: Request;
+    try {
+      // Built before fetch, so that what fetch refuses before sending (a header value with a line break, a bad URL) is
+      // told apart from a failure after sending: nothing reached the API, so it is a plain retry, never AMBIGUOUS.
+      request = new Request(`${destination.baseUrl}${destination.endpoint}`, {
+        method: destination.method,
+        headers: allHeaders,
+        body: JSON.stringify(items),
+        signal: AbortSignal.timeout(destination.requestTimeoutMs),
+      });
+    } catch (error) {
+      // Not the error's message: it quotes the offending value, which may be a credential.
+      return { kind: 'retry', problem: `the request could not be built (${errorName(error)}: a header value or the URL is not valid HTTP); nothing was sent`, throttled: false };
+    }
     this.stats.requests += 1;
     let response: Response;
     const sentAt = performance.now();
     try {
-      response = await this.fetch(`${destination.baseUrl}${destination.endpoint}`, {
-        method: destination.method,
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...destination.headers, ...headers },
-        body: JSON.stringify(items),
-        signal: AbortSignal.timeout(destination.requestTimeoutMs),
-      });
+      response = await this.fetch(request);
       this.stats.answered = (this.stats.answered ?? 0) + 1;
       this.stats.latencyMs = (this.stats.latencyMs ?? 0) + (performance.now() - sentAt);
     } catch (error) {
       const code = networkCode(error);
       if (code && NOT_SENT_ERRORS.has(code)) return { kind: 'retry', problem: `connection failed (${code})`, throttled: false };
-      return { kind: 'ambiguous', problem: `No answer (${code ?? describe(error)})` };
+      return { kind: 'ambiguous', problem: `No answer (${code ?? scrub(describe(error), Object.values(allHeaders))})`, unfinished: true };
     }
     if (response.status === 401 || response.status === 403) {
       await response.body?.cancel();
@@ -333,7 +357,7 @@ export class BadgesApiClient {
     }
     if (MAYBE_PROCESSED_STATUS.has(response.status)) {
       await response.body?.cancel();
-      return { kind: 'ambiguous', problem: `HTTP ${response.status} from the gateway (the backend may have processed the batch)` };
+      return { kind: 'ambiguous', problem: `HTTP ${response.status} from the gateway (the backend may have processed the batch)`, unfinished: true };
     }
     if (RETRYABLE_STATUS.has(response.status)) {
       const retryAfter = response.headers.get('retry-after');
@@ -344,12 +368,14 @@ export class BadgesApiClient {
     try {
       body = await response.json();
     } catch (error) {
-      return { kind: 'ambiguous', problem: `HTTP ${response.status} with an unreadable body (${describe(error)})` };
+      // A JSON.parse message quotes the body; only other failures (the stream cut short) are worth their message.
+      const why = error instanceof SyntaxError ? 'not JSON' : scrub(describe(error), Object.values(allHeaders));
+      return { kind: 'ambiguous', problem: `HTTP ${response.status} with an unreadable body (${why})`, unfinished: false };
     }
-    if (response.status >= 500) return { kind: 'ambiguous', problem: `HTTP ${response.status}: ${firstError(body)?.message ?? 'no message'}` };
+    if (response.status >= 500) return { kind: 'ambiguous', problem: `HTTP ${response.status}: ${firstError(body)?.message ?? 'no message'}`, unfinished: false };
     if (response.status >= 400) return { kind: 'refused', status: response.status, body };
     if (!Array.isArray(body) || body.length !== items.length) {
-      return { kind: 'ambiguous', problem: `The API answered ${Array.isArray(body) ? `${body.length} items` : 'something other than an array'} for ${items.length}` };
+      return { kind: 'ambiguous', problem: `The API answered ${Array.isArray(body) ? `${body.length} items` : 'something other than an array'} for ${items.length}`, unfinished: false };
     }
     return { kind: 'answered', outcomes: (body as ResponseItem[]).map(toOutcome) };
   }
@@ -401,8 +427,11 @@ export class BadgesApiClient {
       // includeExpired: a historical import may carry an expiry already past, and the badge then no longer counts as
       // EARNED; without it such a badge would look not issued and be sent again.
       const response = await this.get(`${CUSTOMER_BADGES_PATH}${customerId}?badgeType=EARNED&includeExpired=true&limit=${CUSTOMER_BADGES_LIMIT}`);
-      if (response.status === 200 && response.body) return readCustomerBadges(response.body);
-      if (response.status !== 0 && !RETRYABLE_STATUS.has(response.status) && response.status < 500) return undefined;
+      // A 200 without a readable list (an error object, another shape) is a failed lookup, never an empty list: read
+      // as "no badges" it would send an issued record a second time. It is asked again, like a 5xx.
+      const badges = response.status === 200 ? readCustomerBadges(response.body) : undefined;
+      if (badges) return badges;
+      if (response.status !== 200 && response.status !== 0 && !RETRYABLE_STATUS.has(response.status) && response.status < 500) return undefined;
       await this.sleep(this.backoffMs(attempt, response.retryAfter));
     }
     return undefined;
@@ -443,19 +472,29 @@ interface CustomerBadgeEntry {
   lastEarnEventDateISO?: unknown;
 }
 
-/** Reads the customer-badges answer; one entry whose date cannot be read gets NaN (its items stay unknown). */
-export function readCustomerBadges(body: unknown): CustomerBadges {
-  const data = (body as { data?: { customerBadges?: unknown } } | null)?.data;
-  const list = Array.isArray(data?.customerBadges) ? (data.customerBadges as CustomerBadgeEntry[]) : [];
+/**
+ * Reads the customer-badges answer: undefined when it holds no `data.customerBadges` list or carries errors (it then
+ * proves nothing, least of all that a badge is absent). One entry whose date cannot be read gets NaN (its items stay
+ * unknown); an entry without a badge id makes the list incomplete (it may be the badge looked for).
+ */
+export function readCustomerBadges(body: unknown): CustomerBadges | undefined {
+  const answer = body as { data?: { customerBadges?: unknown } | null; errors?: unknown } | null | undefined;
+  const list = answer?.data?.customerBadges;
+  if (!Array.isArray(list)) return undefined;
+  if (Array.isArray(answer?.errors) ? answer.errors.length > 0 : answer?.errors != null) return undefined;
   const lastEvents = new Map<string, { epochMs: number; precisionMs: number }>();
-  for (const entry of list) {
-    if (typeof entry?.badgeMetaId !== 'string' || entry.badgeMetaId === '') continue;
+  let unreadable = false;
+  for (const entry of list as CustomerBadgeEntry[]) {
+    if (typeof entry?.badgeMetaId !== 'string' || entry.badgeMetaId === '') {
+      unreadable = true;
+      continue;
+    }
     lastEvents.set(entry.badgeMetaId.toLowerCase(), lastEarnEvent(entry));
   }
   // Fewer than the documented default page proves nothing is left out; more than it shows `limit` was honoured, so
   // fewer than the limit is everything. Exactly a default page, the limit or more, or any sign of further pages: not.
   const n = list.length;
-  const complete = (n < CUSTOMER_BADGES_DEFAULT_PAGE || (n > CUSTOMER_BADGES_DEFAULT_PAGE && n < CUSTOMER_BADGES_LIMIT)) && !morePages(body, n);
+  const complete = !unreadable && (n < CUSTOMER_BADGES_DEFAULT_PAGE || (n > CUSTOMER_BADGES_DEFAULT_PAGE && n < CUSTOMER_BADGES_LIMIT)) && !morePages(body, n);
   return { lastEvents, complete };
 }
 
@@ -527,4 +566,15 @@ function networkCode(error: unknown): string | undefined {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}
+
+/** Replaces every header value sent (credentials among them) found in an error message; short values are left. */
+export function scrub(text: string, values: readonly string[]): string {
+  let scrubbed = text;
+  for (const value of values) if (value.length >= 4) scrubbed = scrubbed.split(value).join('[redacted]');
+  return scrubbed;
 }

@@ -65,7 +65,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
         rows.rejected += result.rejected;
         for (const [code, n] of Object.entries(result.rejectionsByCode)) count(code, n);
         if (result.rejectedPartKey) parts.push(result.rejectedPartKey);
-        if (result.fatal && !error) error = result.fatal;
+        if (result.fatal && !error) error = workerError(result.fatal, chunk, chunks.length);
       } else {
         rows.rejected += chunk.records;
         count(SEND_CODES.AMBIGUOUS, chunk.records);
@@ -224,6 +224,16 @@ function emitRunMetrics(deps: StepDeps, report: Report, byStage: Record<'validat
   for (const stage of ['validate', 'api'] as const) {
     for (const [code, n] of Object.entries(byStage[stage])) metric(METRICS.recordsRejected, 'Count', n, flow, { stage, code });
   }
+}
+
+/**
+ * A worker's fatal error as the run's: said of its chunk, never of the run (other workers may have sent theirs; the
+ * report's numbers and sentBeforeFailure say what the run issued). Results written before workers said it of their
+ * chunk end with "; nothing was sent", which is read the same way.
+ */
+function workerError(fatal: { code: string; message: string }, chunk: ChunkRef, chunks: number): { code: string; message: string } {
+  const message = fatal.message.replace(/; nothing was sent$/, "; none of this chunk's records were sent");
+  return { code: fatal.code, message: chunks > 1 ? `Chunk ${chunk.index + 1} of ${chunks} (from record ${chunk.firstRecord}): ${message}` : message };
 }
 
 /** `[badges-import] weekly-events: events.csv COMPLETED_WITH_REJECTIONS (3 of 40 rejected)`, within SNS's 100 characters. */

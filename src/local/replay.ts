@@ -24,7 +24,7 @@ export async function replayLocal(options: LocalReplayOptions): Promise<{ select
   mkdirSync(options.outDir, { recursive: true });
   const selected = join(options.outDir, replayNameOf(options.rejected));
   const out = createWriteStream(selected);
-  const selection = await selectForReplay(createReadStream(options.rejected), options.dataflow.csv.delimiter, { stages: options.stages ?? ['api'] }, async (text) => {
+  const selection = await selectForReplay(createReadStream(options.rejected), options.dataflow.csv, { stages: options.stages ?? ['api'] }, async (text) => {
     if (!out.write(text)) await once(out, 'drain');
   });
   await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));

@@ -82,7 +82,7 @@ export async function replayDeployed(
   if (!dataflow) throw new ReplayFileError(`Cannot tell the dataflow from ${options.rejected}: pass --dataflow`);
   const body = await openObject(clients.s3, source.bucket, source.key);
   if (!body) throw new ReplayFileError(`${options.rejected} does not exist`);
-  const { delimiter, stream } = await peekDelimiter(body);
+  const { stream, ...dialect } = await peekDelimiter(body);
   const key = `replays/${dataflow}/${new Date().toISOString().replace(/[-:.]/g, '')}/${replayNameOf(source.key)}`;
   const selected = new PassThrough();
   const upload = new Upload({ client: clients.s3, params: { Bucket: stack.inboxBucket, Key: key, Body: selected, ContentType: 'text/csv; charset=utf-8' } });
@@ -90,7 +90,7 @@ export async function replayDeployed(
   let selection: ReplaySelection;
   let versionId: string | undefined;
   try {
-    selection = await selectForReplay(stream, delimiter, { stages: options.stages ?? ['api'] }, async (text) => {
+    selection = await selectForReplay(stream, dialect, { stages: options.stages ?? ['api'] }, async (text) => {
       if (!selected.write(text)) await once(selected, 'drain');
     });
     selected.end();

@@ -13,7 +13,7 @@ import {
 } from '../contracts';
 import { createObjectWriter, deleteObject, headObject, moveObject, openObject, putJson, readJson } from '../aws/s3';
 import { SEND_CODES } from '../api/client';
-import { rejectHeaderLine, rejectLine } from '../core/csv';
+import { type CsvDialect, DEFAULT_DIALECT, rejectHeaderLine, rejectLine } from '../core/csv';
 import { describeCaughtError } from '../errors';
 import { adviceFor } from '../report/advice';
 import { pullOriginOf, writeBack } from '../sources/sftp';
@@ -33,7 +33,8 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   const { s3, buckets, log } = deps;
   const now = deps.now ?? Date.now;
   const fileName = fileNameOf(state.key);
-  const delimiter = deps.config.dataflows.find((d) => d.name === state.dataflow)?.csv.delimiter ?? ',';
+  // The rejected file is written with the dataflow's delimiter and quote, so that a replay of it reads back.
+  const dialect: CsvDialect = deps.config.dataflows.find((d) => d.name === state.dataflow)?.csv ?? DEFAULT_DIALECT;
   let error = state.error ? describeCaughtError(state.error) : undefined;
 
   const summary = state.summaryKey ? await readJson<StageSummary>(s3, buckets.staging, state.summaryKey) : undefined;
@@ -88,7 +89,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   let rejectedFile: string | undefined;
   if (summary && parts.length > 0) {
     const key = KEYS.rejected(state.dataflow, runId, fileName);
-    await mergeRejects(deps, key, summary, parts, delimiter);
+    await mergeRejects(deps, key, summary, parts, dialect);
     rejectedFile = `s3://${buckets.deadLetter}/${key}`;
   }
 
@@ -275,11 +276,11 @@ async function mergeRejects(
   key: string,
   summary: StageSummary,
   parts: Array<string | { orphan: ChunkRef }>,
-  delimiter: string,
+  dialect: CsvDialect,
 ): Promise<void> {
   const { s3, buckets } = deps;
   const writer = createObjectWriter(s3, buckets.deadLetter, key);
-  await writer.write(rejectHeaderLine(summary.header, delimiter));
+  await writer.write(rejectHeaderLine(summary.header, dialect));
   for (const part of parts) {
     const partKey = typeof part === 'string' ? part : part.orphan.key;
     const body = await openObject(s3, buckets.staging, partKey);
@@ -293,7 +294,7 @@ async function mergeRejects(
         if (line === '') continue;
         const record = JSON.parse(line) as { n: number; f: string[] };
         await writer.write(
-          rejectLine({ number: record.n, fields: record.f }, 'api', SEND_CODES.AMBIGUOUS, 'The worker sending this chunk failed; the record may or may not have been issued', delimiter),
+          rejectLine({ number: record.n, fields: record.f }, 'api', SEND_CODES.AMBIGUOUS, 'The worker sending this chunk failed; the record may or may not have been issued', dialect),
         );
       }
     }

@@ -56,7 +56,7 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
     output.rejected += 1;
     output.rejectionsByCode[code] = (output.rejectionsByCode[code] ?? 0) + 1;
     const csvRecord: CsvRecord = { number: record.n, fields: record.f };
-    rejects.push(rejectLine(csvRecord, 'api', code, message, flow.csv.delimiter));
+    rejects.push(rejectLine(csvRecord, 'api', code, message, flow.csv));
   };
 
   // Credentials first: a missing secret means no record of this chunk can be sent, and none was.

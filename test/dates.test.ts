@@ -65,6 +65,38 @@ describe('Function: compileDateParser', () => {
     expect(after.offsetMinutes).toBe(120);
   });
 
+  it.each([
+    ['America/Santiago', '2026-09-06', '2026-09-06T01:00:00-03:00'],
+    ['America/Havana', '2026-03-08', '2026-03-08T01:00:00-04:00'],
+    ['Asia/Beirut', '2026-03-29', '2026-03-29T01:00:00+03:00'],
+  ])('reads %s %s, a day whose midnight clocks skip, as its first instant', (zone, text, first) => {
+    // Prepare: in these zones daylight saving starts at midnight, so the day begins at 01:00.
+    const parse = compileDateParser('yyyy-MM-dd', zone);
+    const iso = compileDateParser('iso', zone);
+
+    // Act
+    const result = parse(text);
+    const isoResult = iso(text);
+
+    // Assess: a real calendar day is never NONEXISTENT_LOCAL_TIME (the record would be rejected for good).
+    expect(result).toMatchObject({ ok: true, iso: first });
+    expect(isoResult).toMatchObject({ ok: true, iso: first });
+  });
+
+  it('still rejects a wall time given explicitly in a gap at midnight', () => {
+    // Prepare
+    const parse = compileDateParser('yyyy-MM-dd HH:mm', 'America/Santiago');
+    const iso = compileDateParser('iso', 'America/Santiago');
+
+    // Act
+    const midnight = parse('2026-09-06 00:00');
+    const isoMidnight = iso('2026-09-06T00:30');
+
+    // Assess
+    expect(midnight).toMatchObject({ ok: false, code: 'NONEXISTENT_LOCAL_TIME' });
+    expect(isoMidnight).toMatchObject({ ok: false, code: 'NONEXISTENT_LOCAL_TIME' });
+  });
+
   it('takes the earlier instant of a repeated hour', () => {
     // Prepare
     const parse = compileDateParser('yyyy-MM-dd HH:mm', 'Europe/Berlin');

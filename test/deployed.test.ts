@@ -61,9 +61,9 @@ describe('Function: startDeployed', () => {
 describe('Function: replayDeployed', () => {
   it('selects the API rejects of a rejected file in the dead-letter bucket, puts them under replays/ and starts a replay run', async () => {
     // Prepare: a ';'-delimited rejected file with two API rejects and one validation reject.
-    const line = (n: number, stage: 'api' | 'validate', code: string) => rejectLine({ number: n, fields: HEADER.map((h) => validRow(n, 8_000_000)[h] ?? '') }, stage, code, `reason ${n}`, ';');
+    const line = (n: number, stage: 'api' | 'validate', code: string) => rejectLine({ number: n, fields: HEADER.map((h) => validRow(n, 8_000_000)[h] ?? '') }, stage, code, `reason ${n}`, { delimiter: ';', quote: '"' });
     const key = 'rejected/weekly-events/run-7/events_7.rejected.csv';
-    await putText(s3.client, LOCAL_BUCKETS.deadLetter, key, rejectHeaderLine(HEADER, ';') + line(2, 'api', 'RETRIES_EXHAUSTED') + line(5, 'validate', 'INVALID_DATE') + line(9, 'api', 'AMBIGUOUS'));
+    await putText(s3.client, LOCAL_BUCKETS.deadLetter, key, rejectHeaderLine(HEADER, { delimiter: ';', quote: '"' }) + line(2, 'api', 'RETRIES_EXHAUSTED') + line(5, 'validate', 'INVALID_DATE') + line(9, 'api', 'AMBIGUOUS'));
 
     // Act
     const result = await replayDeployed(clients(), { stack: 'BadgesImport', rejected: `s3://${LOCAL_BUCKETS.deadLetter}/${key}` });

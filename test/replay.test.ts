@@ -160,7 +160,7 @@ describe('Function: selectForReplay', () => {
     const written: string[] = [];
 
     // Act
-    const selection = await selectForReplay(Readable.from([file]), ',', { stages: ['api', 'validate'] }, (text) => void written.push(text));
+    const selection = await selectForReplay(Readable.from([file]), { delimiter: ',', quote: '"' }, { stages: ['api', 'validate'] }, (text) => void written.push(text));
 
     // Assess
     expect(selection).toMatchObject({ kept: 2, left: 0, duplicates: 2, replayedBefore: 0 });

@@ -105,12 +105,29 @@ async function next(iterator: AsyncIterator<string[]>): Promise<IteratorResult<s
   }
 }
 
+/**
+ * The delimiter and quote a rejected-records file is written with: the dataflow's own, so that the stage reads a replay
+ * of it (with the dataflow's csv settings, a doubled quote being one quote) as the records it holds.
+ */
+export interface CsvDialect {
+  delimiter: string;
+  quote: string;
+}
+
+/** The dialect of a dataflow with the default csv settings. */
+export const DEFAULT_DIALECT: CsvDialect = { delimiter: ',', quote: '"' };
+
+/** Stringify options for a dialect: a quote inside a field is doubled (escape = quote), as openCsv reads it. */
+export function dialectOptions(dialect: CsvDialect): { delimiter: string; quote: string; escape: string } {
+  return { delimiter: dialect.delimiter, quote: dialect.quote, escape: dialect.quote };
+}
+
 /** The header line of a rejected-records file: the source's columns, then `_row,_stage,_error_code,_error_message`. */
-export function rejectHeaderLine(header: readonly string[], delimiter = ','): string {
-  return stringify([[...header, ...REJECT_COLUMNS]], { delimiter });
+export function rejectHeaderLine(header: readonly string[], dialect: CsvDialect = DEFAULT_DIALECT): string {
+  return stringify([[...header, ...REJECT_COLUMNS]], dialectOptions(dialect));
 }
 
 /** One rejected record as a CSV line: its values unchanged, then its number, stage, code and message. */
-export function rejectLine(record: CsvRecord, stage: RejectStage, code: string, message: string, delimiter = ','): string {
-  return stringify([[...record.fields, String(record.number), stage, code, message]], { delimiter });
+export function rejectLine(record: CsvRecord, stage: RejectStage, code: string, message: string, dialect: CsvDialect = DEFAULT_DIALECT): string {
+  return stringify([[...record.fields, String(record.number), stage, code, message]], dialectOptions(dialect));
 }

@@ -63,6 +63,22 @@ class ZoneOffsets {
     }
     return best;
   }
+
+  /**
+   * The first instant of a day whose midnight (`wallMs`, wall-clock fields encoded as if UTC) the clocks skip: the
+   * instant of the change, with the offset after it (Santiago's 2026-09-06 begins at 01:00-03:00).
+   */
+  firstInstantOfDay(wallMs: number): { epochMs: number; offsetMinutes: number } {
+    const after = this.at(wallMs + DAY_MS);
+    const before = this.at(wallMs - DAY_MS);
+    // The change lies between midnight read with the later offset and midnight read with the earlier one; changes
+    // fall on quarter hours, so the first quarter hour with the later offset is the change.
+    const last = wallMs - before * 60_000;
+    for (let t = Math.floor((wallMs - after * 60_000) / QUARTER_HOUR_MS) * QUARTER_HOUR_MS; t < last; t += QUARTER_HOUR_MS) {
+      if (this.at(t) === after) return { epochMs: t, offsetMinutes: after };
+    }
+    return { epochMs: last, offsetMinutes: after };
+  }
 }
 
 function zoneFor(timeZone: string): Zone {
@@ -95,7 +111,8 @@ function invalid(reason: string): DateProblem {
 /**
  * Compiles a parser for one date column: `format` is a Luxon token string (`yyyy-MM-dd HH:mm:ss`, `dd/MM/yyyy`,
  * `yyyyMMdd`, …) or `epoch-s`, `epoch-ms`, `iso`; values without an offset are wall-clock times in `timeZone`.
- * A date without a time is 00:00 of that day in that zone.
+ * A date without a time is the first instant of that day in that zone: 00:00, or the end of the gap on a day whose
+ * midnight the clocks skip. A wall time given explicitly in a gap is NONEXISTENT_LOCAL_TIME.
  *
  * @throws Error when the format cannot be compiled (configuration validation reports it).
  */
@@ -124,13 +141,16 @@ export function compileDateParser(format: string, timeZone: string): DateParser 
       }
       const wall = DateTime.fromISO(text, { zone: FixedOffsetZone.utcInstance });
       if (!wall.isValid) return invalid(`"${text}" is not an ISO 8601 date (${wall.invalidExplanation ?? wall.invalidReason})`);
-      return fromWall(wall.toMillis(), text);
+      // ISO separates a time from its date with T: without one, the value is a day.
+      return fromWall(wall.toMillis(), text, !/[Tt]/.test(text));
     });
   }
 
   const parser = DateTime.buildFormatParser(format, { locale: 'en-US' });
   // Formats carrying their own offset or zone are left to Luxon whole; all others are wall-clock times in the zone.
   const carriesZone = /(?:^|[^'])(?:Z|z)/.test(format.replace(/'[^']*'/g, ''));
+  // A format without time tokens (hour, minute, second, fraction, meridiem, time macros, epoch) reads days.
+  const dateOnly = !/[HhmsSuaTtfFXx]/.test(format.replace(/'[^']*'/g, ''));
   return memoise((text) => {
     if (carriesZone) {
       const parsed = DateTime.fromFormatParser(text, parser, { zone, setZone: true });
@@ -142,11 +162,11 @@ export function compileDateParser(format: string, timeZone: string): DateParser 
     if (!wall.isValid) {
       return invalid(`"${text}" does not match the format "${format}" or is not a real date (${wall.invalidExplanation ?? wall.invalidReason})`);
     }
-    return fromWall(wall.toMillis(), text);
+    return fromWall(wall.toMillis(), text, dateOnly);
   });
 
-  function fromWall(wallMs: number, text: string): DateParseResult {
-    const instant = offsets.fromWallClock(wallMs);
+  function fromWall(wallMs: number, text: string, day: boolean): DateParseResult {
+    const instant = offsets.fromWallClock(wallMs) ?? (day ? offsets.firstInstantOfDay(wallMs) : undefined);
     if (!instant) return { ok: false, code: 'NONEXISTENT_LOCAL_TIME', reason: `"${text}" does not exist in ${timeZone} (clocks skip it)` };
     return result(instant.epochMs, instant.offsetMinutes);
   }

@@ -4,7 +4,7 @@ import { stringify } from 'csv-stringify/sync';
 import { SEND_CODES } from '../api/client';
 import { VALIDATION_CODES } from './mapping';
 import { ReplayFileError } from '../errors';
-import { type CsvFile, type CsvRecord, REJECT_COLUMNS } from './csv';
+import { type CsvDialect, type CsvFile, type CsvRecord, REJECT_COLUMNS, dialectOptions } from './csv';
 
 const WIDTH = REJECT_COLUMNS.length;
 
@@ -90,15 +90,16 @@ export type ReplayStage = 'api' | 'validate';
  * them RETRIES_EXHAUSTED and AMBIGUOUS); `validate` for validation rejects, once the operator fixed them in the file.
  * A DUPLICATE_IN_FILE record is never picked, whatever the stages: it repeats a record of the same file that was sent
  * (or was itself rejected, and is replayed under its own number), so sending it would issue the badge twice.
- * Writes the header and the kept records, unchanged, to `write`.
+ * Writes the header and the kept records, unchanged, to `write`. Reads and writes with the dataflow's delimiter and
+ * quote (a doubled quote is one quote), as finalize wrote the file and as the stage reads the replay.
  */
 export async function selectForReplay(
   input: Readable,
-  delimiter: string,
+  dialect: CsvDialect,
   options: { stages: readonly ReplayStage[]; replayedBefore?: ReadonlySet<number> },
   write: (text: string) => Promise<void> | void,
 ): Promise<ReplaySelection> {
-  const parser = input.pipe(parse({ bom: true, delimiter, relax_column_count: true, skip_empty_lines: true }));
+  const parser = input.pipe(parse({ bom: true, ...dialectOptions(dialect), relax_column_count: true, skip_empty_lines: true }));
   input.on('error', (error) => parser.destroy(error));
   const selection: ReplaySelection = { kept: 0, left: 0, duplicates: 0, replayedBefore: 0, rows: [] };
   let header: string[] | undefined;
@@ -108,7 +109,7 @@ export async function selectForReplay(
       if (!isRejectHeader(header)) {
         throw new ReplayFileError(`Not a rejected-records file: its header does not end with ${REJECT_COLUMNS.join(',')}`);
       }
-      await write(stringify([header], { delimiter }));
+      await write(stringify([header], dialectOptions(dialect)));
       continue;
     }
     const stage = fields[fields.length - 3];
@@ -122,7 +123,7 @@ export async function selectForReplay(
     } else {
       selection.kept += 1;
       selection.rows.push(row);
-      await write(stringify([fields], { delimiter }));
+      await write(stringify([fields], dialectOptions(dialect)));
     }
   }
   if (!header) throw new ReplayFileError('The rejected-records file is empty');
@@ -140,8 +141,12 @@ export function describeSelection(selection: ReplaySelection, stages: string): s
   return parts.join('; ');
 }
 
-/** The delimiter of a rejected-records file, read off its header (it ends with `_row<d>_stage<d>…`); the stream is whole. */
-export async function peekDelimiter(body: Readable): Promise<{ delimiter: string; stream: Readable }> {
+/**
+ * The delimiter of a rejected-records file, read off its header (it ends with `_row<d>_stage<d>…`); the stream is whole.
+ * The quote cannot be read off the header (its columns are seldom quoted): it is the dataflow's, `"` when the caller
+ * does not know the dataflow's settings. The dialect returned is the one to read the file with.
+ */
+export async function peekDelimiter(body: Readable, quote = '"'): Promise<CsvDialect & { stream: Readable }> {
   const iterator = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let text = '';
@@ -162,5 +167,5 @@ export async function peekDelimiter(body: Readable): Promise<{ delimiter: string
       yield step.value;
     }
   }
-  return { delimiter: match[1]!, stream: Readable.from(whole()) };
+  return { delimiter: match[1]!, quote, stream: Readable.from(whole()) };
 }

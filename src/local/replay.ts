@@ -29,7 +29,7 @@ export async function replayLocal(options: LocalReplayOptions): Promise<{ select
   const out = createWriteStream(selected);
   const selection = await selectForReplay(
     createReadStream(options.rejected),
-    options.dataflow.csv.delimiter,
+    options.dataflow.csv,
     { stages: options.stages ?? ['api'], ...(taken ? { replayedBefore: taken.rows } : {}) },
     async (text) => {
       if (!out.write(text)) await once(out, 'drain');

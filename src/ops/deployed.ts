@@ -82,7 +82,7 @@ export async function replayDeployed(
   if (!dataflow) throw new ReplayFileError(`Cannot tell the dataflow from ${options.rejected}: pass --dataflow`);
   const body = await openObject(clients.s3, source.bucket, source.key);
   if (!body) throw new ReplayFileError(`${options.rejected} does not exist`);
-  const { delimiter, stream } = await peekDelimiter(body);
+  const { stream, ...dialect } = await peekDelimiter(body);
   const ledger = s3Ledger(clients.s3, source.bucket, source.key);
   const taken = options.force ? undefined : await ledger.taken();
   const key = `replays/${dataflow}/${new Date().toISOString().replace(/[-:.]/g, '')}/${replayNameOf(source.key)}`;
@@ -92,7 +92,7 @@ export async function replayDeployed(
   let selection: ReplaySelection;
   let versionId: string | undefined;
   try {
-    selection = await selectForReplay(stream, delimiter, { stages: options.stages ?? ['api'], ...(taken ? { replayedBefore: taken.rows } : {}) }, async (text) => {
+    selection = await selectForReplay(stream, dialect, { stages: options.stages ?? ['api'], ...(taken ? { replayedBefore: taken.rows } : {}) }, async (text) => {
       if (!selected.write(text)) await once(selected, 'drain');
     });
     selected.end();

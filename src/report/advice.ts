@@ -35,9 +35,44 @@ export function adviceFor(report: Report, audience: Audience): string | undefine
         ? `Nothing was sent by this run: run ${holder.runId} (${holder.key}) sent part of this content and then failed. Replay that run's rejected records instead of delivering the file again.`
         : `Nothing was sent by this run: an earlier run of this content sent part of it and failed; the rest will be replayed from its rejected records.`;
     }
-    return audience === 'operator'
-      ? `Nothing was sent: the same content was imported by run ${holder.runId} (${holder.key}). \`--force\` imports it again (every badge a second time).`
-      : `The same content was imported before (run ${holder.runId}): nothing was sent again.`;
+    if (audience === 'vendor') return `The same content was imported before (run ${holder.runId}): nothing was sent again.`;
+    // What a forced run would issue again is what the holder accepted (markers written before `accepted` existed
+    // do not say, so they keep the warning whole).
+    const accepted = holder.accepted;
+    const again =
+      accepted === undefined
+        ? 'every badge a second time'
+        : accepted === 0
+          ? `that run accepted no records, so none would be issued twice; replay its rejected records instead if they were fixed`
+          : `the ${accepted} badge${accepted === 1 ? '' : 's'} that run accepted would be issued a second time`;
+    return `Nothing was sent: the same content was imported by run ${holder.runId} (${holder.key}). \`--force\` imports it again (${again}).`;
   }
+  if (report.status === 'COMPLETED_WITH_REJECTIONS') return rejectionsAdvice(report, audience, rejected);
   return undefined;
+}
+
+/**
+ * A completed run left records unsent: the file was imported (its content is claimed), so it is never delivered
+ * again; the records are replayed from the rejected-records file. API rejects (RETRIES_EXHAUSTED, AMBIGUOUS, the API's
+ * codes) are replayed once their cause is fixed; validation rejects once the data is fixed in the rejected file.
+ * Reports written before rejectedByStage existed count every rejection as the API's.
+ */
+function rejectionsAdvice(report: Report, audience: Audience, rejected: string | undefined): string | undefined {
+  const validate = report.rejectedByStage?.validate ?? 0;
+  const api = report.rejectedByStage ? report.rejectedByStage.api : report.rows.rejected;
+  if (api + validate === 0) return undefined;
+  const file = rejected ?? '<its rejected-records file>';
+  if (audience === 'vendor') {
+    return [
+      ...(api > 0 ? [`${api} record${api === 1 ? ' was' : 's were'} not issued by the API and will be replayed from the rejected records.`] : []),
+      ...(validate > 0 ? [`${validate} record${validate === 1 ? ' was' : 's were'} rejected as invalid and need fixing (see the rejected records).`] : []),
+      'Do not deliver this file again: only the rejected records are to be sent (a redelivery is skipped).',
+    ].join(' ');
+  }
+  const accepted = report.rows.accepted;
+  return [
+    `Do NOT deliver this file again: its content stays claimed (a redelivery is skipped${accepted > 0 ? `; a forced one would issue the ${accepted} accepted badge${accepted === 1 ? '' : 's'} twice` : ''}).`,
+    ...(api > 0 ? [`${api} record${api === 1 ? ' was' : 's were'} rejected by the API stage: fix the cause (see the codes above), then replay them: \`badges-import replay --rejected ${file}\` (AMBIGUOUS ones are looked up before they are sent).`] : []),
+    ...(validate > 0 ? [`${validate} record${validate === 1 ? ' was' : 's were'} rejected in validation: fix the data in the rejected-records file, then \`badges-import replay --rejected ${file} --stage validate\`.`] : []),
+  ].join(' ');
 }

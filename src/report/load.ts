@@ -6,7 +6,7 @@ import { parse } from 'csv-parse';
 import { openObject } from '../aws/s3';
 import type { Report } from '../contracts';
 import { BadgesImportError } from '../errors';
-import { REJECT_COLUMNS } from '../core/csv';
+import { REJECT_COLUMNS, dialectOptions } from '../core/csv';
 import { peekDelimiter } from '../core/replay';
 import type { RejectedSample } from './html';
 
@@ -39,10 +39,10 @@ export async function openRejected(report: Report, reportPath: string, s3: () =>
 
 /** The header and the first `limit` records of a rejected-records file, reading no further. */
 export async function sampleRejected(input: Readable, limit: number, total: number): Promise<RejectedSample> {
-  const { delimiter, stream } = await peekDelimiter(input);
+  const { stream, ...dialect } = await peekDelimiter(input);
   const rows: string[][] = [];
   let header: string[] | undefined;
-  const parser = parse({ bom: true, delimiter, relax_column_count: true, skip_empty_lines: true });
+  const parser = parse({ bom: true, ...dialectOptions(dialect), relax_column_count: true, skip_empty_lines: true });
   parser.on('data', (record: string[]) => {
     if (!header) header = record;
     else if (rows.length < limit) rows.push(record);

@@ -13,7 +13,7 @@ import {
 } from '../contracts';
 import { createObjectWriter, deleteObject, headObject, moveObject, openObject, putJson, readJson } from '../aws/s3';
 import { SEND_CODES } from '../api/client';
-import { rejectHeaderLine, rejectLine } from '../core/csv';
+import { type CsvDialect, DEFAULT_DIALECT, rejectHeaderLine, rejectLine } from '../core/csv';
 import { describeCaughtError } from '../errors';
 import { adviceFor } from '../report/advice';
 import { pullOriginOf, writeBack } from '../sources/sftp';
@@ -33,7 +33,8 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   const { s3, buckets, log } = deps;
   const now = deps.now ?? Date.now;
   const fileName = fileNameOf(state.key);
-  const delimiter = deps.config.dataflows.find((d) => d.name === state.dataflow)?.csv.delimiter ?? ',';
+  // The rejected file is written with the dataflow's delimiter and quote, so that a replay of it reads back.
+  const dialect: CsvDialect = deps.config.dataflows.find((d) => d.name === state.dataflow)?.csv ?? DEFAULT_DIALECT;
   let error = state.error ? describeCaughtError(state.error) : undefined;
 
   const summary = state.summaryKey ? await readJson<StageSummary>(s3, buckets.staging, state.summaryKey) : undefined;
@@ -65,7 +66,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
         rows.rejected += result.rejected;
         for (const [code, n] of Object.entries(result.rejectionsByCode)) count(code, n);
         if (result.rejectedPartKey) parts.push(result.rejectedPartKey);
-        if (result.fatal && !error) error = result.fatal;
+        if (result.fatal && !error) error = workerError(result.fatal, chunk, chunks.length);
       } else {
         rows.rejected += chunk.records;
         count(SEND_CODES.AMBIGUOUS, chunk.records);
@@ -88,7 +89,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   let rejectedFile: string | undefined;
   if (summary && parts.length > 0) {
     const key = KEYS.rejected(state.dataflow, runId, fileName);
-    await mergeRejects(deps, key, summary, parts, delimiter);
+    await mergeRejects(deps, key, summary, parts, dialect);
     rejectedFile = `s3://${buckets.deadLetter}/${key}`;
   }
 
@@ -226,6 +227,16 @@ function emitRunMetrics(deps: StepDeps, report: Report, byStage: Record<'validat
   }
 }
 
+/**
+ * A worker's fatal error as the run's: said of its chunk, never of the run (other workers may have sent theirs; the
+ * report's numbers and sentBeforeFailure say what the run issued). Results written before workers said it of their
+ * chunk end with "; nothing was sent", which is read the same way.
+ */
+function workerError(fatal: { code: string; message: string }, chunk: ChunkRef, chunks: number): { code: string; message: string } {
+  const message = fatal.message.replace(/; nothing was sent$/, "; none of this chunk's records were sent");
+  return { code: fatal.code, message: chunks > 1 ? `Chunk ${chunk.index + 1} of ${chunks} (from record ${chunk.firstRecord}): ${message}` : message };
+}
+
 /** `[badges-import] weekly-events: events.csv COMPLETED_WITH_REJECTIONS (3 of 40 rejected)`, within SNS's 100 characters. */
 export function notificationSubject(report: Report): string {
   const file = report.files[0]?.name ?? '?';
@@ -265,11 +276,11 @@ async function mergeRejects(
   key: string,
   summary: StageSummary,
   parts: Array<string | { orphan: ChunkRef }>,
-  delimiter: string,
+  dialect: CsvDialect,
 ): Promise<void> {
   const { s3, buckets } = deps;
   const writer = createObjectWriter(s3, buckets.deadLetter, key);
-  await writer.write(rejectHeaderLine(summary.header, delimiter));
+  await writer.write(rejectHeaderLine(summary.header, dialect));
   for (const part of parts) {
     const partKey = typeof part === 'string' ? part : part.orphan.key;
     const body = await openObject(s3, buckets.staging, partKey);
@@ -283,7 +294,7 @@ async function mergeRejects(
         if (line === '') continue;
         const record = JSON.parse(line) as { n: number; f: string[] };
         await writer.write(
-          rejectLine({ number: record.n, fields: record.f }, 'api', SEND_CODES.AMBIGUOUS, 'The worker sending this chunk failed; the record may or may not have been issued', delimiter),
+          rejectLine({ number: record.n, fields: record.f }, 'api', SEND_CODES.AMBIGUOUS, 'The worker sending this chunk failed; the record may or may not have been issued', dialect),
         );
       }
     }

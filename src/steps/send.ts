@@ -56,7 +56,7 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
     output.rejected += 1;
     output.rejectionsByCode[code] = (output.rejectionsByCode[code] ?? 0) + 1;
     const csvRecord: CsvRecord = { number: record.n, fields: record.f };
-    rejects.push(rejectLine(csvRecord, 'api', code, message, flow.csv.delimiter));
+    rejects.push(rejectLine(csvRecord, 'api', code, message, flow.csv));
   };
 
   // Credentials first: a missing secret means no record of this chunk can be sent, and none was.
@@ -64,7 +64,8 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
     await auth.headers();
   } catch (error) {
     if (!(error instanceof BadgesImportError)) throw error;
-    output.fatal = { code: error.code, message: `${error.message}; nothing was sent` };
+    // Of this chunk only: other workers of the run may have sent theirs (finalize reports the run's numbers).
+    output.fatal = { code: error.code, message: `${error.message}; none of this chunk's records were sent` };
   }
 
   /** The records whose badge exists (or cannot be checked): the others are answered 1054 without being sent. */

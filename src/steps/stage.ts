@@ -152,7 +152,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     rejected += 1;
     rejectionsByCode[code] = (rejectionsByCode[code] ?? 0) + 1;
     rejects ??= createObjectWriter(s3, buckets.staging, KEYS.validationRejects(runId));
-    await rejects.write(rejectLine(record, 'validate', code, message, flow.csv.delimiter));
+    await rejects.write(rejectLine(record, 'validate', code, message, flow.csv));
   };
   /** Records the filter may have seen before: held back (lines in staging, packed keys off the heap) until settled. */
   const held = new HeldKeys();

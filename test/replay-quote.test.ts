@@ -40,7 +40,7 @@ describe('Function: selectForReplay', () => {
     for await (const record of replay.records) records.push(record);
 
     // Assess
-    expect(selection).toEqual({ kept: 1, left: 1, duplicates: 0 });
+    expect(selection).toMatchObject({ kept: 1, left: 1, duplicates: 0 });
     expect(records).toEqual([{ number: 7, fields }]);
   });
 });

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Buckets } from '../contracts';
-import { authorizeTwinRequest } from './iam';
 import { type Authorize, LocalS3Server, type ObjectCreatedEvent } from './s3/server';
 
 export type { AuthorizationDecision, AuthorizationRequest, Authorize, ObjectCreatedEvent } from './s3/server';
@@ -40,6 +39,12 @@ export interface LocalS3Options {
 }
 
 /**
+ * The stack's IAM, loaded on the first request: `./iam` brings in the CDK app (to read the synthesized template), which
+ * code that only needs LOCAL_BUCKETS (a stage bundled for a benchmark) must not load.
+ */
+const authorizeTwinRequestLazily: Authorize = async (request) => (await import('./iam')).authorizeTwinRequest(request);
+
+/**
  * An embedded S3 on a loopback port (our own strict server, see src/local/s3/server.ts), its data in a directory of
  * its own (a temporary one unless given), with the stack's buckets created and versioned as the stack has them.
  */
@@ -49,7 +54,7 @@ export async function startLocalS3(options: LocalS3Options = {}): Promise<LocalS
   const server = new LocalS3Server({
     directory,
     // Held to the stack's IAM: each function's container signs with a key naming its role (the operator's key is free).
-    authorize: options.authorize ?? authorizeTwinRequest,
+    authorize: options.authorize ?? authorizeTwinRequestLazily,
     ...(options.onObjectCreated ? { onObjectCreated: options.onObjectCreated } : {}),
     ...(options.copySourceMaxBytes !== undefined ? { copySourceMaxBytes: options.copySourceMaxBytes } : {}),
   });

@@ -138,7 +138,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     files: [
       {
         name: fileName,
-        ...(summary ? { sha256: summary.sha256, bytes: summary.bytes } : {}),
+        ...(summary ? { sha256: summary.sha256, contentSha256: summary.contentSha256, bytes: summary.bytes } : {}),
         status,
         rows: { total: rows.total, accepted: rows.accepted, rejected: rows.rejected },
         ...(rejectedFile ? { rejectedFile } : {}),
@@ -169,7 +169,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   if (status === 'FAILED' && issued > 0) report.sentBeforeFailure = { accepted: rows.accepted, ambiguous: issued - rows.accepted };
   await putJson(s3, buckets.reports, KEYS.report(state.dataflow, runId), report);
   // Settle the content claim (after the report, so a marker always has its report).
-  if (summary && state.claimed && !state.dryRun) await settleClaim(deps, state.dataflow, summary.sha256, report, issued);
+  if (summary && state.claimed && !state.dryRun) await settleClaim(deps, state.dataflow, summary.contentSha256, report, issued);
   // A failed dry run counts as a failed file too (its execution ends in the Fail state, which the workflow alarm nets
   // out against FilesFailed); its records are not counted, since nothing was sent.
   emitRunMetrics(deps, report, byStage);

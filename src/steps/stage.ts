@@ -88,7 +88,18 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   // Sized for the most records the file can hold (a gzip file may hold several times its size).
   const expected = content.size / MIN_RECORD_BYTES;
   const seen = new SeenFilter(expected * (content.head[0] === 0x1f && content.head[1] === 0x8b ? 8 : 1), deps.duplicateFilterMaxBits);
-  const opened = await openCsv(gunzipIfCompressed(plaintext, flow.unpack), flow.csv);
+  // The claim is on the records, not the delivered bytes: the text the parser reads is hashed (after decryption and
+  // gunzip), so the same CSV encrypted again (PGP never gives the same bytes twice) or compressed otherwise is the same content.
+  const contentHash = createHash('sha256');
+  const contentTap = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      contentHash.update(chunk);
+      callback(null, chunk);
+    },
+  });
+  const unpacked = gunzipIfCompressed(plaintext, flow.unpack);
+  unpacked.on('error', (error) => contentTap.destroy(error));
+  const opened = await openCsv(unpacked.pipe(contentTap), flow.csv);
   const csv = input.replay ? replayRecords(opened) : opened;
   const map = compileMapper(flow, csv.header, deps.now);
 
@@ -234,10 +245,12 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   }
 
   const sha256 = hash.digest('hex');
+  const contentSha256 = contentHash.digest('hex');
   const summary: StageSummary = {
     header: csv.header,
     delimiter: flow.csv.delimiter,
     sha256,
+    contentSha256,
     bytes,
     rejectionsByCode,
     ...(rejects ? { rejectedPartKey: KEYS.validationRejects(runId) } : {}),
@@ -246,7 +259,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   await putJson(s3, buckets.staging, base.chunksKey, chunks);
   // The whole file has been read, hashed and staged, and nothing has been sent: claim the content now, atomically, so
   // that of two deliveries of it (two names, two folders, a zip holding it twice) exactly one sends.
-  const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, sha256, { runId, key: input.key, force: Boolean(input.force) });
+  const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, contentSha256, { runId, key: input.key, force: Boolean(input.force) });
   const duplicateOf = claim && !claim.claimed ? claim.holder : undefined;
   deps.progress?.({ step: 'stage', records, rejected, done: true });
   deps.metrics?.(METRICS.recordsRead, 'Count', records, flow.name);

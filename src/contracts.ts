@@ -113,6 +113,11 @@ export interface ImportedMarker {
   finishedAt?: string;
   /** Records that run had accepted, when it finished. */
   accepted?: number;
+  /**
+   * The claim a forced run took over (`force`), kept while it is `claimed`: if it fails having sent nothing, it puts
+   * this marker back instead of deleting the claim, so the import it was forced over still holds the content.
+   */
+  supersedes?: ImportedMarker;
 }
 
 /** The per-file details written by the stage step (too large or too local for the state). */

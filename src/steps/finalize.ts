@@ -205,7 +205,16 @@ async function settleClaim(deps: StepDeps, dataflow: string, sha256: string, rep
   const base = { runId: report.runId, key: report.files[0]?.source.key ?? '', claimedAt: holder?.claimedAt, finishedAt: report.finishedAt, accepted: report.rows.accepted };
   if (report.status !== 'FAILED') await putJson(s3, buckets.reports, key, { ...base, state: 'imported' } satisfies ImportedMarker);
   else if (issued > 0) await putJson(s3, buckets.reports, key, { ...base, state: 'sent-then-failed' } satisfies ImportedMarker);
-  else if (holder) await deleteObject(s3, buckets.reports, key);
+  else if (holder) await releaseClaim(deps, key, holder);
+}
+
+/**
+ * Releases a claim under which nothing was sent: deleted, or, when this run had forced it over another run's claim,
+ * that claim is put back (a forced run that failed sending nothing must not make an imported content importable again).
+ */
+async function releaseClaim(deps: StepDeps, key: string, holder: ImportedMarker): Promise<void> {
+  if (holder.supersedes) await putJson(deps.s3, deps.buckets.reports, key, holder.supersedes);
+  else await deleteObject(deps.s3, deps.buckets.reports, key);
 }
 
 const sumOf = (counts: Record<string, number>) => Object.values(counts).reduce((a, n) => a + n, 0);

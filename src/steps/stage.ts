@@ -288,7 +288,9 @@ interface StagedContent {
 /**
  * Claims a content (its SHA-256) for this run with a conditional write: true when this run may send it. When another
  * run holds the claim (in flight, finished, or failed after sending), returns that run's marker. A retried stage of
- * the same run finds its own claim and keeps it. `force` takes the claim whatever holds it (an operator's choice).
+ * the same run finds its own claim and keeps it, but only while it is `claimed`: a settled claim under the same run id
+ * is a finished run's (Step Functions lets an execution name be used again after 90 days). `force` takes the claim
+ * whatever holds it (an operator's choice), keeping the holder it replaced in `supersedes` for a release to restore.
  */
 export async function claimContent(
   deps: Pick<StepDeps, 's3' | 'buckets' | 'log' | 'now'>,
@@ -299,8 +301,12 @@ export async function claimContent(
   const { s3, buckets } = deps;
   const key = KEYS.imported(dataflow, sha256);
   const marker: ImportedMarker = { runId: run.runId, key: run.key, state: 'claimed', claimedAt: new Date((deps.now ?? Date.now)()).toISOString() };
+  const ours = (holder: ImportedMarker) => holder.runId === run.runId && holder.state === 'claimed';
   if (run.force) {
-    await putJson(s3, buckets.reports, key, marker);
+    const holder = await readJson<ImportedMarker>(s3, buckets.reports, key);
+    // A retried forced stage finds its own claim: what it replaced is still what that claim replaced.
+    const supersedes = holder && ours(holder) ? holder.supersedes : holder;
+    await putJson(s3, buckets.reports, key, { ...marker, ...(supersedes ? { supersedes } : {}) });
     return { claimed: true };
   }
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -308,7 +314,7 @@ export async function claimContent(
     const holder = await readJson<ImportedMarker>(s3, buckets.reports, key);
     // Released between the two calls (a failed run that sent nothing): try again.
     if (!holder) continue;
-    if (holder.runId === run.runId) return { claimed: true };
+    if (ours(holder)) return { claimed: true };
     deps.log.info('Content already claimed', { sha256, heldBy: holder.runId, state: holder.state ?? 'imported' });
     return { claimed: false, holder };
   }

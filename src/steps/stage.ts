@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { selectDataflow } from '../config/load';
 import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, type StageOutput, type StageSummary, fileNameOf } from '../contracts';
 import { Upload } from '@aws-sdk/lib-storage';
-import { type ObjectWriter, createObjectWriter, objectSize, openObject, openRange, putJson, putJsonIfAbsent, putText, readHead, readJson } from '../aws/s3';
+import { type ObjectWriter, createObjectWriter, headObject, openObject, openRange, putJson, putJsonIfAbsent, putText, readHead, readJson } from '../aws/s3';
 import { expandZip, isZip } from '../core/zip';
 import type { Dataflow } from '../config/schema';
 import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
@@ -18,6 +18,8 @@ import { createInterface } from 'node:readline';
 import { DecryptionError, SourceReadError, TooManyDuplicatesError, UnsafeArchiveError } from '../errors';
 import { METRICS, type StepDeps } from './deps';
 
+/** Object metadata naming the run that expanded a zip entry into the inbox (`x-amz-meta-badges-expanded-by`). */
+const EXPANDED_BY = 'badges-expanded-by';
 /** Chunk uploads in flight while parsing goes on: enough to hide S3 latency, few enough to keep memory flat. */
 const UPLOADS_IN_FLIGHT = 4;
 /**
@@ -77,7 +79,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   // After decryption: vendors zip or gzip, then encrypt (events.zip.gpg, events.csv.gz.gpg).
   if (isZip(content.head)) {
     body.destroy();
-    const expanded = await expandToInbox(content, flow, deps, Boolean(input.dryRun));
+    const expanded = await expandToInbox(content, flow, deps, Boolean(input.dryRun), runId);
     // The list goes to staging: thousands of entry keys would not fit in a 256 KiB state.
     const expandedKey = KEYS.expanded(runId);
     await putJson(s3, buckets.staging, expandedKey, expanded);
@@ -360,25 +362,28 @@ async function decryptToStaging(delivered: Readable, head: Buffer, decrypt: NonN
  * A zip archive is a delivery of several files (in a dry run, only checked and listed): each entry whose name matches the dataflow's pattern is written to
  * the inbox under the dataflow's prefix, where it is imported by a run of its own (its upload starts it in AWS; the
  * local runner and `serve` follow it too). Every entry is checked first, so an unsafe archive writes nothing, and an
- * entry never replaces a file already waiting under that name.
+ * entry never replaces a file already waiting under that name, unless this very run wrote it (a retried stage: each
+ * entry carries the metadata `badges-expanded-by: <runId>`, and the retry leaves its own entries as they are).
  */
-async function expandToInbox(content: StagedContent, flow: Dataflow, deps: StepDeps, dryRun: boolean): Promise<string[]> {
+async function expandToInbox(content: StagedContent, flow: Dataflow, deps: StepDeps, dryRun: boolean, runId: string): Promise<string[]> {
   const { s3, buckets } = deps;
   const { size } = content;
   const pattern = new RegExp(flow.source.filePattern);
   const keys: string[] = [];
+  /** Entries an earlier attempt of this run already wrote: not written again (a new version would start another run). */
+  const ownEntries = new Set<string>();
   await expandZip(
     (start, end) => openRange(s3, content.bucket, content.key, start, end, content.versionId),
     size,
     (name) => pattern.test(name),
     async (name, data) => {
       const key = `${flow.source.prefix}${name}`;
-      if (dryRun) {
+      if (dryRun || ownEntries.has(name)) {
         // A dry run reads every entry through (so sizes are checked) but writes nothing: an entry in the inbox would
-        // start a real import.
+        // start a real import. An entry this run already wrote is read through the same way.
         for await (const part of data) void part;
       } else {
-        await new Upload({ client: s3, params: { Bucket: buckets.inbox, Key: key, Body: data } }).done();
+        await new Upload({ client: s3, params: { Bucket: buckets.inbox, Key: key, Body: data, Metadata: { [EXPANDED_BY]: runId } } }).done();
       }
       keys.push(key);
     },
@@ -386,8 +391,9 @@ async function expandToInbox(content: StagedContent, flow: Dataflow, deps: StepD
     async (names) => {
       // Asked several at a time: an archive may hold thousands of entries.
       const limit = pLimit(UPLOADS_IN_FLIGHT * 4);
-      const taken = await Promise.all(names.map((name) => limit(async () => ((await objectSize(s3, buckets.inbox, `${flow.source.prefix}${name}`)) !== undefined ? name : undefined))));
-      const first = taken.find((name) => name !== undefined);
+      const waiting = await Promise.all(names.map((name) => limit(async () => ({ name, head: await headObject(s3, buckets.inbox, `${flow.source.prefix}${name}`) }))));
+      for (const { name, head } of waiting) if (head?.metadata[EXPANDED_BY] === runId) ownEntries.add(name);
+      const first = waiting.find(({ name, head }) => head !== undefined && !ownEntries.has(name))?.name;
       if (first !== undefined) throw new UnsafeArchiveError(`The zip entry "${first}" would replace a file already waiting under that name; nothing was extracted`);
     },
   );

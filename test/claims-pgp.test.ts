@@ -32,7 +32,7 @@ const options = (versionId?: string): LocalObjectRunOptions => ({
   config, configFile, dataflow: config.dataflows[0]!, secrets, s3, sandbox, outDir: join(brand.home, 'out', String(++runs)), ...(versionId ? { versionId } : {}),
 });
 
-describe('Red team: the same file encrypted twice', () => {
+describe('Function: stage, the content claim: the same file encrypted twice', () => {
   it('skips a redelivery of the same records encrypted again (PGP never gives the same bytes twice), issuing each badge once', async () => {
     // Prepare: one CSV, encrypted twice for the brand, as a vendor re-sending "the same file" would.
     const base = 8_900_000;

@@ -53,8 +53,8 @@ function options(flowName: string, extra: Partial<LocalObjectRunOptions> = {}): 
   return { config, configFile, dataflow: dataflow(flowName), secrets: new StaticSecretsProvider(SECRETS), s3, sandbox, outDir: join(work, 'out', String(++runs)), ...extra };
 }
 
-describe('Red team: the same records delivered again in other bytes', () => {
-  it('does not issue a file\'s records again when the vendor redelivers them gzipped (the claim is on the delivered bytes, not the records)', async () => {
+describe('Function: stage and finalize, the content claim: the same records delivered again in other bytes', () => {
+  it('does not issue a file\'s records again when the vendor redelivers them gzipped (the claim is on the records, not the delivered bytes)', async () => {
     // Prepare: a plain delivery, imported; the vendor then sends the very same CSV again, gzipped (as many do).
     const base = 8_100_000;
     const csv = toCsv(rowsFor(base, 30));
@@ -92,7 +92,7 @@ describe('Red team: the same records delivered again in other bytes', () => {
   });
 });
 
-describe('Red team: a forced run that fails without sending', () => {
+describe('Function: stage and finalize, the content claim: a forced run that fails without sending', () => {
   it('does not release the claim of the import it was forced over: a later redelivery is still skipped', async () => {
     // Prepare: the content is imported once.
     await stopLocalServices({ s3, sandbox });
@@ -119,7 +119,7 @@ describe('Red team: a forced run that fails without sending', () => {
   });
 });
 
-describe('Red team: a stage retried on a zip', () => {
+describe('Function: stage and finalize, the content claim: a stage retried on a zip', () => {
   it('expands a zip again on a retry of the same run instead of failing it as if its own entries were someone else\'s', async () => {
     // Prepare: a zip of two files; the stage expands it, then Lambda reports a service error (the answer was lost)
     // and Step Functions runs the stage again for the same execution.
@@ -143,7 +143,7 @@ describe('Red team: a stage retried on a zip', () => {
   });
 });
 
-describe('Red team: an execution name used again after 90 days', () => {
+describe('Function: stage and finalize, the content claim: an execution name used again after 90 days', () => {
   it('does not take a finished run\'s claim for its own when a new execution reuses the name (same key and version)', async () => {
     // Prepare: a version imported by execution N (its name derives from key + version); its move failed, so the
     // version stayed in the inbox. Step Functions lets a name be used again after 90 days: the sweep starts N again.
@@ -171,7 +171,7 @@ describe('Red team: an execution name used again after 90 days', () => {
   });
 });
 
-describe('Red team: a stage that fails after it claimed the content', () => {
+describe('Function: stage and finalize, the content claim: a stage that fails after it claimed the content', () => {
   it('leaves the content importable: finalize, handed only the input and the error, still releases the claim nothing was sent under', async () => {
     // Prepare: the stage claims the content, then its invocation fails as far as Step Functions can tell (the
     // answer lost, retries used up): the Catch hands finalize the execution input and the error, not the stage's output.

@@ -113,13 +113,24 @@ export interface ImportedMarker {
   finishedAt?: string;
   /** Records that run had accepted, when it finished. */
   accepted?: number;
+  /**
+   * The claim a forced run took over (`force`), kept while it is `claimed`: if it fails having sent nothing, it puts
+   * this marker back instead of deleting the claim, so the import it was forced over still holds the content.
+   */
+  supersedes?: ImportedMarker;
 }
 
 /** The per-file details written by the stage step (too large or too local for the state). */
 export interface StageSummary {
   header: string[];
   delimiter: string;
+  /** SHA-256 of the delivered bytes (exactly the object's version), for the report. */
   sha256: string;
+  /**
+   * SHA-256 of the plaintext the parser read (after decryption and gunzip): the content claim's key. The same records
+   * encrypted again or compressed otherwise are other bytes but the same content.
+   */
+  contentSha256: string;
   bytes: number;
   rejectionsByCode: Record<string, number>;
   /** Staging key of the validation rejects (CSV lines without a header), when there are any. */
@@ -164,7 +175,10 @@ export type RunStatus = (typeof RUN_STATUS)[number];
 
 export interface FileReport {
   name: string;
+  /** SHA-256 of the delivered bytes. */
   sha256?: string;
+  /** SHA-256 of the plaintext parsed (after decryption and gunzip): the key of the content claim. */
+  contentSha256?: string;
   bytes?: number;
   status: RunStatus;
   rows: RowCounts;

@@ -139,7 +139,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     files: [
       {
         name: fileName,
-        ...(summary ? { sha256: summary.sha256, bytes: summary.bytes } : {}),
+        ...(summary ? { sha256: summary.sha256, contentSha256: summary.contentSha256, bytes: summary.bytes } : {}),
         status,
         rows: { total: rows.total, accepted: rows.accepted, rejected: rows.rejected },
         ...(rejectedFile ? { rejectedFile } : {}),
@@ -170,7 +170,8 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   if (status === 'FAILED' && issued > 0) report.sentBeforeFailure = { accepted: rows.accepted, ambiguous: issued - rows.accepted };
   await putJson(s3, buckets.reports, KEYS.report(state.dataflow, runId), report);
   // Settle the content claim (after the report, so a marker always has its report).
-  if (summary && state.claimed && !state.dryRun) await settleClaim(deps, state.dataflow, summary.sha256, report, issued);
+  if (summary && state.claimed && !state.dryRun) await settleClaim(deps, state.dataflow, summary.contentSha256, report, issued);
+  else if (state.error && !state.summaryKey && !state.dryRun) await releaseAfterStageFailure(deps, state.dataflow, runId);
   // A failed dry run counts as a failed file too (its execution ends in the Fail state, which the workflow alarm nets
   // out against FilesFailed); its records are not counted, since nothing was sent.
   emitRunMetrics(deps, report, byStage);
@@ -206,7 +207,33 @@ async function settleClaim(deps: StepDeps, dataflow: string, sha256: string, rep
   const base = { runId: report.runId, key: report.files[0]?.source.key ?? '', claimedAt: holder?.claimedAt, finishedAt: report.finishedAt, accepted: report.rows.accepted };
   if (report.status !== 'FAILED') await putJson(s3, buckets.reports, key, { ...base, state: 'imported' } satisfies ImportedMarker);
   else if (issued > 0) await putJson(s3, buckets.reports, key, { ...base, state: 'sent-then-failed' } satisfies ImportedMarker);
-  else if (holder) await deleteObject(s3, buckets.reports, key);
+  else if (holder) await releaseClaim(deps, key, holder);
+}
+
+/**
+ * A stage that failed after it claimed the content (its answer lost, its retries used up) hands finalize only the
+ * input and the error, yet its claim would stay `claimed` for ever and every redelivery be skipped. The stage writes
+ * its summary before it claims, and sending starts only after the stage returns: so when this run's summary exists
+ * and the claim under its content is still this run's `claimed` one, nothing was sent under it, and it is released.
+ */
+async function releaseAfterStageFailure(deps: StepDeps, dataflow: string, runId: string): Promise<void> {
+  const { s3, buckets } = deps;
+  const summary = await readJson<StageSummary>(s3, buckets.staging, KEYS.summary(runId));
+  if (!summary) return;
+  const key = KEYS.imported(dataflow, summary.contentSha256);
+  const holder = await readJson<ImportedMarker>(s3, buckets.reports, key);
+  if (holder?.runId !== runId || holder.state !== 'claimed') return;
+  deps.log.info('Claim released after the stage failed', { runId, contentSha256: summary.contentSha256 });
+  await releaseClaim(deps, key, holder);
+}
+
+/**
+ * Releases a claim under which nothing was sent: deleted, or, when this run had forced it over another run's claim,
+ * that claim is put back (a forced run that failed sending nothing must not make an imported content importable again).
+ */
+async function releaseClaim(deps: StepDeps, key: string, holder: ImportedMarker): Promise<void> {
+  if (holder.supersedes) await putJson(deps.s3, deps.buckets.reports, key, holder.supersedes);
+  else await deleteObject(deps.s3, deps.buckets.reports, key);
 }
 
 const sumOf = (counts: Record<string, number>) => Object.values(counts).reduce((a, n) => a + n, 0);

@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { selectDataflow } from '../config/load';
 import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, type StageOutput, type StageSummary, fileNameOf } from '../contracts';
 import { Upload } from '@aws-sdk/lib-storage';
-import { type ObjectWriter, createObjectWriter, objectSize, openObject, openRange, putJson, putJsonIfAbsent, putText, readHead, readJson } from '../aws/s3';
+import { type ObjectWriter, createObjectWriter, headObject, openObject, openRange, putJson, putJsonIfAbsent, putText, readHead, readJson } from '../aws/s3';
 import { expandZip, isZip } from '../core/zip';
 import type { Dataflow } from '../config/schema';
 import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
@@ -18,6 +18,8 @@ import { createInterface } from 'node:readline';
 import { DecryptionError, SourceReadError, TooManyDuplicatesError, UnsafeArchiveError } from '../errors';
 import { METRICS, type StepDeps } from './deps';
 
+/** Object metadata naming the run that expanded a zip entry into the inbox (`x-amz-meta-badges-expanded-by`). */
+const EXPANDED_BY = 'badges-expanded-by';
 /** Chunk uploads in flight while parsing goes on: enough to hide S3 latency, few enough to keep memory flat. */
 const UPLOADS_IN_FLIGHT = 4;
 /**
@@ -77,7 +79,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   // After decryption: vendors zip or gzip, then encrypt (events.zip.gpg, events.csv.gz.gpg).
   if (isZip(content.head)) {
     body.destroy();
-    const expanded = await expandToInbox(content, flow, deps, Boolean(input.dryRun));
+    const expanded = await expandToInbox(content, flow, deps, Boolean(input.dryRun), runId);
     // The list goes to staging: thousands of entry keys would not fit in a 256 KiB state.
     const expandedKey = KEYS.expanded(runId);
     await putJson(s3, buckets.staging, expandedKey, expanded);
@@ -88,7 +90,18 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   // Sized for the most records the file can hold (a gzip file may hold several times its size).
   const expected = content.size / MIN_RECORD_BYTES;
   const seen = new SeenFilter(expected * (content.head[0] === 0x1f && content.head[1] === 0x8b ? 8 : 1), deps.duplicateFilterMaxBits);
-  const opened = await openCsv(gunzipIfCompressed(plaintext, flow.unpack), flow.csv);
+  // The claim is on the records, not the delivered bytes: the text the parser reads is hashed (after decryption and
+  // gunzip), so the same CSV encrypted again (PGP never gives the same bytes twice) or compressed otherwise is the same content.
+  const contentHash = createHash('sha256');
+  const contentTap = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      contentHash.update(chunk);
+      callback(null, chunk);
+    },
+  });
+  const unpacked = gunzipIfCompressed(plaintext, flow.unpack);
+  unpacked.on('error', (error) => contentTap.destroy(error));
+  const opened = await openCsv(unpacked.pipe(contentTap), flow.csv);
   const csv = input.replay ? replayRecords(opened) : opened;
   const map = compileMapper(flow, csv.header, deps.now);
 
@@ -234,10 +247,12 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   }
 
   const sha256 = hash.digest('hex');
+  const contentSha256 = contentHash.digest('hex');
   const summary: StageSummary = {
     header: csv.header,
     delimiter: flow.csv.delimiter,
     sha256,
+    contentSha256,
     bytes,
     rejectionsByCode,
     ...(rejects ? { rejectedPartKey: KEYS.validationRejects(runId) } : {}),
@@ -246,7 +261,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   await putJson(s3, buckets.staging, base.chunksKey, chunks);
   // The whole file has been read, hashed and staged, and nothing has been sent: claim the content now, atomically, so
   // that of two deliveries of it (two names, two folders, a zip holding it twice) exactly one sends.
-  const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, sha256, { runId, key: input.key, force: Boolean(input.force) });
+  const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, contentSha256, { runId, key: input.key, force: Boolean(input.force) });
   const duplicateOf = claim && !claim.claimed ? claim.holder : undefined;
   deps.progress?.({ step: 'stage', records, rejected, done: true });
   deps.metrics?.(METRICS.recordsRead, 'Count', records, flow.name);
@@ -275,7 +290,9 @@ interface StagedContent {
 /**
  * Claims a content (its SHA-256) for this run with a conditional write: true when this run may send it. When another
  * run holds the claim (in flight, finished, or failed after sending), returns that run's marker. A retried stage of
- * the same run finds its own claim and keeps it. `force` takes the claim whatever holds it (an operator's choice).
+ * the same run finds its own claim and keeps it, but only while it is `claimed`: a settled claim under the same run id
+ * is a finished run's (Step Functions lets an execution name be used again after 90 days). `force` takes the claim
+ * whatever holds it (an operator's choice), keeping the holder it replaced in `supersedes` for a release to restore.
  */
 export async function claimContent(
   deps: Pick<StepDeps, 's3' | 'buckets' | 'log' | 'now'>,
@@ -286,8 +303,12 @@ export async function claimContent(
   const { s3, buckets } = deps;
   const key = KEYS.imported(dataflow, sha256);
   const marker: ImportedMarker = { runId: run.runId, key: run.key, state: 'claimed', claimedAt: new Date((deps.now ?? Date.now)()).toISOString() };
+  const ours = (holder: ImportedMarker) => holder.runId === run.runId && holder.state === 'claimed';
   if (run.force) {
-    await putJson(s3, buckets.reports, key, marker);
+    const holder = await readJson<ImportedMarker>(s3, buckets.reports, key);
+    // A retried forced stage finds its own claim: what it replaced is still what that claim replaced.
+    const supersedes = holder && ours(holder) ? holder.supersedes : holder;
+    await putJson(s3, buckets.reports, key, { ...marker, ...(supersedes ? { supersedes } : {}) });
     return { claimed: true };
   }
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -295,7 +316,7 @@ export async function claimContent(
     const holder = await readJson<ImportedMarker>(s3, buckets.reports, key);
     // Released between the two calls (a failed run that sent nothing): try again.
     if (!holder) continue;
-    if (holder.runId === run.runId) return { claimed: true };
+    if (ours(holder)) return { claimed: true };
     deps.log.info('Content already claimed', { sha256, heldBy: holder.runId, state: holder.state ?? 'imported' });
     return { claimed: false, holder };
   }
@@ -341,25 +362,28 @@ async function decryptToStaging(delivered: Readable, head: Buffer, decrypt: NonN
  * A zip archive is a delivery of several files (in a dry run, only checked and listed): each entry whose name matches the dataflow's pattern is written to
  * the inbox under the dataflow's prefix, where it is imported by a run of its own (its upload starts it in AWS; the
  * local runner and `serve` follow it too). Every entry is checked first, so an unsafe archive writes nothing, and an
- * entry never replaces a file already waiting under that name.
+ * entry never replaces a file already waiting under that name, unless this very run wrote it (a retried stage: each
+ * entry carries the metadata `badges-expanded-by: <runId>`, and the retry leaves its own entries as they are).
  */
-async function expandToInbox(content: StagedContent, flow: Dataflow, deps: StepDeps, dryRun: boolean): Promise<string[]> {
+async function expandToInbox(content: StagedContent, flow: Dataflow, deps: StepDeps, dryRun: boolean, runId: string): Promise<string[]> {
   const { s3, buckets } = deps;
   const { size } = content;
   const pattern = new RegExp(flow.source.filePattern);
   const keys: string[] = [];
+  /** Entries an earlier attempt of this run already wrote: not written again (a new version would start another run). */
+  const ownEntries = new Set<string>();
   await expandZip(
     (start, end) => openRange(s3, content.bucket, content.key, start, end, content.versionId),
     size,
     (name) => pattern.test(name),
     async (name, data) => {
       const key = `${flow.source.prefix}${name}`;
-      if (dryRun) {
+      if (dryRun || ownEntries.has(name)) {
         // A dry run reads every entry through (so sizes are checked) but writes nothing: an entry in the inbox would
-        // start a real import.
+        // start a real import. An entry this run already wrote is read through the same way.
         for await (const part of data) void part;
       } else {
-        await new Upload({ client: s3, params: { Bucket: buckets.inbox, Key: key, Body: data } }).done();
+        await new Upload({ client: s3, params: { Bucket: buckets.inbox, Key: key, Body: data, Metadata: { [EXPANDED_BY]: runId } } }).done();
       }
       keys.push(key);
     },
@@ -367,8 +391,9 @@ async function expandToInbox(content: StagedContent, flow: Dataflow, deps: StepD
     async (names) => {
       // Asked several at a time: an archive may hold thousands of entries.
       const limit = pLimit(UPLOADS_IN_FLIGHT * 4);
-      const taken = await Promise.all(names.map((name) => limit(async () => ((await objectSize(s3, buckets.inbox, `${flow.source.prefix}${name}`)) !== undefined ? name : undefined))));
-      const first = taken.find((name) => name !== undefined);
+      const waiting = await Promise.all(names.map((name) => limit(async () => ({ name, head: await headObject(s3, buckets.inbox, `${flow.source.prefix}${name}`) }))));
+      for (const { name, head } of waiting) if (head?.metadata[EXPANDED_BY] === runId) ownEntries.add(name);
+      const first = waiting.find(({ name, head }) => head !== undefined && !ownEntries.has(name))?.name;
       if (first !== undefined) throw new UnsafeArchiveError(`The zip entry "${first}" would replace a file already waiting under that name; nothing was extracted`);
     },
   );

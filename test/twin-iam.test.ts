@@ -42,14 +42,16 @@ describe('Function: createAuthorizer', () => {
     expect(decision).toEqual({ allowed: true });
   });
 
-  it('denies finalize reading the rejected file back, in the words AWS uses', async () => {
+  it('allows finalize to read the rejected file back (the SFTP write-back does; defect 10), and denies what it was not granted, in the words AWS uses', async () => {
     // Act
-    const decision = await authorize({ accessKeyId: 'key-finalize', action: 's3:GetObject', resource: 'arn:aws:s3:::dead-letter/rejected/x' });
+    const readBack = await authorize({ accessKeyId: 'key-finalize', action: 's3:GetObject', resource: 'arn:aws:s3:::dead-letter/rejected/x' });
+    const decision = await authorize({ accessKeyId: 'key-finalize', action: 's3:GetObject', resource: 'arn:aws:s3:::dead-letter/elsewhere/x' });
 
     // Assess
+    expect(readBack).toEqual({ allowed: true });
     expect(decision).toEqual({
       allowed: false,
-      message: `User: arn:aws:sts::000000000000:assumed-role/${roles.finalize}/finalize-function is not authorized to perform: s3:GetObject on resource: "arn:aws:s3:::dead-letter/rejected/x" because no identity-based policy allows the s3:GetObject action`,
+      message: `User: arn:aws:sts::000000000000:assumed-role/${roles.finalize}/finalize-function is not authorized to perform: s3:GetObject on resource: "arn:aws:s3:::dead-letter/elsewhere/x" because no identity-based policy allows the s3:GetObject action`,
     });
   });
 

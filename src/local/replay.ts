@@ -49,20 +49,21 @@ export async function replayLocal(options: LocalReplayOptions): Promise<{ select
 export function fileLedger(rejected: string): ReplayLedger {
   const path = `${rejected}.replayed.jsonl`;
   return {
-    async taken() {
+    taken() {
       const rows = new Set<number>();
       const runs: string[] = [];
-      if (!existsSync(path)) return { rows, runs };
+      if (!existsSync(path)) return Promise.resolve({ rows, runs });
       for (const line of readFileSync(path, 'utf8').split('\n')) {
         if (line.trim() === '') continue;
         const entry = JSON.parse(line) as { run: string; rows: number[] };
         runs.push(entry.run);
         for (const row of entry.rows) rows.add(row);
       }
-      return { rows, runs };
+      return Promise.resolve({ rows, runs });
     },
-    async record(run, rows) {
+    record(run, rows) {
       appendFileSync(path, `${JSON.stringify({ run, at: new Date().toISOString(), rows })}\n`);
+      return Promise.resolve();
     },
   };
 }

@@ -42,7 +42,12 @@ export interface LocalS3Options {
  * The stack's IAM, loaded on the first request: `./iam` brings in the CDK app (to read the synthesized template), which
  * code that only needs LOCAL_BUCKETS (a stage bundled for a benchmark) must not load.
  */
-const authorizeTwinRequestLazily: Authorize = async (request) => (await import('./iam')).authorizeTwinRequest(request);
+const authorizeTwinRequestLazily: Authorize = (request) => {
+  // A require, not import(): the CLI runs under tsx, whose import() of an extensionless path fails, and jest under ts-jest.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const iam = require('./iam') as { authorizeTwinRequest: Authorize };
+  return iam.authorizeTwinRequest(request);
+};
 
 /**
  * An embedded S3 on a loopback port (our own strict server, see src/local/s3/server.ts), its data in a directory of

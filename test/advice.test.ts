@@ -66,7 +66,7 @@ describe('Function: adviceFor', () => {
 
       // Assess
       expect(operator).toMatch(/Do NOT deliver this file again/);
-      expect(operator).toContain('`badges-import replay --rejected s3://dead/rejected/events_1.rejected.csv`');
+      expect(operator).toContain('`badges-import replay --stack <stack> --rejected s3://dead/rejected/events_1.rejected.csv`');
       expect(operator).not.toMatch(/--stage validate/);
       expect(vendor).toMatch(/10 records were not issued by the API and will be replayed/);
       expect(vendor).toMatch(/Do not deliver this file again/);

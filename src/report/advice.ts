@@ -21,7 +21,7 @@ export function adviceFor(report: Report, audience: Audience): string | undefine
     }
     const what = `${sent.accepted} record${sent.accepted === 1 ? ' was' : 's were'} accepted before the failure${sent.ambiguous ? ` and ${sent.ambiguous} may have been (AMBIGUOUS)` : ''}`;
     return audience === 'operator'
-      ? `${what}. Do NOT deliver this file again: its content stays claimed (a redelivery is skipped; a forced one would issue those badges twice). Fix the cause, then replay the records not sent: \`badges-import replay --rejected ${rejected ?? '<its rejected-records file>'}\` (AMBIGUOUS ones are looked up before they are sent).`
+      ? `${what}. Do NOT deliver this file again: its content stays claimed (a redelivery is skipped; a forced one would issue those badges twice). Fix the cause, then replay the records not sent: \`badges-import replay ${replayTarget(rejected)} --rejected ${rejected ?? '<its rejected-records file>'}\` (AMBIGUOUS ones are looked up before they are sent).`
       : `${what}. Do not deliver this file again: the records not sent will be replayed from the rejected records once the error above is fixed.`;
   }
   const holder = report.duplicateOf;
@@ -72,7 +72,12 @@ function rejectionsAdvice(report: Report, audience: Audience, rejected: string |
   const accepted = report.rows.accepted;
   return [
     `Do NOT deliver this file again: its content stays claimed (a redelivery is skipped${accepted > 0 ? `; a forced one would issue the ${accepted} accepted badge${accepted === 1 ? '' : 's'} twice` : ''}).`,
-    ...(api > 0 ? [`${api} record${api === 1 ? ' was' : 's were'} rejected by the API stage: fix the cause (see the codes above), then replay them: \`badges-import replay --rejected ${file}\` (AMBIGUOUS ones are looked up before they are sent).`] : []),
-    ...(validate > 0 ? [`${validate} record${validate === 1 ? ' was' : 's were'} rejected in validation: fix the data in the rejected-records file, then \`badges-import replay --rejected ${file} --stage validate\`.`] : []),
+    ...(api > 0 ? [`${api} record${api === 1 ? ' was' : 's were'} rejected by the API stage: fix the cause (see the codes above), then replay them: \`badges-import replay ${replayTarget(file)} --rejected ${file}\` (AMBIGUOUS ones are looked up before they are sent).`] : []),
+    ...(validate > 0 ? [`${validate} record${validate === 1 ? ' was' : 's were'} rejected in validation: fix the data in the rejected-records file, then \`badges-import replay ${replayTarget(file)} --rejected ${file} --stage validate\`.`] : []),
   ].join(' ');
+}
+
+/** Where a replay runs: a rejected file in S3 is replayed on the deployed stack, a local one through the local workflow. */
+function replayTarget(rejected: string | undefined): string {
+  return rejected?.startsWith('s3://') ? '--stack <stack>' : '--config <config>';
 }

@@ -2,7 +2,6 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Sandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import type { ChunkRef, ExecutionInput } from '../src/contracts';
@@ -15,8 +14,8 @@ import { parseConfig } from '../src/config/load';
 import type { Config, Dataflow } from '../src/config/schema';
 import { type LocalObjectRunOptions, runObject } from '../src/local/runner';
 import { LOCAL_BUCKETS, type LocalS3 } from '../src/local/s3';
-import { startLocalServices, stopLocalServices } from './support/local';
-import { SECRETS, configDocument, toCsv, validRow } from './support/factories';
+import { deliverToInbox, startLocalServices, stopLocalServices } from './support/local';
+import { SECRETS, configDocument, plainRows, toCsv } from './support/factories';
 import { makeZip } from './support/zips';
 
 /**
@@ -42,12 +41,10 @@ beforeAll(async () => {
 });
 afterAll(() => stopLocalServices({ s3, sandbox }));
 
-const rowsFor = (base: number, n: number) => Array.from({ length: n }, (_, i) => ({ ...validRow(i + 1, base), note: `plain ${i + 1}` }));
+const rowsFor = plainRows;
 const ledgerFor = (base: number, n: number) => sandbox.ledger.filter((e) => e.customerId > base && e.customerId <= base + n);
 
-async function deliver(key: string, body: string | Buffer): Promise<string | undefined> {
-  return (await s3.client.send(new PutObjectCommand({ Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: body }))).VersionId;
-}
+const deliver = (key: string, body: string | Buffer) => deliverToInbox(s3, key, body);
 let runs = 0;
 function options(flowName: string, extra: Partial<LocalObjectRunOptions> = {}): LocalObjectRunOptions {
   return { config, configFile, dataflow: dataflow(flowName), secrets: new StaticSecretsProvider(SECRETS), s3, sandbox, outDir: join(work, 'out', String(++runs)), ...extra };

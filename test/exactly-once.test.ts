@@ -15,8 +15,8 @@ import { replayLocal } from '../src/local/replay';
 import { type LocalObjectRunOptions, type LocalRunResult, runObject } from '../src/local/runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
 import { finalize, notificationText } from '../src/steps/finalize';
-import { startLocalServices, stopLocalServices } from './support/local';
-import { SECRETS, configDocument, toCsv, validRow } from './support/factories';
+import { deliverToInbox, startLocalServices, stopLocalServices } from './support/local';
+import { SECRETS, configDocument, plainRows, toCsv } from './support/factories';
 import { makeZip } from './support/zips';
 
 /**
@@ -48,14 +48,11 @@ beforeAll(async () => {
 });
 afterAll(() => stopLocalServices({ s3, sandbox }));
 
-const rowsFor = (base: number, n: number) => Array.from({ length: n }, (_, i) => ({ ...validRow(i + 1, base), note: `plain ${i + 1}` }));
+const rowsFor = plainRows;
 const ledgerFor = (base: number, n: number) => sandbox.ledger.filter((e) => e.customerId > base && e.customerId <= base + n);
 const issuedOnce = (base: number, n: number) => new Set(ledgerFor(base, n).map((e) => e.customerId)).size === ledgerFor(base, n).length;
 
-/** Puts bytes under a key of the local inbox; returns the version S3 gave them. */
-async function deliver(key: string, body: string | Buffer): Promise<string | undefined> {
-  return (await s3.client.send(new PutObjectCommand({ Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: body }))).VersionId;
-}
+const deliver = (key: string, body: string | Buffer) => deliverToInbox(s3, key, body);
 
 let runs = 0;
 function options(flowName: string, extra: Partial<LocalObjectRunOptions> = {}): LocalObjectRunOptions {

@@ -82,3 +82,8 @@ export function kolkataEpochMs(wall: string): number {
   const [h, mi, s] = time.split(':').map(Number);
   return Date.UTC(y!, mo! - 1, d, h, mi, s) - (5 * 60 + 30) * 60_000;
 }
+
+/** `n` valid rows for customers `base + 1`…`base + n`, with plain notes (no quotes or newlines in them). */
+export function plainRows(base: number, n: number): EventRow[] {
+  return Array.from({ length: n }, (_, i) => ({ ...validRow(i + 1, base), note: `plain ${i + 1}` }));
+}

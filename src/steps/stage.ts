@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { type Hash, createHash } from 'node:crypto';
 import { type Readable, Transform } from 'node:stream';
 import pLimit from 'p-limit';
 import { selectDataflow } from '../config/load';
@@ -57,13 +57,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   if (!body) throw new SourceReadError(`${source} does not exist (moved or deleted before the run started)`);
   const hash = createHash('sha256');
   let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
+  const tap = hashingTap(hash, (n) => (bytes += n));
   body.on('error', (error) => tap.destroy(error));
   const delivered = body.pipe(tap);
   let plaintext: Readable | undefined = delivered;
@@ -93,12 +87,7 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   // The claim is on the records, not the delivered bytes: the text the parser reads is hashed (after decryption and
   // gunzip), so the same CSV encrypted again (PGP never gives the same bytes twice) or compressed otherwise is the same content.
   const contentHash = createHash('sha256');
-  const contentTap = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      contentHash.update(chunk);
-      callback(null, chunk);
-    },
-  });
+  const contentTap = hashingTap(contentHash);
   const unpacked = gunzipIfCompressed(plaintext, flow.unpack);
   unpacked.on('error', (error) => contentTap.destroy(error));
   const opened = await openCsv(unpacked.pipe(contentTap), flow.csv);
@@ -276,6 +265,17 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
     valid: records - rejected,
     rejected,
   };
+}
+
+/** Passes bytes through unchanged, feeding them to `hash` (and their count to `counted`) on the way. */
+function hashingTap(hash: Hash, counted?: (bytes: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      counted?.(chunk.length);
+      callback(null, chunk);
+    },
+  });
 }
 
 /** The bytes the stage parses: the delivered object (exactly its version), or its decrypted copy in staging. */

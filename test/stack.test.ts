@@ -1,41 +1,18 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { BadgesImportStack } from '../lib/badges-import-stack';
 import { parseConfig } from '../src/config/load';
-import { configDocument } from './support/factories';
+import { threeFlowsDocument, writeConfigFile } from './support/stack-configs';
 
 // Three dataflows: two S3 drops (one without a schedule) and an SFTP poll. The stack must make one upload rule each
 // and a schedule for each that has one.
-const document = configDocument();
-const [flow] = document.dataflows as Array<Record<string, unknown>>;
-const sftpSource = {
-  type: 'sftp',
-  host: 'sftp.vendor.example',
-  username: 'brand',
-  privateKeySecret: 'sftp/key',
-  privateKeyPassphraseSecret: 'sftp/passphrase',
-  hostKeySha256: 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s',
-  directory: '/outgoing',
-  processedDirectory: '/outgoing/done',
-};
-const twoFlows = {
-  notifications: { email: ['ops@brand.example'] },
-  dataflows: [
-    { ...flow, alerts: { rejectedSharePercent: 2.5, noFileWithinMinutes: 90 } },
-    { ...flow, name: 'offline-event', source: { type: 's3', prefix: 'inbox/offline-event/' }, schedule: undefined, decrypt: { privateKeySecret: 'pgp/key', passphraseSecret: 'pgp/passphrase' }, destination: { ...(flow!.destination as object), auth: { type: 'basic', usernameSecret: 'other/user', passwordSecret: 'other/password' } } },
-    { ...flow, name: 'vendor-sftp', source: sftpSource, schedule: { cron: '0/15 * * * ? *', timeZone: 'UTC' } },
-  ],
-};
-const configFile = join(mkdtempSync(join(tmpdir(), 'stack-')), 'config.json');
-writeFileSync(configFile, JSON.stringify(twoFlows));
+const threeFlows = threeFlowsDocument();
+const configFile = writeConfigFile(threeFlows);
 
 // Synthesized once for the whole file: every synth bundles the four Lambdas with esbuild.
 const app = new App();
-const stack = new BadgesImportStack(app, 'BadgesImportTest', { config: parseConfig(twoFlows), configFile });
+const stack = new BadgesImportStack(app, 'BadgesImportTest', { config: parseConfig(threeFlows), configFile });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
 let nagError: unknown;
 try {
@@ -102,6 +79,11 @@ describe('Stack: BadgesImportStack', () => {
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], TracingConfig: { Mode: 'Active' }, LoggingConfig: { LogFormat: 'JSON' } });
     }
+  });
+
+  it('traces the workflow with X-Ray, so a trace follows a file from the state machine into each step', () => {
+    // Assess
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', { TracingConfiguration: { Enabled: true } });
   });
 
   it('bounds the stage function\'s heap, with room for the chunks its largest recordsPerWorker makes', () => {

@@ -39,7 +39,7 @@ export function stageNodeOptions(recordsPerWorker: number, memorySizeMb: number)
   return `--max-semi-space-size=16 --max-old-space-size=${oldSpaceMb}`;
 }
 
-export interface StepFunctionProps {
+export interface StepLambdaProps {
   step: StepName;
   /** Absolute path of the configuration file bundled next to the handler. */
   configFile: string;
@@ -51,9 +51,13 @@ export interface StepFunctionProps {
   nodeOptions?: string;
 }
 
-/** Every Lambda of the stack: Node.js 24 on arm64, JSON logs (Powertools), X-Ray, the config file bundled with the code. */
-export class StepFunction extends NodejsFunction {
-  constructor(scope: Construct, id: string, props: StepFunctionProps) {
+/**
+ * Every Lambda of the stack (a step of the workflow, or the sweep that starts it): Node.js 24 on arm64, JSON logs
+ * (Powertools), X-Ray active tracing (Powertools Tracer adds the S3, API and SFTP calls as subsegments), the config
+ * file bundled with the code. Its log group is created next to it, in `scope`, so that its logical ID stays as it was.
+ */
+export class StepLambda extends NodejsFunction {
+  constructor(scope: Construct, id: string, props: StepLambdaProps) {
     super(scope, id, {
       entry: path.join(PROJECT_ROOT, 'lambdas', `${props.step}.ts`),
       // Pinned, so that synthesis works from any working directory (the CLI synthesizes wherever it is run).

@@ -27,6 +27,10 @@ import { METRICS, type MetricName, SERVICE_NAME } from '../src/contracts';
 
 export interface OperationsProps {
   config: Config;
+}
+
+/** What the operations watch: added once the workflow and its triggers exist. */
+export interface WatchedProps {
   stateMachine: StateMachine;
   sweepFunction: IFunction;
   /** Where triggers that cannot be delivered go. */
@@ -49,90 +53,108 @@ const ADVICE = {
 /**
  * Metrics, alarms, notifications and a dashboard: an SNS topic (encrypted with a key CloudWatch may use) that alarms
  * and per-file notifications go to, alarms per dataflow and for the workflow, the arrival checks, and the dashboard.
+ * The topic is made first (finalize publishes to it); `watch` adds the rest once the workflow and the sweep exist.
  */
 export class Operations extends Construct {
   readonly topic: Topic;
   readonly alarms: Alarm[] = [];
-  readonly dashboard: Dashboard;
+  private readonly config: Config;
+  private readonly action: SnsAction;
 
   constructor(scope: Construct, id: string, props: OperationsProps) {
     super(scope, id);
-    const { config, stateMachine } = props;
-
+    this.config = props.config;
     const key = new Key(this, 'AlertsKey', { enableKeyRotation: true, description: 'badges-import alerts topic' });
     // CloudWatch alarms publish to an encrypted topic only when its key lets CloudWatch use it.
     key.grant(new ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
     this.topic = new Topic(this, 'Alerts', { displayName: 'badges-import alerts', masterKey: key, enforceSSL: true });
-    for (const email of config.notifications.email) this.topic.addSubscription(new EmailSubscription(email));
-    const action = new SnsAction(this.topic);
+    for (const email of props.config.notifications.email) this.topic.addSubscription(new EmailSubscription(email));
+    this.action = new SnsAction(this.topic);
+  }
 
-    const metric = (name: MetricName, flow: Dataflow, statistic: string) =>
-      new Metric({ namespace: METRICS.namespace, metricName: name, dimensionsMap: { service: SERVICE_NAME, dataflow: flow.name }, statistic, period: Duration.minutes(5) });
-    const alarm = (alarmId: string, props: { metric: IMetric; threshold: number; description: string }) => {
-      const created = new Alarm(this, alarmId, {
-        metric: props.metric,
-        threshold: props.threshold,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-        alarmDescription: props.description,
-      });
-      created.addAlarmAction(action);
-      this.alarms.push(created);
-      return created;
-    };
+  /** The alarms on each dataflow's files and arrivals and on the workflow and the sweep, and the dashboard. */
+  watch(props: WatchedProps): Dashboard {
+    for (const flow of this.config.dataflows) this.watchDataflow(flow, props);
+    this.watchWorkflow(props);
+    return this.drawDashboard();
+  }
 
-    for (const flow of config.dataflows) {
-      alarm(`FileFailed-${flow.name}`, { metric: metric(METRICS.filesFailed, flow, 'Sum'), threshold: 1, description: `${flow.name}: ${ADVICE.fileFailed}` });
-      alarm(`RecordsUnaccounted-${flow.name}`, { metric: metric(METRICS.recordsUnaccounted, flow, 'Sum'), threshold: 1, description: `${flow.name}: ${ADVICE.recordsUnaccounted}` });
-      alarm(`RejectedShare-${flow.name}`, {
-        metric: metric(METRICS.rejectedPercent, flow, 'Maximum'),
-        threshold: flow.alerts.rejectedSharePercent,
-        description: `${flow.name}: ${ADVICE.rejectedShare} (threshold ${flow.alerts.rejectedSharePercent}%)`,
-      });
-      const window = flow.alerts.noFileWithinMinutes;
-      if (window !== undefined && flow.schedule) {
-        alarm(`NoFileArrived-${flow.name}`, { metric: metric(METRICS.noFileArrived, flow, 'Maximum'), threshold: 1, description: `${flow.name}: ${ADVICE.noFile} (window ${window} min)` });
-        new Schedule(this, `ArrivalCheck-${flow.name}`, {
-          description: `Checks that a file of dataflow ${flow.name} arrived within ${window} minutes of its schedule`,
-          schedule: ScheduleExpression.expression(`cron(${shiftCron(flow.schedule.cron, window)!})`, TimeZone.of(flow.schedule.timeZone)),
-          target: new ScheduleLambdaInvoke(props.sweepFunction, {
-            input: ScheduleTargetInput.fromObject({ dataflow: flow.name, check: 'arrival' }),
-            deadLetterQueue: props.triggerDlq,
-            retryAttempts: 8,
-          }),
-        });
-      }
-    }
+  /** A dataflow's FAILED files, unaccounted records and rejected share; its arrival check after its schedule. */
+  private watchDataflow(flow: Dataflow, props: WatchedProps): void {
+    const metric = (name: MetricName, statistic: string) => this.metric(name, flow, statistic, Duration.minutes(5));
+    this.alarm(`FileFailed-${flow.name}`, { metric: metric(METRICS.filesFailed, 'Sum'), threshold: 1, description: `${flow.name}: ${ADVICE.fileFailed}` });
+    this.alarm(`RecordsUnaccounted-${flow.name}`, { metric: metric(METRICS.recordsUnaccounted, 'Sum'), threshold: 1, description: `${flow.name}: ${ADVICE.recordsUnaccounted}` });
+    this.alarm(`RejectedShare-${flow.name}`, {
+      metric: metric(METRICS.rejectedPercent, 'Maximum'),
+      threshold: flow.alerts.rejectedSharePercent,
+      description: `${flow.name}: ${ADVICE.rejectedShare} (threshold ${flow.alerts.rejectedSharePercent}%)`,
+    });
+    const window = flow.alerts.noFileWithinMinutes;
+    if (window === undefined || !flow.schedule) return;
+    this.alarm(`NoFileArrived-${flow.name}`, { metric: metric(METRICS.noFileArrived, 'Maximum'), threshold: 1, description: `${flow.name}: ${ADVICE.noFile} (window ${window} min)` });
+    new Schedule(this, `ArrivalCheck-${flow.name}`, {
+      description: `Checks that a file of dataflow ${flow.name} arrived within ${window} minutes of its schedule`,
+      schedule: ScheduleExpression.expression(`cron(${shiftCron(flow.schedule.cron, window)!})`, TimeZone.of(flow.schedule.timeZone)),
+      target: new ScheduleLambdaInvoke(props.sweepFunction, {
+        input: ScheduleTargetInput.fromObject({ dataflow: flow.name, check: 'arrival' }),
+        deadLetterQueue: props.triggerDlq,
+        retryAttempts: 8,
+      }),
+    });
+  }
 
+  /** Executions that failed other than by a FAILED file, executions that timed out, and sweep errors. */
+  private watchWorkflow({ stateMachine, sweepFunction }: WatchedProps): void {
     // A FAILED file also ends its execution in the Fail state: the workflow alarm counts only the other failures.
-    const filesFailed = Object.fromEntries(config.dataflows.map((flow, i) => [`f${i}`, metric(METRICS.filesFailed, flow, 'Sum')]));
+    const filesFailed = Object.fromEntries(this.config.dataflows.map((flow, i) => [`f${i}`, this.metric(METRICS.filesFailed, flow, 'Sum', Duration.minutes(5))]));
     const otherFailures = new MathExpression({
       expression: `FILL(failed, 0) - (${Object.keys(filesFailed).map((k) => `FILL(${k}, 0)`).join(' + ')})`,
       usingMetrics: { failed: stateMachine.metricFailed({ statistic: 'Sum', period: Duration.minutes(5) }), ...filesFailed },
       period: Duration.minutes(5),
       label: 'Executions failed other than by a FAILED file',
     });
-    alarm('WorkflowFailed', { metric: otherFailures, threshold: 1, description: ADVICE.workflowFailed });
-    alarm('WorkflowTimedOut', { metric: stateMachine.metricTimedOut({ statistic: 'Sum', period: Duration.minutes(5) }), threshold: 1, description: ADVICE.workflowTimedOut });
-    alarm('SweepFailed', { metric: props.sweepFunction.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }), threshold: 1, description: ADVICE.sweepFailed });
+    this.alarm('WorkflowFailed', { metric: otherFailures, threshold: 1, description: ADVICE.workflowFailed });
+    this.alarm('WorkflowTimedOut', { metric: stateMachine.metricTimedOut({ statistic: 'Sum', period: Duration.minutes(5) }), threshold: 1, description: ADVICE.workflowTimedOut });
+    this.alarm('SweepFailed', { metric: sweepFunction.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }), threshold: 1, description: ADVICE.sweepFailed });
+  }
 
-    const perFlow = (name: MetricName, statistic: string, label: string) =>
-      config.dataflows.map(
-        (flow) => new Metric({ namespace: METRICS.namespace, metricName: name, dimensionsMap: { service: SERVICE_NAME, dataflow: flow.name }, statistic, period: Duration.hours(1), label: `${flow.name} ${label}` }),
-      );
-    this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: `${Stack.of(this).stackName}-badges-import` });
-    this.dashboard.addWidgets(
-      new TextWidget({ markdown: `# badges-import (${Stack.of(this).stackName})\nRuns, records by outcome, and the API's latency and throttling, per dataflow. Alarms go to the alerts topic.`, width: 24, height: 2 }),
+  /** Runs, records by outcome, the API's latency and throttling, per dataflow, and the alarms' states. */
+  private drawDashboard(): Dashboard {
+    const perFlow = (name: MetricName, statistic: string, label: string) => this.config.dataflows.map((flow) => this.metric(name, flow, statistic, Duration.hours(1), `${flow.name} ${label}`));
+    const stackName = Stack.of(this).stackName;
+    const dashboard = new Dashboard(this, 'Dashboard', { dashboardName: `${stackName}-badges-import` });
+    dashboard.addWidgets(
+      new TextWidget({ markdown: `# badges-import (${stackName})\nRuns, records by outcome, and the API's latency and throttling, per dataflow. Alarms go to the alerts topic.`, width: 24, height: 2 }),
     );
-    this.dashboard.addWidgets(
+    dashboard.addWidgets(
       new GraphWidget({ title: 'Runs', left: [...perFlow(METRICS.filesProcessed, 'Sum', 'files'), ...perFlow(METRICS.filesFailed, 'Sum', 'failed')], width: 12 }),
       new GraphWidget({ title: 'Records by outcome', left: [...perFlow(METRICS.recordsRead, 'Sum', 'read'), ...perFlow(METRICS.recordsAccepted, 'Sum', 'accepted'), ...perFlow(METRICS.recordsRejected, 'Sum', 'rejected')], width: 12 }),
     );
-    this.dashboard.addWidgets(
+    dashboard.addWidgets(
       new GraphWidget({ title: 'API latency (ms, mean per chunk)', left: [...perFlow(METRICS.apiLatency, 'Average', 'mean'), ...perFlow(METRICS.apiLatency, 'p90', 'p90')], width: 12 }),
       new GraphWidget({ title: 'API throttling and retries', left: [...perFlow(METRICS.apiThrottles, 'Sum', '429s'), ...perFlow(METRICS.apiRetries, 'Sum', 'retries'), ...perFlow(METRICS.apiRequests, 'Sum', 'requests')], width: 12 }),
     );
-    this.dashboard.addWidgets(new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 }));
+    dashboard.addWidgets(new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 }));
+    return dashboard;
+  }
+
+  /** One of the steps' metrics (namespace BadgesImport) for one dataflow, with the dimensions Powertools gives it. */
+  private metric(name: MetricName, flow: Dataflow, statistic: string, period: Duration, label?: string): Metric {
+    return new Metric({ namespace: METRICS.namespace, metricName: name, dimensionsMap: { service: SERVICE_NAME, dataflow: flow.name }, statistic, period, ...(label ? { label } : {}) });
+  }
+
+  /** An alarm at or above `threshold` in one 5-minute period, missing data not breaching, sent to the topic. */
+  private alarm(id: string, props: { metric: IMetric; threshold: number; description: string }): Alarm {
+    const created = new Alarm(this, id, {
+      metric: props.metric,
+      threshold: props.threshold,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+      alarmDescription: props.description,
+    });
+    created.addAlarmAction(this.action);
+    this.alarms.push(created);
+    return created;
   }
 }

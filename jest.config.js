@@ -11,7 +11,7 @@
  * belongs to e2e.
  */
 const UNIT_SUITES = [
-  'advice', 'asl', 'client', 'config', 'csv', 'deployed', 'distributed-map', 'errors', 'events', 'guard',
+  'advice', 'asl', 'client', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'events', 'guard',
   'local-s3', 'mapping', 'metrics', 'projects', 'replay-quote', 'sandbox', 'secrets', 'send', 'sweep', 'unpack', 'zip',
 ];
 

@@ -3,15 +3,15 @@
  *
  * Two projects, so a developer can run the fast set alone (`npm run test:unit`) while `npm test` runs both:
  * - `unit`: suites that start nothing but in-process servers (the embedded S3, the sandbox, scripted HTTP servers)
- *   and short oracles (python3's csv): no workflow run, no synthesized stack with bundles, no Lambda containers,
- *   no gpg, sshd or chromium. Listed by name below.
- * - `e2e`: every other suite (the local workflow on the deployed bundles, the twin, CDK synthesis with esbuild,
- *   GnuPG, OpenSSH, Chromium). A new suite lands here until it is listed as a unit: slow by default, never skipped.
+ *   and short oracles (python3's csv): no workflow run, no CDK synthesis, no Lambda containers, no gpg, sshd or
+ *   Chromium. Listed by name below.
+ * - `e2e`: every other suite (the local workflow on the deployed bundles, the twin, CDK synthesis, GnuPG, OpenSSH,
+ *   Chromium). A new suite lands here until it is listed as a unit: slow by default, never skipped.
  * test/projects.test.ts checks that the two sets partition test/**\/*.test.ts and that no unit suite starts what
  * belongs to e2e.
  */
 const UNIT_SUITES = [
-  'advice', 'asl', 'client', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'events', 'guard',
+  'advice', 'client', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'guard',
   'local-s3', 'mapping', 'metrics', 'projects', 'replay-quote', 'sandbox', 'secrets', 'send', 'sweep', 'unpack', 'zip',
 ];
 

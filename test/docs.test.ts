@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import { configSchema } from '../src/config/schema';
 
 /** The README is the front door; the reference is in docs/. These checks keep the two navigable. */
 const root = join(__dirname, '..');
@@ -27,6 +28,26 @@ function anchorsOf(path: string): Set<string> {
 function linksOf(path: string): string[] {
   const text = readFileSync(path, 'utf8').replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '');
   return [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((target) => !/^[a-z]+:/i.test(target));
+}
+
+/** Every key path of the configuration schema (`dataflows.source.prefix`), read from zod's definitions. */
+function keyPaths(schema: unknown, path = '', out = new Set<string>()): Set<string> {
+  const def = (schema as { _zod?: { def?: Record<string, any> } } | undefined)?._zod?.def;
+  if (!def) return out;
+  const inner: unknown[] = {
+    object: [],
+    optional: [def.innerType], default: [def.innerType], prefault: [def.innerType], nullable: [def.innerType], readonly: [def.innerType], catch: [def.innerType],
+    pipe: [def.in, def.out], union: def.options ?? [], array: [def.element], record: [def.valueType],
+  }[def.type as string] ?? [];
+  if (def.type === 'object') {
+    for (const [key, value] of Object.entries(def.shape as Record<string, unknown>)) {
+      const child = path ? `${path}.${key}` : key;
+      out.add(child);
+      keyPaths(value, child, out);
+    }
+  }
+  for (const schemaInside of inner) keyPaths(schemaInside, path, out);
+  return out;
 }
 
 describe('Function: README and docs/', () => {
@@ -69,6 +90,30 @@ describe('Function: README and docs/', () => {
 
     // Assess
     expect(bad).toEqual([]);
+  });
+
+  it('documents every configuration key in docs/configuration.md', () => {
+    // Prepare: the key table's rows, by the keys their first cell names.
+    const rows = readFileSync(join(root, 'docs', 'configuration.md'), 'utf8').split('\n').filter((line) => line.startsWith('| `'));
+    const keys = [...keyPaths(configSchema)].map((path) => path.replace(/^dataflows\./, '')).filter((path) => !['$schema', 'dataflows'].includes(path));
+    const groups = new Set(keys.map((path) => path.split('.').slice(0, -1).join('.')).filter(Boolean));
+
+    // Act: a key is documented when a row names it (`source.prefix`, or `…format` for every mapped field's format),
+    // or when a row names its parent and the key itself (`destination.auth` with `"usernameSecret"`; "as above" takes
+    // in the row before).
+    const undocumented = keys.filter((path) => !groups.has(path)).filter((path) => {
+      const leaf = path.split('.').at(-1)!;
+      const parent = path.split('.').slice(0, -1).join('.');
+      return !rows.some((row, i) => {
+        const cell = row.split(' | ')[0]!;
+        const text = row.includes('as above') ? `${row} ${rows[i - 1] ?? ''}` : row;
+        return cell.includes(`\`${path}\``) || cell.includes(`\`…${leaf}\``) || (cell.includes(`\`${parent}\``) && text.includes(`"${leaf}"`));
+      });
+    });
+
+    // Assess
+    expect(keys.length).toBeGreaterThan(50);
+    expect(undocumented).toEqual([]);
   });
 
   it('gives `npm test` as the test command in the README (what .ci/run runs)', () => {

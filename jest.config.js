@@ -1,8 +1,35 @@
-/** Jest runs the TypeScript sources through ts-jest (typescript 5: ts-jest cannot drive the native TypeScript 7). */
-module.exports = {
+/**
+ * Jest runs the TypeScript sources through ts-jest (typescript 5: ts-jest cannot drive the native TypeScript 7).
+ *
+ * Two projects, so a developer can run the fast set alone (`npm run test:unit`) while `npm test` runs both:
+ * - `unit`: suites that start nothing but in-process servers (the embedded S3, the sandbox, scripted HTTP servers)
+ *   and short oracles (python3's csv): no workflow run, no CDK synthesis, no Lambda containers, no gpg, sshd or
+ *   Chromium. Listed by name below.
+ * - `e2e`: every other suite (the local workflow on the deployed bundles, the twin, CDK synthesis, GnuPG, OpenSSH,
+ *   Chromium). A new suite lands here until it is listed as a unit: slow by default, never skipped.
+ * test/projects.test.ts checks that the two sets partition test/**\/*.test.ts and that no unit suite starts what
+ * belongs to e2e.
+ */
+const UNIT_SUITES = [
+  'advice', 'client', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'guard',
+  'local-s3', 'mapping', 'metrics', 'projects', 'replay-quote', 'sandbox', 'secrets', 'send', 'sweep', 'unpack', 'zip',
+];
+
+const common = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
-  testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: false }] },
+};
+
+module.exports = {
   testTimeout: 120000,
+  projects: [
+    { ...common, displayName: 'unit', testMatch: UNIT_SUITES.map((name) => `<rootDir>/test/${name}.test.ts`) },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', ...UNIT_SUITES.map((name) => `/test/${name}\\.test\\.ts$`)],
+    },
+  ],
 };

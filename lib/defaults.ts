@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { type Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, type BucketProps, type IBucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
@@ -86,6 +86,8 @@ export class StepLambda extends NodejsFunction {
         // would reach the state machine as "vs" and every FAILED file would say INTERNAL_ERROR.
         keepNames: true,
         sourceMap: true,
+        // esbuild's per-bundle size report is build chatter (and each local run synthesizes); warnings still show.
+        logLevel: LogLevel.WARNING,
         externalModules: BUNDLE_EXTERNALS,
         banner: CJS_BUNDLE_SHIMS.banner,
         define: { ...CJS_BUNDLE_SHIMS.define },

@@ -97,7 +97,8 @@ export function synthesizeStack(config: Config, configFile: string, localBuckets
     const building = mkdtempSync(join(twinCacheDir(), `${key}-building-`));
     try {
       const app = new App({ outdir: building });
-      const stack = new BadgesImportStack(app, 'BadgesImport', { config, configFile });
+      // The Lambdas are bundled as their constructs are made (CDK prints "Bundling asset …" for each), not at synth().
+      const stack = quietly(() => new BadgesImportStack(app, 'BadgesImport', { config, configFile }));
       options.hook?.apply(stack);
       quietly(() => app.synth());
       try {
@@ -115,7 +116,7 @@ export function synthesizeStack(config: Config, configFile: string, localBuckets
   return synthesized;
 }
 
-/** esbuild reports each bundle on stderr; a local run shows progress, not build logs. */
+/** CDK reports each bundle on stderr; a local run shows progress, not build logs (esbuild's own: lib/defaults.ts). */
 function quietly<T>(work: () => T): T {
   const write = process.stderr.write.bind(process.stderr);
   process.stderr.write = (() => true);

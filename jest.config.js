@@ -11,7 +11,7 @@
  * belongs to e2e.
  */
 const UNIT_SUITES = [
-  'advice', 'client', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'guard',
+  'advice', 'client', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'guard', 'house',
   'local-s3', 'mapping', 'metrics', 'projects', 'replay-quote', 'sandbox', 'secrets', 'send', 'sweep', 'unpack', 'zip',
 ];
 

@@ -4,6 +4,9 @@ import type { AuthorizationDecision, Authorize, ObjectCreatedEvent } from './hoo
 import type { ObjectStore, ObjectVersion } from './store';
 import { xmlDocument, type XmlObject } from './xml';
 
+// One request being answered (Call), what every operation works with (S3Context), and the steps they all take:
+// asking the IAM hook, answering XML or an empty body, announcing a created object.
+
 export const GIB5 = 5 * 1024 * 1024 * 1024;
 export const OWNER = { ID: '75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a', DisplayName: 'local' };
 

@@ -3,6 +3,8 @@ import { header } from './call';
 import { S3Errors, type S3ServiceError } from './errors';
 import type { ObjectAttributes, ObjectVersion } from './store';
 
+// What request headers mean to S3: IAM condition keys, stored attributes, conditions, ranges and copy sources.
+
 /** The request headers S3 turns into condition keys of object writes. */
 export function writeContext(req: IncomingMessage): Record<string, string> {
   const context: Record<string, string> = {};

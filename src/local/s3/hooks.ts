@@ -1,3 +1,5 @@
+// The contract between the local S3 and its host: the IAM question it asks, and the event it announces after a write.
+
 /** What the local S3 asks its `authorize` hook: one IAM action on one resource, as AWS evaluates it. */
 export interface AuthorizationRequest {
   /** From the SigV4 `Credential` (header or presigned query); '' for an unsigned request. */

@@ -50,6 +50,26 @@ export async function lookup(s3: S3Context, call: Call, bucket: string, key: str
   return latest;
 }
 
+/** The headers a GET/HEAD answers from the stored version, `response-*` query parameters overriding them. */
+function representationHeaders(version: ObjectVersion, query: URLSearchParams): Record<string, string | number> {
+  const headers: Record<string, string | number> = {};
+  headers['Content-Type'] = query.get('response-content-type') ?? version.contentType;
+  const optional: Array<[string, string | undefined, string]> = [
+    ['Content-Encoding', version.contentEncoding, 'response-content-encoding'],
+    ['Content-Disposition', version.contentDisposition, 'response-content-disposition'],
+    ['Content-Language', version.contentLanguage, 'response-content-language'],
+    ['Cache-Control', version.cacheControl, 'response-cache-control'],
+    ['Expires', version.expires, 'response-expires'],
+  ];
+  for (const [name, stored, override] of optional) {
+    const value = query.get(override) ?? stored;
+    if (value !== undefined) headers[name] = value;
+  }
+  for (const [name, value] of Object.entries(version.metadata)) headers[`x-amz-meta-${name}`] = value;
+  if (version.tags && Object.keys(version.tags).length) headers['x-amz-tagging-count'] = Object.keys(version.tags).length;
+  return headers;
+}
+
 export async function getObject(s3: S3Context, call: Call, head: boolean): Promise<void> {
   const { req, res, bucket, key, query } = call;
   const versionId = query.get('versionId') ?? undefined;
@@ -69,20 +89,7 @@ export async function getObject(s3: S3Context, call: Call, head: boolean): Promi
     return;
   }
   if (condition) throw condition;
-  headers['Content-Type'] = query.get('response-content-type') ?? version.contentType;
-  const optional: Array<[string, string | undefined, string]> = [
-    ['Content-Encoding', version.contentEncoding, 'response-content-encoding'],
-    ['Content-Disposition', version.contentDisposition, 'response-content-disposition'],
-    ['Content-Language', version.contentLanguage, 'response-content-language'],
-    ['Cache-Control', version.cacheControl, 'response-cache-control'],
-    ['Expires', version.expires, 'response-expires'],
-  ];
-  for (const [name, stored, override] of optional) {
-    const value = query.get(override) ?? stored;
-    if (value !== undefined) headers[name] = value;
-  }
-  for (const [name, value] of Object.entries(version.metadata)) headers[`x-amz-meta-${name}`] = value;
-  if (version.tags && Object.keys(version.tags).length) headers['x-amz-tagging-count'] = Object.keys(version.tags).length;
+  Object.assign(headers, representationHeaders(version, query));
   const range = parseRange(header(req, 'range'), version.size);
   if (range === 'unsatisfiable') throw S3Errors.invalidRange(version.size);
   if (!range && version.checksum && header(req, 'x-amz-checksum-mode') === 'ENABLED') {

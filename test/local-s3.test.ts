@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { promisify } from 'node:util';
 import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
@@ -293,6 +295,19 @@ describe('Function: startLocalS3', () => {
       expect(whole).toMatchObject({ name: 'InvalidRequest', status: 400 });
       expect(parts.Parts?.map((part) => part.Size)).toEqual([5 * MIB, 2 * MIB]);
       expect(bytes.equals(source)).toBe(true);
+    });
+
+    it('completes an upload of more than ten parts without a listener leak warning, the parts joined in order', async () => {
+      // Prepare: joining each part into one file stream used to add listeners to that stream per part.
+      const root = join(__dirname, '..');
+
+      // Act
+      const { stdout } = await promisify(execFile)(join(root, 'node_modules', '.bin', 'tsx'), [join(__dirname, 'support', 'multipart-listeners-probe.ts')], { cwd: root, encoding: 'utf8' });
+      const probe = JSON.parse(stdout.trim().split('\n').pop()!) as { warnings: string[]; joinedInOrder: boolean };
+
+      // Assess
+      expect(probe.warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
+      expect(probe.joinedInOrder).toBe(true);
     });
 
     it('refuses to complete an upload whose parts (but the last) are under 5 MiB', async () => {

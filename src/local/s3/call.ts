@@ -92,18 +92,18 @@ export function maxKeysOf(query: URLSearchParams, name = 'max-keys', cap = 1000)
   return Math.min(Number(value), cap);
 }
 
+/** Answers an S3 XML document (with S3's namespace). */
 export function sendXml(call: Call, root: string, body: XmlObject | string, headers: Record<string, string> = {}, status = 200): void {
   const text = xmlDocument(root, body);
   call.res.writeHead(status, { ...headers, 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(text) });
   call.res.end(text);
 }
 
+/** Answers a status and headers without a body. */
 export function sendEmpty(call: Call, status: number, headers: Record<string, string> = {}): void {
   call.res.writeHead(status, { ...headers, 'Content-Length': 0 });
   call.res.end();
 }
-
-/** Asks the hook; a denial is S3's 403 AccessDenied with the hook's message. */
 
 /** Asks the hook; a denial is S3's 403 AccessDenied with the hook's message. */
 export async function authorize(s3: S3Context, call: Call, action: string, resource: string, context: Record<string, string> = {}): Promise<void> {
@@ -111,15 +111,11 @@ export async function authorize(s3: S3Context, call: Call, action: string, resou
   if (!decision.allowed) throw S3Errors.accessDenied(decision.message);
 }
 
+/** The hook's decision (allowed without a hook), the request's global condition keys merged under `context`. */
 export async function decide(s3: S3Context, call: Call, action: string, resource: string, context: Record<string, string> = {}): Promise<AuthorizationDecision> {
   if (!s3.options.authorize) return { allowed: true };
   return s3.options.authorize({ accessKeyId: call.accessKeyId, action, resource, context: { ...call.baseContext, ...context } });
 }
-
-/**
- * A missing object (or version): AWS answers 404 only to a caller allowed to list the bucket, 403 to others, so
- * that a caller cannot learn which keys exist.
- */
 
 /**
  * A missing object (or version): AWS answers 404 only to a caller allowed to list the bucket, 403 to others, so
@@ -130,10 +126,12 @@ export async function missing(s3: S3Context, call: Call, bucket: string, key: st
   return decision.allowed ? notFound : S3Errors.accessDenied(decision.message);
 }
 
+/** `x-amz-version-id`, answered only by a bucket that is or was versioned. */
 export function versionHeader(s3: S3Context, bucket: string, versionId: string): Record<string, string> {
   return s3.store.versioning(bucket) ? { 'x-amz-version-id': versionId } : {};
 }
 
+/** Tells the host an object was written (the S3 "Object Created" event), after the write is stored. */
 export async function created(s3: S3Context, call: Call, bucket: string, version: ObjectVersion, reason: ObjectCreatedEvent['reason']): Promise<void> {
   if (!s3.options.onObjectCreated) return;
   const event: ObjectCreatedEvent = {

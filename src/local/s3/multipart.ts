@@ -6,7 +6,7 @@ import { authorize, bucketArn, type Call, created, GIB5, header, maxKeysOf, obje
 import { S3Errors } from './errors';
 import { attributesFrom, writeContext, writePrecondition } from './headers';
 import { copyBytes, copySource } from './objects';
-import { compareKeys, type UploadState } from './store';
+import { compareKeys, type PartRecord, type UploadState } from './store';
 import { elements, textOf } from './xml';
 
 // Multipart uploads: create, upload (or copy) parts, list, abort, complete.
@@ -123,13 +123,8 @@ export async function listParts(s3: S3Context, call: Call): Promise<void> {
   });
 }
 
-export async function completeUpload(s3: S3Context, call: Call): Promise<void> {
-  const { req, bucket, key } = call;
-  await authorize(s3, call, 's3:PutObject', objectArn(bucket, key), writeContext(req));
-  const precondition = writePrecondition(req, key);
-  if (!s3.store.hasBucket(bucket)) throw S3Errors.noSuchBucket(bucket);
-  const upload = s3.store.upload(bucket, key, call.query.get('uploadId') ?? '');
-  const xml = (await receiveToBuffer(req)).toString('utf8');
+/** The parts a CompleteMultipartUpload document lists, checked against the upload as S3 checks them. */
+function listedParts(xml: string, upload: UploadState): PartRecord[] {
   const listed = elements(xml, 'Part').map((part) => ({ partNumber: Number(textOf(part, 'PartNumber')), etag: (textOf(part, 'ETag') ?? '').replace(/"/g, '') }));
   if (listed.length === 0 || listed.some((part) => !Number.isInteger(part.partNumber))) throw S3Errors.malformedXml();
   const parts = listed.map((entry, index) => {
@@ -139,16 +134,36 @@ export async function completeUpload(s3: S3Context, call: Call): Promise<void> {
     return part;
   });
   if (parts.slice(0, -1).some((part) => part.size < MIN_PART_BYTES)) throw S3Errors.entityTooSmall();
+  return parts;
+}
+
+/**
+ * The parts' bytes, in order, in one fresh scratch file. One pipeline from a generator over the part files: a
+ * pipeline per part into the same file stream (`end: false`) left its listeners on that stream, a
+ * MaxListenersExceededWarning from the eleventh part on.
+ */
+async function joinParts(s3: S3Context, upload: UploadState, parts: readonly PartRecord[]): Promise<string> {
+  const path = s3.store.tmpPath();
+  const partPaths = parts.map((part) => s3.store.partPath(upload.uploadId, part.partNumber));
+  await pipeline(async function* () {
+    for (const partPath of partPaths) yield* createReadStream(partPath);
+  }, createWriteStream(path));
+  return path;
+}
+
+export async function completeUpload(s3: S3Context, call: Call): Promise<void> {
+  const { req, bucket, key } = call;
+  await authorize(s3, call, 's3:PutObject', objectArn(bucket, key), writeContext(req));
+  const precondition = writePrecondition(req, key);
+  if (!s3.store.hasBucket(bucket)) throw S3Errors.noSuchBucket(bucket);
+  const upload = s3.store.upload(bucket, key, call.query.get('uploadId') ?? '');
+  const parts = listedParts((await receiveToBuffer(req)).toString('utf8'), upload);
   const early = precondition?.(s3.store.current(bucket, key));
   if (early) throw early;
   if (upload.completing) throw S3Errors.noSuchUpload(upload.uploadId);
   upload.completing = true;
   try {
-    const path = s3.store.tmpPath();
-    const out = createWriteStream(path);
-    for (const part of parts) await pipeline(createReadStream(s3.store.partPath(upload.uploadId, part.partNumber)), out, { end: false });
-    out.end();
-    await new Promise<void>((resolve, reject) => out.once('close', resolve).once('error', reject));
+    const path = await joinParts(s3, upload, parts);
     const digest = createHash('md5');
     for (const part of parts) digest.update(Buffer.from(part.etag, 'hex'));
     const etag = `${digest.digest('hex')}-${parts.length}`;

@@ -214,7 +214,10 @@ const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Admission: the checks a request passes before a route does anything.
 
-/** 429, counted, with `Retry-After` unless the settings say not to give it. */
+/**
+ * 429 with `Retry-After` (unless the settings say not to give it), counted in `statusCounts` whatever the endpoint:
+ * the requests-per-minute limit covers them all.
+ */
 function throttled(state: SandboxState, waitMs: number): Answer {
   const headers: Record<string, string> = state.settings.rateLimit?.retryAfter === false ? {} : { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) };
   return tally(state, refusal(429, 429, 'Too many requests', headers));

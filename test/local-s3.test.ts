@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { promisify } from 'node:util';
 import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
@@ -23,6 +25,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { type AuthorizationRequest, type LocalS3, type ObjectCreatedEvent, startLocalS3 } from '../src/local/s3';
+import { walkListing } from '../src/local/s3/listing';
 
 const MIB = 1024 * 1024;
 
@@ -294,6 +297,19 @@ describe('Function: startLocalS3', () => {
       expect(bytes.equals(source)).toBe(true);
     });
 
+    it('completes an upload of more than ten parts without a listener leak warning, the parts joined in order', async () => {
+      // Prepare: joining each part into one file stream used to add listeners to that stream per part.
+      const root = join(__dirname, '..');
+
+      // Act
+      const { stdout } = await promisify(execFile)(join(root, 'node_modules', '.bin', 'tsx'), [join(__dirname, 'support', 'multipart-listeners-probe.ts')], { cwd: root, encoding: 'utf8' });
+      const probe = JSON.parse(stdout.trim().split('\n').pop()!) as { warnings: string[]; joinedInOrder: boolean };
+
+      // Assess
+      expect(probe.warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
+      expect(probe.joinedInOrder).toBe(true);
+    });
+
     it('refuses to complete an upload whose parts (but the last) are under 5 MiB', async () => {
       // Prepare
       const { uploadId, etags } = await uploadParts(s3.client, 'staging', 'r/tiny', [Buffer.from('a'), Buffer.from('b')]);
@@ -547,5 +563,40 @@ describe('Function: startLocalS3 with a directory', () => {
     expect([oldBody, old.Metadata, old.ContentType]).toEqual(['one', { origin: 'vendor' }, 'text/csv']);
     expect(latest).toBe('two');
     expect(versions.Versions).toHaveLength(2);
+  });
+});
+
+describe('Function: walkListing', () => {
+  const keys = ['a/1', 'a/2', 'b', 'c/1', 'c/2', 'd'];
+  const everyKey = { entriesOf: (key: string) => [key] };
+  const listed = (page: ReturnType<typeof walkListing<string>>) => [...page.commonPrefixes, ...page.entries.map((e) => e.entry)];
+
+  it('counts each common prefix once against max-keys, with the entries, and marks the page truncated only when more follow', () => {
+    // Act
+    const first = walkListing(keys, { prefix: '', delimiter: '/', maxKeys: 3, marker: '' }, everyKey);
+    const last = walkListing(keys, { prefix: '', delimiter: '/', maxKeys: 3, marker: first.last!.key }, everyKey);
+
+    // Assess
+    expect([listed(first), first.truncated, first.last?.key]).toEqual([['a/', 'c/', 'b'], true, 'c/']);
+    expect([listed(last), last.truncated]).toEqual([['d'], false]);
+  });
+
+  it('gives each entry a key contributes, and leaves out a hidden key even from its common prefix', () => {
+    // Prepare: 'c/1' and 'c/2' hidden (as delete markers hide keys from ListObjects); 'b' contributes two entries.
+    const source = { entriesOf: (key: string) => (key.startsWith('c/') ? undefined : key === 'b' ? ['b#2', 'b#1'] : [key]) };
+
+    // Act
+    const page = walkListing(keys, { prefix: '', delimiter: '/', maxKeys: 10, marker: '' }, source);
+
+    // Assess
+    expect([listed(page), page.truncated]).toEqual([['a/', 'b#2', 'b#1', 'd'], false]);
+  });
+
+  it('stops within a key whose entries fill the page, naming the last entry listed', () => {
+    // Act
+    const page = walkListing(['k'], { prefix: '', delimiter: '', maxKeys: 2, marker: '' }, { entriesOf: () => ['v3', 'v2', 'v1'] });
+
+    // Assess
+    expect([listed(page), page.truncated, page.last]).toEqual([['v3', 'v2'], true, { key: 'k', entry: 'v2' }]);
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { basicAuthorization } from './auth';
@@ -128,6 +128,349 @@ class Bucket {
 
 type Fault = { kind: 'none' } | { kind: 'status'; status: number } | { kind: 'reset' } | { kind: 'lost' } | { kind: 'slow' };
 
+const TOKEN_PATH = '/v3/oauth/token/generate';
+const LEDGER_PATH = '/__sandbox/ledger';
+const BADGE_META_PATH = /^\/api_gateway\/v1\/badges\/badgeMeta\/([^/]+)$/;
+const CUSTOMER_PATH = /^\/api_gateway\/v1\/badges\/customer\/(\d+)$/;
+
+/**
+ * Everything the sandbox knows, in one object that the routes below read and change: what it was told, the
+ * credentials it takes, the badges it issued, its limits, and what it has counted.
+ */
+interface SandboxState {
+  readonly settings: z.output<typeof sandboxSettingsSchema>;
+  /** Multiplier from the configured epoch unit to milliseconds. */
+  readonly factor: number;
+  readonly credentials: {
+    /** `Authorization` header values of the Basic-auth users. */
+    readonly basic: Set<string>;
+    /** OAuth client key → secret. */
+    readonly clients: Map<string, string>;
+    /** OAuth token → expiry (ms). */
+    readonly tokens: Map<string, number>;
+    readonly issued: string[];
+    /** Every credential refused (revoked by the test, or by `faults.revokeCredentialsAfterRequests`). */
+    revoked: boolean;
+    /** Import requests seen, counted only while `faults.revokeCredentialsAfterRequests` is set. */
+    importRequests: number;
+  };
+  /** Lower-cased ids of the org's badges; absent: every well-formed id exists. */
+  readonly knownBadgeIds: Set<string> | undefined;
+  readonly ledger: LedgerEntry[];
+  readonly limits: { readonly requests?: Bucket; readonly items?: Bucket; inFlight: number };
+  readonly random: () => number;
+  readonly statusCounts: Record<string, number>;
+  itemsProcessed: number;
+}
+
+function initialState(input: SandboxSettings): SandboxState {
+  const settings = sandboxSettingsSchema.parse(input);
+  return {
+    settings,
+    factor: settings.epochUnit === 'ms' ? 1 : 1000,
+    credentials: {
+      basic: new Set(settings.users.map((u) => basicAuthorization(u.username, u.password))),
+      clients: new Map(settings.oauthClients.map((c) => [c.key, c.secret])),
+      tokens: new Map(),
+      issued: [],
+      revoked: false,
+      importRequests: 0,
+    },
+    knownBadgeIds: settings.knownBadgeIds ? new Set(settings.knownBadgeIds.map((id) => id.toLowerCase())) : undefined,
+    ledger: [],
+    limits: {
+      ...(settings.rateLimit?.requestsPerMinute ? { requests: new Bucket(settings.rateLimit.requestsPerMinute / 60) } : {}),
+      ...(settings.rateLimit?.itemsPerSecond ? { items: new Bucket(settings.rateLimit.itemsPerSecond) } : {}),
+      inFlight: 0,
+    },
+    random: seeded(settings.faults?.seed ?? 1),
+    statusCounts: {},
+    itemsProcessed: 0,
+  };
+}
+
+/** A request as the routes see it, its body read to the end. */
+interface SandboxRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly text: string;
+}
+
+/** What a route answers: a JSON document, or `reset` (the connection is cut, nothing is answered). */
+type Answer = { readonly status: number; readonly body: unknown; readonly headers?: Record<string, string> } | 'reset';
+
+const json = (status: number, body: unknown, headers?: Record<string, string>): Answer => ({ status, body, ...(headers ? { headers } : {}) });
+const refusal = (status: number, code: number, message: string, headers?: Record<string, string>): Answer => json(status, { errors: [error(code, message)] }, headers);
+
+/** Counts an answer to an import request in `statusCounts` (a cut connection as `reset`). */
+function tally(state: SandboxState, answer: Answer): Answer {
+  const key = answer === 'reset' ? 'reset' : answer.status;
+  state.statusCounts[key] = (state.statusCounts[key] ?? 0) + 1;
+  return answer;
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Admission: the checks a request passes before a route does anything.
+
+/**
+ * 429 with `Retry-After` (unless the settings say not to give it), counted in `statusCounts` whatever the endpoint:
+ * the requests-per-minute limit covers them all.
+ */
+function throttled(state: SandboxState, waitMs: number): Answer {
+  const headers: Record<string, string> = state.settings.rateLimit?.retryAfter === false ? {} : { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) };
+  return tally(state, refusal(429, 429, 'Too many requests', headers));
+}
+
+/** The requests-per-minute limit, which covers every endpoint. */
+function admitRequestRate(state: SandboxState): Answer | undefined {
+  const requests = state.limits.requests?.take(1);
+  return requests && !requests.ok ? throttled(state, requests.waitMs) : undefined;
+}
+
+/** Basic auth or an unexpired OAuth token; none at all once revoked (an import request may revoke them, see `faults`). */
+function admitCredentials(state: SandboxState, request: SandboxRequest): Answer | undefined {
+  const { credentials, settings } = state;
+  const isImport = request.path === IMPORT_PATH;
+  const revokeAfter = settings.faults?.revokeCredentialsAfterRequests;
+  if (isImport && revokeAfter !== undefined && ++credentials.importRequests > revokeAfter) credentials.revoked = true;
+  const token = request.headers['x-cap-api-oauth-token'];
+  const authorized =
+    !credentials.revoked && (typeof token === 'string' ? (credentials.tokens.get(token) ?? 0) > Date.now() : credentials.basic.has(request.headers.authorization ?? ''));
+  if (authorized) return undefined;
+  const answer = refusal(401, 401, 'Invalid or expired credentials');
+  return isImport ? tally(state, answer) : answer;
+}
+
+/** The import body: a JSON array no longer than `maxBatchSize`, or a counted 400. */
+function readBatch(state: SandboxState, text: string): unknown[] | Answer {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return tally(state, refusal(400, 400, 'Request body is not JSON'));
+  }
+  if (!Array.isArray(body)) return tally(state, refusal(400, 400, 'Request body must be an array'));
+  if (body.length > state.settings.maxBatchSize) return tally(state, refusal(400, 1060, `Batch limit exceeded: at most ${state.settings.maxBatchSize} items`));
+  return body;
+}
+
+/** The concurrency limit, then the items-per-second limit (which takes the batch's items only when admitted so far). */
+function admitImportLoad(state: SandboxState, items: number): Answer | undefined {
+  const { settings, limits } = state;
+  if (settings.maxConcurrentRequests !== undefined && limits.inFlight >= settings.maxConcurrentRequests) return throttled(state, 1000);
+  const taken = limits.items?.take(items);
+  return taken && !taken.ok ? throttled(state, taken.waitMs) : undefined;
+}
+
+/** One draw of the seeded generator decides the fault of an admitted import request, if any. */
+function drawFault(state: SandboxState): Fault {
+  const faults = state.settings.faults;
+  if (!faults) return { kind: 'none' };
+  let roll = state.random();
+  for (const [status, rate] of Object.entries(faults.statusRates)) {
+    if (roll < rate) return { kind: 'status', status: Number(status) };
+    roll -= rate;
+  }
+  if (roll < faults.resetBeforeProcessing) return { kind: 'reset' };
+  roll -= faults.resetBeforeProcessing;
+  if (roll < faults.lostAfterProcessing) return { kind: 'lost' };
+  roll -= faults.lostAfterProcessing;
+  if (roll < faults.slowRate) return { kind: 'slow' };
+  return { kind: 'none' };
+}
+
+// Routes
+
+/** `POST /v3/oauth/token/generate` with `{ key, secret }`: a token that lives `tokenTtlSeconds`. */
+function generateToken(state: SandboxState, text: string): Answer {
+  let credentials: { key?: unknown; secret?: unknown } = {};
+  try {
+    credentials = JSON.parse(text) as typeof credentials;
+  } catch {
+    // answered below as invalid
+  }
+  if (typeof credentials.key !== 'string' || state.credentials.clients.get(credentials.key) !== credentials.secret) {
+    return json(401, { data: null, errors: [error(401, 'Invalid key or secret')] });
+  }
+  const accessToken = randomBytes(24).toString('base64url');
+  const ttlSeconds = state.settings.tokenTtlSeconds;
+  state.credentials.tokens.set(accessToken, Date.now() + ttlSeconds * 1000);
+  state.credentials.issued.push(accessToken);
+  return json(200, { data: { accessToken, ttlSeconds }, errors: [] });
+}
+
+const badgeExists = (state: SandboxState, id: string) => /^[0-9a-fA-F]{24}$/.test(id) && (!state.knownBadgeIds || state.knownBadgeIds.has(id.toLowerCase()));
+
+/** `PUT|POST IMPORT_PATH`: admission, then a fault drawn, then the batch processed (unless the fault forbids it). */
+async function importBadges(state: SandboxState, request: SandboxRequest): Promise<Answer> {
+  const batch = readBatch(state, request.text);
+  if (!Array.isArray(batch)) return batch;
+  const refused = admitImportLoad(state, batch.length);
+  if (refused) return refused;
+  const fault = drawFault(state);
+  if (fault.kind === 'status') return tally(state, refusal(fault.status, fault.status, 'Injected fault', fault.status === 429 ? { 'Retry-After': '1' } : {}));
+  if (fault.kind === 'reset') return tally(state, 'reset');
+  state.limits.inFlight += 1;
+  try {
+    if (state.settings.latencyMs > 0) await delay(state.settings.latencyMs);
+    const requestId = randomBytes(8).toString('hex');
+    state.itemsProcessed += batch.length;
+    const answer = batch.map((item) => issueBadge(state, item, requestId));
+    // The badges stand; only the answer is lost.
+    if (fault.kind === 'lost') return tally(state, 'reset');
+    if (fault.kind === 'slow') await delay(state.settings.faults!.slowDelayMs);
+    return tally(state, json(200, answer));
+  } finally {
+    state.limits.inFlight -= 1;
+  }
+}
+
+/** What the API finds wrong with one import item (nothing: it is issued). */
+function itemErrors(state: SandboxState, item: Record<string, unknown>): ItemError[] {
+  const { epochUnit } = state.settings;
+  const errors: ItemError[] = [];
+  const { badgeMetaId, customerId, earnEventDate, earnExpiresOn, earnEventDateISO, earnExpiresOnISO } = item;
+  if (typeof badgeMetaId !== 'string' || badgeMetaId === '') errors.push(error(400, 'badgeMetaId is required'));
+  else if (!badgeExists(state, badgeMetaId)) errors.push(error(1054, 'GLOBAL.BADGE_NOT_FOUND'));
+  if (typeof customerId !== 'number' || !Number.isSafeInteger(customerId) || customerId <= 0) errors.push(error(400, 'customerId must be a positive integer'));
+  for (const [name, value, iso] of [
+    ['earnEventDate', earnEventDate, earnEventDateISO],
+    ['earnExpiresOn', earnExpiresOn, earnExpiresOnISO],
+  ] as const) {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) errors.push(error(400, `${name} must be an epoch in ${epochUnit}`));
+    else if (iso !== undefined && (typeof iso !== 'string' || Math.floor(Date.parse(iso) / state.factor) !== value)) {
+      errors.push(error(400, `${name}ISO (${JSON.stringify(iso)}) does not denote the same instant as ${name} (${value} ${epochUnit})`));
+    }
+  }
+  if (errors.length === 0 && (earnExpiresOn as number) <= (earnEventDate as number)) errors.push(error(400, 'earnExpiresOn must be after earnEventDate'));
+  if (errors.length === 0 && (earnEventDate as number) * state.factor > Date.now() + 86_400_000) errors.push(error(750, 'Earn event date cannot be in the future'));
+  return errors;
+}
+
+/** One import item: validated as the API does, and issued into the ledger when valid. */
+function issueBadge(state: SandboxState, raw: unknown, requestId: string) {
+  const item = (raw ?? {}) as Record<string, unknown>;
+  const errors = itemErrors(state, item);
+  if (errors.length > 0) return { data: null, errors, warnings: null };
+  const { badgeMetaId, customerId, earnEventDate, earnExpiresOn, earnEventDateISO, earnExpiresOnISO } = item;
+  const entry: LedgerEntry = {
+    earnedBadgeId: randomBytes(12).toString('hex'),
+    requestId,
+    customerId: customerId as number,
+    badgeMetaId: badgeMetaId as string,
+    earnEventDate: earnEventDate as number,
+    earnExpiresOn: earnExpiresOn as number,
+    earnEventDateISO: earnEventDateISO as string | undefined,
+    earnExpiresOnISO: earnExpiresOnISO as string | undefined,
+    issuedAt: Date.now(),
+  };
+  state.ledger.push(entry);
+  return {
+    data: { badgeMetaId: entry.badgeMetaId, customerId: entry.customerId, earnedBadgeId: entry.earnedBadgeId, expiresOn: entry.earnExpiresOn, requestId },
+    errors: null,
+    warnings: null,
+  };
+}
+
+/** `GET …/badgeMeta/{id}`: LIVE for a badge the org has. */
+function badgeMeta(state: SandboxState, id: string): Answer {
+  if (!badgeExists(state, id)) return json(404, { data: null, errors: [error(404, 'Passed badge is not found')], warnings: [] });
+  return json(200, { data: { id, status: 'LIVE' }, errors: [], warnings: [] });
+}
+
+/** `GET …/customer/{id}`: the customer's badges from the ledger. */
+function customerBadges(state: SandboxState, customerId: number): Answer {
+  const latest = new Map<string, LedgerEntry>();
+  for (const entry of state.ledger) {
+    // A badge earned more than once shows only its last earn event, as Capillary documents.
+    const seen = latest.get(entry.badgeMetaId);
+    if (entry.customerId === customerId && (!seen || entry.earnEventDate >= seen.earnEventDate)) latest.set(entry.badgeMetaId, entry);
+  }
+  const badges = [...latest.values()].map((e) => ({
+    badgeMetaId: e.badgeMetaId,
+    badgeType: 'ISSUE_EARN',
+    lastEarnEventDate: e.earnEventDate * state.factor,
+    lastEarnedOnDate: e.issuedAt,
+  }));
+  return json(200, { data: { customerBadges: badges }, errors: [], warnings: [] });
+}
+
+/**
+ * The sandbox's routing: the ledger (for tests, never throttled), the request rate, the token endpoint (which needs
+ * no credentials), the credentials, then the API's routes.
+ */
+async function route(state: SandboxState, request: SandboxRequest): Promise<Answer> {
+  const { method, path } = request;
+  if (method === 'GET' && path === LEDGER_PATH) return json(200, state.ledger);
+  const throttle = admitRequestRate(state);
+  if (throttle) return throttle;
+  if (method === 'POST' && path === TOKEN_PATH) return generateToken(state, request.text);
+  const unauthorized = admitCredentials(state, request);
+  if (unauthorized) return unauthorized;
+  if (path === IMPORT_PATH && (method === 'PUT' || method === 'POST')) return importBadges(state, request);
+  const meta = BADGE_META_PATH.exec(path);
+  if (method === 'GET' && meta) return badgeMeta(state, decodeURIComponent(meta[1]!));
+  const customer = CUSTOMER_PATH.exec(path);
+  if (method === 'GET' && customer) return customerBadges(state, Number(customer[1]));
+  return refusal(404, 404, `No route ${method} ${path}`);
+}
+
+// HTTP plumbing
+
+function write(req: IncomingMessage, res: ServerResponse, answer: Answer): void {
+  if (answer === 'reset') {
+    req.socket.destroy();
+    return;
+  }
+  res.writeHead(answer.status, { 'Content-Type': 'application/json', ...answer.headers });
+  res.end(JSON.stringify(answer.body));
+}
+
+async function serve(state: SandboxState, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = new URL(req.url ?? '/', 'http://sandbox').pathname;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const request: SandboxRequest = {
+    method: req.method ?? 'GET',
+    path,
+    headers: req.headers,
+    text: Buffer.concat(chunks).toString('utf8'),
+  };
+  write(req, res, await route(state, request));
+}
+
+/** The handle a test or the CLI holds: the sandbox's address, what it recorded, and its controls. */
+function sandboxHandle(state: SandboxState, url: string, server: Server): Sandbox {
+  const { credentials } = state;
+  return {
+    url,
+    ledger: state.ledger,
+    statusCounts: state.statusCounts,
+    get itemsProcessed() {
+      return state.itemsProcessed;
+    },
+    expireTokens: () => credentials.tokens.clear(),
+    addUser: (username, password) => credentials.basic.add(basicAuthorization(username, password)),
+    revokeCredentials: () => {
+      credentials.revoked = true;
+    },
+    restoreCredentials: () => {
+      credentials.revoked = false;
+      if (state.settings.faults) delete state.settings.faults.revokeCredentialsAfterRequests;
+    },
+    addOAuthClient: (key, secret) => credentials.clients.set(key, secret),
+    addBadge: (id) => state.knownBadgeIds?.add(id.toLowerCase()),
+    tokensIssued: credentials.issued,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 /**
  * A local stand-in for Capillary's badges API: the documented import contract (Basic auth and OAuth, a JSON array in,
  * one `data`/`errors` item out per item in), `badgeMeta/{id}` and `customer/{id}` answered from its own ledger, and
@@ -135,235 +478,14 @@ type Fault = { kind: 'none' } | { kind: 'status'; status: number } | { kind: 're
  * answers, drawn from a seeded generator.
  */
 export async function startSandbox(input: SandboxSettings = {}, port = 0, host = '127.0.0.1'): Promise<Sandbox> {
-  const settings = sandboxSettingsSchema.parse(input);
-  const authorizations = new Set(settings.users.map((u) => basicAuthorization(u.username, u.password)));
-  const clients = new Map(settings.oauthClients.map((c) => [c.key, c.secret]));
-  const tokens = new Map<string, number>(); // token → expiry (ms)
-  const tokensIssued: string[] = [];
-  const known = settings.knownBadgeIds ? new Set(settings.knownBadgeIds.map((id) => id.toLowerCase())) : undefined;
-  const ledger: LedgerEntry[] = [];
-  const statusCounts: Record<string, number> = {};
-  let itemsProcessed = 0;
-  let inFlight = 0;
-  const factor = settings.epochUnit === 'ms' ? 1 : 1000;
-  const random = seeded(settings.faults?.seed ?? 1);
-  const requestBucket = settings.rateLimit?.requestsPerMinute ? new Bucket(settings.rateLimit.requestsPerMinute / 60) : undefined;
-  const itemBucket = settings.rateLimit?.itemsPerSecond ? new Bucket(settings.rateLimit.itemsPerSecond) : undefined;
-
-  const count = (key: string | number) => (statusCounts[key] = (statusCounts[key] ?? 0) + 1);
-  const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
-    res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
-    res.end(JSON.stringify(body));
-  };
-  const badgeExists = (id: string) => /^[0-9a-fA-F]{24}$/.test(id) && (!known || known.has(id.toLowerCase()));
-
-  let revoked = false;
-  let importRequests = 0;
-  function authorized(req: IncomingMessage): boolean {
-    if (revoked) return false;
-    const token = req.headers['x-cap-api-oauth-token'];
-    if (typeof token === 'string') return (tokens.get(token) ?? 0) > Date.now();
-    return authorizations.has(req.headers.authorization ?? '');
-  }
-
-  function drawFault(): Fault {
-    const faults = settings.faults;
-    if (!faults) return { kind: 'none' };
-    let roll = random();
-    for (const [status, rate] of Object.entries(faults.statusRates)) {
-      if (roll < rate) return { kind: 'status', status: Number(status) };
-      roll -= rate;
-    }
-    if (roll < faults.resetBeforeProcessing) return { kind: 'reset' };
-    roll -= faults.resetBeforeProcessing;
-    if (roll < faults.lostAfterProcessing) return { kind: 'lost' };
-    roll -= faults.lostAfterProcessing;
-    if (roll < faults.slowRate) return { kind: 'slow' };
-    return { kind: 'none' };
-  }
-
-  function importItem(raw: unknown, requestId: string) {
-    const item = (raw ?? {}) as Record<string, unknown>;
-    const errors: ItemError[] = [];
-    const { badgeMetaId, customerId, earnEventDate, earnExpiresOn, earnEventDateISO, earnExpiresOnISO } = item;
-    if (typeof badgeMetaId !== 'string' || badgeMetaId === '') errors.push(error(400, 'badgeMetaId is required'));
-    else if (!badgeExists(badgeMetaId)) errors.push(error(1054, 'GLOBAL.BADGE_NOT_FOUND'));
-    if (typeof customerId !== 'number' || !Number.isSafeInteger(customerId) || customerId <= 0) errors.push(error(400, 'customerId must be a positive integer'));
-    for (const [name, value, iso] of [
-      ['earnEventDate', earnEventDate, earnEventDateISO],
-      ['earnExpiresOn', earnExpiresOn, earnExpiresOnISO],
-    ] as const) {
-      if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) errors.push(error(400, `${name} must be an epoch in ${settings.epochUnit}`));
-      else if (iso !== undefined && (typeof iso !== 'string' || Math.floor(Date.parse(iso) / factor) !== value)) {
-        errors.push(error(400, `${name}ISO (${JSON.stringify(iso)}) does not denote the same instant as ${name} (${value} ${settings.epochUnit})`));
-      }
-    }
-    if (errors.length === 0 && (earnExpiresOn as number) <= (earnEventDate as number)) errors.push(error(400, 'earnExpiresOn must be after earnEventDate'));
-    if (errors.length === 0 && (earnEventDate as number) * factor > Date.now() + 86_400_000) errors.push(error(750, 'Earn event date cannot be in the future'));
-    if (errors.length > 0) return { data: null, errors, warnings: null };
-    const entry: LedgerEntry = {
-      earnedBadgeId: randomBytes(12).toString('hex'),
-      requestId,
-      customerId: customerId as number,
-      badgeMetaId: badgeMetaId as string,
-      earnEventDate: earnEventDate as number,
-      earnExpiresOn: earnExpiresOn as number,
-      earnEventDateISO: earnEventDateISO as string | undefined,
-      earnExpiresOnISO: earnExpiresOnISO as string | undefined,
-      issuedAt: Date.now(),
-    };
-    ledger.push(entry);
-    return {
-      data: { badgeMetaId: entry.badgeMetaId, customerId: entry.customerId, earnedBadgeId: entry.earnedBadgeId, expiresOn: entry.earnExpiresOn, requestId },
-      errors: null,
-      warnings: null,
-    };
-  }
-
-  function throttled(res: ServerResponse, waitMs: number): void {
-    count(429);
-    const headers: Record<string, string> = settings.rateLimit?.retryAfter === false ? {} : { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) };
-    send(res, 429, { errors: [error(429, 'Too many requests')] }, headers);
-  }
-
-  async function handleImport(req: IncomingMessage, res: ServerResponse, text: string): Promise<void> {
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      count(400);
-      return send(res, 400, { errors: [error(400, 'Request body is not JSON')] });
-    }
-    if (!Array.isArray(body)) {
-      count(400);
-      return send(res, 400, { errors: [error(400, 'Request body must be an array')] });
-    }
-    if (body.length > settings.maxBatchSize) {
-      count(400);
-      return send(res, 400, { errors: [error(1060, `Batch limit exceeded: at most ${settings.maxBatchSize} items`)] });
-    }
-    if (settings.maxConcurrentRequests !== undefined && inFlight >= settings.maxConcurrentRequests) return throttled(res, 1000);
-    const items = itemBucket?.take(body.length);
-    if (items && !items.ok) return throttled(res, items.waitMs);
-
-    const fault = drawFault();
-    if (fault.kind === 'status') {
-      count(fault.status);
-      return send(res, fault.status, { errors: [error(fault.status, 'Injected fault')] }, fault.status === 429 ? { 'Retry-After': '1' } : {});
-    }
-    if (fault.kind === 'reset') {
-      count('reset');
-      req.socket.destroy();
-      return;
-    }
-    inFlight += 1;
-    try {
-      if (settings.latencyMs > 0) await new Promise((r) => setTimeout(r, settings.latencyMs));
-      const requestId = randomBytes(8).toString('hex');
-      itemsProcessed += body.length;
-      const answer = body.map((item) => importItem(item, requestId));
-      if (fault.kind === 'lost') {
-        count('reset');
-        req.socket.destroy();
-        return;
-      }
-      if (fault.kind === 'slow') await new Promise((r) => setTimeout(r, settings.faults!.slowDelayMs));
-      count(200);
-      send(res, 200, answer);
-    } finally {
-      inFlight -= 1;
-    }
-  }
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://sandbox');
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString('utf8');
-    if (req.method === 'GET' && url.pathname === '/__sandbox/ledger') return send(res, 200, ledger);
-    const requests = requestBucket?.take(1);
-    if (requests && !requests.ok) return throttled(res, requests.waitMs);
-
-    if (req.method === 'POST' && url.pathname === '/v3/oauth/token/generate') {
-      let credentials: { key?: unknown; secret?: unknown } = {};
-      try {
-        credentials = JSON.parse(text) as typeof credentials;
-      } catch {
-        // answered below as invalid
-      }
-      if (typeof credentials.key !== 'string' || clients.get(credentials.key) !== credentials.secret) {
-        return send(res, 401, { data: null, errors: [error(401, 'Invalid key or secret')] });
-      }
-      const accessToken = randomBytes(24).toString('base64url');
-      tokens.set(accessToken, Date.now() + settings.tokenTtlSeconds * 1000);
-      tokensIssued.push(accessToken);
-      return send(res, 200, { data: { accessToken, ttlSeconds: settings.tokenTtlSeconds }, errors: [] });
-    }
-    if (url.pathname === IMPORT_PATH && settings.faults?.revokeCredentialsAfterRequests !== undefined && ++importRequests > settings.faults.revokeCredentialsAfterRequests) {
-      revoked = true;
-    }
-    if (!authorized(req)) {
-      if (url.pathname === IMPORT_PATH) count(401);
-      return send(res, 401, { errors: [error(401, 'Invalid or expired credentials')] });
-    }
-    if (url.pathname === IMPORT_PATH && (req.method === 'PUT' || req.method === 'POST')) return handleImport(req, res, text);
-    const meta = /^\/api_gateway\/v1\/badges\/badgeMeta\/([^/]+)$/.exec(url.pathname);
-    if (req.method === 'GET' && meta) {
-      const id = decodeURIComponent(meta[1]!);
-      if (!badgeExists(id)) return send(res, 404, { data: null, errors: [error(404, 'Passed badge is not found')], warnings: [] });
-      return send(res, 200, { data: { id, status: 'LIVE' }, errors: [], warnings: [] });
-    }
-    const customer = /^\/api_gateway\/v1\/badges\/customer\/(\d+)$/.exec(url.pathname);
-    if (req.method === 'GET' && customer) {
-      const id = Number(customer[1]);
-      const latest = new Map<string, LedgerEntry>();
-      for (const entry of ledger) {
-        // A badge earned more than once shows only its last earn event, as Capillary documents.
-        const seen = latest.get(entry.badgeMetaId);
-        if (entry.customerId === id && (!seen || entry.earnEventDate >= seen.earnEventDate)) latest.set(entry.badgeMetaId, entry);
-      }
-      const customerBadges = [...latest.values()].map((e) => ({
-        badgeMetaId: e.badgeMetaId,
-        badgeType: 'ISSUE_EARN',
-        lastEarnEventDate: e.earnEventDate * factor,
-        lastEarnedOnDate: e.issuedAt,
-      }));
-      return send(res, 200, { data: { customerBadges }, errors: [], warnings: [] });
-    }
-    return send(res, 404, { errors: [error(404, `No route ${req.method} ${url.pathname}`)] });
-  }
-
+  const state = initialState(input);
   const server: Server = createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => send(res, 500, { errors: [error(500, e instanceof Error ? e.message : 'internal error')] }));
+    serve(state, req, res).catch((e: unknown) => write(req, res, refusal(500, 500, e instanceof Error ? e.message : 'internal error')));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
   const address = server.address() as AddressInfo;
-  return {
-    url: `http://${host}:${address.port}`,
-    ledger,
-    statusCounts,
-    get itemsProcessed() {
-      return itemsProcessed;
-    },
-    expireTokens: () => tokens.clear(),
-    addUser: (username, password) => authorizations.add(basicAuthorization(username, password)),
-    revokeCredentials: () => {
-      revoked = true;
-    },
-    restoreCredentials: () => {
-      revoked = false;
-      if (settings.faults) delete settings.faults.revokeCredentialsAfterRequests;
-    },
-    addOAuthClient: (key, secret) => clients.set(key, secret),
-    addBadge: (id) => known?.add(id.toLowerCase()),
-    tokensIssued,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return sandboxHandle(state, `http://${host}:${address.port}`, server);
 }

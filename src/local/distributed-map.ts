@@ -101,38 +101,68 @@ function applyTemplate(template: unknown, input: unknown, context: unknown): unk
   return out;
 }
 
-async function runDistributedMap(name: string, state: AslState, params: MapTaskParameters, options: DistributedMapOptions): Promise<unknown> {
-  const items = await readItems(state, params, options.s3);
-  const selector = state.ItemSelector as Record<string, unknown> | undefined;
-  const batcher = state.ItemBatcher as { MaxItemsPerBatch?: number; BatchInput?: Record<string, unknown> } | undefined;
-  const execution = options.execution;
-  let inputs = items.map((value, index) => (selector ? applyTemplate(selector, params.input, { Map: { Item: { Value: value, Index: index } }, Execution: execution }) : value));
-  if (batcher) {
-    const size = batcher.MaxItemsPerBatch ?? inputs.length;
-    const batches: unknown[] = [];
-    const batchInput = batcher.BatchInput ? applyTemplate(batcher.BatchInput, params.input, { Execution: execution }) : undefined;
-    for (let i = 0; i < inputs.length; i += size) batches.push({ ...(batchInput ? { BatchInput: batchInput } : {}), Items: inputs.slice(i, i + size) });
-    inputs = batches;
-  }
+/** One run of a Distributed Map state: the state, what it was given, and the id its children and results are named by. */
+interface MapRun {
+  readonly name: string;
+  readonly state: AslState;
+  readonly params: MapTaskParameters;
+  readonly options: DistributedMapOptions;
+  readonly id: string;
+}
 
+/** How one child execution ended. */
+type Outcome = { ok: true; input: unknown; output: unknown; name: string } | { ok: false; input: unknown; error: string; cause: string; name: string };
+
+/**
+ * What Step Functions does for a Distributed Map: read the items, select and batch them, run one child execution per
+ * input within MaxConcurrency, write the results, and only then fail the Map if more children failed than tolerated.
+ */
+async function runDistributedMap(name: string, state: AslState, params: MapTaskParameters, options: DistributedMapOptions): Promise<unknown> {
+  const run: MapRun = { name, state, params, options, id: randomUUID() };
+  const items = await readItems(state, params, options.s3);
+  const inputs = batchInputs(run, selectItems(run, items));
   if (inputs.length > 0) await options.authorizeChildren?.();
-  const processor = state.ItemProcessor!;
+  const outcomes = await runChildren(run, inputs);
+  const result = await writeResults(run, outcomes);
+  failBeyondTolerance(run, outcomes);
+  return result;
+}
+
+/** ItemSelector applied to each item, with `$$.Map.Item` and `$$.Execution` in its context. */
+function selectItems(run: MapRun, items: unknown[]): unknown[] {
+  const selector = run.state.ItemSelector as Record<string, unknown> | undefined;
+  const execution = run.options.execution;
+  return items.map((value, index) => (selector ? applyTemplate(selector, run.params.input, { Map: { Item: { Value: value, Index: index } }, Execution: execution }) : value));
+}
+
+/** ItemBatcher: `{ BatchInput?, Items }` per MaxItemsPerBatch inputs (all in one without a maximum). */
+function batchInputs(run: MapRun, inputs: unknown[]): unknown[] {
+  const batcher = run.state.ItemBatcher as { MaxItemsPerBatch?: number; BatchInput?: Record<string, unknown> } | undefined;
+  if (!batcher) return inputs;
+  const size = batcher.MaxItemsPerBatch ?? inputs.length;
+  const batches: unknown[] = [];
+  const batchInput = batcher.BatchInput ? applyTemplate(batcher.BatchInput, run.params.input, { Execution: run.options.execution }) : undefined;
+  for (let i = 0; i < inputs.length; i += size) batches.push({ ...(batchInput ? { BatchInput: batchInput } : {}), Items: inputs.slice(i, i + size) });
+  return batches;
+}
+
+/** The ItemProcessor's states as a child state machine, one execution per input, at most MaxConcurrency at once. */
+async function runChildren(run: MapRun, inputs: unknown[]): Promise<Outcome[]> {
+  const { options } = run;
+  const processor = run.state.ItemProcessor!;
   const child = new StateMachine({ StartAt: processor.StartAt, States: processor.States } as never, { validationOptions: { checkPaths: false, checkArn: false } });
-  const concurrency = Number(params.maxConcurrency) || DEFAULT_MAX_CONCURRENCY;
-  const limit = pLimit(concurrency);
-  const mapRunId = randomUUID();
+  const limit = pLimit(Number(run.params.maxConcurrency) || DEFAULT_MAX_CONCURRENCY);
   let done = 0;
-  type Outcome = { ok: true; input: unknown; output: unknown; name: string } | { ok: false; input: unknown; error: string; cause: string; name: string };
-  const outcomes: Outcome[] = await Promise.all(
+  return Promise.all(
     inputs.map((input, i) =>
       limit(async (): Promise<Outcome> => {
-        const childName = `${mapRunId}:${i}`;
+        const childName = `${run.id}:${i}`;
         try {
-          const run = child.run(input as never, {
+          const execution = child.run(input as never, {
             overrides: { taskResourceLocalHandlers: options.handlers },
             context: { Execution: { Name: childName, StartTime: new Date().toISOString(), Input: input } } as never,
           });
-          return { ok: true, input, output: await run.result, name: childName };
+          return { ok: true, input, output: await execution.result, name: childName };
         } catch (error) {
           const cause = ((error as Error).cause ?? error) as Error;
           return { ok: false, input, error: cause.name ?? 'Error', cause: cause.message ?? String(cause), name: childName };
@@ -142,48 +172,52 @@ async function runDistributedMap(name: string, state: AslState, params: MapTaskP
       }),
     ),
   );
+}
 
+/** As ResultWriter does: SUCCEEDED_0.json, FAILED_0.json and a manifest under `Prefix/<map run id>/`; without one, the outputs in order. */
+async function writeResults(run: MapRun, outcomes: Outcome[]): Promise<unknown> {
+  const writer = run.state.ResultWriter as { Parameters?: { Bucket: string; Prefix?: string } } | undefined;
+  if (!writer?.Parameters) return outcomes.map((o) => (o.ok ? o.output : null));
+  const { s3 } = run.options;
+  const prefix = `${(writer.Parameters.Prefix ?? '').replace(/\/?$/, '/')}${run.id}/`;
+  const { Bucket } = writer.Parameters;
+  const entry = (o: Outcome) => ({
+    ExecutionArn: `arn:aws:states:us-east-1:000000000000:execution:local:${o.name}`,
+    Input: JSON.stringify(o.input),
+    InputDetails: { Included: true },
+    Name: o.name,
+    ...(o.ok ? { Output: JSON.stringify(o.output), OutputDetails: { Included: true }, Status: 'SUCCEEDED' } : { Error: o.error, Cause: o.cause, Status: 'FAILED' }),
+  });
+  const succeeded = outcomes.filter((o) => o.ok);
+  const failed = outcomes.filter((o) => !o.ok);
+  const files = [];
+  if (succeeded.length) {
+    await putJson(s3, Bucket, `${prefix}SUCCEEDED_0.json`, succeeded.map(entry));
+    files.push({ Key: `${prefix}SUCCEEDED_0.json`, Size: 0 });
+  }
+  if (failed.length) {
+    await putJson(s3, Bucket, `${prefix}FAILED_0.json`, failed.map(entry));
+    files.push({ Key: `${prefix}FAILED_0.json`, Size: 0 });
+  }
+  const manifestKey = `${prefix}manifest.json`;
+  const mapRunArn = `arn:aws:states:us-east-1:000000000000:mapRun:local/${run.name}:${run.id}`;
+  await putJson(s3, Bucket, manifestKey, {
+    DestinationBucket: Bucket,
+    MapRunArn: mapRunArn,
+    ResultFiles: { FAILED: files.filter((f) => f.Key.includes('FAILED_')), PENDING: [], SUCCEEDED: files.filter((f) => f.Key.includes('SUCCEEDED_')) },
+  });
+  return { MapRunArn: mapRunArn, ResultWriterDetails: { Bucket, Key: manifestKey } };
+}
+
+/** States.ExceedToleratedFailureThreshold when more children failed than ToleratedFailurePercentage or ToleratedFailureCount allow. */
+function failBeyondTolerance(run: MapRun, outcomes: Outcome[]): void {
+  const { state } = run;
   const failed = outcomes.filter((o) => !o.ok);
   const tolerance = Number(state.ToleratedFailurePercentage ?? 0);
   const toleratedCount = state.ToleratedFailureCount === undefined ? Infinity : Number(state.ToleratedFailureCount);
   const exceeded = failed.length > 0 && (failed.length > toleratedCount || (failed.length / outcomes.length) * 100 > tolerance);
-
-  const writer = state.ResultWriter as { Parameters?: { Bucket: string; Prefix?: string } } | undefined;
-  let result: unknown;
-  if (writer?.Parameters) {
-    const prefix = `${(writer.Parameters.Prefix ?? '').replace(/\/?$/, '/')}${mapRunId}/`;
-    const { Bucket } = writer.Parameters;
-    const entry = (o: Outcome) => ({
-      ExecutionArn: `arn:aws:states:us-east-1:000000000000:execution:local:${o.name}`,
-      Input: JSON.stringify(o.input),
-      InputDetails: { Included: true },
-      Name: o.name,
-      ...(o.ok ? { Output: JSON.stringify(o.output), OutputDetails: { Included: true }, Status: 'SUCCEEDED' } : { Error: o.error, Cause: o.cause, Status: 'FAILED' }),
-    });
-    const succeeded = outcomes.filter((o) => o.ok);
-    const files = [];
-    if (succeeded.length) {
-      await putJson(options.s3, Bucket, `${prefix}SUCCEEDED_0.json`, succeeded.map(entry));
-      files.push({ Key: `${prefix}SUCCEEDED_0.json`, Size: 0 });
-    }
-    if (failed.length) {
-      await putJson(options.s3, Bucket, `${prefix}FAILED_0.json`, failed.map(entry));
-      files.push({ Key: `${prefix}FAILED_0.json`, Size: 0 });
-    }
-    const manifestKey = `${prefix}manifest.json`;
-    await putJson(options.s3, Bucket, manifestKey, {
-      DestinationBucket: Bucket,
-      MapRunArn: `arn:aws:states:us-east-1:000000000000:mapRun:local/${name}:${mapRunId}`,
-      ResultFiles: { FAILED: files.filter((f) => f.Key.includes('FAILED_')), PENDING: [], SUCCEEDED: files.filter((f) => f.Key.includes('SUCCEEDED_')) },
-    });
-    result = { MapRunArn: `arn:aws:states:us-east-1:000000000000:mapRun:local/${name}:${mapRunId}`, ResultWriterDetails: { Bucket, Key: manifestKey } };
-  } else {
-    result = outcomes.map((o) => (o.ok ? o.output : null));
-  }
-  if (exceeded) {
-    throw Object.assign(new Error(`${failed.length} of ${outcomes.length} items failed (tolerated: ${tolerance}%); first: ${failed[0]!.ok ? '' : `${failed[0]!.error}: ${failed[0]!.cause}`}`), {
-      name: 'States.ExceedToleratedFailureThreshold',
-    });
-  }
-  return result;
+  if (!exceeded) return;
+  throw Object.assign(new Error(`${failed.length} of ${outcomes.length} items failed (tolerated: ${tolerance}%); first: ${failed[0]!.ok ? '' : `${failed[0]!.error}: ${failed[0]!.cause}`}`), {
+    name: 'States.ExceedToleratedFailureThreshold',
+  });
 }

@@ -5,7 +5,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Tracer } from '@aws-lambda-powertools/tracer';
+import type * as TracerModule from '@aws-lambda-powertools/tracer';
 import { SERVICE_NAME, powertoolsMetrics, snsNotifier } from '../src/aws/metrics';
 import { SecretsManagerProvider } from '../src/aws/secrets';
 import { powertoolsTracing } from '../src/aws/tracer';
@@ -18,12 +18,33 @@ import { trace, useTracing } from '../src/trace';
 export const logger = new Logger({ serviceName: SERVICE_NAME });
 
 /**
- * One tracer per container. Tracer is on in Lambda (`AWS_EXECUTION_ENV`) unless `POWERTOOLS_TRACE_ENABLED=false`.
+ * Whether this container traces: in Lambda (`AWS_EXECUTION_ENV`) where an X-Ray daemon takes the segments
+ * (`AWS_XRAY_DAEMON_ADDRESS`), unless `POWERTOOLS_TRACE_ENABLED=false`. The twin runs the bundles without a daemon.
+ */
+export function tracingWanted(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.AWS_EXECUTION_ENV) && Boolean(env.AWS_XRAY_DAEMON_ADDRESS) && env.POWERTOOLS_TRACE_ENABLED?.toLowerCase() !== 'false';
+}
+
+/**
+ * One tracer per container, or none. Loaded only when tracing is wanted: the X-Ray SDK under Tracer switches on async
+ * hooks for the whole process as it loads, and they tax every promise whether or not anything is traced
+ * (aws/aws-xray-sdk-node#420; 2 million awaits took 0.4 s without it, 6-9 s with it loaded, 23-27 s in Lambda mode).
  * It does not patch `http`/`fetch`: the URL of a customer-badges lookup holds a customer id, a record's content; the
  * API calls are spans of the client's own instead (src/trace.ts), named by what they do.
  */
-export const tracer = new Tracer({ serviceName: SERVICE_NAME, captureHTTPsRequests: false });
-useTracing(powertoolsTracing(tracer));
+export const tracer: TracerModule.Tracer | undefined = tracingWanted() ? loadTracer() : undefined;
+if (tracer) useTracing(powertoolsTracing(tracer));
+
+function loadTracer(): TracerModule.Tracer {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on condition, see `tracer`
+  const { Tracer } = require('@aws-lambda-powertools/tracer') as typeof TracerModule;
+  return new Tracer({ serviceName: SERVICE_NAME, captureHTTPsRequests: false });
+}
+
+/** An AWS SDK v3 client whose calls are subsegments of the trace (as it is, when this container does not trace). */
+export function traced<T>(client: T): T {
+  return tracer ? tracer.captureAWSv3Client(client) : client;
+}
 
 function required(name: string): string {
   const value = process.env[name];
@@ -37,17 +58,17 @@ export function lambdaDeps(): StepDeps {
   const topicArn = process.env[ENV.alertsTopicArn];
   return {
     config: parseConfig(JSON.parse(readFileSync(file, 'utf8'))),
-    s3: tracer.captureAWSv3Client(new S3Client({})),
+    s3: traced(new S3Client({})),
     buckets: {
       inbox: required(ENV.inboxBucket),
       staging: required(ENV.stagingBucket),
       deadLetter: required(ENV.deadLetterBucket),
       reports: required(ENV.reportsBucket),
     },
-    secrets: new SecretsManagerProvider(tracer.captureAWSv3Client(new SecretsManagerClient({}))),
+    secrets: new SecretsManagerProvider(traced(new SecretsManagerClient({}))),
     log: logger,
     metrics: powertoolsMetrics(),
-    ...(topicArn ? { notify: snsNotifier(tracer.captureAWSv3Client(new SNSClient({})), topicArn) } : {}),
+    ...(topicArn ? { notify: snsNotifier(traced(new SNSClient({})), topicArn) } : {}),
     // Local twin only (src/local/lambda.ts forks each container with an IPC channel): progress for the CLI's bar.
     ...(process.env.BADGES_TWIN_BUNDLE && process.send ? { progress: (event: ProgressEvent) => void process.send!({ type: 'progress', event }) } : {}),
     // Built once per container, so it is this container's state across invocations.
@@ -82,6 +103,7 @@ export function lambdaHandler<E, R>(step: (event: E, context: Context) => Promis
     logger.appendKeys({ ...subject });
     logger.logEventIfEnabled(event);
     try {
+      if (!tracer) return await step(event, context);
       return await trace(
         `## ${process.env._HANDLER ?? 'handler'}`,
         () => {

@@ -1,9 +1,9 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { ENV } from '../src/contracts';
 import { type SweepEvent, sweep } from '../src/steps/sweep';
-import { lambdaDeps, lambdaHandler, tracer } from './runtime';
+import { lambdaDeps, lambdaHandler, traced } from './runtime';
 
-const deps = { ...lambdaDeps(), sfn: tracer.captureAWSv3Client(new SFNClient({})), stateMachineArn: process.env[ENV.stateMachineArn] ?? '' };
+const deps = { ...lambdaDeps(), sfn: traced(new SFNClient({})), stateMachineArn: process.env[ENV.stateMachineArn] ?? '' };
 
 /** The schedule's target (see src/steps/sweep.ts). */
 export const handler = lambdaHandler((event: SweepEvent, context) => sweep(event, { ...deps, remainingMs: () => context.getRemainingTimeInMillis() }));

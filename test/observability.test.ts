@@ -251,7 +251,7 @@ describe('Function: lambdaHandler', () => {
 
 /**
  * A stand-in X-Ray daemon: a UDP socket that keeps every segment document it receives, and counts every datagram the
- * process sends it (the X-Ray SDK sends each one from a new socket, so arrival order proves nothing; the count does).
+ * process sends (the X-Ray SDK sends each one from a new socket, so arrival order proves nothing; the count does).
  */
 async function startDaemon(): Promise<{ address: string; documents: unknown[]; sent: () => number; until(done: (documents: unknown[]) => boolean): Promise<void>; close(): void }> {
   const socket = createSocket('udp4');
@@ -264,13 +264,13 @@ async function startDaemon(): Promise<{ address: string; documents: unknown[]; s
     waiting?.();
   });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const port = socket.address().port;
+  const address = `127.0.0.1:${socket.address().port}`;
   // Spied, not replaced: the datagrams still go out.
   const send = jest.spyOn(Socket.prototype, 'send');
   return {
-    address: `127.0.0.1:${port}`,
+    address,
     documents,
-    sent: () => send.mock.calls.filter((args) => (args as unknown[]).includes(port)).length,
+    sent: () => send.mock.calls.length,
     until: (done) =>
       new Promise<void>((resolve) => {
         waiting = () => done(documents) && resolve();
@@ -294,10 +294,23 @@ function segmentsIn(documents: unknown[]): Array<{ name: string; annotations?: R
   return all;
 }
 
+describe('Function: tracingWanted', () => {
+  it.each([
+    ['in Lambda with an X-Ray daemon', { AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x', AWS_XRAY_DAEMON_ADDRESS: '169.254.79.129:2000' }, true],
+    ['not when POWERTOOLS_TRACE_ENABLED is false', { AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x', AWS_XRAY_DAEMON_ADDRESS: '169.254.79.129:2000', POWERTOOLS_TRACE_ENABLED: 'FALSE' }, false],
+    ['not without a daemon (the twin)', { AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x' }, false],
+    ['not outside Lambda (the CLI, the tests)', { AWS_XRAY_DAEMON_ADDRESS: '127.0.0.1:2000' }, false],
+  ])('traces %s', async (_case, env, wanted) => {
+    // Act + Assess
+    const { tracingWanted } = await import('../lambdas/runtime');
+    expect(tracingWanted(env)).toBe(wanted);
+  });
+});
+
 describe('Function: powertoolsTracing', () => {
-  /** Loads the Lambda runtime fresh (Tracer decides at load whether it is on) and runs one traced invocation. */
-  async function invokeTraced(env: Record<string, string | undefined>, daemon: string): Promise<{ answer: unknown; printed: unknown[][] }> {
-    const restoreEnv = withEnv({ ...sweepEnvironment(s3), AWS_XRAY_DAEMON_ADDRESS: daemon, AWS_XRAY_CONTEXT_MISSING: undefined, ...env });
+  /** Loads the Lambda runtime afresh (it decides at load whether to trace) and runs one traced invocation. */
+  async function invokeTraced(env: Record<string, string | undefined>): Promise<{ answer: unknown; printed: unknown[][]; tracerLoaded: boolean }> {
+    const restoreEnv = withEnv({ ...sweepEnvironment(s3), AWS_XRAY_CONTEXT_MISSING: undefined, ...env });
     const printed: unknown[][] = [];
     const spies = (['log', 'info', 'warn', 'error', 'debug'] as const).map((level) => jest.spyOn(console, level).mockImplementation((...args: unknown[]) => void printed.push(args)));
     try {
@@ -309,22 +322,24 @@ describe('Function: powertoolsTracing', () => {
         return port.trace(SPANS.apiImport, () => Promise.resolve('answered'), { items: 10 });
       });
       const answer = await handler({ dataflow: 'weekly-events', runId: 'run-7' }, lambdaContext('req-traced'));
-      return { answer, printed };
+      return { answer, printed, tracerLoaded: runtime.tracer !== undefined };
     } finally {
       for (const spy of spies) spy.mockRestore();
       restoreEnv();
     }
   }
+  const LAMBDA = { AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x', LAMBDA_TASK_ROOT: tmpdir() };
 
-  it('runs the work and prints and sends nothing outside Lambda', async () => {
+  it('is not loaded, and nothing is printed or sent, outside Lambda', async () => {
     // Prepare
     const daemon = await startDaemon();
     try {
       // Act
-      const { answer, printed } = await invokeTraced({ AWS_EXECUTION_ENV: undefined, LAMBDA_TASK_ROOT: undefined, _X_AMZN_TRACE_ID: undefined }, daemon.address);
+      const { answer, printed, tracerLoaded } = await invokeTraced({ AWS_EXECUTION_ENV: undefined, LAMBDA_TASK_ROOT: undefined, _X_AMZN_TRACE_ID: undefined, AWS_XRAY_DAEMON_ADDRESS: daemon.address });
 
       // Assess
       expect(answer).toBe('answered');
+      expect(tracerLoaded).toBe(false);
       expect(printed).toEqual([]);
       expect(daemon.sent()).toBe(0);
     } finally {
@@ -332,15 +347,33 @@ describe('Function: powertoolsTracing', () => {
     }
   });
 
-  it('prints and sends nothing in a Lambda-like process without a sampled trace (the twin)', async () => {
-    // Prepare: the twin's environment (src/local/lambda.ts) has no X-Ray trace header.
+  it('is not loaded, and nothing is printed or sent, in a Lambda-like process without an X-Ray daemon (the twin)', async () => {
+    // Prepare: the twin's environment (src/local/lambda.ts) names no daemon and has no trace header.
     const daemon = await startDaemon();
     try {
       // Act
-      const { answer, printed } = await invokeTraced({ AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x', LAMBDA_TASK_ROOT: tmpdir(), _X_AMZN_TRACE_ID: undefined }, daemon.address);
+      const { answer, printed, tracerLoaded } = await invokeTraced({ ...LAMBDA, _X_AMZN_TRACE_ID: undefined, AWS_XRAY_DAEMON_ADDRESS: undefined });
 
       // Assess
       expect(answer).toBe('answered');
+      expect(tracerLoaded).toBe(false);
+      expect(printed).toEqual([]);
+      expect(daemon.sent()).toBe(0);
+    } finally {
+      daemon.close();
+    }
+  });
+
+  it('prints and sends nothing for an invocation Lambda did not sample', async () => {
+    // Prepare
+    const daemon = await startDaemon();
+    try {
+      // Act
+      const { answer, printed, tracerLoaded } = await invokeTraced({ ...LAMBDA, AWS_XRAY_DAEMON_ADDRESS: daemon.address, _X_AMZN_TRACE_ID: 'Root=1-6749f3a2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=0' });
+
+      // Assess
+      expect(answer).toBe('answered');
+      expect(tracerLoaded).toBe(true);
       expect(printed).toEqual([]);
       expect(daemon.sent()).toBe(0);
     } finally {
@@ -351,15 +384,15 @@ describe('Function: powertoolsTracing', () => {
   it('sends the handler, its S3 calls and its spans as subsegments, annotated, when the invocation is sampled', async () => {
     // Prepare: as Lambda with active tracing sets it for a sampled invocation.
     const daemon = await startDaemon();
-    const traceHeader = 'Root=1-6749f3a2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1';
     try {
       // Act
-      const { answer } = await invokeTraced({ AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x', LAMBDA_TASK_ROOT: tmpdir(), _X_AMZN_TRACE_ID: traceHeader }, daemon.address);
+      const { answer, printed } = await invokeTraced({ ...LAMBDA, AWS_XRAY_DAEMON_ADDRESS: daemon.address, _X_AMZN_TRACE_ID: 'Root=1-6749f3a2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1' });
       // The handler's subsegment is the last to close: once it is in, all are.
       await daemon.until((documents) => segmentsIn(documents).some((s) => s.name === '## index.handler'));
 
       // Assess
       expect(answer).toBe('answered');
+      expect(printed).toEqual([]);
       // The count the quiet cases find zero sees the datagrams here.
       expect(daemon.sent()).toBeGreaterThan(0);
       const segments = segmentsIn(daemon.documents);

@@ -1,8 +1,8 @@
 import type { StageEvent } from '../src/contracts';
 import { stage } from '../src/steps/stage';
-import { lambdaDeps } from './runtime';
+import { lambdaDeps, lambdaHandler } from './runtime';
 
 const deps = lambdaDeps();
 
 /** The stage step (see src/steps/stage.ts). */
-export const handler = (event: StageEvent) => stage(event, deps);
+export const handler = lambdaHandler((event: StageEvent) => stage(event, deps));

@@ -10,11 +10,12 @@ import type { Dataflow } from '../src/config/schema';
 import { LOCAL_BUCKETS } from '../src/local/s3';
 import { runObject } from '../src/local/runner';
 import { type ServeEvent, startServe } from '../src/local/serve';
-import { fileNameOf } from '../src/contracts';
+import { type Report, fileNameOf } from '../src/contracts';
 import { main } from '../src/cli/main';
 import { HostKeyMismatchError, SftpError } from '../src/errors';
-import { type PullResult, fingerprintOf, okMarkersFor, pullSftp } from '../src/sources/sftp';
+import { type PullResult, fingerprintOf, okMarkersFor, pullSftp, writeBack } from '../src/sources/sftp';
 import { silentLog } from '../src/steps/deps';
+import { type SpanAnnotations, useTracing } from '../src/trace';
 import { KNOWN_BADGES, SECRETS, UNKNOWN_BADGE, configDocument, toCsv, validRow } from './support/factories';
 import { type LocalServices, startLocalServices, stopLocalServices } from './support/local';
 import { SFTP_USERS, type Sshd, startSshd } from './support/sshd';
@@ -260,6 +261,50 @@ describe('Function: pullSftp against OpenSSH', () => {
     expect(second.taken.map((t) => t.path)).toEqual([join(paths.in, 'events_m.csv')]);
     expect((await services.s3.client.send(new HeadObjectCommand({ Bucket: LOCAL_BUCKETS.inbox, Key: key }))).LastModified).toEqual(copied);
     expect(list(paths.processed)).toEqual(['events_m.csv']);
+  });
+});
+
+describe('Functions: pullSftp, writeBack (spans)', () => {
+  it('talks to the SFTP server only inside spans: connect, list, each download and move, the write-back', async () => {
+    // Prepare: a tracing that records each span as it opens.
+    const spans: Array<{ name: string; annotations?: SpanAnnotations }> = [];
+    const restore = useTracing((name, work, annotations) => (spans.push({ name, ...(annotations ? { annotations } : {}) }), work()));
+    const paths = area();
+    const file = join(paths.in, 'events_1.csv');
+    deliver(file, toCsv([validRow(1), validRow(2)]));
+    const flow = sftpFlow(paths);
+    const report: Report = {
+      runId: 'run-1',
+      dataflow: flow.name,
+      status: 'COMPLETED_WITH_REJECTIONS',
+      dryRun: false,
+      startedAt: '2026-11-29T10:00:00.000Z',
+      finishedAt: '2026-11-29T10:01:00.000Z',
+      durationMs: 60_000,
+      rows: { total: 2, accepted: 1, rejected: 1, valid: 2 },
+      rejectionsByCode: { '1054': 1 },
+      files: [],
+    };
+
+    try {
+      // Act
+      const pulled = await pull(flow);
+      const written = await writeBack(flow, { s3: services.s3.client, buckets: LOCAL_BUCKETS, secrets: secrets(), log: silentLog }, { path: file }, report, undefined);
+
+      // Assess
+      expect([pulled.taken.length, written.length]).toEqual([1, 1]);
+      expect(spans).toEqual([
+        { name: 'sftp connect' },
+        { name: 'sftp list' },
+        { name: 'sftp download', annotations: { bytes: pulled.taken[0]!.bytes } },
+        { name: 'sftp move' },
+        { name: 'sftp connect' },
+        { name: 'sftp write-back' },
+      ]);
+      expect(JSON.stringify(spans)).not.toContain(sshd.password);
+    } finally {
+      restore();
+    }
   });
 });
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Destination } from '../config/schema';
 import type { SecretsProvider } from '../aws/secrets';
 import { AuthError, BadgesImportError } from '../errors';
+import { SPANS, trace } from '../trace';
 
 /** Capillary's Basic scheme: `base64(username + ":" + md5hex(password))`. */
 export function basicAuthorization(username: string, password: string): string {
@@ -69,7 +70,7 @@ class OAuthProvider implements AuthProvider {
   async headers(): Promise<Record<string, string>> {
     const current = this.token ? await this.token.catch(() => undefined) : undefined;
     if (!current || this.now() >= current.renewAt) {
-      this.token = this.generate();
+      this.token = trace(SPANS.apiToken, () => this.generate());
       this.token.catch(() => (this.token = undefined));
     }
     return { 'X-CAP-API-OAUTH-TOKEN': (await this.token!).value };

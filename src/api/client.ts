@@ -1,6 +1,7 @@
 import type { Destination } from '../config/schema';
 import type { ApiItem } from '../core/mapping';
 import { AuthError } from '../errors';
+import { SPANS, trace } from '../trace';
 import { type AuthProvider, TokenUnavailableError } from './auth';
 
 /** What became of one item of a request. */
@@ -163,7 +164,9 @@ export class BadgesApiClient {
 
   constructor(private readonly options: ClientOptions) {
     this.fetch = options.fetch ?? globalThis.fetch;
-    this.sleep = options.sleep ?? defaultSleep;
+    const sleep = options.sleep ?? defaultSleep;
+    // Pacing and backoff are the client's own waits: a span each, so a trace tells them apart from the API's time.
+    this.sleep = (ms) => trace(SPANS.apiWait, () => sleep(ms), { ms: Math.round(ms) });
     this.random = options.random ?? Math.random;
     this.pacer = options.pacer ?? new Pacer(options.requestsPerMinute, this.sleep, this.random);
     this.badgeChecks = options.badgeChecks ?? new Map();
@@ -308,7 +311,7 @@ export class BadgesApiClient {
   badgeExists(badgeMetaId: string): Promise<boolean | undefined> {
     let check = this.badgeChecks.get(badgeMetaId);
     if (!check) {
-      check = this.get(`${BADGE_META_PATH}${encodeURIComponent(badgeMetaId)}`).then((r) => (r.status === 200 ? true : r.status === 404 ? false : undefined));
+      check = this.get(SPANS.apiBadgeMeta, `${BADGE_META_PATH}${encodeURIComponent(badgeMetaId)}`).then((r) => (r.status === 200 ? true : r.status === 404 ? false : undefined));
       this.badgeChecks.set(badgeMetaId, check);
     }
     return check;
@@ -339,6 +342,11 @@ export class BadgesApiClient {
       // Not the error's message: it quotes the offending value, which may be a credential.
       return { kind: 'retry', problem: `the request could not be built (${errorName(error)}: a header value or the URL is not valid HTTP); nothing was sent`, throttled: false };
     }
+    return trace(SPANS.apiImport, () => this.post(request, items, Object.values(allHeaders)), { items: items.length });
+  }
+
+  /** Sends one built import request and classifies what came back; `secrets` are scrubbed from any message. */
+  private async post(request: Request, items: readonly ApiItem[], secrets: readonly string[]): Promise<Exchange> {
     this.stats.requests += 1;
     let response: Response;
     const sentAt = performance.now();
@@ -349,7 +357,7 @@ export class BadgesApiClient {
     } catch (error) {
       const code = networkCode(error);
       if (code && NOT_SENT_ERRORS.has(code)) return { kind: 'retry', problem: `connection failed (${code})`, throttled: false };
-      return { kind: 'ambiguous', problem: `No answer (${code ?? scrub(describe(error), Object.values(allHeaders))})`, unfinished: true };
+      return { kind: 'ambiguous', problem: `No answer (${code ?? scrub(describe(error), secrets)})`, unfinished: true };
     }
     if (response.status === 401 || response.status === 403) {
       await response.body?.cancel();
@@ -369,7 +377,7 @@ export class BadgesApiClient {
       body = await response.json();
     } catch (error) {
       // A JSON.parse message quotes the body; only other failures (the stream cut short) are worth their message.
-      const why = error instanceof SyntaxError ? 'not JSON' : scrub(describe(error), Object.values(allHeaders));
+      const why = error instanceof SyntaxError ? 'not JSON' : scrub(describe(error), secrets);
       return { kind: 'ambiguous', problem: `HTTP ${response.status} with an unreadable body (${why})`, unfinished: false };
     }
     if (response.status >= 500) return { kind: 'ambiguous', problem: `HTTP ${response.status}: ${firstError(body)?.message ?? 'no message'}`, unfinished: false };
@@ -426,7 +434,7 @@ export class BadgesApiClient {
     for (let attempt = 0; attempt <= this.options.destination.maxRetries; attempt++) {
       // includeExpired: a historical import may carry an expiry already past, and the badge then no longer counts as
       // EARNED; without it such a badge would look not issued and be sent again.
-      const response = await this.get(`${CUSTOMER_BADGES_PATH}${customerId}?badgeType=EARNED&includeExpired=true&limit=${CUSTOMER_BADGES_LIMIT}`);
+      const response = await this.get(SPANS.apiCustomerBadges, `${CUSTOMER_BADGES_PATH}${customerId}?badgeType=EARNED&includeExpired=true&limit=${CUSTOMER_BADGES_LIMIT}`);
       // A 200 without a readable list (an error object, another shape) is a failed lookup, never an empty list: read
       // as "no badges" it would send an issued record a second time. It is asked again, like a 5xx.
       const badges = response.status === 200 ? readCustomerBadges(response.body) : undefined;
@@ -437,10 +445,14 @@ export class BadgesApiClient {
     return undefined;
   }
 
-  /** A paced, authenticated GET; status 0 when no answer came. */
-  private async get(path: string): Promise<{ status: number; body?: unknown; retryAfter?: string | null }> {
-    const { destination } = this.options;
+  /** A paced, authenticated GET, in a span called `span`; status 0 when no answer came. */
+  private async get(span: string, path: string): Promise<{ status: number; body?: unknown; retryAfter?: string | null }> {
     await this.pacer.wait();
+    return trace(span, () => this.getOnce(path));
+  }
+
+  private async getOnce(path: string): Promise<{ status: number; body?: unknown; retryAfter?: string | null }> {
+    const { destination } = this.options;
     try {
       this.stats.requests += 1;
       const response = await this.fetch(`${destination.baseUrl}${path}`, {

@@ -11,6 +11,7 @@ import type { Dataflow, SftpSource } from '../config/schema';
 import { type Buckets, type Report, fileNameOf } from '../contracts';
 import { HostKeyMismatchError, SftpError } from '../errors';
 import type { Log } from '../steps/deps';
+import { SPANS, trace } from '../trace';
 
 /** S3 user metadata that a pulled object carries, so that the run knows where the file came from and went. */
 export const PULL_METADATA = {
@@ -90,7 +91,7 @@ export async function connectSftp(source: SftpSource, secrets: SecretsProvider):
         ...(source.privateKeyPassphraseSecret ? { passphrase: await secrets.get(source.privateKeyPassphraseSecret) } : {}),
       };
   try {
-    await client.connect({
+    await trace(SPANS.sftpConnect, () => client.connect({
       host: source.host,
       port: source.port,
       username: source.username,
@@ -102,7 +103,7 @@ export async function connectSftp(source: SftpSource, secrets: SecretsProvider):
       },
       // One attempt per poll: the next poll is the retry.
       retries: 0,
-    });
+    }));
   } catch (error) {
     await client.end().catch(() => undefined);
     if (pinned && presented && !pinned.includes(presented)) {
@@ -159,7 +160,7 @@ export async function listRemote(client: SftpClient, source: SftpSource): Promis
       }
     }
   };
-  await visit(root);
+  await trace(SPANS.sftpList, () => visit(root));
   return { files, names };
 }
 
@@ -269,13 +270,15 @@ async function takeFile(
       }
     }
   }
-  await client.mkdir(posix.dirname(movedTo), true);
-  await client.rename(file.path, movedTo);
-  if (marker) {
-    const markerPath = join(posix.dirname(file.path), marker);
-    const markerTarget = join(posix.dirname(movedTo), marker);
-    await ((await client.exists(markerTarget)) ? client.delete(markerPath, true) : client.rename(markerPath, markerTarget)).catch(() => undefined);
-  }
+  await trace(SPANS.sftpMove, async () => {
+    await client.mkdir(posix.dirname(movedTo), true);
+    await client.rename(file.path, movedTo);
+    if (marker) {
+      const markerPath = join(posix.dirname(file.path), marker);
+      const markerTarget = join(posix.dirname(movedTo), marker);
+      await ((await client.exists(markerTarget)) ? client.delete(markerPath, true) : client.rename(markerPath, markerTarget)).catch(() => undefined);
+    }
+  });
   deps.log.info('SFTP file taken', { dataflow: flow.name, path: file.path, key, movedTo, bytes: file.size });
   return { path: file.path, key, movedTo, bytes: file.size };
 }
@@ -290,7 +293,7 @@ async function processedPathFor(client: SftpClient, source: SftpSource, file: Re
 async function download(client: SftpClient, file: RemoteFile, s3: S3Client, bucket: string, key: string, metadata: Record<string, string>): Promise<void> {
   const body = client.createReadStream(file.path) as unknown as Readable;
   try {
-    await new Upload({ client: s3, params: { Bucket: bucket, Key: key, Body: body, Metadata: metadata }, queueSize: 4 }).done();
+    await trace(SPANS.sftpDownload, () => new Upload({ client: s3, params: { Bucket: bucket, Key: key, Body: body, Metadata: metadata }, queueSize: 4 }).done(), { bytes: file.size });
   } catch (error) {
     body.destroy();
     throw new SftpError(`Copying ${file.path} into s3://${bucket}/${key} failed: ${(error as Error).message}`);
@@ -348,17 +351,19 @@ export async function writeBack(
   const written: string[] = [];
   const client = await connectSftp(source, deps.secrets);
   try {
-    await client.mkdir(dir, true);
-    let rejectedName: string | undefined;
-    const body = rejected ? await rejected() : undefined;
-    if (body) {
-      rejectedName = `${base}.rejected.csv`;
-      await client.put(body, join(dir, rejectedName));
-      written.push(join(dir, rejectedName));
-    }
-    const summaryPath = join(dir, `${base}.summary.txt`);
-    await client.put(Buffer.from(vendorSummary(report, fileNameOf(pulled.path), rejectedName)), summaryPath);
-    written.push(summaryPath);
+    await trace(SPANS.sftpWriteBack, async () => {
+      await client.mkdir(dir, true);
+      let rejectedName: string | undefined;
+      const body = rejected ? await rejected() : undefined;
+      if (body) {
+        rejectedName = `${base}.rejected.csv`;
+        await client.put(body, join(dir, rejectedName));
+        written.push(join(dir, rejectedName));
+      }
+      const summaryPath = join(dir, `${base}.summary.txt`);
+      await client.put(Buffer.from(vendorSummary(report, fileNameOf(pulled.path), rejectedName)), summaryPath);
+      written.push(summaryPath);
+    });
   } finally {
     await client.end().catch(() => undefined);
   }

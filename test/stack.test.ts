@@ -86,6 +86,13 @@ describe('Stack: BadgesImportStack', () => {
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', { TracingConfiguration: { Enabled: true } });
   });
 
+  it('keeps Powertools Tracer out of the stage only, whose per-record awaits its async hooks would tax', () => {
+    // Assess
+    const functions = template.findResources('AWS::Lambda::Function', { Properties: { Environment: { Variables: { BADGES_STEP: Match.anyValue() } } } });
+    const disabled = Object.values(functions).filter((fn) => fn.Properties.Environment.Variables.POWERTOOLS_TRACE_ENABLED === 'false');
+    expect(disabled.map((fn) => fn.Properties.Environment.Variables.BADGES_STEP)).toEqual(['stage']);
+  });
+
   it('bounds the stage function\'s heap, with room for the chunks its largest recordsPerWorker makes', () => {
     // Assess: 25 records per worker in these dataflows: 128 MB + 7 chunks of 25 records at 2 KB, rounded up.
     template.hasResourceProperties('AWS::Lambda::Function', {

@@ -12,8 +12,8 @@ import {
   fileNameOf,
 } from '../contracts';
 import { createObjectWriter, deleteObject, headObject, moveObject, openObject, putJson, readJson } from '../aws/s3';
-import { SEND_CODES } from '../api/client';
 import { type CsvDialect, DEFAULT_DIALECT, rejectHeaderLine, rejectLine } from '../core/csv';
+import { ERROR_CODES, SEND_CODES } from '../codes';
 import { describeCaughtError } from '../errors';
 import { adviceFor } from '../report/advice';
 import { pullOriginOf, writeBack } from '../sources/sftp';
@@ -81,7 +81,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     log.error('Records unaccounted for', { runId, total: rows.total, accepted: rows.accepted, rejected: rows.rejected, valid: rows.valid, miscounted });
     deps.metrics?.(METRICS.recordsUnaccounted, 'Count', unaccounted, state.dataflow);
     error ??= {
-      code: RECORDS_UNACCOUNTED,
+      code: ERROR_CODES.RECORDS_UNACCOUNTED,
       message: `${rows.total} records were read, but ${state.dryRun ? `${rows.valid} valid + ${rows.rejected} rejected` : `${rows.accepted} accepted + ${rows.rejected} rejected`} do not add up to it${miscounted ? ` (workers reported ${miscounted} records that were not their chunks')` : ''}: ${unaccounted} record${unaccounted === 1 ? ' is' : 's are'} unaccounted for. Do not deliver the file again; compare its records with the rejected file and the API before replaying`,
     };
   }
@@ -182,9 +182,6 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   log.info('Run finished', { runId, dataflow: state.dataflow, status, ...rows, error: error?.code });
   return report;
 }
-
-/** Code of a run whose records do not add up (read ≠ accepted + rejected): reported FAILED, never a success. */
-export const RECORDS_UNACCOUNTED = 'RECORDS_UNACCOUNTED';
 
 /** How many records a settled run cannot place: read minus (accepted + rejected), or minus (valid + rejected) for a dry run. */
 function unaccountedRecords(rows: Report['rows'], dryRun: boolean, miscounted: number): number {

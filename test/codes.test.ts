@@ -108,7 +108,7 @@ describe('Classes: the named errors', () => {
   it('put the class code on each error, and describeCaughtError reads a fatal one back by name', () => {
     for (const ErrorClass of WORKFLOW_ERRORS) {
       // Act
-      const error = ErrorClass === errors.ConfigError ? new errors.ConfigError(['x']) : new ErrorClass('x');
+      const error = ErrorClass === errors.ConfigError ? new errors.ConfigError(['x']) : new (ErrorClass as typeof BadgesImportError)('x');
       const caught = describeCaughtError({ Error: error.name, Cause: error.message });
 
       // Assess: a fatal error keeps its code through the Catch; any other is INTERNAL_ERROR there.

@@ -15,7 +15,7 @@ import { createObjectWriter, deleteObject, headObject, moveObject, openObject, p
 import { type CsvDialect, DEFAULT_DIALECT, rejectHeaderLine, rejectLine } from '../core/csv';
 import { ERROR_CODES, SEND_CODES } from '../codes';
 import { describeCaughtError } from '../errors';
-import { adviceFor } from '../report/advice';
+import { notificationSubject, notificationText } from '../report/texts';
 import { pullOriginOf, writeBack } from '../sources/sftp';
 import { METRICS, type StepDeps } from './deps';
 
@@ -259,34 +259,6 @@ function emitRunMetrics(deps: StepDeps, report: Report, byStage: Record<'validat
 function workerError(fatal: { code: string; message: string }, chunk: ChunkRef, chunks: number): { code: string; message: string } {
   const message = fatal.message.replace(/; nothing was sent$/, "; none of this chunk's records were sent");
   return { code: fatal.code, message: chunks > 1 ? `Chunk ${chunk.index + 1} of ${chunks} (from record ${chunk.firstRecord}): ${message}` : message };
-}
-
-/** `[badges-import] weekly-events: events.csv COMPLETED_WITH_REJECTIONS (3 of 40 rejected)`, within SNS's 100 characters. */
-export function notificationSubject(report: Report): string {
-  const file = report.files[0]?.name ?? '?';
-  const detail = report.status === 'COMPLETED_WITH_REJECTIONS' ? ` (${report.rows.rejected} of ${report.rows.total} rejected)` : '';
-  const subject = `[badges-import] ${report.dataflow}: ${file} ${report.status}${detail}`.replace(/[^\x20-\x7e]/g, '?');
-  return subject.slice(0, 100);
-}
-
-/** What Connect+ mails per file: dataflow, file, status, totals, duration, and where the rejected records are. */
-export function notificationText(report: Report): string {
-  const file = report.files[0];
-  const codes = Object.entries(report.rejectionsByCode).sort((a, b) => b[1] - a[1]);
-  const lines = [
-    `Dataflow:  ${report.dataflow}`,
-    `File:      ${file?.name ?? '?'}${file?.source.origin ? ` (from ${file.source.origin})` : ''}`,
-    `Status:    ${report.status}`,
-    `Run:       ${report.runId}`,
-    `Started:   ${report.startedAt}`,
-    `Duration:  ${(report.durationMs / 1000).toFixed(1)} s`,
-    `Records:   ${report.rows.total} read, ${report.rows.accepted} accepted, ${report.rows.rejected} rejected`,
-    ...(codes.length > 0 ? ['Rejected by code:', ...codes.map(([code, n]) => `  ${code}: ${n}`)] : []),
-    ...(report.error ? [`Error:     ${report.error.code}: ${report.error.message}`] : []),
-    ...(file?.rejectedFile ? [`Rejected records: ${file.rejectedFile}`] : []),
-    ...[adviceFor(report, 'operator')].filter((a) => a !== undefined).map((a) => `What to do: ${a}`),
-  ];
-  return `${lines.join('\n')}\n`;
 }
 
 async function readResults(deps: StepDeps, runId: string, chunks: ChunkRef[]): Promise<Array<SendOutput | undefined>> {

@@ -5,9 +5,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, type BucketProps, type IBucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { BUNDLED_CONFIG_FILE, ENV, type StepName } from '../src/contracts';
-import { SERVICE_NAME } from '../src/aws/metrics';
-import { METRICS } from '../src/steps/deps';
+import { BUNDLED_CONFIG_FILE, ENV, METRICS, SERVICE_NAME, type StepName } from '../src/contracts';
 
 const PROJECT_ROOT = path.join(__dirname, '..');
 

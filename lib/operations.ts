@@ -23,8 +23,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { type Config, type Dataflow, shiftCron } from '../src/config/schema';
-import { SERVICE_NAME } from '../src/aws/metrics';
-import { METRICS, type MetricName } from '../src/steps/deps';
+import { METRICS, type MetricName, SERVICE_NAME } from '../src/contracts';
 
 export interface OperationsProps {
   config: Config;

@@ -22,6 +22,40 @@ export type StepName = (typeof STEPS)[number];
 /** File name of the configuration bundled next to each Lambda's code. */
 export const BUNDLED_CONFIG_FILE = 'badges-config.json';
 
+/** The service name Powertools adds to every metric as the `service` dimension (and the alarms match on). */
+export const SERVICE_NAME = 'badges-import';
+
+/** The metrics of namespace BadgesImport (dimension `dataflow`, and `service` as Powertools adds it). */
+export const METRICS = {
+  namespace: 'BadgesImport',
+  /** Records read from a file (stage). */
+  recordsRead: 'RecordsRead',
+  /** Records accepted by the API (finalize, per file). */
+  recordsAccepted: 'RecordsAccepted',
+  /** Records rejected (finalize, per file); also per `stage` and `code` dimensions. */
+  recordsRejected: 'RecordsRejected',
+  /** Share of a file's records rejected, in percent (finalize, per file that had records). */
+  rejectedPercent: 'RejectedPercent',
+  /** Files finished (finalize), and those FAILED. */
+  filesProcessed: 'FilesProcessed',
+  filesFailed: 'FilesFailed',
+  /** Runs started by the sweep (upload events, schedules, SFTP polls). */
+  filesStarted: 'FilesStarted',
+  /** 1 when the arrival check after the schedule found no file, else 0. */
+  noFileArrived: 'NoFileArrived',
+  /** API requests, 429s, retries, records reconciled, and the mean latency per chunk (send). */
+  apiRequests: 'ApiRequests',
+  apiThrottles: 'ApiThrottles',
+  apiRetries: 'ApiRetries',
+  apiReconciled: 'ApiReconciled',
+  apiLatency: 'ApiLatency',
+  /** Records a finished run cannot place: read ≠ accepted + rejected (finalize; the run is FAILED RECORDS_UNACCOUNTED). */
+  recordsUnaccounted: 'RecordsUnaccounted',
+  /** Duration of a run, start to report (finalize). */
+  runDuration: 'RunDuration',
+} as const;
+export type MetricName = (typeof METRICS)[Exclude<keyof typeof METRICS, 'namespace'>];
+
 /** The buckets, by role. */
 export interface Buckets {
   inbox: string;

@@ -1,9 +1,10 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
-import { METRICS, type MetricsSink } from '../steps/deps';
+import { METRICS, SERVICE_NAME } from '../contracts';
+import type { MetricsSink } from '../steps/deps';
 
-/** The service name Powertools adds to every metric as the `service` dimension (and the alarms match on). */
-export const SERVICE_NAME = 'badges-import';
+// Defined in src/contracts.ts (the stack names it in every Lambda's environment and alarm); re-exported for the Lambdas.
+export { SERVICE_NAME } from '../contracts';
 
 /**
  * Metrics as CloudWatch Embedded Metric Format lines through Powertools: each value is flushed at once as its own

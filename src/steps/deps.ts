@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsProvider } from '../aws/secrets';
 import type { Config } from '../config/schema';
-import type { Buckets } from '../contracts';
+import type { Buckets, MetricName } from '../contracts';
 import type { AuthProvider } from '../api/auth';
 import type { BadgeChecks, Pacer } from '../api/client';
 
@@ -28,36 +28,9 @@ export type MetricUnit = 'Count' | 'Milliseconds' | 'Percent';
  */
 export type MetricsSink = (name: MetricName, unit: MetricUnit, value: number, dataflow: string, dimensions?: Record<string, string>) => void;
 
-/** The metrics of namespace BadgesImport (dimension `dataflow`, and `service` as Powertools adds it). */
-export const METRICS = {
-  namespace: 'BadgesImport',
-  /** Records read from a file (stage). */
-  recordsRead: 'RecordsRead',
-  /** Records accepted by the API (finalize, per file). */
-  recordsAccepted: 'RecordsAccepted',
-  /** Records rejected (finalize, per file); also per `stage` and `code` dimensions. */
-  recordsRejected: 'RecordsRejected',
-  /** Share of a file's records rejected, in percent (finalize, per file that had records). */
-  rejectedPercent: 'RejectedPercent',
-  /** Files finished (finalize), and those FAILED. */
-  filesProcessed: 'FilesProcessed',
-  filesFailed: 'FilesFailed',
-  /** Runs started by the sweep (upload events, schedules, SFTP polls). */
-  filesStarted: 'FilesStarted',
-  /** 1 when the arrival check after the schedule found no file, else 0. */
-  noFileArrived: 'NoFileArrived',
-  /** API requests, 429s, retries, records reconciled, and the mean latency per chunk (send). */
-  apiRequests: 'ApiRequests',
-  apiThrottles: 'ApiThrottles',
-  apiRetries: 'ApiRetries',
-  apiReconciled: 'ApiReconciled',
-  apiLatency: 'ApiLatency',
-  /** Records a finished run cannot place: read ≠ accepted + rejected (finalize; the run is FAILED RECORDS_UNACCOUNTED). */
-  recordsUnaccounted: 'RecordsUnaccounted',
-  /** Duration of a run, start to report (finalize). */
-  runDuration: 'RunDuration',
-} as const;
-export type MetricName = (typeof METRICS)[Exclude<keyof typeof METRICS, 'namespace'>];
+// The metric names are a contract with the stack's alarms and dashboard: they live in src/contracts.ts, which lib/
+// may import without loading the steps. Re-exported for the steps that import them from here.
+export { METRICS, type MetricName } from '../contracts';
 
 /** Everything a step needs from the outside world: the Lambdas build it from their environment, the CLI locally. */
 export interface StepDeps {

@@ -10,7 +10,7 @@ import type { Dataflow, SftpSource } from '../config/schema';
 import { type Buckets, type PullResult, type Report, fileNameOf } from '../contracts';
 import { HostKeyMismatchError, SftpError } from '../errors';
 import { vendorSummary } from '../report/texts';
-import type { Log } from '../steps/deps';
+import type { Log } from '../ports';
 
 /** S3 user metadata that a pulled object carries, so that the run knows where the file came from and went. */
 export const PULL_METADATA = {

@@ -328,12 +328,8 @@ function withLocalRunOptions(command: Command, where = ''): Command {
     .option('--json', 'print the report as JSON on stdout');
 }
 
-export function buildProgram(): Command {
-  const program = new Command()
-    .name('badges-import')
-    .description('Turn vendor files into earned badges through Capillary\'s import API, locally or on AWS.')
-    .exitOverride()
-    .showHelpAfterError();
+/** `run`: a local file (or every file waiting in the source) through the local workflow. */
+function addRunCommand(program: Command): void {
   const run = program
     .command('run')
     .description('Process a local file through the local workflow (the synthesized state machine on aws-local-stepfunctions)')
@@ -345,6 +341,10 @@ export function buildProgram(): Command {
   withLocalRunOptions(run).action(async (flags: RunFlags) => {
     process.exitCode = await runCommand(flags);
   });
+}
+
+/** `replay`: the records of a rejected-records file again, locally or on the deployed stack. */
+function addReplayCommand(program: Command): void {
   const replay = program
     .command('replay')
     .description('Run the records of a rejected-records file again, under their original record numbers (locally with --config, on a deployed stack with --stack)')
@@ -359,6 +359,10 @@ export function buildProgram(): Command {
   withLocalRunOptions(replay, 'locally: ').action(async (flags: ReplayFlags) => {
     process.exitCode = await replayCommand(flags);
   });
+}
+
+/** `start`: the deployed workflow on an object of the inbox, as its upload would. */
+function addStartCommand(program: Command): void {
   program
     .command('start')
     .description('Start the deployed workflow on an object of the inbox (again), as its upload would')
@@ -371,6 +375,10 @@ export function buildProgram(): Command {
     .action(async (flags: { stack: string; dataflow: string; key: string; force?: boolean; dryRun?: boolean; region?: string }) => {
       process.exitCode = await startCommand(flags);
     });
+}
+
+/** `report`: a run's report as a summary, or as an HTML page. */
+function addReportCommand(program: Command): void {
   program
     .command('report')
     .description('Print a run\'s report as a summary; --html writes a self-contained page with charts and the first rejected records')
@@ -380,6 +388,10 @@ export function buildProgram(): Command {
     .action(async (path: string, flags: { html?: string; rows: string }) => {
       process.exitCode = await reportCommand(path, flags);
     });
+}
+
+/** `sandbox`: the badges API sandbox on its own. */
+function addSandboxCommand(program: Command): void {
   program
     .command('sandbox')
     .description('Start the badges API sandbox on its own')
@@ -389,6 +401,10 @@ export function buildProgram(): Command {
     .action(async (flags: { port: string; config?: string; host: string }) => {
       process.exitCode = await sandboxCommand(flags);
     });
+}
+
+/** `serve`: the local twin of the deployed stack. */
+function addServeCommand(program: Command): void {
   program
     .command('serve')
     .description('Run the local twin of the deployed stack: an S3 endpoint to upload to, the sandbox API, and a run per uploaded file')
@@ -404,6 +420,10 @@ export function buildProgram(): Command {
     .action(async (flags: ServeFlags) => {
       process.exitCode = await serveCommand(flags);
     });
+}
+
+/** `demo`: the example file through the local workflow (`npm start`). */
+function addDemoCommand(program: Command): void {
   program
     .command('demo')
     .description('Run the example file through the local workflow (what `npm start` does)')
@@ -411,6 +431,22 @@ export function buildProgram(): Command {
     .action(async (flags: { out?: string }) => {
       process.exitCode = await demoCommand(flags);
     });
+}
+
+/** The CLI: one command per thing an operator does, each defined by its own function above. */
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('badges-import')
+    .description('Turn vendor files into earned badges through Capillary\'s import API, locally or on AWS.')
+    .exitOverride()
+    .showHelpAfterError();
+  addRunCommand(program);
+  addReplayCommand(program);
+  addStartCommand(program);
+  addReportCommand(program);
+  addSandboxCommand(program);
+  addServeCommand(program);
+  addDemoCommand(program);
   return program;
 }
 

@@ -1,8 +1,9 @@
 // One lint setup, type-aware: async batch sending is where a forgotten promise loses data.
 import tseslint from 'typescript-eslint';
+import boundaryRules from './eslint.boundaries.cjs';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'cdk.out/', 'out/', 'coverage/', '.bench/', 'test/.tmp/', 'jest.config.js', 'eslint.config.mjs', 'bin/badges-import.js'] },
+  { ignores: ['node_modules/', 'cdk.out/', 'out/', 'coverage/', '.bench/', 'test/.tmp/', 'jest.config.js', 'eslint.config.mjs', 'eslint.boundaries.cjs', 'bin/badges-import.js'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
@@ -19,6 +20,8 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
   },
+  // Arrows point down: which layer may import which (see eslint.boundaries.cjs).
+  ...boundaryRules.boundaries,
   // Test doubles are often async functions that answer at once.
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/require-await': 'off' } },
 );

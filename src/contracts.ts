@@ -312,6 +312,17 @@ export const KEYS = {
   failed: (dataflow: string, runId: string, fileName: string) => `failed/${dataflow}/${runId}/${fileName}`,
 } as const;
 
+/** What a poll of a dataflow's SFTP server took and left (the sweep's `pulled`, the CLI's and `serve`'s pull lines). */
+export interface PullResult {
+  dataflow: string;
+  /** Files copied into the inbox bucket (and moved to the processed directory). */
+  taken: Array<{ path: string; key: string; movedTo: string; bytes: number }>;
+  /** Files left for a later poll, with the reason. */
+  waiting: Array<{ path: string; reason: string }>;
+  /** Files that could not be taken (each is tried again at the next poll). */
+  failed: Array<{ path: string; message: string }>;
+}
+
 /** The last segment of a key. */
 export function fileNameOf(key: string): string {
   return key.slice(key.lastIndexOf('/') + 1);

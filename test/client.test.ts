@@ -1,7 +1,8 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TokenUnavailableError, authProvider, basicAuthorization } from '../src/api/auth';
-import { BadgesApiClient, type ItemOutcome, Pacer, SEND_CODES, SendAuthError, scrub } from '../src/api/client';
+import { BadgesApiClient, type ItemOutcome, Pacer, SendAuthError, scrub } from '../src/api/client';
+import { SEND_CODES } from '../src/codes';
 import { IMPORT_PATH, type SandboxSettings, startSandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import type { Destination } from '../src/config/schema';

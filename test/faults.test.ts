@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import type { Sandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
-import { SEND_CODES } from '../src/api/client';
+import { SEND_CODES } from '../src/codes';
 import { parseConfig } from '../src/config/load';
 import { runLocal } from '../src/local/runner';
 import { type LocalS3 } from '../src/local/s3';

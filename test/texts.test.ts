@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Sandbox } from '../src/api/sandbox';
 import { type SecretsProvider, StaticSecretsProvider } from '../src/aws/secrets';
 import { SecretNotFoundError } from '../src/errors';
-import { notificationText } from '../src/steps/finalize';
+import { notificationText } from '../src/report/texts';
 import { parseConfig } from '../src/config/load';
 import type { Config, Dataflow } from '../src/config/schema';
 import { type LocalObjectRunOptions, runObject } from '../src/local/runner';

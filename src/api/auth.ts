@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Destination } from '../config/schema';
 import type { SecretsProvider } from '../aws/secrets';
+import { ERROR_CODES } from '../codes';
 import { AuthError, BadgesImportError } from '../errors';
 import { SPANS, trace } from '../trace';
 
@@ -15,7 +16,7 @@ const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
 
 /** The token endpoint could not be reached or answered with a server error: worth another try later. */
 export class TokenUnavailableError extends BadgesImportError {
-  override readonly code = 'TOKEN_UNAVAILABLE';
+  static override readonly code = ERROR_CODES.TOKEN_UNAVAILABLE;
 }
 
 /** Supplies the authentication headers for each request. */

@@ -1,3 +1,4 @@
+import { API_CODES, SEND_CODES } from '../codes';
 import type { Destination } from '../config/schema';
 import type { ApiItem } from '../core/mapping';
 import { AuthError } from '../errors';
@@ -8,14 +9,6 @@ import { type AuthProvider, TokenUnavailableError } from './auth';
 export type ItemOutcome =
   | { accepted: true; earnedBadgeId: string; reconciled?: boolean; warnings?: unknown[] }
   | { accepted: false; code: string; message: string };
-
-/** Codes of records that the client could not settle; all are replayable. */
-export const SEND_CODES = {
-  /** Retries used up on 429, 502, 503, 521, refused connections, or unknown outcomes found not issued. */
-  RETRIES_EXHAUSTED: 'RETRIES_EXHAUSTED',
-  /** The outcome is unknown and reconciliation could not tell whether the badge was issued: check before replaying. */
-  AMBIGUOUS: 'AMBIGUOUS',
-} as const;
 
 /** Credentials refused in the middle of a batch; `settled` holds the outcomes known before (undefined: not sent). */
 export class SendAuthError extends AuthError {
@@ -562,7 +555,7 @@ function toOutcome(item: ResponseItem): ItemOutcome {
   }
   const error = errors[0];
   if (!error) return { accepted: false, code: SEND_CODES.AMBIGUOUS, message: 'The API answered without an earnedBadgeId and without an error' };
-  return { accepted: false, code: String(error.code ?? 'API_ERROR'), message: error.message ?? 'no message' };
+  return { accepted: false, code: String(error.code ?? API_CODES.UNCODED), message: error.message ?? 'no message' };
 }
 
 function firstError(body: unknown): ApiError | undefined {

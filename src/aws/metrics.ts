@@ -1,7 +1,7 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { METRICS, SERVICE_NAME } from '../contracts';
-import type { MetricsSink } from '../steps/deps';
+import type { MetricsSink } from '../ports';
 
 // Defined in src/contracts.ts (the stack names it in every Lambda's environment and alarm); re-exported for the Lambdas.
 export { SERVICE_NAME } from '../contracts';

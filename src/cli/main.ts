@@ -1,12 +1,10 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { adviceFor } from '../report/advice';
 import { dirname, join, resolve } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Command, CommanderError, Option } from 'commander';
 import { StaticSecretsProvider } from '../aws/secrets';
 import { loadConfig, selectDataflow } from '../config/load';
 import type { Config, Dataflow } from '../config/schema';
-import type { Report } from '../contracts';
 import { type Sandbox, type SandboxSettings, sandboxSettingsSchema, startSandbox } from '../api/sandbox';
 import { BadgesImportError, ConfigError, HostKeyMismatchError, SftpError } from '../errors';
 import { type LocalRunResult, runLocal, runObject } from '../local/runner';
@@ -15,11 +13,12 @@ import { waitingObjects } from '../steps/sweep';
 import { fileNameOf } from '../contracts';
 import { startServe } from '../local/serve';
 import { type ProgressDisplay, progressDisplay } from './progress';
-import { type PullResult, pullSftp } from '../sources/sftp';
+import { pullSftp } from '../sources/sftp';
 import { type ReplayStage, describeSelection } from '../core/replay';
 import { replayLocal } from '../local/replay';
 import { defaultAwsClients, replayDeployed, startDeployed } from '../ops/deployed';
 import { renderHtml } from '../report/html';
+import { pullSummary, summary } from '../report/texts';
 import { openRejected, readReport, sampleRejected } from '../report/load';
 import { silentLog } from '../steps/deps';
 
@@ -45,28 +44,6 @@ async function withProgress<T>(flags: { quiet?: boolean }, work: (progress: Prog
   } finally {
     display.stop();
   }
-}
-
-export function summary(report: Report, reportPath: string, rejectedPath?: string): string {
-  const codes = Object.entries(report.rejectionsByCode)
-    .sort((a, b) => b[1] - a[1])
-    .map(([code, n]) => `${code} ${n}`)
-    .join(', ');
-  const file = report.files[0];
-  const lines = [
-    `${report.dataflow}: ${file?.name ?? '?'} — ${report.status}${report.dryRun ? ' (dry run: nothing sent)' : ''}`,
-    `  records ${report.rows.total}: ${report.dryRun ? `${report.rows.valid} valid` : `${report.rows.accepted} accepted`}, ${report.rows.rejected} rejected${codes ? ` (${codes})` : ''}`,
-  ];
-  if (file?.expandedTo) {
-    const n = `${file.expandedTo.length} matching entr${file.expandedTo.length === 1 ? 'y' : 'ies'}`;
-    lines.push(report.dryRun ? `  a zip archive: ${n} checked; a real run would import each on its own` : `  a zip archive: ${n} written to the inbox, each imported on its own`);
-  }
-  if (report.error) lines.push(`  error   ${report.error.code}: ${report.error.message}`);
-  const advice = adviceFor(report, 'operator');
-  if (advice) lines.push(`  next    ${advice}`);
-  lines.push(`  report  ${reportPath}`);
-  if (rejectedPath) lines.push(`  rejected ${rejectedPath}`);
-  return `${lines.join('\n')}\n`;
 }
 
 interface RunFlags {
@@ -169,17 +146,6 @@ async function pullCommand(flags: RunFlags): Promise<number> {
     for (const key of keys) codes.push(...(await runAndPrint(session, flags, key, join(defaultOutDir(flags, dataflow), fileNameOf(key)))));
     return worstExitCode(codes);
   });
-}
-
-/** What a poll of an SFTP server took and left, one line each. */
-export function pullSummary(dataflow: Dataflow, pulled: PullResult): string {
-  const source = dataflow.source;
-  const where = source.type === 'sftp' ? `sftp://${source.host}:${source.port}${source.directory}` : dataflow.source.prefix;
-  const lines = [`${dataflow.name}: ${where}: took ${pulled.taken.length} file(s), ${pulled.waiting.length} waiting, ${pulled.failed.length} failed`];
-  for (const t of pulled.taken) lines.push(`  took    ${t.path} (${t.bytes} bytes) → s3://inbox/${t.key}; moved to ${t.movedTo}`);
-  for (const w of pulled.waiting) lines.push(`  waiting ${w.path}: ${w.reason}`);
-  for (const f of pulled.failed) lines.push(`  failed  ${f.path}: ${f.message}`);
-  return `${lines.join('\n')}\n`;
 }
 
 /** The worst outcome decides: a failed file (1) over rejections (3) over success (0). */
@@ -362,12 +328,8 @@ function withLocalRunOptions(command: Command, where = ''): Command {
     .option('--json', 'print the report as JSON on stdout');
 }
 
-export function buildProgram(): Command {
-  const program = new Command()
-    .name('badges-import')
-    .description('Turn vendor files into earned badges through Capillary\'s import API, locally or on AWS.')
-    .exitOverride()
-    .showHelpAfterError();
+/** `run`: a local file (or every file waiting in the source) through the local workflow. */
+function addRunCommand(program: Command): void {
   const run = program
     .command('run')
     .description('Process a local file through the local workflow (the synthesized state machine on aws-local-stepfunctions)')
@@ -379,6 +341,10 @@ export function buildProgram(): Command {
   withLocalRunOptions(run).action(async (flags: RunFlags) => {
     process.exitCode = await runCommand(flags);
   });
+}
+
+/** `replay`: the records of a rejected-records file again, locally or on the deployed stack. */
+function addReplayCommand(program: Command): void {
   const replay = program
     .command('replay')
     .description('Run the records of a rejected-records file again, under their original record numbers (locally with --config, on a deployed stack with --stack)')
@@ -393,6 +359,10 @@ export function buildProgram(): Command {
   withLocalRunOptions(replay, 'locally: ').action(async (flags: ReplayFlags) => {
     process.exitCode = await replayCommand(flags);
   });
+}
+
+/** `start`: the deployed workflow on an object of the inbox, as its upload would. */
+function addStartCommand(program: Command): void {
   program
     .command('start')
     .description('Start the deployed workflow on an object of the inbox (again), as its upload would')
@@ -405,6 +375,10 @@ export function buildProgram(): Command {
     .action(async (flags: { stack: string; dataflow: string; key: string; force?: boolean; dryRun?: boolean; region?: string }) => {
       process.exitCode = await startCommand(flags);
     });
+}
+
+/** `report`: a run's report as a summary, or as an HTML page. */
+function addReportCommand(program: Command): void {
   program
     .command('report')
     .description('Print a run\'s report as a summary; --html writes a self-contained page with charts and the first rejected records')
@@ -414,6 +388,10 @@ export function buildProgram(): Command {
     .action(async (path: string, flags: { html?: string; rows: string }) => {
       process.exitCode = await reportCommand(path, flags);
     });
+}
+
+/** `sandbox`: the badges API sandbox on its own. */
+function addSandboxCommand(program: Command): void {
   program
     .command('sandbox')
     .description('Start the badges API sandbox on its own')
@@ -423,6 +401,10 @@ export function buildProgram(): Command {
     .action(async (flags: { port: string; config?: string; host: string }) => {
       process.exitCode = await sandboxCommand(flags);
     });
+}
+
+/** `serve`: the local twin of the deployed stack. */
+function addServeCommand(program: Command): void {
   program
     .command('serve')
     .description('Run the local twin of the deployed stack: an S3 endpoint to upload to, the sandbox API, and a run per uploaded file')
@@ -438,6 +420,10 @@ export function buildProgram(): Command {
     .action(async (flags: ServeFlags) => {
       process.exitCode = await serveCommand(flags);
     });
+}
+
+/** `demo`: the example file through the local workflow (`npm start`). */
+function addDemoCommand(program: Command): void {
   program
     .command('demo')
     .description('Run the example file through the local workflow (what `npm start` does)')
@@ -445,6 +431,22 @@ export function buildProgram(): Command {
     .action(async (flags: { out?: string }) => {
       process.exitCode = await demoCommand(flags);
     });
+}
+
+/** The CLI: one command per thing an operator does, each defined by its own function above. */
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('badges-import')
+    .description('Turn vendor files into earned badges through Capillary\'s import API, locally or on AWS.')
+    .exitOverride()
+    .showHelpAfterError();
+  addRunCommand(program);
+  addReplayCommand(program);
+  addStartCommand(program);
+  addReportCommand(program);
+  addSandboxCommand(program);
+  addServeCommand(program);
+  addDemoCommand(program);
   return program;
 }
 

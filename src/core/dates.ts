@@ -1,4 +1,5 @@
 import { DateTime, FixedOffsetZone, IANAZone, type Zone } from 'luxon';
+import { type DateCode, VALIDATION_CODES } from '../codes';
 
 /** A parsed date: the instant, and the UTC offset (minutes) of the configured zone at that instant. */
 export interface ParsedDate {
@@ -10,7 +11,7 @@ export interface ParsedDate {
 }
 export interface DateProblem {
   readonly ok: false;
-  readonly code: 'INVALID_DATE' | 'NONEXISTENT_LOCAL_TIME';
+  readonly code: DateCode;
   readonly reason: string;
 }
 export type DateParseResult = ParsedDate | DateProblem;
@@ -105,7 +106,7 @@ function result(epochMs: number, offsetMinutes: number): ParsedDate {
 }
 
 function invalid(reason: string): DateProblem {
-  return { ok: false, code: 'INVALID_DATE', reason };
+  return { ok: false, code: VALIDATION_CODES.INVALID_DATE, reason };
 }
 
 /**
@@ -167,7 +168,7 @@ export function compileDateParser(format: string, timeZone: string): DateParser 
 
   function fromWall(wallMs: number, text: string, day: boolean): DateParseResult {
     const instant = offsets.fromWallClock(wallMs) ?? (day ? offsets.firstInstantOfDay(wallMs) : undefined);
-    if (!instant) return { ok: false, code: 'NONEXISTENT_LOCAL_TIME', reason: `"${text}" does not exist in ${timeZone} (clocks skip it)` };
+    if (!instant) return { ok: false, code: VALIDATION_CODES.NONEXISTENT_LOCAL_TIME, reason: `"${text}" does not exist in ${timeZone} (clocks skip it)` };
     return result(instant.epochMs, instant.offsetMinutes);
   }
 }

@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { StringDecoder } from 'node:string_decoder';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Dataflow } from '../config/schema';
+import { VALIDATION_CODES } from '../codes';
 import { ConfigError, EncodingError, MalformedCsvError } from '../errors';
 
 /** The encodings a dataflow may declare (`csv.encoding`). */
@@ -11,7 +12,7 @@ export type DeclaredEncoding = Dataflow['csv']['encoding'];
  * Stands for a record that was longer than the limit: the text guard puts this line in its place (a NUL never occurs
  * in text it lets through), and the stage rejects that record as RECORD_TOO_LONG.
  */
-export const TOO_LONG_MARK = '\u0000RECORD_TOO_LONG\u0000';
+export const TOO_LONG_MARK = `\u0000${VALIDATION_CODES.RECORD_TOO_LONG}\u0000`;
 
 const BOMS: Array<{ bytes: number[]; name: string }> = [
   { bytes: [0xff, 0xfe], name: 'UTF-16LE' },

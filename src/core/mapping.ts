@@ -1,4 +1,5 @@
 import type { Dataflow, DateField, DateMapping, PlainMapping } from '../config/schema';
+import { VALIDATION_CODES, type ValidationCode } from '../codes';
 import { AmbiguousColumnError, ConfigError, MissingColumnError } from '../errors';
 import { type DateParser, compileDateParser } from './dates';
 
@@ -12,21 +13,8 @@ export interface ApiItem {
   earnExpiresOnISO: string;
 }
 
-/** Stable codes of records rejected before anything is sent. */
-export const VALIDATION_CODES = {
-  FIELD_COUNT: 'FIELD_COUNT',
-  INVALID_CUSTOMER_ID: 'INVALID_CUSTOMER_ID',
-  INVALID_BADGE_ID: 'INVALID_BADGE_ID',
-  INVALID_DATE: 'INVALID_DATE',
-  NONEXISTENT_LOCAL_TIME: 'NONEXISTENT_LOCAL_TIME',
-  EXPIRY_BEFORE_EVENT: 'EXPIRY_BEFORE_EVENT',
-  EVENT_IN_FUTURE: 'EVENT_IN_FUTURE',
-  RECORD_TOO_LONG: 'RECORD_TOO_LONG',
-  DUPLICATE_IN_FILE: 'DUPLICATE_IN_FILE',
-} as const;
-
 export interface Rejection {
-  code: string;
+  code: ValidationCode;
   message: string;
 }
 export type MapResult = { ok: true; item: ApiItem } | { ok: false; rejection: Rejection };
@@ -163,6 +151,6 @@ export function compileMapper(flow: Dataflow, header: readonly string[], now: ()
   };
 }
 
-function reject(code: string, message: string): MapResult {
+function reject(code: ValidationCode, message: string): MapResult {
   return { ok: false, rejection: { code, message } };
 }

@@ -1,8 +1,7 @@
 import { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
 import { stringify } from 'csv-stringify/sync';
-import { SEND_CODES } from '../api/client';
-import { VALIDATION_CODES } from './mapping';
+import { SEND_CODES, VALIDATION_CODES } from '../codes';
 import { ReplayFileError } from '../errors';
 import { type CsvDialect, type CsvFile, type CsvRecord, REJECT_COLUMNS, dialectOptions } from './csv';
 

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Upload } from '@aws-sdk/lib-storage';
 import { StateMachine } from 'aws-local-stepfunctions';
 import type { SecretsProvider } from '../aws/secrets';
+import { ERROR_CODES } from '../codes';
 import { BadgesImportError, FileNotMatchedError } from '../errors';
 import { openObject, readJson } from '../aws/s3';
 import type { Config, Dataflow } from '../config/schema';
@@ -234,7 +235,7 @@ export const MAX_STATE_PAYLOAD_BYTES = 262_144;
 
 /** The execution failed with no report, e.g. `States.DataLimitExceeded`, which no Catch can catch. */
 export class ExecutionFailedError extends BadgesImportError {
-  override readonly code = 'EXECUTION_FAILED';
+  static override readonly code = ERROR_CODES.EXECUTION_FAILED;
   constructor(
     readonly executionName: string,
     readonly error: string,

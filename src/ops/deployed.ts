@@ -8,6 +8,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { listObjects, openObject, putJson, readJson } from '../aws/s3';
 import { type ExecutionInput, fileNameOf } from '../contracts';
 import { type ReplayLedger, type ReplaySelection, type ReplayStage, peekDelimiter, replayNameOf, selectForReplay } from '../core/replay';
+import { ERROR_CODES } from '../codes';
 import { BadgesImportError, ReplayFileError } from '../errors';
 
 /** The operator's view of a deployed stack: the outputs `cdk deploy` printed. */
@@ -18,7 +19,7 @@ export interface DeployedStack {
 }
 
 export class StackNotFoundError extends BadgesImportError {
-  override readonly code = 'STACK_NOT_FOUND';
+  static override readonly code = ERROR_CODES.STACK_NOT_FOUND;
 }
 
 /** Reads the stack's outputs (StateMachineArn, InboxBucketName, DeadLetterBucketName). */

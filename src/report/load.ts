@@ -5,6 +5,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse';
 import { openObject } from '../aws/s3';
 import type { Report } from '../contracts';
+import { ERROR_CODES } from '../codes';
 import { BadgesImportError } from '../errors';
 import { REJECT_COLUMNS, dialectOptions } from '../core/csv';
 import { peekDelimiter } from '../core/replay';
@@ -12,7 +13,7 @@ import type { RejectedSample } from './html';
 
 /** A file given as a report that is not one. */
 export class ReportFileError extends BadgesImportError {
-  override readonly code = 'REPORT_UNREADABLE';
+  static override readonly code = ERROR_CODES.REPORT_UNREADABLE;
 }
 
 /** Reads a report.json, saying what is wrong with it when it is not one. */

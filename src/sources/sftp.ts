@@ -1,5 +1,4 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { adviceFor } from '../report/advice';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CopyObjectCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -8,9 +7,10 @@ import { Upload } from '@aws-sdk/lib-storage';
 import SftpClient from 'ssh2-sftp-client';
 import type { SecretsProvider } from '../aws/secrets';
 import type { Dataflow, SftpSource } from '../config/schema';
-import { type Buckets, type Report, fileNameOf } from '../contracts';
+import { type Buckets, type PullResult, type Report, fileNameOf } from '../contracts';
 import { HostKeyMismatchError, SftpError } from '../errors';
-import type { Log } from '../steps/deps';
+import { vendorSummary } from '../report/texts';
+import type { Log } from '../ports';
 import { SPANS, trace } from '../trace';
 
 /** S3 user metadata that a pulled object carries, so that the run knows where the file came from and went. */
@@ -49,15 +49,7 @@ export interface RemoteFile {
   mtime: number;
 }
 
-export interface PullResult {
-  dataflow: string;
-  /** Files copied into the inbox bucket (and moved to the processed directory). */
-  taken: Array<{ path: string; key: string; movedTo: string; bytes: number }>;
-  /** Files left for a later poll, with the reason. */
-  waiting: Array<{ path: string; reason: string }>;
-  /** Files that could not be taken (each is tried again at the next poll). */
-  failed: Array<{ path: string; message: string }>;
-}
+export type { PullResult } from '../contracts';
 
 /** `SHA256:…` of a host key blob, as `ssh-keygen -lf` prints it. */
 export function fingerprintOf(key: Buffer): string {
@@ -308,25 +300,6 @@ export function pullOriginOf(metadata: Record<string, string> | undefined): { or
     path: decodeURI(metadata[PULL_METADATA.path] ?? ''),
     movedTo: decodeURI(metadata[PULL_METADATA.movedTo] ?? ''),
   };
-}
-
-/** The report summary written back next to the rejected records: what a vendor needs, nothing internal. */
-export function vendorSummary(report: Report, fileName: string, rejectedName: string | undefined): string {
-  const lines = [
-    `File:      ${fileName}`,
-    `Dataflow:  ${report.dataflow}`,
-    `Run:       ${report.runId}`,
-    `Status:    ${report.status}`,
-    `Finished:  ${report.finishedAt}`,
-    `Records:   ${report.rows.total} read, ${report.rows.accepted} accepted, ${report.rows.rejected} rejected`,
-  ];
-  const codes = Object.entries(report.rejectionsByCode).sort((a, b) => b[1] - a[1]);
-  if (codes.length > 0) lines.push('Rejected by reason:', ...codes.map(([code, n]) => `  ${code}: ${n}`));
-  if (report.error) lines.push(`Error:     ${report.error.code}: ${report.error.message}`);
-  const advice = adviceFor(report, 'vendor');
-  if (advice) lines.push(advice);
-  if (rejectedName) lines.push(`The rejected records, with their record numbers and reasons, are in ${rejectedName}.`);
-  return `${lines.join('\n')}\n`;
 }
 
 /**

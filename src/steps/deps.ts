@@ -1,36 +1,21 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsProvider } from '../aws/secrets';
 import type { Config } from '../config/schema';
-import type { Buckets, MetricName } from '../contracts';
+import type { Buckets } from '../contracts';
+import type { Log, MetricsSink } from '../ports';
 import type { AuthProvider } from '../api/auth';
 import type { BadgeChecks, Pacer } from '../api/client';
-
-/** The logging surface the steps use; Powertools' Logger has it, and so does a local file logger. */
-export interface Log {
-  debug(message: string, ...extra: Array<Record<string, unknown>>): void;
-  info(message: string, ...extra: Array<Record<string, unknown>>): void;
-  warn(message: string, ...extra: Array<Record<string, unknown>>): void;
-  error(message: string, ...extra: Array<Record<string, unknown>>): void;
-}
 
 /** Progress events for whoever watches a run (the local CLI prints them). */
 export type ProgressEvent =
   | { step: 'stage'; records: number; rejected: number; done: boolean }
   | { step: 'send'; chunk: number; records: number; accepted: number; rejected: number };
 
-/** CloudWatch metric units the steps use. */
-export type MetricUnit = 'Count' | 'Milliseconds' | 'Percent';
-
-/**
- * Where the steps put their metrics. Each call is one value of one metric for one dataflow; `dimensions` adds
- * dimensions beyond the dataflow (e.g. the rejection code). In Lambda these become CloudWatch metrics through
- * Powertools Metrics (EMF); locally they can be collected.
- */
-export type MetricsSink = (name: MetricName, unit: MetricUnit, value: number, dataflow: string, dimensions?: Record<string, string>) => void;
-
 // The metric names are a contract with the stack's alarms and dashboard: they live in src/contracts.ts, which lib/
 // may import without loading the steps. Re-exported for the steps that import them from here.
 export { METRICS, type MetricName } from '../contracts';
+// The ports below the steps (the SFTP source and the metrics adapter use them too); re-exported for the steps' users.
+export { type Log, type MetricUnit, type MetricsSink, silentLog } from '../ports';
 
 /** Everything a step needs from the outside world: the Lambdas build it from their environment, the CLI locally. */
 export interface StepDeps {
@@ -67,4 +52,3 @@ export function newContainerState(): ContainerState {
   return { pacers: new Map(), sessions: new Map() };
 }
 
-export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };

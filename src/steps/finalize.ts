@@ -12,10 +12,10 @@ import {
   fileNameOf,
 } from '../contracts';
 import { createObjectWriter, deleteObject, headObject, moveObject, openObject, putJson, readJson } from '../aws/s3';
-import { SEND_CODES } from '../api/client';
 import { type CsvDialect, DEFAULT_DIALECT, rejectHeaderLine, rejectLine } from '../core/csv';
+import { ERROR_CODES, SEND_CODES } from '../codes';
 import { describeCaughtError } from '../errors';
-import { adviceFor } from '../report/advice';
+import { notificationSubject, notificationText } from '../report/texts';
 import { pullOriginOf, writeBack } from '../sources/sftp';
 import { METRICS, type StepDeps } from './deps';
 
@@ -81,7 +81,7 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     log.error('Records unaccounted for', { runId, total: rows.total, accepted: rows.accepted, rejected: rows.rejected, valid: rows.valid, miscounted });
     deps.metrics?.(METRICS.recordsUnaccounted, 'Count', unaccounted, state.dataflow);
     error ??= {
-      code: RECORDS_UNACCOUNTED,
+      code: ERROR_CODES.RECORDS_UNACCOUNTED,
       message: `${rows.total} records were read, but ${state.dryRun ? `${rows.valid} valid + ${rows.rejected} rejected` : `${rows.accepted} accepted + ${rows.rejected} rejected`} do not add up to it${miscounted ? ` (workers reported ${miscounted} records that were not their chunks')` : ''}: ${unaccounted} record${unaccounted === 1 ? ' is' : 's are'} unaccounted for. Do not deliver the file again; compare its records with the rejected file and the API before replaying`,
     };
   }
@@ -183,9 +183,6 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   return report;
 }
 
-/** Code of a run whose records do not add up (read ≠ accepted + rejected): reported FAILED, never a success. */
-export const RECORDS_UNACCOUNTED = 'RECORDS_UNACCOUNTED';
-
 /** How many records a settled run cannot place: read minus (accepted + rejected), or minus (valid + rejected) for a dry run. */
 function unaccountedRecords(rows: Report['rows'], dryRun: boolean, miscounted: number): number {
   const placed = dryRun ? rows.valid + rows.rejected : rows.accepted + rows.rejected;
@@ -262,34 +259,6 @@ function emitRunMetrics(deps: StepDeps, report: Report, byStage: Record<'validat
 function workerError(fatal: { code: string; message: string }, chunk: ChunkRef, chunks: number): { code: string; message: string } {
   const message = fatal.message.replace(/; nothing was sent$/, "; none of this chunk's records were sent");
   return { code: fatal.code, message: chunks > 1 ? `Chunk ${chunk.index + 1} of ${chunks} (from record ${chunk.firstRecord}): ${message}` : message };
-}
-
-/** `[badges-import] weekly-events: events.csv COMPLETED_WITH_REJECTIONS (3 of 40 rejected)`, within SNS's 100 characters. */
-export function notificationSubject(report: Report): string {
-  const file = report.files[0]?.name ?? '?';
-  const detail = report.status === 'COMPLETED_WITH_REJECTIONS' ? ` (${report.rows.rejected} of ${report.rows.total} rejected)` : '';
-  const subject = `[badges-import] ${report.dataflow}: ${file} ${report.status}${detail}`.replace(/[^\x20-\x7e]/g, '?');
-  return subject.slice(0, 100);
-}
-
-/** What Connect+ mails per file: dataflow, file, status, totals, duration, and where the rejected records are. */
-export function notificationText(report: Report): string {
-  const file = report.files[0];
-  const codes = Object.entries(report.rejectionsByCode).sort((a, b) => b[1] - a[1]);
-  const lines = [
-    `Dataflow:  ${report.dataflow}`,
-    `File:      ${file?.name ?? '?'}${file?.source.origin ? ` (from ${file.source.origin})` : ''}`,
-    `Status:    ${report.status}`,
-    `Run:       ${report.runId}`,
-    `Started:   ${report.startedAt}`,
-    `Duration:  ${(report.durationMs / 1000).toFixed(1)} s`,
-    `Records:   ${report.rows.total} read, ${report.rows.accepted} accepted, ${report.rows.rejected} rejected`,
-    ...(codes.length > 0 ? ['Rejected by code:', ...codes.map(([code, n]) => `  ${code}: ${n}`)] : []),
-    ...(report.error ? [`Error:     ${report.error.code}: ${report.error.message}`] : []),
-    ...(file?.rejectedFile ? [`Rejected records: ${file.rejectedFile}`] : []),
-    ...[adviceFor(report, 'operator')].filter((a) => a !== undefined).map((a) => `What to do: ${a}`),
-  ];
-  return `${lines.join('\n')}\n`;
 }
 
 async function readResults(deps: StepDeps, runId: string, chunks: ChunkRef[]): Promise<Array<SendOutput | undefined>> {

@@ -6,6 +6,7 @@ import { authProvider } from '../api/auth';
 import { BadgesApiClient, type ItemOutcome, SendAuthError } from '../api/client';
 import { type CsvRecord, rejectLine } from '../core/csv';
 import type { ApiItem } from '../core/mapping';
+import { API_CODES } from '../codes';
 import { AuthError, BadgesImportError, SourceReadError } from '../errors';
 import { METRICS, type StepDeps } from './deps';
 
@@ -122,7 +123,7 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
     for (const record of records) {
       const outcome = bySent.has(record)
         ? (bySent.get(record) ?? { accepted: false, code: output.fatal!.code, message: `${output.fatal!.message}; not sent` })
-        : { accepted: false as const, code: '1054', message: `GLOBAL.BADGE_NOT_FOUND: badge ${record.i.badgeMetaId} is not in the org (checked before sending)` };
+        : { accepted: false as const, code: API_CODES.BADGE_NOT_FOUND, message: `GLOBAL.BADGE_NOT_FOUND: badge ${record.i.badgeMetaId} is not in the org (checked before sending)` };
       if (outcome.accepted) output.accepted += 1;
       else reject(record, outcome.code, outcome.message);
     }

@@ -11,7 +11,8 @@ import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../
 import { gunzipIfCompressed } from '../core/unpack';
 import { boundariesDisagree, openCsv, rejectLine } from '../core/csv';
 import { replayRecords, replayedDuplicate } from '../core/replay';
-import { type MapResult, VALIDATION_CODES, compileMapper } from '../core/mapping';
+import { type MapResult, compileMapper } from '../core/mapping';
+import { VALIDATION_CODES } from '../codes';
 import { type CsvRecord } from '../core/csv';
 import { HeldKeys, type HeldSettlement, KEY_BYTES, SeenFilter, itemOfStagedLine, packKey } from '../core/duplicates';
 import { createInterface } from 'node:readline';

@@ -1,0 +1,106 @@
+// The import boundaries: arrows point down. Each layer may import the layers below it, never one above it nor a
+// sibling beside it, so a wrong arrow fails `npm run lint`. CommonJS, so that eslint.config.mjs and a jest test
+// (test/boundaries-lint.test.ts) read the very same rules.
+//
+// src/, bottom to top:
+//   src/*.ts (contracts, errors, codes, ports: constants, types and ports; they import only each other)
+//   → config → core (pure: no AWS SDK, no Powertools, no SFTP) → aws → report → api | sources → steps
+//   → ops | local → cli
+// lambdas/ may import src/ up to the steps (never ops, local, cli); lib/ (the stack) only src/contracts, src/errors,
+// src/codes and src/config; bin/ is on top. Nothing in src/ or lambdas/ imports aws-cdk-lib, constructs, cdk-nag or
+// lib/.
+
+/** The directories of src/, bottom to top; those of one rank are siblings and do not import each other. */
+const LAYERS = [['config'], ['core'], ['aws'], ['report'], ['api', 'sources'], ['steps'], ['ops', 'local'], ['cli']];
+const ALL = LAYERS.flat();
+const ORDER = 'src/*.ts → config → core → aws → report → api | sources → steps → ops | local → cli';
+
+/** Packages of the infrastructure side: only lib/ and bin/ may load them. */
+const INFRASTRUCTURE = ['aws-cdk-lib', 'aws-cdk-lib/*', 'constructs', 'cdk-nag'];
+/** Packages that talk to the outside world: not for the pure layers (nor for lib/, which only synthesizes). */
+const RUNTIME_IO = ['@aws-sdk/*', '@aws-lambda-powertools/*', 'ssh2-sftp-client'];
+
+const any = (names) => `(${names.join('|')})(/|$)`;
+
+/** A restriction of relative imports that reach `names` (directories of src/) from one directory down in src/. */
+function upward(from, names, why) {
+  return { regex: `^(\\.\\./)+${any(names)}`, caseSensitive: true, message: `src/${from} must not import src/${names.length === 1 ? names[0] : `{${names.join(',')}}`}: ${why}. Layers, bottom to top: ${ORDER}.` };
+}
+
+const noInfrastructure = (where) => ({ group: INFRASTRUCTURE, message: `${where} is runtime code: it must not import the CDK (aws-cdk-lib, constructs, cdk-nag); only lib/ and bin/ do.` });
+const noLib = (where) => ({ regex: '^(\\.\\./)+(lib|lambdas)(/|$)', caseSensitive: true, message: `${where} must not import lib/ (the stack) or lambdas/ (the handlers): both sit on top of src/.` });
+const noRuntimeIo = (where) => ({ group: RUNTIME_IO, message: `${where} is pure: it must not import the AWS SDK, Powertools or the SFTP client; adapters in src/aws, src/api, src/sources do.` });
+
+/** The rule for the files of one directory of src/: nothing above it, no sibling, no infrastructure. */
+function layerConfig(rank, name) {
+  const above = LAYERS.slice(rank + 1).flat();
+  const siblings = LAYERS[rank].filter((other) => other !== name);
+  const patterns = [
+    ...(above.length > 0 ? [upward(name, above, 'arrows point down')] : []),
+    ...(siblings.length > 0 ? [upward(name, siblings, 'siblings of one layer do not import each other')] : []),
+    noInfrastructure(`src/${name}`),
+    noLib(`src/${name}`),
+    ...(rank <= 1 ? [noRuntimeIo(`src/${name}`)] : []),
+  ];
+  return { name: `boundaries/src/${name}`, files: [`src/${name}/**/*.ts`], rules: { 'no-restricted-imports': ['error', { patterns }] } };
+}
+
+const boundaries = [
+  // Any file of src/ not in a layer below still keeps off the infrastructure (a new directory gets a layer here).
+  { name: 'boundaries/src', files: ['src/**/*.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [noInfrastructure('src/'), noLib('src/')] }] } },
+  {
+    name: 'boundaries/src-base',
+    files: ['src/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: `^\\./${any(ALL)}`, caseSensitive: true, message: `The files of src/ itself (contracts, errors, codes, ports) are the bottom layer: they import only each other. Layers, bottom to top: ${ORDER}.` },
+            { regex: '^\\.\\./', caseSensitive: true, message: 'The files of src/ itself are the bottom layer: they import nothing outside src/.' },
+            noInfrastructure('src/'),
+            noRuntimeIo('src/*.ts'),
+          ],
+        },
+      ],
+    },
+  },
+  ...LAYERS.flatMap((names, rank) => names.map((name) => layerConfig(rank, name))),
+  {
+    name: 'boundaries/lambdas',
+    files: ['lambdas/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^(\\.\\./)+src/(ops|local|cli)(/|$)', caseSensitive: true, message: 'lambdas/ hands events to src/steps: it must not import src/ops, src/local or src/cli (they would be bundled into the Lambda).' },
+            { regex: '^(\\.\\./)+lib(/|$)', caseSensitive: true, message: 'lambdas/ must not import lib/: the stack is not part of a Lambda.' },
+            noInfrastructure('lambdas/'),
+          ],
+        },
+      ],
+    },
+  },
+  {
+    name: 'boundaries/lib',
+    files: ['lib/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(\\.\\./)+src/(?!(contracts|errors|codes|config)(/|$))',
+              caseSensitive: true,
+              message: 'lib/ may import only src/contracts, src/errors, src/codes and src/config: the rest of src/ is runtime code (it would load the AWS SDK and Powertools into the synth).',
+            },
+            { group: RUNTIME_IO, message: 'lib/ synthesizes the stack: it must not load the AWS SDK, Powertools or the SFTP client.' },
+          ],
+        },
+      ],
+    },
+  },
+];
+
+module.exports = { LAYERS, ORDER, boundaries };

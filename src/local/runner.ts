@@ -14,10 +14,10 @@ import { type ContainerState, type Log, type MetricsSink, type ProgressEvent, ty
 import { finalize } from '../steps/finalize';
 import { send } from '../steps/send';
 import { stage } from '../steps/stage';
-import { resolveDefinition, synthesizeDefinition } from './definition';
+import { resolveDefinition } from './definition';
 import { type LocalHandler, emulateDistributedMaps } from './distributed-map';
 import { LOCAL_BUCKETS, type LocalS3 } from './s3';
-import type { SynthesizeOptions } from './lambda-stack';
+import { type SynthesizeOptions, synthesizeStack } from './lambda-stack';
 import { type Twin, type TwinOptions, startTwin } from './lambda-twin';
 
 /** What a local run may print while it goes. */
@@ -58,7 +58,7 @@ export interface LocalObjectRunOptions {
   sourceMode?: boolean;
   /** More environment for every function (e.g. the endpoint of a local Step Functions for the sweep). */
   environment?: Record<string, string>;
-  /** Changes the stack before synthesis (a test removes a grant to see the run fail as in AWS). */
+  /** Changes the synthesized template (a test removes a grant to see the run fail as in AWS). */
   synthesize?: SynthesizeOptions;
 }
 
@@ -80,8 +80,6 @@ export interface LocalRunResult {
 export function exitCodeOf(report: Report): 0 | 1 | 3 {
   return report.status === 'FAILED' ? 1 : report.status === 'COMPLETED_WITH_REJECTIONS' ? 3 : 0; // SKIPPED_DUPLICATE: 0
 }
-
-const definitions = new Map<string, ReturnType<typeof synthesizeDefinition>>();
 
 /**
  * Runs one file through the state machine that CDK synthesizes, on aws-local-stepfunctions, with each Task bound
@@ -155,12 +153,8 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
       if (!decision.allowed) throw Object.assign(new Error(decision.message), { name: 'States.Runtime' });
     };
   }
-  // The definition comes from the same synthesis as the bundles (source mode: a synthesis without bundling).
-  let synthesized = twin ? resolveDefinition(twin.stack.template, LOCAL_BUCKETS) : definitions.get(options.configFile);
-  if (!synthesized) {
-    synthesized = synthesizeDefinition(options.config, options.configFile, LOCAL_BUCKETS);
-    definitions.set(options.configFile, synthesized);
-  }
+  // The definition comes from the same synthesis as the bundles (source mode too: the same cached assembly).
+  const synthesized = resolveDefinition((twin?.stack ?? synthesizeStack(options.configFile, LOCAL_BUCKETS, options.synthesize)).template, LOCAL_BUCKETS);
   const handlers: Record<string, LocalHandler> = {};
   for (const [state, step] of Object.entries(synthesized.taskSteps)) handlers[state] = withDataLimit(state, steps[step]);
   const emulated = emulateDistributedMaps(synthesized.definition, {
@@ -206,7 +200,7 @@ const MAX_IDLE_TWINS = 2;
 
 function twinKey(options: TwinOptions): string {
   if (!secretsIds.has(options.secrets)) secretsIds.set(options.secrets, ++nextSecretsId);
-  return JSON.stringify([options.configFile, options.s3.endpoint, options.runtimeConfig, options.environment ?? {}, options.synthesize?.hook?.name ?? '', secretsIds.get(options.secrets)]);
+  return JSON.stringify([options.configFile, options.s3.endpoint, options.runtimeConfig, options.environment ?? {}, options.synthesize?.transform?.name ?? '', secretsIds.get(options.secrets)]);
 }
 
 async function acquireTwin(options: TwinOptions): Promise<Twin> {

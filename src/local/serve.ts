@@ -1,9 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { App } from 'aws-cdk-lib';
-import { BadgesImportStack } from '../../lib/badges-import-stack';
 import type { SecretsProvider } from '../aws/secrets';
 import { type SweepEvent, type SweepOutput, sweep } from '../steps/sweep';
 import type { Config } from '../config/schema';
@@ -11,7 +7,8 @@ import { type ExecutionInput, fileNameOf } from '../contracts';
 import { type Sandbox, type SandboxSettings, startSandbox } from '../api/sandbox';
 import type { PullResult } from '../sources/sftp';
 import { silentLog } from '../steps/deps';
-import { type Delivery, type LocalTriggers, type ObjectCreatedNotification, type TriggerTemplate, deliveriesOf, objectCreatedEvent, scheduleInput, triggersOf } from './events';
+import { type Delivery, type LocalTriggers, type ObjectCreatedNotification, deliveriesOf, objectCreatedEvent, scheduleInput, triggersOf } from './events';
+import { synthesizeStack } from './lambda-stack';
 import { type LocalRunResult, type RunProgress, runObject } from './runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from './s3';
 import { type ExecutionContext, type ExecutionOutcome, type ExecutionRunner, type LocalStepFunctions, startLocalStepFunctions } from './stepfunctions';
@@ -73,16 +70,9 @@ export interface ServeHandle {
 /** The state machine the twin's Step Functions knows (what the sweep is given as STATE_MACHINE_ARN). */
 export const LOCAL_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:BadgesImportWorkflow';
 
-/** Synthesizes the stack (bundling skipped) for its triggers: the upload rules and the schedules. */
-export function synthesizeTriggers(config: Config, configFile: string): LocalTriggers {
-  const outdir = mkdtempSync(join(tmpdir(), 'badges-synth-'));
-  try {
-    const app = new App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
-    const stack = new BadgesImportStack(app, 'BadgesImport', { config, configFile });
-    return triggersOf(app.synth().getStackByName(stack.stackName).template as TriggerTemplate, LOCAL_BUCKETS);
-  } finally {
-    rmSync(outdir, { recursive: true, force: true });
-  }
+/** The stack's triggers (the upload rules and the schedules), from the twin's one synthesis of the stack. */
+export function synthesizeTriggers(configFile: string): LocalTriggers {
+  return triggersOf(synthesizeStack(configFile, LOCAL_BUCKETS).template, LOCAL_BUCKETS);
 }
 
 /**
@@ -108,7 +98,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   let sandbox: Sandbox | undefined;
   if (!options.apiUrl) sandbox = await startSandbox(options.sandbox ?? {}, options.apiPort ?? 8080, host);
   const apiUrl = options.apiUrl ?? sandbox!.url;
-  const triggers = synthesizeTriggers(options.config, options.configFile);
+  const triggers = synthesizeTriggers(options.configFile);
   const sweepFunction = triggers.functions.sweep;
   let stamp = 0;
   const errorOf = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));

@@ -83,9 +83,9 @@ export function exitCodeOf(report: Report): 0 | 1 | 3 {
 }
 
 /**
- * Runs one file through the state machine that CDK synthesizes, on aws-local-stepfunctions, with each Task bound
- * in-process to the same step modules the Lambdas run, S3 on the embedded S3, and the API on the sandbox
- * unless `apiUrl` says otherwise.
+ * Runs one file through the state machine that CDK synthesizes, on aws-local-stepfunctions, with each Task bound to
+ * the stack's functions (their bundles in local containers; in source mode, the step modules in-process), S3 on the
+ * embedded S3, and the API on the sandbox unless `apiUrl` says otherwise.
  */
 export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult> {
   const { dataflow } = options;

@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, parseConfig } from '../src/config/load';
-import { type AslDefinition, synthesizeDefinition } from '../src/local/definition';
+import { type AslDefinition, resolveDefinition } from '../src/local/definition';
+import { synthesizeStack } from '../src/local/lambda-stack';
 import { LOCAL_BUCKETS } from '../src/local/s3';
 import { configDocument } from './support/factories';
 
@@ -29,10 +29,10 @@ const several = {
 };
 const severalFile = join(mkdtempSync(join(tmpdir(), 'asl-')), 'config.json');
 writeFileSync(severalFile, JSON.stringify(several));
-// Synthesized once each for the file (bundling skipped, as the local runner does).
+// Synthesized as the twin does (`cdk synth` of bin/app.ts, cached), the definition resolved to local names.
 const definitions: Array<[string, AslDefinition]> = [
-  ['examples/config.json', synthesizeDefinition(loadConfig(exampleFile), exampleFile, LOCAL_BUCKETS).definition],
-  ['three dataflows (SFTP, decrypt)', synthesizeDefinition(parseConfig(several), severalFile, LOCAL_BUCKETS).definition],
+  ['examples/config.json', resolveDefinition(synthesizeStack(exampleFile, LOCAL_BUCKETS).template, LOCAL_BUCKETS).definition],
+  ['three dataflows (SFTP, decrypt)', resolveDefinition(synthesizeStack(severalFile, LOCAL_BUCKETS).template, LOCAL_BUCKETS).definition],
 ];
 
 describe('Function: asl-validator, on the synthesized state machine', () => {

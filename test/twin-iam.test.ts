@@ -2,12 +2,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { BadgesImportStack } from '../lib/badges-import-stack';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { parseConfig } from '../src/config/load';
 import { type LocalAwsEndpoints, startLocalAwsEndpoints } from '../src/local/aws-endpoints';
 import { type Authorize, type TwinIdentity, createAuthorizer, stackPolicies } from '../src/local/iam';
-import { localSecretArn, synthesizeStack } from '../src/local/lambda-stack';
+import { type TemplateTransform, localSecretArn, synthesizeStack } from '../src/local/lambda-stack';
 import { runLocal } from '../src/local/runner';
 import { LOCAL_BUCKETS } from '../src/local/s3';
 import { type LocalServices, startLocalServices, stopLocalServices } from './support/local';
@@ -29,7 +28,7 @@ function rolesOf(template: ReturnType<typeof synthesizeStack>['template']): Reco
 }
 
 describe('Function: createAuthorizer', () => {
-  const stack = synthesizeStack(config, configFile, LOCAL_BUCKETS);
+  const stack = synthesizeStack(configFile, LOCAL_BUCKETS);
   const roles = rolesOf(stack.template);
   const identities = new Map<string, TwinIdentity>(Object.entries(roles).map(([step, role]) => [`key-${step}`, { role, session: `${step}-function` }]));
   const authorize: Authorize = createAuthorizer(stackPolicies(stack.template, stack.names), identities);
@@ -92,7 +91,7 @@ describe('Function: createAuthorizer', () => {
 });
 
 describe('Function: startLocalAwsEndpoints', () => {
-  const stack = synthesizeStack(config, configFile, LOCAL_BUCKETS);
+  const stack = synthesizeStack(configFile, LOCAL_BUCKETS);
   const roles = rolesOf(stack.template);
   const identities = new Map<string, TwinIdentity>(Object.entries(roles).map(([step, role]) => [`key-${step}`, { role, session: `${step}-function` }]));
   let endpoints: LocalAwsEndpoints;
@@ -132,24 +131,24 @@ describe('Function: runLocal with a grant removed from the stack', () => {
     // Prepare: the same stack without the send function's grants on the API secrets.
     const file = join(work, 'events_grant.csv');
     writeFileSync(file, toCsv(Array.from({ length: 5 }, (_, i) => validRow(i + 1, 91_000))));
-    const withoutSecretGrants = {
+    const withoutSecretGrants: TemplateTransform = {
       name: 'send-without-secret-grants',
-      apply: (stack: BadgesImportStack) => {
-        for (const child of stack.node.findAll()) {
-          const cfn = child as unknown as { cfnResourceType?: string; logicalId?: string; policyDocument?: unknown; addPropertyOverride?: (path: string, value: unknown) => void };
-          if (cfn.cfnResourceType !== 'AWS::IAM::Policy' || !stack.resolve(cfn.logicalId).startsWith('SendFunctionServiceRoleDefaultPolicy')) continue;
-          const document = stack.resolve(cfn.policyDocument) as { Statement: Array<{ Action: string | string[] }> };
-          cfn.addPropertyOverride!('PolicyDocument.Statement', document.Statement.filter((s) => ![s.Action].flat().some((a) => a.startsWith('secretsmanager:'))));
+      apply: (template) => {
+        for (const [id, resource] of Object.entries(template.Resources)) {
+          if (resource.Type !== 'AWS::IAM::Policy' || !id.startsWith('SendFunctionServiceRoleDefaultPolicy')) continue;
+          const document = resource.Properties!.PolicyDocument as { Statement: Array<{ Action: string | string[] }> };
+          document.Statement = document.Statement.filter((s) => ![s.Action].flat().some((a) => a.startsWith('secretsmanager:')));
         }
+        return template;
       },
     };
 
     // Act
-    const result = await runLocal({ config, configFile, dataflow: config.dataflows[0]!, file, secrets: new StaticSecretsProvider(SECRETS), s3: services.s3, sandbox: services.sandbox, outDir: join(work, 'out-grant'), synthesize: { hook: withoutSecretGrants } });
+    const result = await runLocal({ config, configFile, dataflow: config.dataflows[0]!, file, secrets: new StaticSecretsProvider(SECRETS), s3: services.s3, sandbox: services.sandbox, outDir: join(work, 'out-grant'), synthesize: { transform: withoutSecretGrants } });
 
     // Assess
     const log = readFileSync(join(work, 'out-grant', 'run.log'), 'utf8');
-    const stack = synthesizeStack(config, configFile, LOCAL_BUCKETS, { hook: withoutSecretGrants });
+    const stack = synthesizeStack(configFile, LOCAL_BUCKETS, { transform: withoutSecretGrants });
     const sendRole = rolesOf(stack.template).send;
     expect(result.report.status).not.toBe('SUCCEEDED');
     expect(result.report.rows.accepted).toBe(0);

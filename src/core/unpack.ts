@@ -18,6 +18,22 @@ export function isGzip(head: Buffer): boolean {
 }
 
 /**
+ * Waits for room in the stream, or for its end when a later stage failed and tore the pipeline down; whichever comes,
+ * the other listener goes too (left behind, one 'close' listener per wait piled up: MaxListenersExceededWarning).
+ */
+function roomOrClose(stream: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.once('drain', done);
+    stream.once('close', done);
+  });
+}
+
+/**
  * Passes the stream through, gunzipped when it starts with the gzip magic number (whatever the file is called), and
  * refuses a decompression bomb: more than `maxUncompressedBytes` out, or more than `maxCompressionRatio` bytes out per
  * byte in once past the first 16 MiB. Streaming: nothing is held whole.
@@ -32,8 +48,7 @@ export function gunzipIfCompressed(input: Readable, limits: UnpackLimits): Reada
       if (!first.done) source.write(first.value);
       for (let step = await iterator.next(); !step.done; step = await iterator.next()) {
         if (source.destroyed) break;
-        // Wait for room, or for the end of the line when a later stage failed and tore the pipeline down.
-        if (!source.write(step.value)) await new Promise((resolve) => (source.once('drain', resolve), source.once('close', resolve)));
+        if (!source.write(step.value)) await roomOrClose(source);
       }
       if (source.destroyed) input.destroy();
       else source.end();

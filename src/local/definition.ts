@@ -1,9 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
-import { BadgesImportStack } from '../../lib/badges-import-stack';
-import type { Config } from '../config/schema';
 import { type Buckets, ENV, STEPS, type StepName } from '../contracts';
 
 /** An Amazon States Language document (only the parts the local runner reads are typed). */
@@ -31,23 +25,10 @@ type Template = { Resources: Record<string, { Type: string; Properties?: Record<
 type Token = string | { 'Fn::GetAtt'?: [string, string]; Ref?: string };
 
 /**
- * Synthesizes the very stack `cdk deploy` would deploy (bundling skipped: the local runner calls the handlers'
- * modules in-process) and returns its state machine definition with every CloudFormation token resolved: Lambda
- * ARNs to local stand-in ARNs, bucket references to the local bucket names. There is no second definition.
+ * Resolves the state machine definition of the synthesized template (the one `cdk synth` writes, see
+ * synthesizeStack) to a plain, local one: Lambda ARNs to local stand-in ARNs, bucket references to the local bucket
+ * names. There is no second definition.
  */
-export function synthesizeDefinition(config: Config, configFile: string, localBuckets: Buckets): LocalDefinition {
-  const outdir = mkdtempSync(join(tmpdir(), 'badges-synth-'));
-  try {
-    const app = new App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
-    const stack = new BadgesImportStack(app, 'BadgesImport', { config, configFile });
-    const template = app.synth().getStackByName(stack.stackName).template as Template;
-    return resolveDefinition(template, localBuckets);
-  } finally {
-    rmSync(outdir, { recursive: true, force: true });
-  }
-}
-
-/** Resolves the synthesized template's state machine definition to a plain, local one. */
 export function resolveDefinition(template: Template, localBuckets: Buckets): LocalDefinition {
   const resources = Object.entries(template.Resources);
   const functionSteps = new Map<string, StepName>();

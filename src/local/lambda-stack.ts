@@ -1,10 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
-import { App } from 'aws-cdk-lib';
-import { BadgesImportStack } from '../../lib/badges-import-stack';
-import type { Config } from '../config/schema';
+import { join, relative, resolve } from 'node:path';
 import type { Buckets, StepName } from '../contracts';
 import { ENV, STEPS } from '../contracts';
 
@@ -36,7 +34,9 @@ export interface LambdaFunctionSpec {
 
 /** What the twin takes from one synthesis of the stack with its Lambda bundles. */
 export interface SynthesizedStack {
-  /** The cdk.out directory (kept in the cache: the bundles live there). */
+  /** Names this synthesis among others (the sources, the configuration and the transform): keys of its roles use it. */
+  id: string;
+  /** The cloud assembly directory (kept in the cache: the bundles live there). */
   outdir: string;
   template: Template;
   /** Local names of the template's resources, to resolve tokens with. */
@@ -49,13 +49,40 @@ export interface LocalNames {
   buckets: Record<string, string>;
 }
 
+/**
+ * A named change to the synthesized template (a test removes a grant to see a run fail as in AWS). It changes the
+ * twin's copy of the template only, never the bundles, so one synthesis serves a stack with and without it; the name
+ * keys the twin's memo and its roles' keys.
+ */
+export interface TemplateTransform {
+  name: string;
+  apply: (template: Template) => Template;
+}
+
+export interface SynthesizeOptions {
+  transform?: TemplateTransform;
+}
+
+/** `cdk synth` failed: the CDK app's output says why (a cdk-nag finding, an invalid configuration, a bundling error). */
+export class SynthesisError extends Error {
+  readonly code = 'SYNTHESIS_FAILED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'SynthesisError';
+  }
+}
+
 const PROJECT_ROOT = join(__dirname, '..', '..');
+/** The CDK app `cdk synth` runs (cdk.json's "app"). */
+const CDK_APP = join(PROJECT_ROOT, 'bin', 'app.ts');
+/** The stack's name in the assembly (bin/app.ts's default). */
+const STACK_NAME = 'BadgesImport';
 /** Files whose content changes what synthesis and bundling produce (the local runner and the CLI are in no bundle). */
-const SOURCE_DIRS = ['lambdas', 'lib', 'src'];
+const SOURCE_DIRS = ['bin', 'lambdas', 'lib', 'src'];
 const NOT_BUNDLED = [join('src', 'local'), join('src', 'cli')];
 
-function fingerprint(configFile: string, salt: string): string {
-  const hash = createHash('sha256').update(salt).update(readFileSync(configFile));
+function fingerprint(configFile: string): string {
+  const hash = createHash('sha256').update(readFileSync(configFile));
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const path = join(dir, entry.name);
@@ -77,54 +104,79 @@ export function twinCacheDir(): string {
 
 const memo = new Map<string, SynthesizedStack>();
 
-export interface SynthesizeOptions {
-  /** Changes the stack before synthesis (a test removes a grant); its name keys the cache. */
-  hook?: { name: string; apply: (stack: BadgesImportStack) => void };
+/**
+ * The stack as `cdk synth` makes it: the CDK app (bin/app.ts, cdk-nag included) run in a child process that writes the
+ * cloud assembly, Lambda bundles and all (local esbuild, no Docker). The assembly is cached, keyed by the configuration
+ * file's content and the sources: a synthesis with bundling takes seconds, a cached one a directory listing. The twin
+ * reads everything from it: the bundles, the state machine definition, the IAM, the triggers.
+ */
+export function synthesizeStack(configFile: string, localBuckets: Buckets, options: SynthesizeOptions = {}): SynthesizedStack {
+  const key = fingerprint(configFile);
+  const transform = options.transform;
+  const memoKey = transform ? `${key}+${transform.name}` : key;
+  const cached = memo.get(memoKey);
+  if (cached) return cached;
+  const outdir = join(twinCacheDir(), key);
+  if (!existsSync(join(outdir, `${STACK_NAME}.template.json`))) cacheAssembly(configFile, key, outdir);
+  const synthesized = JSON.parse(readFileSync(join(outdir, `${STACK_NAME}.template.json`), 'utf8')) as Template;
+  const template = transform ? transform.apply(structuredClone(synthesized)) : synthesized;
+  const id = transform ? createHash('sha256').update(memoKey).digest('hex').slice(0, 16) : key;
+  const stack = { id, outdir, template, names: localNames(template, localBuckets) };
+  memo.set(memoKey, stack);
+  return stack;
+}
+
+/** Synthesizes into a directory of its own, then renames it into the cache: a reader never sees half an assembly. */
+function cacheAssembly(configFile: string, key: string, outdir: string): void {
+  mkdirSync(twinCacheDir(), { recursive: true });
+  const building = mkdtempSync(join(twinCacheDir(), `${key}-building-`));
+  try {
+    cdkSynth(resolve(configFile), building);
+    try {
+      renameSync(building, outdir);
+    } catch {
+      // Another process synthesized the same stack meanwhile: theirs is as good.
+    }
+  } finally {
+    rmSync(building, { recursive: true, force: true });
+  }
 }
 
 /**
- * Synthesizes the stack exactly as `cdk deploy` would, Lambda bundles included (local esbuild, no Docker), and keeps
- * the result in a cache keyed by the configuration file's content and the sources: a synthesis with bundling takes
- * seconds, a cached one a directory listing.
+ * Runs the CDK app as the CDK CLI does: `CDK_OUTDIR` makes the App synthesize on exit, `CDK_CONTEXT_JSON` carries the
+ * context (`-c badgesImport:config=…`). Its output (esbuild's report of each bundle) is shown only when it fails. As
+ * the CLI, it fails on an error annotation in the assembly (cdk-nag's findings are errors).
  */
-export function synthesizeStack(config: Config, configFile: string, localBuckets: Buckets, options: SynthesizeOptions = {}): SynthesizedStack {
-  const key = fingerprint(configFile, options.hook?.name ?? '');
-  const cached = memo.get(key);
-  if (cached) return cached;
-  const outdir = join(twinCacheDir(), key);
-  if (!existsSync(join(outdir, 'BadgesImport.template.json'))) {
-    mkdirSync(twinCacheDir(), { recursive: true });
-    const building = mkdtempSync(join(twinCacheDir(), `${key}-building-`));
-    try {
-      const app = new App({ outdir: building });
-      // The Lambdas are bundled as their constructs are made (CDK prints "Bundling asset …" for each), not at synth().
-      const stack = quietly(() => new BadgesImportStack(app, 'BadgesImport', { config, configFile }));
-      options.hook?.apply(stack);
-      quietly(() => app.synth());
-      try {
-        renameSync(building, outdir);
-      } catch {
-        // Another process synthesized the same stack meanwhile: theirs is as good.
-      }
-    } finally {
-      rmSync(building, { recursive: true, force: true });
-    }
-  }
-  const template = JSON.parse(readFileSync(join(outdir, 'BadgesImport.template.json'), 'utf8')) as Template;
-  const synthesized = { outdir, template, names: localNames(template, localBuckets) };
-  memo.set(key, synthesized);
-  return synthesized;
+function cdkSynth(configFile: string, outdir: string): void {
+  const child = spawnSync(process.execPath, ['--require', require.resolve('tsx/cjs'), CDK_APP], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, CDK_OUTDIR: outdir, CDK_CONTEXT_JSON: JSON.stringify({ 'badgesImport:config': configFile }) },
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = `${child.stdout ?? ''}${child.stderr ?? ''}`.trim();
+  if (child.error) throw new SynthesisError(`The CDK app ${relative(PROJECT_ROOT, CDK_APP)} could not run: ${child.error.message}`);
+  if (child.status !== 0) throw new SynthesisError(`The CDK app ${relative(PROJECT_ROOT, CDK_APP)} failed (exit ${child.status ?? child.signal}) for ${configFile}:\n${output}`);
+  const errors = assemblyErrors(outdir);
+  if (errors.length > 0) throw new SynthesisError(`The synthesized stack has errors (cdk synth would refuse it) for ${configFile}:\n${errors.map((e) => `  ${e}`).join('\n')}`);
+  if (!existsSync(join(outdir, `${STACK_NAME}.template.json`))) throw new SynthesisError(`The CDK app wrote no ${STACK_NAME}.template.json for ${configFile}:\n${output}`);
 }
 
-/** CDK reports each bundle on stderr; a local run shows progress, not build logs (esbuild's own: lib/defaults.ts). */
-function quietly<T>(work: () => T): T {
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = (() => true);
-  try {
-    return work();
-  } finally {
-    process.stderr.write = write;
+/** The error annotations (`aws:cdk:error`) of the assembly's artifacts, as the CDK CLI reports them. */
+function assemblyErrors(outdir: string): string[] {
+  type Metadata = Record<string, Array<{ type: string; data: unknown }>>;
+  const read = <T>(file: string): T | undefined => (existsSync(join(outdir, file)) ? (JSON.parse(readFileSync(join(outdir, file), 'utf8')) as T) : undefined);
+  const manifest = read<{ artifacts?: Record<string, { metadata?: Metadata; additionalMetadataFile?: string }> }>('manifest.json');
+  const errors: string[] = [];
+  for (const artifact of Object.values(manifest?.artifacts ?? {})) {
+    // A large stack's metadata is in a file of its own.
+    const metadata = { ...artifact.metadata, ...(artifact.additionalMetadataFile ? read<Metadata>(artifact.additionalMetadataFile) : {}) };
+    for (const [path, entries] of Object.entries(metadata)) {
+      for (const entry of entries) if (entry.type === 'aws:cdk:error') errors.push(`${path}: ${String(entry.data)}`);
+    }
   }
+  return errors;
 }
 
 function localNames(template: Template, localBuckets: Buckets): LocalNames {

@@ -31,7 +31,7 @@ export interface TwinOptions {
   notify?: (subject: string, message: string) => Promise<void>;
   /** More environment for every function (e.g. AWS_ENDPOINT_URL_SFN of a local Step Functions). */
   environment?: Record<string, string>;
-  /** Changes the stack before synthesis (tests remove a grant). */
+  /** Changes the synthesized template (tests remove a grant). */
   synthesize?: SynthesizeOptions;
   /** Start a container of stage, send and finalize at once, so their cold starts overlap. @default true */
   prewarm?: boolean;
@@ -58,11 +58,11 @@ export interface Twin {
  * SNS endpoints, and the functions' containers, each with credentials that name its role.
  */
 export async function startTwin(options: TwinOptions): Promise<Twin> {
-  const stack = synthesizeStack(options.config, options.configFile, LOCAL_BUCKETS, options.synthesize);
+  const stack = synthesizeStack(options.configFile, LOCAL_BUCKETS, options.synthesize);
   const functions = lambdaFunctions(stack);
   const policies = stackPolicies(stack.template, stack.names);
   // Keys name the role and the stack they belong to, so that several stacks' twins can share one S3.
-  const stackKey = stack.outdir.slice(-16).replace(/[^A-Za-z0-9]/g, '');
+  const stackKey = stack.id;
   const keyOf = (role: string) => `${role}.${stackKey}`;
   const identities = new Map<string, TwinIdentity>();
   for (const fn of Object.values(functions)) identities.set(keyOf(fn.role), { role: fn.role, session: fn.logicalId });

@@ -1,7 +1,8 @@
-import { createReadStream, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { type WriteStream, createReadStream, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { StateMachine } from 'aws-local-stepfunctions';
 import type { SecretsProvider } from '../aws/secrets';
@@ -15,10 +16,10 @@ import { type ContainerState, type Log, type MetricsSink, type ProgressEvent, ty
 import { finalize } from '../steps/finalize';
 import { send } from '../steps/send';
 import { stage } from '../steps/stage';
-import { resolveDefinition, synthesizeDefinition } from './definition';
+import { resolveDefinition } from './definition';
 import { type LocalHandler, emulateDistributedMaps } from './distributed-map';
 import { LOCAL_BUCKETS, type LocalS3 } from './s3';
-import type { SynthesizeOptions } from './lambda-stack';
+import { type SynthesizeOptions, synthesizeStack } from './lambda-stack';
 import { type Twin, type TwinOptions, startTwin } from './lambda-twin';
 
 /** What a local run may print while it goes. */
@@ -59,7 +60,7 @@ export interface LocalObjectRunOptions {
   sourceMode?: boolean;
   /** More environment for every function (e.g. the endpoint of a local Step Functions for the sweep). */
   environment?: Record<string, string>;
-  /** Changes the stack before synthesis (a test removes a grant to see the run fail as in AWS). */
+  /** Changes the synthesized template (a test removes a grant to see the run fail as in AWS). */
   synthesize?: SynthesizeOptions;
 }
 
@@ -82,12 +83,10 @@ export function exitCodeOf(report: Report): 0 | 1 | 3 {
   return report.status === 'FAILED' ? 1 : report.status === 'COMPLETED_WITH_REJECTIONS' ? 3 : 0; // SKIPPED_DUPLICATE: 0
 }
 
-const definitions = new Map<string, ReturnType<typeof synthesizeDefinition>>();
-
 /**
- * Runs one file through the state machine that CDK synthesizes, on aws-local-stepfunctions, with each Task bound
- * in-process to the same step modules the Lambdas run, S3 on the embedded S3, and the API on the sandbox
- * unless `apiUrl` says otherwise.
+ * Runs one file through the state machine that CDK synthesizes, on aws-local-stepfunctions, with each Task bound to
+ * the stack's functions (their bundles in local containers; in source mode, the step modules in-process), S3 on the
+ * embedded S3, and the API on the sandbox unless `apiUrl` says otherwise.
  */
 export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult> {
   const { dataflow } = options;
@@ -100,9 +99,47 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   return runObject({ ...options, ...(uploaded.VersionId ? { versionId: uploaded.VersionId } : {}) }, key);
 }
 
+/** One local execution: its name, input and log, and how its Task states reach the step functions. */
+interface LocalExecution {
+  runId: string;
+  input: ExecutionInput;
+  /** The context object's `Execution`. */
+  context: { Name: string; StartTime: string; Id: string };
+  logStream: WriteStream;
+  log: Log;
+  /** The configuration the functions read at run time: the dataflow's API pointed at the local one. */
+  runtimeConfig: Config;
+}
+
+/** The step functions an execution's Task states call, and what its Distributed Map acts as. */
+interface BoundSteps {
+  steps: Record<StepName, LocalHandler>;
+  /** The Distributed Map's own S3 client (the state machine role's, on the twin). */
+  mapS3: S3Client;
+  /** Checks that the state machine role may start the Map's child executions. */
+  authorizeChildren?: () => Promise<void>;
+  /** The twin the steps run on, given back to the pool after the run. */
+  twin?: Twin;
+}
+
 /** Runs the per-file workflow on an object already in the local inbox, as its upload event would. */
 export async function runObject(options: LocalObjectRunOptions, key: string): Promise<LocalRunResult> {
-  const { s3, dataflow } = options;
+  const execution = await prepareExecution(options, key);
+  let bound: BoundSteps | undefined;
+  let report: Report;
+  try {
+    bound = await bindSteps(options, execution);
+    report = await runStateMachine(options, execution, bound);
+  } finally {
+    if (bound?.twin) releaseTwin(bound.twin);
+    await new Promise((resolve) => execution.logStream.end(resolve));
+  }
+  return { executionName: execution.runId, ...(await writeOutputs(report, options, options.s3)) };
+}
+
+/** The execution's name, input, log, and the configuration its functions read (the API is the local one). */
+async function prepareExecution(options: LocalObjectRunOptions, key: string): Promise<LocalExecution> {
+  const { dataflow } = options;
   const baseUrl = options.apiUrl ?? options.sandbox?.url;
   if (!baseUrl) throw new Error('A local run needs the sandbox or an explicit API URL');
   // The API a local run talks to is the sandbox unless the operator named one: never the configured one by accident
@@ -111,90 +148,95 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
     const auth = d.destination.auth.type === 'oauth' ? { ...d.destination.auth, tokenUrl: undefined } : d.destination.auth;
     return { ...d, destination: { ...d.destination, baseUrl: baseUrl.replace(/\/+$/, ''), auth } };
   };
-  const config: Config = { ...options.config, dataflows: options.config.dataflows.map((d) => (d.name === dataflow.name ? local(d) : d)) };
+  const runtimeConfig: Config = { ...options.config, dataflows: options.config.dataflows.map((d) => (d.name === dataflow.name ? local(d) : d)) };
   if (options.sandbox) await registerSandboxUser(options.sandbox, dataflow, options.secrets);
 
   const runId = options.executionName ?? `local-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
   mkdirSync(options.outDir, { recursive: true });
   const logStream = createWriteStream(join(options.outDir, 'run.log'), { flags: 'a' });
-  const log = fileLog(logStream, runId);
-
-  const startTime = new Date().toISOString();
-  const execution = { Name: runId, StartTime: startTime, Id: `arn:aws:states:us-east-1:000000000000:execution:local:${runId}` };
+  const context = { Name: runId, StartTime: new Date().toISOString(), Id: `arn:aws:states:us-east-1:000000000000:execution:local:${runId}` };
   const input: ExecutionInput = { dataflow: dataflow.name, bucket: LOCAL_BUCKETS.inbox, key, ...(options.versionId ? { versionId: options.versionId } : {}), ...(options.dryRun ? { dryRun: true } : {}), ...(options.force ? { force: true } : {}), ...(options.replay ? { replay: true } : {}) };
+  return { runId, input, context, logStream, log: fileLog(logStream, runId), runtimeConfig };
+}
 
-  let twin: Twin | undefined;
-  let steps: Record<StepName, LocalHandler>;
-  let mapS3 = s3.client;
-  let authorizeChildren: (() => Promise<void>) | undefined;
+/**
+ * Binds the Task states to the step functions: the deployed bundles in the twin's containers, with the stack's IAM
+ * (or, in source mode, the steps' modules in-process).
+ */
+async function bindSteps(options: LocalObjectRunOptions, execution: LocalExecution): Promise<BoundSteps> {
+  const { s3 } = options;
   if (options.sourceMode) {
-    steps = sourceSteps({ config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log, fetch: options.fetch, progress: options.progress, metrics: options.metrics, notify: options.notify });
-  } else {
-    twin = await acquireTwin({
-      config: options.config,
-      configFile: options.configFile,
-      runtimeConfig: config,
-      secrets: options.secrets,
-      s3,
-      environment: options.environment,
-      synthesize: options.synthesize,
-    });
-    twin.use({
-      // A container's stderr may trail the run's end; the log is closed by then.
-      log: (line, fn) => !logStream.writableEnded && logStream.write(`${line.startsWith('{') ? line.replace(/^\{/, `{"function":${JSON.stringify(fn.logicalId)},`) : JSON.stringify({ function: fn.logicalId, runId, message: line })}\n`),
-      metrics: options.metrics,
-      progress: options.progress,
-      notify: options.notify,
-    });
-    const lambdas = twin;
-    steps = { stage: (e) => lambdas.invoke('stage', e), send: (e) => lambdas.invoke('send', e), finalize: (e) => lambdas.invoke('finalize', e), sweep: (e) => lambdas.invoke('sweep', e) };
+    const deps = { config: execution.runtimeConfig, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log: execution.log, fetch: options.fetch, progress: options.progress, metrics: options.metrics, notify: options.notify };
+    return { steps: sourceSteps(deps), mapS3: s3.client };
+  }
+  const twin = await acquireTwin({
+    config: options.config,
+    configFile: options.configFile,
+    runtimeConfig: execution.runtimeConfig,
+    secrets: options.secrets,
+    s3,
+    environment: options.environment,
+    synthesize: options.synthesize,
+  });
+  const { logStream, runId } = execution;
+  twin.use({
+    // A container's stderr may trail the run's end; the log is closed by then.
+    log: (line, fn) => !logStream.writableEnded && logStream.write(`${line.startsWith('{') ? line.replace(/^\{/, `{"function":${JSON.stringify(fn.logicalId)},`) : JSON.stringify({ function: fn.logicalId, runId, message: line })}\n`),
+    metrics: options.metrics,
+    progress: options.progress,
+    notify: options.notify,
+  });
+  const machine = twin.stateMachine;
+  return {
+    steps: { stage: (e) => twin.invoke('stage', e), send: (e) => twin.invoke('send', e), finalize: (e) => twin.invoke('finalize', e), sweep: (e) => twin.invoke('sweep', e) },
     // The Distributed Map's own S3 calls and child executions are the state machine role's.
-    mapS3 = twin.stateMachine.s3;
-    const machine = twin.stateMachine;
-    authorizeChildren = async () => {
-      const decision = await lambdas.authorize({ accessKeyId: machine.accessKeyId, action: 'states:StartExecution', resource: machine.arn });
+    mapS3: machine.s3,
+    authorizeChildren: async () => {
+      const decision = await twin.authorize({ accessKeyId: machine.accessKeyId, action: 'states:StartExecution', resource: machine.arn });
       if (!decision.allowed) throw Object.assign(new Error(decision.message), { name: 'States.Runtime' });
-    };
-  }
-  // The definition comes from the same synthesis as the bundles (source mode: a synthesis without bundling).
-  let synthesized = twin ? resolveDefinition(twin.stack.template, LOCAL_BUCKETS) : definitions.get(options.configFile);
-  if (!synthesized) {
-    synthesized = synthesizeDefinition(options.config, options.configFile, LOCAL_BUCKETS);
-    definitions.set(options.configFile, synthesized);
-  }
+    },
+    twin,
+  };
+}
+
+/**
+ * Runs the synthesized state machine on aws-local-stepfunctions, each Task bound to its step, and reads the report
+ * the execution wrote: a FAILED file ends in the Fail state after writing it; an execution without one failed.
+ */
+async function runStateMachine(options: LocalObjectRunOptions, execution: LocalExecution, bound: BoundSteps): Promise<Report> {
+  const { s3, dataflow } = options;
+  const { runId, input, context, log } = execution;
+  // The definition comes from the same synthesis as the bundles (source mode too: the same cached assembly).
+  const synthesized = resolveDefinition((bound.twin?.stack ?? synthesizeStack(options.configFile, LOCAL_BUCKETS, options.synthesize)).template, LOCAL_BUCKETS);
   const handlers: Record<string, LocalHandler> = {};
-  for (const [state, step] of Object.entries(synthesized.taskSteps)) handlers[state] = withDataLimit(state, steps[step]);
+  for (const [state, step] of Object.entries(synthesized.taskSteps)) handlers[state] = withDataLimit(state, bound.steps[step]);
   const emulated = emulateDistributedMaps(synthesized.definition, {
-    s3: mapS3,
+    s3: bound.mapS3,
     handlers,
-    execution,
+    execution: context,
     onItem: (done, total) => options.progress?.({ step: 'chunks', done, total }),
-    authorizeChildren,
+    authorizeChildren: bound.authorizeChildren,
   });
   Object.assign(handlers, emulated.handlers);
 
   const machine = new StateMachine(emulated.definition as never, { validationOptions: { checkPaths: false, checkArn: false } });
-  let report: Report | undefined;
+  const reportKey = KEYS.report(dataflow.name, runId);
   try {
-    const run = machine.run(input as never, { overrides: { taskResourceLocalHandlers: handlers }, context: { Execution: { ...execution, Input: input } } as never });
+    const run = machine.run(input as never, { overrides: { taskResourceLocalHandlers: handlers }, context: { Execution: { ...context, Input: input } } as never });
     await run.result;
     // The state holds only the outcome (FinalizeOutput); the report is in the reports bucket, as in AWS.
-    report = await readJson<Report>(s3.client, LOCAL_BUCKETS.reports, KEYS.report(dataflow.name, runId));
-    if (!report) throw new ExecutionFailedError(runId, 'NoReport', `the execution succeeded but s3://${LOCAL_BUCKETS.reports}/${KEYS.report(dataflow.name, runId)} is missing`);
+    const report = await readJson<Report>(s3.client, LOCAL_BUCKETS.reports, reportKey);
+    if (!report) throw new ExecutionFailedError(runId, 'NoReport', `the execution succeeded but s3://${LOCAL_BUCKETS.reports}/${reportKey} is missing`);
+    return report;
   } catch (error) {
     if (error instanceof ExecutionFailedError) throw error;
     // A FAILED file ends the execution in the Fail state; its report was written before.
-    report = await readJson<Report>(s3.client, LOCAL_BUCKETS.reports, KEYS.report(dataflow.name, runId));
-    if (!report) {
-      const failure = ((error as Error).cause ?? error) as Error;
-      log.error('The execution failed without a report', { error: failure.name, cause: failure.message });
-      throw new ExecutionFailedError(runId, failure.name, failure.message, { cause: error });
-    }
-  } finally {
-    if (twin) releaseTwin(twin);
-    await new Promise((resolve) => logStream.end(resolve));
+    const report = await readJson<Report>(s3.client, LOCAL_BUCKETS.reports, reportKey);
+    if (report) return report;
+    const failure = ((error as Error).cause ?? error) as Error;
+    log.error('The execution failed without a report', { error: failure.name, cause: failure.message });
+    throw new ExecutionFailedError(runId, failure.name, failure.message, { cause: error });
   }
-  return { executionName: runId, ...(await writeOutputs(report, options, s3)) };
 }
 
 /** Idle twins, by what they were started with: the next run of the same kind finds its containers warm, as in Lambda. */
@@ -207,7 +249,7 @@ const MAX_IDLE_TWINS = 2;
 
 function twinKey(options: TwinOptions): string {
   if (!secretsIds.has(options.secrets)) secretsIds.set(options.secrets, ++nextSecretsId);
-  return JSON.stringify([options.configFile, options.s3.endpoint, options.runtimeConfig, options.environment ?? {}, options.synthesize?.hook?.name ?? '', secretsIds.get(options.secrets)]);
+  return JSON.stringify([options.configFile, options.s3.endpoint, options.runtimeConfig, options.environment ?? {}, options.synthesize?.transform?.name ?? '', secretsIds.get(options.secrets)]);
 }
 
 async function acquireTwin(options: TwinOptions): Promise<Twin> {

@@ -39,8 +39,8 @@ export interface LocalS3Options {
 }
 
 /**
- * The stack's IAM, loaded on the first request: `./iam` brings in the CDK app (to read the synthesized template), which
- * code that only needs LOCAL_BUCKETS (a stage bundled for a benchmark) must not load.
+ * The stack's IAM, loaded on the first request: `./iam` brings in the twin's synthesis (which runs the CDK app in a
+ * child process), which code that only needs LOCAL_BUCKETS (a stage bundled for a benchmark) must not load.
  */
 const authorizeTwinRequestLazily: Authorize = (request) => {
   // A require, not import(): the CLI runs under tsx, whose import() of an extensionless path fails, and jest under ts-jest.

@@ -1,9 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { App } from 'aws-cdk-lib';
-import { BadgesImportStack } from '../../lib/badges-import-stack';
 import type { SecretsProvider } from '../aws/secrets';
 import { type SweepEvent, type SweepOutput, sweep } from '../steps/sweep';
 import type { Config } from '../config/schema';
@@ -11,7 +7,8 @@ import { type ExecutionInput, fileNameOf } from '../contracts';
 import { type Sandbox, type SandboxSettings, startSandbox } from '../api/sandbox';
 import type { PullResult } from '../sources/sftp';
 import { silentLog } from '../steps/deps';
-import { type Delivery, type LocalTriggers, type ObjectCreatedNotification, type TriggerTemplate, deliveriesOf, objectCreatedEvent, scheduleInput, triggersOf } from './events';
+import { type Delivery, type LocalSchedule, type LocalTriggers, type ObjectCreatedNotification, deliveriesOf, objectCreatedEvent, scheduleInput, triggersOf } from './events';
+import { synthesizeStack } from './lambda-stack';
 import { type LocalRunResult, type RunProgress, runObject } from './runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from './s3';
 import { type ExecutionContext, type ExecutionOutcome, type ExecutionRunner, type LocalStepFunctions, startLocalStepFunctions } from './stepfunctions';
@@ -73,16 +70,9 @@ export interface ServeHandle {
 /** The state machine the twin's Step Functions knows (what the sweep is given as STATE_MACHINE_ARN). */
 export const LOCAL_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:BadgesImportWorkflow';
 
-/** Synthesizes the stack (bundling skipped) for its triggers: the upload rules and the schedules. */
-export function synthesizeTriggers(config: Config, configFile: string): LocalTriggers {
-  const outdir = mkdtempSync(join(tmpdir(), 'badges-synth-'));
-  try {
-    const app = new App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
-    const stack = new BadgesImportStack(app, 'BadgesImport', { config, configFile });
-    return triggersOf(app.synth().getStackByName(stack.stackName).template as TriggerTemplate, LOCAL_BUCKETS);
-  } finally {
-    rmSync(outdir, { recursive: true, force: true });
-  }
+/** The stack's triggers (the upload rules and the schedules), from the twin's one synthesis of the stack. */
+export function synthesizeTriggers(configFile: string): LocalTriggers {
+  return triggersOf(synthesizeStack(configFile, LOCAL_BUCKETS).template, LOCAL_BUCKETS);
 }
 
 /**
@@ -94,7 +84,6 @@ export function synthesizeTriggers(config: Config, configFile: string): LocalTri
  */
 export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   const host = options.host ?? '127.0.0.1';
-  const pollMs = options.pollMs ?? 1000;
   // The embedded S3 reports every object created, as S3 reports it to EventBridge; the rules are read below.
   let onCreated: (created: ObjectCreatedNotification) => void = () => undefined;
   const s3 = await startLocalS3({
@@ -105,16 +94,53 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       if (event.bucket === LOCAL_BUCKETS.inbox) onCreated({ ...event, time: new Date(event.time) });
     },
   });
-  let sandbox: Sandbox | undefined;
-  if (!options.apiUrl) sandbox = await startSandbox(options.sandbox ?? {}, options.apiPort ?? 8080, host);
-  const apiUrl = options.apiUrl ?? sandbox!.url;
-  const triggers = synthesizeTriggers(options.config, options.configFile);
-  const sweepFunction = triggers.functions.sweep;
-  let stamp = 0;
-  const errorOf = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
+  const sandbox = options.apiUrl ? undefined : await startSandbox(options.sandbox ?? {}, options.apiPort ?? 8080, host);
+  const triggers = synthesizeTriggers(options.configFile);
+  const stepFunctions = await startLocalStepFunctions({
+    stateMachineArn: LOCAL_STATE_MACHINE_ARN,
+    registryFile: join(options.dataDir, 'stepfunctions-executions.json'),
+    host,
+    port: options.sfnPort ?? 0,
+    run: options.runExecution ?? workflowRunner(options, s3, sandbox),
+  });
+  const sfn = new SFNClient({ endpoint: stepFunctions.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const twin: ServeState = { options, s3, triggers, sweepFunction: triggers.functions.sweep, invokeSweep: sweepInvoker(options, s3, sfn, stepFunctions.endpoint), inFlight: new Set(), stopped: false };
+  onCreated = (created) => objectCreated(twin, created);
+  const schedules = playSchedules(twin, sweepSchedules(twin));
+  return {
+    s3,
+    apiUrl: options.apiUrl ?? sandbox!.url,
+    stepFunctions,
+    async stop() {
+      twin.stopped = true;
+      await schedules;
+      while (twin.inFlight.size > 0) await Promise.allSettled([...twin.inFlight]);
+      await stepFunctions.close();
+      sfn.destroy();
+      await sandbox?.close();
+      await s3.close();
+    },
+  };
+}
 
-  /** The default execution: the per-file workflow on the local runner, its report copied to `outDir`. */
-  const runWorkflow: ExecutionRunner = async (input: unknown, execution: ExecutionContext): Promise<ExecutionOutcome> => {
+/** What the running twin holds between events: the triggers, how the sweep is invoked, the invocations in flight. */
+interface ServeState {
+  options: ServeOptions;
+  s3: LocalS3;
+  triggers: LocalTriggers;
+  /** The sweep function's logical ID: the target of the rules and schedules the twin plays. */
+  sweepFunction: string | undefined;
+  invokeSweep: SweepInvoker;
+  inFlight: Set<Promise<void>>;
+  stopped: boolean;
+}
+
+const errorOf = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
+
+/** The default execution: the per-file workflow on the local runner, its report copied to `outDir`. */
+function workflowRunner(options: ServeOptions, s3: LocalS3, sandbox: Sandbox | undefined): ExecutionRunner {
+  let stamp = 0;
+  return async (input: unknown, execution: ExecutionContext): Promise<ExecutionOutcome> => {
     const { dataflow: name, key } = input as ExecutionInput;
     const dataflow = options.config.dataflows.find((d) => d.name === name);
     if (!dataflow) throw new Error(`No dataflow ${name}`);
@@ -131,86 +157,75 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       throw error;
     }
   };
-  const stepFunctions = await startLocalStepFunctions({
-    stateMachineArn: LOCAL_STATE_MACHINE_ARN,
-    registryFile: join(options.dataDir, 'stepfunctions-executions.json'),
-    host,
-    port: options.sfnPort ?? 0,
-    run: options.runExecution ?? runWorkflow,
-  });
-  const sfn = new SFNClient({ endpoint: stepFunctions.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
-  const invokeSweep: SweepInvoker = options.invokeSweep
-    ? (event) => options.invokeSweep!(event, { endpoint: stepFunctions.endpoint, stateMachineArn: LOCAL_STATE_MACHINE_ARN })
-    : (event) => sweep(event, { config: options.config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log: silentLog, sfn, stateMachineArn: LOCAL_STATE_MACHINE_ARN });
+}
 
-  // Each delivery is its own invocation, at once: EventBridge does not wait for one before the next.
-  const inFlight = new Set<Promise<void>>();
-  function deliver(delivery: Delivery, trigger: 'upload' | 'schedule'): Promise<void> {
-    const event = delivery.input as SweepEvent;
-    const at = Date.now();
-    const invocation = (async () => {
-      try {
-        const output = await invokeSweep(event);
-        if (output.pulled) options.onEvent?.({ type: 'pulled', dataflow: output.dataflow, result: output.pulled });
-        options.onEvent?.({ type: 'delivered', dataflow: output.dataflow, trigger, ...(event.key !== undefined ? { key: event.key } : {}), at, output });
-      } catch (error) {
-        options.onEvent?.({ type: 'error', dataflow: event.dataflow ?? '*', key: event.key ?? '*', error: errorOf(error) });
-      }
-    })();
-    inFlight.add(invocation);
-    void invocation.finally(() => inFlight.delete(invocation));
-    return invocation;
-  }
+/** How the sweep is invoked: the caller's way, or the sweep module in-process with an SFNClient on the local Step Functions. */
+function sweepInvoker(options: ServeOptions, s3: LocalS3, sfn: SFNClient, endpoint: string): SweepInvoker {
+  if (options.invokeSweep) return (event) => options.invokeSweep!(event, { endpoint, stateMachineArn: LOCAL_STATE_MACHINE_ARN });
+  return (event) => sweep(event, { config: options.config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log: silentLog, sfn, stateMachineArn: LOCAL_STATE_MACHINE_ARN });
+}
 
-  /** What S3 does when an object is created: the event goes to EventBridge, whose rules deliver it. */
-  function objectCreated(created: ObjectCreatedNotification): void {
-    for (const delivery of deliveriesOf(triggers, objectCreatedEvent(created))) if (delivery.functionId === sweepFunction) void deliver(delivery, 'upload');
-  }
+/** One invocation of the sweep, at once: EventBridge does not wait for one delivery before the next. */
+function deliver(twin: ServeState, delivery: Delivery, trigger: 'upload' | 'schedule'): Promise<void> {
+  const { onEvent } = twin.options;
+  const event = delivery.input as SweepEvent;
+  const at = Date.now();
+  const invocation = (async () => {
+    try {
+      const output = await twin.invokeSweep(event);
+      if (output.pulled) onEvent?.({ type: 'pulled', dataflow: output.dataflow, result: output.pulled });
+      onEvent?.({ type: 'delivered', dataflow: output.dataflow, trigger, ...(event.key !== undefined ? { key: event.key } : {}), at, output });
+    } catch (error) {
+      onEvent?.({ type: 'error', dataflow: event.dataflow ?? '*', key: event.key ?? '*', error: errorOf(error) });
+    }
+  })();
+  twin.inFlight.add(invocation);
+  void invocation.finally(() => twin.inFlight.delete(invocation));
+  return invocation;
+}
 
-  onCreated = objectCreated;
+/** What S3 does when an object is created: the event goes to EventBridge, whose rules deliver it. */
+function objectCreated(twin: ServeState, created: ObjectCreatedNotification): void {
+  for (const delivery of deliveriesOf(twin.triggers, objectCreatedEvent(created))) if (delivery.functionId === twin.sweepFunction) void deliver(twin, delivery, 'upload');
+}
 
-  // The schedules of the sweep (not the arrival checks, which only make sense at their cron times), each no more often
-  // than its cadence and never twice at once.
-  const schedules = triggers.schedules
-    .filter((s) => s.functionId === sweepFunction)
+/**
+ * The sweep's schedules the twin plays, each every `pollMs` (`sftpPollMs` for an SFTP source) instead of at its cron
+ * times; not the arrival checks, which only make sense at their cron times.
+ */
+function sweepSchedules(twin: ServeState): PlayedSchedule[] {
+  const { options } = twin;
+  return twin.triggers.schedules
+    .filter((s) => s.functionId === twin.sweepFunction)
     .map((s) => ({ schedule: s, input: scheduleInput(s.input, { scheduleArn: `arn:aws:scheduler:us-east-1:000000000000:schedule/default/${s.id}`, scheduledTime: new Date() }) as SweepEvent }))
     .filter(({ input }) => input.check === undefined)
     .map((s) => {
       const flow = options.config.dataflows.find((d) => d.name === s.input.dataflow);
-      return { ...s, everyMs: flow?.source.type === 'sftp' ? (options.sftpPollMs ?? 30_000) : pollMs, last: 0, running: undefined as Promise<void> | undefined };
+      return { ...s, everyMs: flow?.source.type === 'sftp' ? (options.sftpPollMs ?? 30_000) : (options.pollMs ?? 1000), last: 0, running: undefined };
     });
-  function runSchedules(): void {
-    for (const s of schedules) {
-      if (s.running || Date.now() - s.last < s.everyMs) continue;
-      s.last = Date.now();
-      s.running = deliver({ functionId: sweepFunction!, trigger: s.schedule.id, input: s.input }, 'schedule').finally(() => (s.running = undefined));
-    }
-  }
+}
 
-  let stopped = false;
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        runSchedules();
-      } catch (error) {
-        options.onEvent?.({ type: 'error', dataflow: '*', key: '*', error: errorOf(error) });
+interface PlayedSchedule {
+  schedule: LocalSchedule;
+  input: SweepEvent;
+  everyMs: number;
+  last: number;
+  running: Promise<void> | undefined;
+}
+
+/** Plays the schedules until the twin stops: each no more often than its cadence, and never twice at once. */
+async function playSchedules(twin: ServeState, schedules: PlayedSchedule[]): Promise<void> {
+  const { options } = twin;
+  while (!twin.stopped) {
+    try {
+      for (const s of schedules) {
+        if (s.running || Date.now() - s.last < s.everyMs) continue;
+        s.last = Date.now();
+        s.running = deliver(twin, { functionId: twin.sweepFunction!, trigger: s.schedule.id, input: s.input }, 'schedule').finally(() => (s.running = undefined));
       }
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    } catch (error) {
+      options.onEvent?.({ type: 'error', dataflow: '*', key: '*', error: errorOf(error) });
     }
-  })();
-
-  return {
-    s3,
-    apiUrl,
-    stepFunctions,
-    async stop() {
-      stopped = true;
-      await loop;
-      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
-      await stepFunctions.close();
-      sfn.destroy();
-      await sandbox?.close();
-      await s3.close();
-    },
-  };
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));
+  }
 }

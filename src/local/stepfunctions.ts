@@ -120,168 +120,200 @@ class ServiceError extends Error {
 
 const TYPE_NAMESPACE: Record<string, string> = { ValidationException: 'com.amazon.coral.validate#' };
 
+/** The service's state: the one state machine it knows, every execution's record, the executions running. */
+interface Service {
+  options: LocalStepFunctionsOptions;
+  now: () => number;
+  machine: { region: string; account: string; name: string };
+  registry: Map<string, ExecutionRecord>;
+  running: Set<Promise<void>>;
+  closing: boolean;
+}
+
 /** Starts the service on a loopback port. */
 export async function startLocalStepFunctions(options: LocalStepFunctionsOptions): Promise<LocalStepFunctions> {
   const now = options.now ?? Date.now;
   const arnMatch = /^arn:aws[a-z-]*:states:([a-z0-9-]+):(\d{12}):stateMachine:([A-Za-z0-9_-]+)$/.exec(options.stateMachineArn);
   if (!arnMatch) throw new Error(`Not a state machine ARN: ${options.stateMachineArn}`);
-  const [, region, account, machineName] = arnMatch;
-  const registry = loadRegistry(options.registryFile, now());
-  const running = new Set<Promise<void>>();
-  let closing = false;
-
-  const save = () => {
-    if (!options.registryFile) return;
-    mkdirSync(dirname(options.registryFile), { recursive: true });
-    const temporary = `${options.registryFile}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify([...registry.values()]));
-    renameSync(temporary, options.registryFile);
-  };
-  save();
-
-  function close(record: ExecutionRecord, outcome: ExecutionOutcome): void {
-    record.stopDate = now();
-    if (outcome.status === 'SUCCEEDED') {
-      record.status = 'SUCCEEDED';
-      if (outcome.output !== undefined) record.output = JSON.stringify(outcome.output);
-    } else {
-      record.status = 'FAILED';
-      record.error = outcome.error;
-      if (outcome.cause !== undefined) record.cause = outcome.cause.slice(0, MAX_CAUSE_CHARS);
-    }
-    save();
-    options.onClosed?.(record);
-  }
-
-  function startExecution(body: Record<string, unknown>): Record<string, unknown> {
-    checkStateMachine(body.stateMachineArn);
-    const name = body.name ?? randomUUID();
-    const checked = checkExecutionName(name);
-    if (!checked.ok) throw new ServiceError(checked.error, checked.message);
-    const input = body.input === undefined ? '{}' : body.input;
-    if (typeof input !== 'string') throw new ServiceError('SerializationException', 'input must be a string');
-    if (Buffer.byteLength(input, 'utf8') > MAX_INPUT_BYTES) {
-      throw new ServiceError('ValidationException', `1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to ${MAX_INPUT_BYTES}`);
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(input);
-    } catch (error) {
-      throw new ServiceError('InvalidExecutionInput', `Invalid State Machine Execution Input: '${(error as Error).message}'`);
-    }
-    const executionArn = `arn:aws:states:${region}:${account}:execution:${machineName}:${name as string}`;
-    const existing = registry.get(name as string);
-    if (existing && (existing.status !== 'RUNNING' ? now() - (existing.stopDate ?? existing.startDate) < NAME_REUSE_MS : true)) {
-      if (existing.status === 'RUNNING' && existing.input === input) return { executionArn: existing.executionArn, startDate: existing.startDate / 1000 };
-      throw new ServiceError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`);
-    }
-    if (closing) throw new ServiceError('ServiceUnavailable', 'The local Step Functions service is stopping');
-    const record: ExecutionRecord = { executionArn, stateMachineArn: options.stateMachineArn, name: name as string, status: 'RUNNING', input, startDate: now() };
-    registry.set(record.name, record);
-    save();
-    // Each execution runs on its own, at once: nothing queues it behind another.
-    const execution = (async () => {
-      let outcome: ExecutionOutcome;
-      try {
-        outcome = await options.run(parsed, { name: record.name, arn: executionArn, startTime: new Date(record.startDate).toISOString() });
-      } catch (error) {
-        const e = error instanceof Error ? error : new Error(String(error));
-        outcome = { status: 'FAILED', error: e.name, cause: e.message };
-      }
-      close(record, outcome);
-    })();
-    running.add(execution);
-    void execution.finally(() => running.delete(execution));
-    return { executionArn, startDate: record.startDate / 1000 };
-  }
-
-  function checkStateMachine(arn: unknown): void {
-    if (typeof arn !== 'string' || !/^arn:aws[a-z-]*:states:/.test(arn)) throw new ServiceError('InvalidArn', `Invalid Arn: '${String(arn)}'`);
-    if (arn !== options.stateMachineArn) throw new ServiceError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${arn}'`);
-  }
-
-  function describe(record: ExecutionRecord): Record<string, unknown> {
-    return {
-      executionArn: record.executionArn,
-      stateMachineArn: record.stateMachineArn,
-      name: record.name,
-      status: record.status,
-      startDate: record.startDate / 1000,
-      ...(record.stopDate !== undefined ? { stopDate: record.stopDate / 1000 } : {}),
-      input: record.input,
-      inputDetails: { included: true },
-      ...(record.output !== undefined ? { output: record.output, outputDetails: { included: true } } : {}),
-      ...(record.error !== undefined ? { error: record.error } : {}),
-      ...(record.cause !== undefined ? { cause: record.cause } : {}),
-    };
-  }
-
-  const actions: Record<string, (body: Record<string, unknown>) => Record<string, unknown>> = {
-    StartExecution: startExecution,
-    DescribeExecution(body) {
-      const arn = body.executionArn;
-      if (typeof arn !== 'string' || !/^arn:aws[a-z-]*:states:[^:]+:\d{12}:execution:[^:]+:[^:]+$/.test(arn)) throw new ServiceError('InvalidArn', `Invalid Arn: '${String(arn)}'`);
-      const record = [...registry.values()].find((r) => r.executionArn === arn);
-      if (!record) throw new ServiceError('ExecutionDoesNotExist', `Execution Does Not Exist: '${arn}'`);
-      return describe(record);
-    },
-    ListExecutions(body) {
-      checkStateMachine(body.stateMachineArn);
-      const filter = body.statusFilter as string | undefined;
-      // Newest first, as AWS lists them.
-      const all = [...registry.values()].filter((r) => !filter || r.status === filter).reverse();
-      const max = typeof body.maxResults === 'number' && body.maxResults > 0 ? Math.min(body.maxResults, 1000) : 100;
-      const from = typeof body.nextToken === 'string' ? Number(body.nextToken) : 0;
-      const page = all.slice(from, from + max);
-      return {
-        executions: page.map((r) => ({ executionArn: r.executionArn, stateMachineArn: r.stateMachineArn, name: r.name, status: r.status, startDate: r.startDate / 1000, ...(r.stopDate !== undefined ? { stopDate: r.stopDate / 1000 } : {}) })),
-        ...(from + max < all.length ? { nextToken: String(from + max) } : {}),
-      };
-    },
-  };
-
-  const server: Server = createServer((request, response) => void handle(request, response));
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of request) chunks.push(chunk as Buffer);
-    const target = String(request.headers['x-amz-target'] ?? '');
-    const action = target.startsWith('AWSStepFunctions.') ? actions[target.slice('AWSStepFunctions.'.length)] : undefined;
-    const reply = (status: number, body: unknown, type?: string) => {
-      response.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': randomUUID(), ...(type ? { 'x-amzn-errortype': type } : {}) });
-      response.end(JSON.stringify(body));
-    };
-    try {
-      if (request.method !== 'POST' || !action) throw new ServiceError('UnknownOperationException', `Unknown operation ${target}`);
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
-      reply(200, action(body));
-    } catch (error) {
-      const e = error instanceof ServiceError ? error : new ServiceError('SerializationException', (error as Error).message);
-      reply(400, { __type: `${TYPE_NAMESPACE[e.type] ?? 'com.amazonaws.swf.service.v2.model#'}${e.type}`, message: e.message }, e.type);
-    }
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
-
+  const [, region = '', account = '', name = ''] = arnMatch;
+  const service: Service = { options, now, machine: { region, account, name }, registry: loadRegistry(options.registryFile, now()), running: new Set(), closing: false };
+  saveRegistry(service);
+  const actions = serviceActions(service);
+  const server: Server = createServer((request, response) => void handleRequest(actions, request, response));
+  const host = options.host ?? '127.0.0.1';
+  const port = await listen(server, host, options.port ?? 0);
   const idle = async () => {
-    while (running.size > 0) await Promise.allSettled([...running]);
+    while (service.running.size > 0) await Promise.allSettled([...service.running]);
   };
   return {
-    endpoint: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    endpoint: `http://${host}:${port}`,
     stateMachineArn: options.stateMachineArn,
-    executions: () => [...registry.values()].map((r) => ({ ...r })),
+    executions: () => [...service.registry.values()].map((r) => ({ ...r })),
     idle,
     async close() {
-      closing = true;
+      service.closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
       await idle();
     },
   };
+}
+
+/** The actions of the JSON protocol the service answers, by `X-Amz-Target` name. */
+function serviceActions(service: Service): Record<string, (body: Record<string, unknown>) => Record<string, unknown>> {
+  return {
+    StartExecution: (body) => startExecution(service, body),
+    DescribeExecution(body) {
+      const arn = body.executionArn;
+      if (typeof arn !== 'string' || !/^arn:aws[a-z-]*:states:[^:]+:\d{12}:execution:[^:]+:[^:]+$/.test(arn)) throw new ServiceError('InvalidArn', `Invalid Arn: '${String(arn)}'`);
+      const record = [...service.registry.values()].find((r) => r.executionArn === arn);
+      if (!record) throw new ServiceError('ExecutionDoesNotExist', `Execution Does Not Exist: '${arn}'`);
+      return describeExecution(record);
+    },
+    ListExecutions: (body) => listExecutions(service, body),
+  };
+}
+
+/**
+ * StartExecution with AWS's rules: a valid name and input, and a name not taken (the same name and input as a running
+ * execution: the same answer again). The execution then runs on its own, at once: nothing queues it behind another.
+ */
+function startExecution(service: Service, body: Record<string, unknown>): Record<string, unknown> {
+  const { name, input, parsed } = checkStartRequest(service, body);
+  const { region, account, name: machineName } = service.machine;
+  const executionArn = `arn:aws:states:${region}:${account}:execution:${machineName}:${name}`;
+  const existing = service.registry.get(name);
+  if (existing && (existing.status !== 'RUNNING' ? service.now() - (existing.stopDate ?? existing.startDate) < NAME_REUSE_MS : true)) {
+    if (existing.status === 'RUNNING' && existing.input === input) return { executionArn: existing.executionArn, startDate: existing.startDate / 1000 };
+    throw new ServiceError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`);
+  }
+  if (service.closing) throw new ServiceError('ServiceUnavailable', 'The local Step Functions service is stopping');
+  const record: ExecutionRecord = { executionArn, stateMachineArn: service.options.stateMachineArn, name, status: 'RUNNING', input, startDate: service.now() };
+  service.registry.set(record.name, record);
+  saveRegistry(service);
+  const execution = runExecution(service, record, parsed);
+  service.running.add(execution);
+  void execution.finally(() => service.running.delete(execution));
+  return { executionArn, startDate: record.startDate / 1000 };
+}
+
+/** The name (given or generated) and the input of a StartExecution request, refused as AWS refuses them. */
+function checkStartRequest(service: Service, body: Record<string, unknown>): { name: string; input: string; parsed: unknown } {
+  checkStateMachine(service, body.stateMachineArn);
+  const name = body.name ?? randomUUID();
+  const checked = checkExecutionName(name);
+  if (!checked.ok) throw new ServiceError(checked.error, checked.message);
+  const input = body.input === undefined ? '{}' : body.input;
+  if (typeof input !== 'string') throw new ServiceError('SerializationException', 'input must be a string');
+  if (Buffer.byteLength(input, 'utf8') > MAX_INPUT_BYTES) {
+    throw new ServiceError('ValidationException', `1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to ${MAX_INPUT_BYTES}`);
+  }
+  try {
+    return { name: name as string, input, parsed: JSON.parse(input) };
+  } catch (error) {
+    throw new ServiceError('InvalidExecutionInput', `Invalid State Machine Execution Input: '${(error as Error).message}'`);
+  }
+}
+
+/** Runs one execution to its end; a rejection of the runner ends it FAILED, as a Lambda error would. */
+async function runExecution(service: Service, record: ExecutionRecord, input: unknown): Promise<void> {
+  let outcome: ExecutionOutcome;
+  try {
+    outcome = await service.options.run(input, { name: record.name, arn: record.executionArn, startTime: new Date(record.startDate).toISOString() });
+  } catch (error) {
+    const e = error instanceof Error ? error : new Error(String(error));
+    outcome = { status: 'FAILED', error: e.name, cause: e.message };
+  }
+  closeExecution(service, record, outcome);
+}
+
+function closeExecution(service: Service, record: ExecutionRecord, outcome: ExecutionOutcome): void {
+  record.stopDate = service.now();
+  if (outcome.status === 'SUCCEEDED') {
+    record.status = 'SUCCEEDED';
+    if (outcome.output !== undefined) record.output = JSON.stringify(outcome.output);
+  } else {
+    record.status = 'FAILED';
+    record.error = outcome.error;
+    if (outcome.cause !== undefined) record.cause = outcome.cause.slice(0, MAX_CAUSE_CHARS);
+  }
+  saveRegistry(service);
+  service.options.onClosed?.(record);
+}
+
+function checkStateMachine(service: Service, arn: unknown): void {
+  if (typeof arn !== 'string' || !/^arn:aws[a-z-]*:states:/.test(arn)) throw new ServiceError('InvalidArn', `Invalid Arn: '${String(arn)}'`);
+  if (arn !== service.options.stateMachineArn) throw new ServiceError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${arn}'`);
+}
+
+function describeExecution(record: ExecutionRecord): Record<string, unknown> {
+  return {
+    executionArn: record.executionArn,
+    stateMachineArn: record.stateMachineArn,
+    name: record.name,
+    status: record.status,
+    startDate: record.startDate / 1000,
+    ...(record.stopDate !== undefined ? { stopDate: record.stopDate / 1000 } : {}),
+    input: record.input,
+    inputDetails: { included: true },
+    ...(record.output !== undefined ? { output: record.output, outputDetails: { included: true } } : {}),
+    ...(record.error !== undefined ? { error: record.error } : {}),
+    ...(record.cause !== undefined ? { cause: record.cause } : {}),
+  };
+}
+
+/** ListExecutions: newest first, as AWS lists them, a page at a time. */
+function listExecutions(service: Service, body: Record<string, unknown>): Record<string, unknown> {
+  checkStateMachine(service, body.stateMachineArn);
+  const filter = body.statusFilter as string | undefined;
+  const all = [...service.registry.values()].filter((r) => !filter || r.status === filter).reverse();
+  const max = typeof body.maxResults === 'number' && body.maxResults > 0 ? Math.min(body.maxResults, 1000) : 100;
+  const from = typeof body.nextToken === 'string' ? Number(body.nextToken) : 0;
+  const page = all.slice(from, from + max);
+  return {
+    executions: page.map((r) => ({ executionArn: r.executionArn, stateMachineArn: r.stateMachineArn, name: r.name, status: r.status, startDate: r.startDate / 1000, ...(r.stopDate !== undefined ? { stopDate: r.stopDate / 1000 } : {}) })),
+    ...(from + max < all.length ? { nextToken: String(from + max) } : {}),
+  };
+}
+
+/** One request of the JSON protocol: the action its target names, or the error AWS would answer. */
+async function handleRequest(actions: ReturnType<typeof serviceActions>, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  const target = String(request.headers['x-amz-target'] ?? '');
+  const action = target.startsWith('AWSStepFunctions.') ? actions[target.slice('AWSStepFunctions.'.length)] : undefined;
+  const reply = (status: number, body: unknown, type?: string) => {
+    response.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': randomUUID(), ...(type ? { 'x-amzn-errortype': type } : {}) });
+    response.end(JSON.stringify(body));
+  };
+  try {
+    if (request.method !== 'POST' || !action) throw new ServiceError('UnknownOperationException', `Unknown operation ${target}`);
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
+    reply(200, action(body));
+  } catch (error) {
+    const e = error instanceof ServiceError ? error : new ServiceError('SerializationException', (error as Error).message);
+    reply(400, { __type: `${TYPE_NAMESPACE[e.type] ?? 'com.amazonaws.swf.service.v2.model#'}${e.type}`, message: e.message }, e.type);
+  }
+}
+
+async function listen(server: Server, host: string, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : port;
+}
+
+/** Writes the registry through a temporary file, so that a crash leaves the old one or the new one whole. */
+function saveRegistry(service: Service): void {
+  const file = service.options.registryFile;
+  if (!file) return;
+  mkdirSync(dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, JSON.stringify([...service.registry.values()]));
+  renameSync(temporary, file);
 }
 
 /**

@@ -62,17 +62,60 @@ export function indexHeader(flow: Dataflow, header: readonly string[]): Map<stri
   return index;
 }
 
+/** What a file's header and its dataflow's mapping compile to: a getter per field and a parser per date. */
+interface CompiledFields {
+  width: number;
+  getCustomer: (fields: readonly string[]) => string;
+  getBadge: (fields: readonly string[]) => string;
+  event: CompiledDate;
+  expiry: CompiledDate;
+}
+interface CompiledDate {
+  field: DateField;
+  get: (fields: readonly string[]) => string;
+  parse: DateParser;
+}
+type ParsedDate = Extract<ReturnType<DateParser>, { ok: true }>;
+
 /**
  * Compiles the record mapper for one file: header checked once, date parsers built once, then one cheap call per
- * record that returns the API item or the reason the record is rejected.
+ * record that returns the API item or the reason the record is rejected (every problem of the record, the first
+ * one's code).
  */
 export function compileMapper(flow: Dataflow, header: readonly string[], now: () => number = Date.now): RecordMapper {
+  const compiled = compileFields(flow, header);
+  const epoch = flow.destination.epochUnit === 's' ? (ms: number) => Math.floor(ms / 1000) : (ms: number) => ms;
+  return (fields) => {
+    if (fields.length !== compiled.width) {
+      return reject(VALIDATION_CODES.FIELD_COUNT, `The record has ${fields.length} fields; the header has ${compiled.width}`);
+    }
+    const problems: Rejection[] = [];
+    const customerId = readCustomerId(compiled.getCustomer(fields), problems);
+    const badgeMetaId = readBadgeId(compiled.getBadge(fields), problems);
+    const dates = readDates(compiled, fields, now(), problems);
+    if (problems.length > 0 || !dates) {
+      return reject(problems[0]!.code, problems.map((p) => p.message).join('; '));
+    }
+    const { event, expiry } = dates;
+    return {
+      ok: true,
+      item: {
+        // Badge ids are MongoDB ObjectIds, lower-case hex as Capillary writes them: sent in that form whatever the file's case.
+        badgeMetaId: badgeMetaId.toLowerCase(),
+        customerId,
+        earnEventDate: epoch(event.epochMs),
+        earnExpiresOn: epoch(expiry.epochMs),
+        earnEventDateISO: event.iso,
+        earnExpiresOnISO: expiry.iso,
+      },
+    };
+  };
+}
+
+function compileFields(flow: Dataflow, header: readonly string[]): CompiledFields {
   const columns = indexHeader(flow, header);
-  const width = header.length;
   const { mapping } = flow;
-  const getCustomer = getterFor(mapping.customerId, columns);
-  const getBadge = getterFor(mapping.badgeMetaId, columns);
-  const dates = (['earnEventDate', 'earnExpiresOn'] as const).map((field: DateField) => {
+  const compileDate = (field: DateField): CompiledDate => {
     const m = mapping[field];
     let parse: DateParser;
     try {
@@ -81,74 +124,63 @@ export function compileMapper(flow: Dataflow, header: readonly string[], now: ()
       throw new ConfigError([`mapping.${field}.format: "${m.format}" cannot be used (${(error as Error).message})`]);
     }
     return { field, get: getterFor(m, columns), parse };
-  });
-  const [event, expiry] = dates as [(typeof dates)[number], (typeof dates)[number]];
-  const epoch = flow.destination.epochUnit === 's' ? (ms: number) => Math.floor(ms / 1000) : (ms: number) => ms;
-
-  return (fields) => {
-    if (fields.length !== width) {
-      return reject(VALIDATION_CODES.FIELD_COUNT, `The record has ${fields.length} fields; the header has ${width}`);
-    }
-    const problems: Rejection[] = [];
-
-    const customerText = getCustomer(fields);
-    const customerId = Number(customerText);
-    if (!CUSTOMER_ID.test(customerText) || !Number.isSafeInteger(customerId)) {
-      problems.push({
-        code: VALIDATION_CODES.INVALID_CUSTOMER_ID,
-        message: customerText === '' ? 'customerId is empty' : `customerId "${customerText}" is not a positive whole number below 2^53`,
-      });
-    }
-    const badgeMetaId = getBadge(fields);
-    if (!BADGE_ID.test(badgeMetaId)) {
-      problems.push({
-        code: VALIDATION_CODES.INVALID_BADGE_ID,
-        message: badgeMetaId === '' ? 'badgeMetaId is empty' : `badgeMetaId "${badgeMetaId}" is not 24 hexadecimal characters`,
-      });
-    }
-    const eventText = event.get(fields);
-    const eventDate = eventText === '' ? undefined : event.parse(eventText);
-    const expiryText = expiry.get(fields);
-    const expiryDate = expiryText === '' ? undefined : expiry.parse(expiryText);
-    for (const [field, parsed] of [
-      [event.field, eventDate],
-      [expiry.field, expiryDate],
-    ] as const) {
-      if (parsed === undefined) problems.push({ code: VALIDATION_CODES.INVALID_DATE, message: `${field} is empty` });
-      else if (!parsed.ok) problems.push({ code: parsed.code, message: `${field}: ${parsed.reason}` });
-    }
-    if (eventDate?.ok && expiryDate?.ok) {
-      if (expiryDate.epochMs <= eventDate.epochMs) {
-        problems.push({
-          code: VALIDATION_CODES.EXPIRY_BEFORE_EVENT,
-          message: `earnExpiresOn (${expiryDate.iso}) is not after earnEventDate (${eventDate.iso})`,
-        });
-      }
-      if (eventDate.epochMs > now() + FUTURE_SLACK_MS) {
-        problems.push({
-          code: VALIDATION_CODES.EVENT_IN_FUTURE,
-          message: `earnEventDate (${eventDate.iso}) is more than 24 hours in the future; the API refuses it (750)`,
-        });
-      }
-    }
-    if (problems.length > 0) {
-      return reject(problems[0]!.code, problems.map((p) => p.message).join('; '));
-    }
-    const ev = eventDate as Extract<typeof eventDate, { ok: true }>;
-    const ex = expiryDate as Extract<typeof expiryDate, { ok: true }>;
-    return {
-      ok: true,
-      item: {
-        // Badge ids are MongoDB ObjectIds, lower-case hex as Capillary writes them: sent in that form whatever the file's case.
-        badgeMetaId: badgeMetaId.toLowerCase(),
-        customerId,
-        earnEventDate: epoch(ev.epochMs),
-        earnExpiresOn: epoch(ex.epochMs),
-        earnEventDateISO: ev.iso,
-        earnExpiresOnISO: ex.iso,
-      },
-    };
   };
+  return {
+    width: header.length,
+    getCustomer: getterFor(mapping.customerId, columns),
+    getBadge: getterFor(mapping.badgeMetaId, columns),
+    event: compileDate('earnEventDate'),
+    expiry: compileDate('earnExpiresOn'),
+  };
+}
+
+function readCustomerId(text: string, problems: Rejection[]): number {
+  const customerId = Number(text);
+  if (!CUSTOMER_ID.test(text) || !Number.isSafeInteger(customerId)) {
+    problems.push({
+      code: VALIDATION_CODES.INVALID_CUSTOMER_ID,
+      message: text === '' ? 'customerId is empty' : `customerId "${text}" is not a positive whole number below 2^53`,
+    });
+  }
+  return customerId;
+}
+
+function readBadgeId(text: string, problems: Rejection[]): string {
+  if (!BADGE_ID.test(text)) {
+    problems.push({
+      code: VALIDATION_CODES.INVALID_BADGE_ID,
+      message: text === '' ? 'badgeMetaId is empty' : `badgeMetaId "${text}" is not 24 hexadecimal characters`,
+    });
+  }
+  return text;
+}
+
+function readDate({ field, get, parse }: CompiledDate, fields: readonly string[], problems: Rejection[]): ParsedDate | undefined {
+  const text = get(fields);
+  const date = text === '' ? undefined : parse(text);
+  if (date === undefined) problems.push({ code: VALIDATION_CODES.INVALID_DATE, message: `${field} is empty` });
+  else if (!date.ok) problems.push({ code: date.code, message: `${field}: ${date.reason}` });
+  return date?.ok ? date : undefined;
+}
+
+/** Both dates, parsed and checked against each other and the clock; undefined (with problems) when either is unusable. */
+function readDates(compiled: CompiledFields, fields: readonly string[], nowMs: number, problems: Rejection[]): { event: ParsedDate; expiry: ParsedDate } | undefined {
+  const event = readDate(compiled.event, fields, problems);
+  const expiry = readDate(compiled.expiry, fields, problems);
+  if (!event || !expiry) return undefined;
+  if (expiry.epochMs <= event.epochMs) {
+    problems.push({
+      code: VALIDATION_CODES.EXPIRY_BEFORE_EVENT,
+      message: `earnExpiresOn (${expiry.iso}) is not after earnEventDate (${event.iso})`,
+    });
+  }
+  if (event.epochMs > nowMs + FUTURE_SLACK_MS) {
+    problems.push({
+      code: VALIDATION_CODES.EVENT_IN_FUTURE,
+      message: `earnEventDate (${event.iso}) is more than 24 hours in the future; the API refuses it (750)`,
+    });
+  }
+  return { event, expiry };
 }
 
 function reject(code: ValidationCode, message: string): MapResult {

@@ -8,7 +8,7 @@ export interface AuthorizationRequest {
   readonly action: string;
   /** `arn:aws:s3:::bucket/key`, `arn:aws:s3:::bucket`, or `*` (ListAllMyBuckets). */
   readonly resource: string;
-  /** Condition keys: `aws:SecureTransport`, `aws:SourceIp`, `s3:prefix`… (see the README). */
+  /** Condition keys: `aws:SecureTransport`, `aws:SourceIp`, `s3:prefix`… (see docs/local-twin.md, "The embedded S3"). */
   readonly context: Record<string, string | string[]>;
 }
 

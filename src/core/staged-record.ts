@@ -24,10 +24,22 @@ const ITEM_KEY = '"i":';
 /** The tail of a record to be looked up first (`c` always follows the item). */
 const CHECK_FIRST_TAIL = ',"c":1}';
 
-/** One staged line (no newline) for a valid record. */
+/** Characters JSON leaves unescaped but node:readline ends a line at (LINE SEPARATOR, PARAGRAPH SEPARATOR). */
+const READLINE_BREAK = /[\u2028\u2029]/;
+const READLINE_BREAKS = /[\u2028\u2029]/g;
+
+/**
+ * One staged line (no newline) for a valid record. Every reader splits the chunk with node:readline, which also ends
+ * a line at U+2028 and U+2029: a field holding one is written escaped (`\u2028`), which JSON reads back the same.
+ */
 export function encodeStagedRecord(number: number, fields: string[], item: ApiItem, checkFirst = false): string {
   // Keys in this order, always: the fast paths depend on it.
-  return JSON.stringify(checkFirst ? { n: number, f: fields, i: item, c: 1 } : { n: number, f: fields, i: item });
+  const line = JSON.stringify(checkFirst ? { n: number, f: fields, i: item, c: 1 } : { n: number, f: fields, i: item });
+  return READLINE_BREAK.test(line) ? line.replace(READLINE_BREAKS, escapeBreak) : line;
+}
+
+function escapeBreak(character: string): string {
+  return character === '\u2028' ? '\\u2028' : '\\u2029';
 }
 
 /** The staged record of one line. */

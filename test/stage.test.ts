@@ -12,6 +12,7 @@ import { silentLog } from '../src/steps/deps';
 import { stage } from '../src/steps/stage';
 import { HeldKeys, KEY_BYTES, SeenFilter, packKey } from '../src/core/duplicates';
 import type { ApiItem } from '../src/core/mapping';
+import { decodeStagedRecord } from '../src/core/staged-record';
 import { KNOWN_BADGES, makeConfig, toCsv, validRow } from './support/factories';
 
 let s3: LocalS3;
@@ -40,7 +41,7 @@ describe('Function: stage', () => {
       [25, 28], // 28–55 less 30, 40, 50
       [4, 56], // 56–59
     ]);
-    const staged = (await readText(s3.client, LOCAL_BUCKETS.staging, chunks[2]!.key))!.split('\n').map((l) => JSON.parse(l) as { n: number });
+    const staged = (await readText(s3.client, LOCAL_BUCKETS.staging, chunks[2]!.key))!.split('\n').map(decodeStagedRecord);
     expect(staged.map((r) => r.n)).toEqual([56, 57, 58, 59]);
     const summary = (await readJson<StageSummary>(s3.client, LOCAL_BUCKETS.staging, output.summaryKey))!;
     expect(summary.rejectionsByCode).toEqual({ INVALID_CUSTOMER_ID: 6 });
@@ -73,7 +74,7 @@ describe('Function: stage', () => {
     );
     const chunks = (await readJson<ChunkRef[]>(s3.client, LOCAL_BUCKETS.staging, output.chunksKey))!;
     const staged: number[] = [];
-    for (const chunk of chunks) staged.push(...(await readText(s3.client, LOCAL_BUCKETS.staging, chunk.key))!.split('\n').map((l) => (JSON.parse(l) as { n: number }).n));
+    for (const chunk of chunks) staged.push(...(await readText(s3.client, LOCAL_BUCKETS.staging, chunk.key))!.split('\n').map((l) => decodeStagedRecord(l).n));
     expect(staged.sort((a, b) => a - b)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
     // The filter was unsure about many records: the held path was taken.
     expect(await readText(s3.client, LOCAL_BUCKETS.staging, 'runs/run-dup/held.jsonl')).toBeDefined();

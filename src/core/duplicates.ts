@@ -237,11 +237,3 @@ export class HeldSettlement {
     return first === entry ? 0 : this.numberOf(first);
   }
 }
-
-/** The item of a staged line (`{"n":…,"f":[…],"i":{…}}`) without parsing its fields. */
-export function itemOfStagedLine(line: string): ApiItem {
-  // Field values are JSON-escaped, so an unescaped `"i":{` can only be the item's own key; the item is flat (numbers,
-  // hex ids and ISO dates), so its first "}" ends it.
-  const at = line.lastIndexOf('"i":{') + 4;
-  return JSON.parse(line.slice(at, line.indexOf('}', at) + 1)) as ApiItem;
-}

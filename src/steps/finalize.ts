@@ -11,9 +11,11 @@ import {
   type StageSummary,
   fileNameOf,
 } from '../contracts';
+import type { Dataflow } from '../config/schema';
 import { createObjectWriter, deleteObject, headObject, moveObject, openObject, putJson, readJson } from '../aws/s3';
-import { type CsvDialect, DEFAULT_DIALECT, rejectHeaderLine, rejectLine } from '../core/csv';
 import { ERROR_CODES, SEND_CODES } from '../codes';
+import { type CsvDialect, DEFAULT_DIALECT, rejectHeaderLine, rejectLine } from '../core/csv';
+import { decodeStagedRecord } from '../core/staged-record';
 import { describeCaughtError } from '../errors';
 import { notificationSubject, notificationText } from '../report/texts';
 import { pullOriginOf, writeBack } from '../sources/sftp';
@@ -29,116 +31,205 @@ const WRITTEN_BACK = new Set<RunStatus>(['COMPLETED_WITH_REJECTIONS', 'FAILED', 
  * bucket, writes the report and moves the source object to processed/ or failed/.
  */
 export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Report> {
-  const { state, runId, startedAt } = event;
-  const { s3, buckets, log } = deps;
-  const now = deps.now ?? Date.now;
-  const fileName = fileNameOf(state.key);
-  // The rejected file is written with the dataflow's delimiter and quote, so that a replay of it reads back.
-  const dialect: CsvDialect = deps.config.dataflows.find((d) => d.name === state.dataflow)?.csv ?? DEFAULT_DIALECT;
-  let error = state.error ? describeCaughtError(state.error) : undefined;
+  const run = await readStagedRun(event, deps);
+  settleEveryChunk(run, await readResults(deps, event.runId, run.chunks));
+  checkConservation(run);
+  const rejectedFile = await writeRejectedFile(run);
+  const status = statusOf(run);
+  // Records that were issued, or may have been (AMBIGUOUS): once there are any, the file must not be sent again whole.
+  const issued = run.rows.accepted + (run.sending ? (run.rejectionsByCode[SEND_CODES.AMBIGUOUS] ?? 0) : 0);
+  const report = await reportRun(run, status, rejectedFile);
+  if (status === 'FAILED' && issued > 0) report.sentBeforeFailure = { accepted: run.rows.accepted, ambiguous: issued - run.rows.accepted };
+  await putJson(deps.s3, deps.buckets.reports, KEYS.report(run.state.dataflow, event.runId), report);
+  await closeClaim(run, report, issued);
+  // A failed dry run counts as a failed file too (its execution ends in the Fail state, which the workflow alarm nets
+  // out against FilesFailed); its records are not counted, since nothing was sent.
+  emitRunMetrics(deps, report, run.byStage);
+  await notifyOperator(run, report);
+  deps.log.info('Run finished', { runId: event.runId, dataflow: run.state.dataflow, status, ...run.rows, error: run.error?.code });
+  return report;
+}
 
+/** What finalize knows of the run, and the totals it makes of it (as csv-parse keeps its parser's state, in one object). */
+interface FinalizeState {
+  readonly state: FinalizeEvent['state'];
+  readonly runId: string;
+  readonly startedAt: string;
+  readonly deps: StepDeps;
+  readonly fileName: string;
+  readonly flow: Dataflow | undefined;
+  /** The stage's summary: absent when the file failed before it was staged whole. */
+  readonly summary: StageSummary | undefined;
+  /** This run settles the file's records (it staged them whole, and no earlier run imported the same content). */
+  readonly settles: boolean;
+  /** … and sent some (not a dry run, and there were chunks). */
+  readonly sending: boolean;
+  readonly chunks: ChunkRef[];
+  readonly rows: Report['rows'];
+  readonly rejectionsByCode: Record<string, number>;
+  /** The same rejections by the stage that made them, for the metrics. */
+  readonly byStage: Record<'validate' | 'api', Record<string, number>>;
+  /** The rejects to merge, in order: the validation rejects, then each chunk's (or its records, for a chunk with no result). */
+  readonly parts: Array<string | { orphan: ChunkRef }>;
+  /** Records a worker reported on that were not its chunk's (a worker that lost or invented records). */
+  miscounted: number;
+  /** The run's error: the step's that failed, or the first worker's fatal one, or the totals'. */
+  error: { code: string; message: string } | undefined;
+}
+
+/** Reads the stage's summary and, when the run sent, its chunk list: the totals start from the stage's. */
+async function readStagedRun(event: FinalizeEvent, deps: StepDeps): Promise<FinalizeState> {
+  const { state, runId, startedAt } = event;
+  const { s3, buckets } = deps;
   const summary = state.summaryKey ? await readJson<StageSummary>(s3, buckets.staging, state.summaryKey) : undefined;
   // This run settles the file's records unless the file failed before it was staged whole (it is refused whole and
   // nothing was sent), or the same content was imported before (that run settled them).
   const settles = summary !== undefined && !state.duplicateOf;
   const sending = settles && !state.dryRun && Boolean(state.chunkCount);
   const chunks = sending && state.chunksKey ? ((await readJson<ChunkRef[]>(s3, buckets.staging, state.chunksKey)) ?? []) : [];
-  const sent = await readResults(deps, runId, chunks);
-
-  const rows = { total: summary ? (state.records ?? 0) : 0, accepted: 0, rejected: settles ? (state.rejected ?? 0) : 0, valid: summary ? (state.valid ?? 0) : 0 };
-  const rejectionsByCode: Record<string, number> = settles ? { ...summary.rejectionsByCode } : {};
-  // The same rejections by the stage that made them, for the metrics.
-  const byStage: Record<'validate' | 'api', Record<string, number>> = { validate: settles ? { ...summary.rejectionsByCode } : {}, api: {} };
-  const count = (code: string, n: number) => {
-    rejectionsByCode[code] = (rejectionsByCode[code] ?? 0) + n;
-    byStage.api[code] = (byStage.api[code] ?? 0) + n;
+  return {
+    state,
+    runId,
+    startedAt,
+    deps,
+    fileName: fileNameOf(state.key),
+    flow: deps.config.dataflows.find((d) => d.name === state.dataflow),
+    summary,
+    settles,
+    sending,
+    chunks,
+    rows: { total: summary ? (state.records ?? 0) : 0, accepted: 0, rejected: settles ? (state.rejected ?? 0) : 0, valid: summary ? (state.valid ?? 0) : 0 },
+    rejectionsByCode: settles ? { ...summary.rejectionsByCode } : {},
+    byStage: { validate: settles ? { ...summary.rejectionsByCode } : {}, api: {} },
+    parts: settles && summary.rejectedPartKey ? [summary.rejectedPartKey] : [],
+    miscounted: 0,
+    error: state.error ? describeCaughtError(state.error) : undefined,
   };
-  const parts: Array<string | { orphan: ChunkRef }> = settles && summary.rejectedPartKey ? [summary.rejectedPartKey] : [];
+}
 
-  /** Records a worker reported on that were not its chunk's (a worker that lost or invented records). */
-  let miscounted = 0;
-  if (sending) {
-    chunks.forEach((chunk, i) => {
-      const result = sent[i];
-      if (result) {
-        miscounted += Math.abs(chunk.records - (result.accepted + result.rejected));
-        rows.accepted += result.accepted;
-        rows.rejected += result.rejected;
-        for (const [code, n] of Object.entries(result.rejectionsByCode)) count(code, n);
-        if (result.rejectedPartKey) parts.push(result.rejectedPartKey);
-        if (result.fatal && !error) error = workerError(result.fatal, chunk, chunks.length);
-      } else {
-        rows.rejected += chunk.records;
-        count(SEND_CODES.AMBIGUOUS, chunk.records);
-        parts.push({ orphan: chunk });
-      }
-    });
-  }
+/**
+ * Every chunk settles once: its worker's result is totalled (and its count checked against the chunk's), or, when the
+ * worker left none, all its records are AMBIGUOUS: they may have been sent.
+ */
+function settleEveryChunk(run: FinalizeState, sent: ReadonlyArray<SendOutput | undefined>): void {
+  if (!run.sending) return;
+  const { chunks, rows, parts } = run;
+  chunks.forEach((chunk, i) => {
+    const result = sent[i];
+    if (result) {
+      run.miscounted += Math.abs(chunk.records - (result.accepted + result.rejected));
+      rows.accepted += result.accepted;
+      rows.rejected += result.rejected;
+      for (const [code, n] of Object.entries(result.rejectionsByCode)) countApiRejections(run, code, n);
+      if (result.rejectedPartKey) parts.push(result.rejectedPartKey);
+      if (result.fatal && !run.error) run.error = workerError(result.fatal, chunk, chunks.length);
+    } else {
+      rows.rejected += chunk.records;
+      countApiRejections(run, SEND_CODES.AMBIGUOUS, chunk.records);
+      parts.push({ orphan: chunk });
+    }
+  });
+}
 
-  // Conservation: every record read ends in exactly one place. A run that cannot show it is not reported a success.
-  const unaccounted = settles ? unaccountedRecords(rows, Boolean(state.dryRun), miscounted) : 0;
-  if (unaccounted > 0) {
-    log.error('Records unaccounted for', { runId, total: rows.total, accepted: rows.accepted, rejected: rows.rejected, valid: rows.valid, miscounted });
-    deps.metrics?.(METRICS.recordsUnaccounted, 'Count', unaccounted, state.dataflow);
-    error ??= {
-      code: ERROR_CODES.RECORDS_UNACCOUNTED,
-      message: `${rows.total} records were read, but ${state.dryRun ? `${rows.valid} valid + ${rows.rejected} rejected` : `${rows.accepted} accepted + ${rows.rejected} rejected`} do not add up to it${miscounted ? ` (workers reported ${miscounted} records that were not their chunks')` : ''}: ${unaccounted} record${unaccounted === 1 ? ' is' : 's are'} unaccounted for. Do not deliver the file again; compare its records with the rejected file and the API before replaying`,
-    };
-  }
+function countApiRejections(run: FinalizeState, code: string, n: number): void {
+  run.rejectionsByCode[code] = (run.rejectionsByCode[code] ?? 0) + n;
+  run.byStage.api[code] = (run.byStage.api[code] ?? 0) + n;
+}
 
-  let rejectedFile: string | undefined;
-  if (summary && parts.length > 0) {
-    const key = KEYS.rejected(state.dataflow, runId, fileName);
-    await mergeRejects(deps, key, summary, parts, dialect);
-    rejectedFile = `s3://${buckets.deadLetter}/${key}`;
-  }
+/** Conservation: every record read ends in exactly one place. A run that cannot show it is not reported a success. */
+function checkConservation(run: FinalizeState): void {
+  const { rows, miscounted, state, deps } = run;
+  const unaccounted = run.settles ? unaccountedRecords(rows, Boolean(state.dryRun), miscounted) : 0;
+  if (unaccounted === 0) return;
+  deps.log.error('Records unaccounted for', { runId: run.runId, total: rows.total, accepted: rows.accepted, rejected: rows.rejected, valid: rows.valid, miscounted });
+  deps.metrics?.(METRICS.recordsUnaccounted, 'Count', unaccounted, state.dataflow);
+  run.error ??= {
+    code: ERROR_CODES.RECORDS_UNACCOUNTED,
+    message: `${rows.total} records were read, but ${state.dryRun ? `${rows.valid} valid + ${rows.rejected} rejected` : `${rows.accepted} accepted + ${rows.rejected} rejected`} do not add up to it${miscounted ? ` (workers reported ${miscounted} records that were not their chunks')` : ''}: ${unaccounted} record${unaccounted === 1 ? ' is' : 's are'} unaccounted for. Do not deliver the file again; compare its records with the rejected file and the API before replaying`,
+  };
+}
 
-  const status: RunStatus = error
-    ? 'FAILED'
-    : state.expanded !== undefined
-      ? 'EXPANDED'
-      : state.duplicateOf
-        ? 'SKIPPED_DUPLICATE'
-        : rows.rejected > 0
-          ? 'COMPLETED_WITH_REJECTIONS'
-          : 'SUCCEEDED';
-  // Records that were issued, or may have been (AMBIGUOUS): once there are any, the file must not be sent again whole.
-  const issued = rows.accepted + (sending ? (rejectionsByCode[SEND_CODES.AMBIGUOUS] ?? 0) : 0);
+/** Merges the rejects into the dead-letter bucket; returns where the rejected file is, when there is one. */
+async function writeRejectedFile(run: FinalizeState): Promise<string | undefined> {
+  const { summary, parts, state, deps } = run;
+  if (!summary || parts.length === 0) return undefined;
+  const key = KEYS.rejected(state.dataflow, run.runId, run.fileName);
+  // The rejected file is written with the dataflow's delimiter and quote, so that a replay of it reads back.
+  const dialect: CsvDialect = run.flow?.csv ?? DEFAULT_DIALECT;
+  await mergeRejects(deps, key, summary, parts, dialect);
+  return `s3://${deps.buckets.deadLetter}/${key}`;
+}
+
+function statusOf(run: FinalizeState): RunStatus {
+  if (run.error) return 'FAILED';
+  if (run.state.expanded !== undefined) return 'EXPANDED';
+  if (run.state.duplicateOf) return 'SKIPPED_DUPLICATE';
+  return run.rows.rejected > 0 ? 'COMPLETED_WITH_REJECTIONS' : 'SUCCEEDED';
+}
+
+/** Moves the source and writes the report (not yet stored), telling an SFTP vendor the outcome where they delivered. */
+async function reportRun(run: FinalizeState, status: RunStatus, rejectedFile: string | undefined): Promise<Report> {
+  const { state, deps, flow } = run;
+  const { s3, buckets } = deps;
   const expandedTo = state.expandedKey ? ((await readJson<string[]>(s3, buckets.staging, state.expandedKey)) ?? []) : undefined;
   // A file pulled from SFTP says so in its metadata; read it before the object moves.
-  const flow = deps.config.dataflows.find((d) => d.name === state.dataflow);
   const pulled =
     flow?.source.type === 'sftp' ? pullOriginOf((await headObject(s3, state.bucket, state.key, state.versionId).catch(() => undefined))?.metadata) : undefined;
-  let movedTo: string | undefined;
-  if (!state.dryRun) {
-    const target = status === 'FAILED' ? KEYS.failed(state.dataflow, runId, fileName) : KEYS.processed(state.dataflow, runId, fileName);
+  const movedTo = state.dryRun ? undefined : await moveSource(run, status);
+  const report = buildReport(run, status, { rejectedFile, expandedTo, movedTo, pulled });
+  if (pulled && flow && !state.dryRun && WRITTEN_BACK.has(status)) {
+    // The vendor sees the outcome where they delivered. Records are settled by now: a failure here is reported, not retried.
     try {
-      // Exactly the version this run read: a newer one written meanwhile stays for its own run.
-      await moveObject(s3, state.bucket, state.key, target, state.versionId);
-      movedTo = target;
+      const rejectedKey = rejectedFile ? KEYS.rejected(state.dataflow, run.runId, run.fileName) : undefined;
+      const opener = rejectedKey ? () => openObject(s3, buckets.deadLetter, rejectedKey) : undefined;
+      report.files[0]!.source.writtenBack = await writeBack(flow, deps, pulled, report, opener);
     } catch (e) {
-      // A retried finalize finds the source already moved by the attempt that failed after moving it.
-      if (state.versionId && (await headObject(s3, state.bucket, target).catch(() => undefined))) movedTo = target;
-      else log.warn('Source object could not be moved', { key: state.key, target, error: (e as Error).name });
+      report.files[0]!.source.writeBackError = (e as Error).message;
+      deps.log.warn('Outcome not written back to the SFTP error directory', { dataflow: state.dataflow, error: (e as Error).message });
     }
   }
+  return report;
+}
 
-  const finishedAt = now();
-  const report: Report = {
-    runId,
+/** Moves the source object to processed/ or failed/; returns where it is now, unless it could not be moved. */
+async function moveSource(run: FinalizeState, status: RunStatus): Promise<string | undefined> {
+  const { state, deps } = run;
+  const target = status === 'FAILED' ? KEYS.failed(state.dataflow, run.runId, run.fileName) : KEYS.processed(state.dataflow, run.runId, run.fileName);
+  try {
+    // Exactly the version this run read: a newer one written meanwhile stays for its own run.
+    await moveObject(deps.s3, state.bucket, state.key, target, state.versionId);
+    return target;
+  } catch (e) {
+    // A retried finalize finds the source already moved by the attempt that failed after moving it.
+    if (state.versionId && (await headObject(deps.s3, state.bucket, target).catch(() => undefined))) return target;
+    deps.log.warn('Source object could not be moved', { key: state.key, target, error: (e as Error).name });
+    return undefined;
+  }
+}
+
+function buildReport(
+  run: FinalizeState,
+  status: RunStatus,
+  where: { rejectedFile?: string; expandedTo?: string[]; movedTo?: string; pulled?: ReturnType<typeof pullOriginOf> },
+): Report {
+  const { state, summary, rows, error } = run;
+  const { rejectedFile, expandedTo, movedTo, pulled } = where;
+  const finishedAt = (run.deps.now ?? Date.now)();
+  return {
+    runId: run.runId,
     dataflow: state.dataflow,
     status,
     dryRun: state.dryRun ?? false,
     ...(state.replay ? { replay: true } : {}),
-    startedAt,
+    startedAt: run.startedAt,
     finishedAt: new Date(finishedAt).toISOString(),
-    durationMs: Math.max(0, finishedAt - Date.parse(startedAt)),
+    durationMs: Math.max(0, finishedAt - Date.parse(run.startedAt)),
     rows,
-    rejectionsByCode,
-    rejectedByStage: { validate: sumOf(byStage.validate), api: sumOf(byStage.api) },
+    rejectionsByCode: run.rejectionsByCode,
+    rejectedByStage: { validate: sumOf(run.byStage.validate), api: sumOf(run.byStage.api) },
     files: [
       {
-        name: fileName,
+        name: run.fileName,
         ...(summary ? { sha256: summary.sha256, contentSha256: summary.contentSha256, bytes: summary.bytes } : {}),
         status,
         rows: { total: rows.total, accepted: rows.accepted, rejected: rows.rejected },
@@ -156,31 +247,20 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
     ...(state.duplicateOf ? { duplicateOf: state.duplicateOf } : {}),
     ...(error ? { error } : {}),
   };
-  if (pulled && flow && !state.dryRun && WRITTEN_BACK.has(status)) {
-    // The vendor sees the outcome where they delivered. Records are settled by now: a failure here is reported, not retried.
-    try {
-      const rejectedKey = rejectedFile ? KEYS.rejected(state.dataflow, runId, fileName) : undefined;
-      const opener = rejectedKey ? () => openObject(s3, buckets.deadLetter, rejectedKey) : undefined;
-      report.files[0]!.source.writtenBack = await writeBack(flow, deps, pulled, report, opener);
-    } catch (e) {
-      report.files[0]!.source.writeBackError = (e as Error).message;
-      log.warn('Outcome not written back to the SFTP error directory', { dataflow: state.dataflow, error: (e as Error).message });
-    }
-  }
-  if (status === 'FAILED' && issued > 0) report.sentBeforeFailure = { accepted: rows.accepted, ambiguous: issued - rows.accepted };
-  await putJson(s3, buckets.reports, KEYS.report(state.dataflow, runId), report);
-  // Settle the content claim (after the report, so a marker always has its report).
+}
+
+/** Settles the content claim (after the report, so a marker always has its report). */
+async function closeClaim(run: FinalizeState, report: Report, issued: number): Promise<void> {
+  const { state, summary, deps } = run;
   if (summary && state.claimed && !state.dryRun) await settleClaim(deps, state.dataflow, summary.contentSha256, report, issued);
-  else if (state.error && !state.summaryKey && !state.dryRun) await releaseAfterStageFailure(deps, state.dataflow, runId);
-  // A failed dry run counts as a failed file too (its execution ends in the Fail state, which the workflow alarm nets
-  // out against FilesFailed); its records are not counted, since nothing was sent.
-  emitRunMetrics(deps, report, byStage);
-  if (deps.notify && !state.dryRun) {
-    // The per-file summary Connect+ mails; a notification that cannot be sent does not fail the run (records are settled).
-    await deps.notify(notificationSubject(report), notificationText(report)).catch((e: unknown) => log.warn('Notification not sent', { error: (e as Error).message }));
-  }
-  log.info('Run finished', { runId, dataflow: state.dataflow, status, ...rows, error: error?.code });
-  return report;
+  else if (state.error && !state.summaryKey && !state.dryRun) await releaseAfterStageFailure(deps, state.dataflow, run.runId);
+}
+
+/** The per-file summary Connect+ mails; a notification that cannot be sent does not fail the run (records are settled). */
+async function notifyOperator(run: FinalizeState, report: Report): Promise<void> {
+  const { deps } = run;
+  if (!deps.notify || run.state.dryRun) return;
+  await deps.notify(notificationSubject(report), notificationText(report)).catch((e: unknown) => deps.log.warn('Notification not sent', { error: (e as Error).message }));
 }
 
 /** How many records a settled run cannot place: read minus (accepted + rejected), or minus (valid + rejected) for a dry run. */
@@ -288,7 +368,7 @@ async function mergeRejects(
     } else {
       for await (const line of createInterface({ input: body, crlfDelay: Infinity })) {
         if (line === '') continue;
-        const record = JSON.parse(line) as { n: number; f: string[] };
+        const record = decodeStagedRecord(line);
         await writer.write(
           rejectLine({ number: record.n, fields: record.f }, 'api', SEND_CODES.AMBIGUOUS, 'The worker sending this chunk failed; the record may or may not have been issued', dialect),
         );

@@ -2,33 +2,28 @@ import { type Hash, createHash } from 'node:crypto';
 import { type Readable, Transform } from 'node:stream';
 import pLimit from 'p-limit';
 import { selectDataflow } from '../config/load';
-import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, type StageOutput, type StageSummary, fileNameOf } from '../contracts';
+import { type ImportedMarker, KEYS, type StageEvent, type StageOutput, type StageSummary, fileNameOf } from '../contracts';
 import { Upload } from '@aws-sdk/lib-storage';
-import { type ObjectWriter, createObjectWriter, headObject, openObject, openRange, putJson, putJsonIfAbsent, putText, readHead, readJson } from '../aws/s3';
+import { type ObjectWriter, createObjectWriter, headObject, openObject, openRange, putJson, putJsonIfAbsent, readHead, readJson } from '../aws/s3';
 import { expandZip, isZip } from '../core/zip';
 import type { Dataflow } from '../config/schema';
 import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../core/pgp';
 import { gunzipIfCompressed } from '../core/unpack';
-import { boundariesDisagree, openCsv, rejectLine } from '../core/csv';
+import { type CsvFile, type CsvRecord, type GuardedCsvFile, boundariesDisagree, openCsv, rejectLine } from '../core/csv';
 import { replayRecords, replayedDuplicate } from '../core/replay';
-import { type MapResult, compileMapper } from '../core/mapping';
+import { type ApiItem, type MapResult, type RecordMapper, compileMapper } from '../core/mapping';
 import { VALIDATION_CODES } from '../codes';
-import { type CsvRecord } from '../core/csv';
-import { HeldKeys, type HeldSettlement, KEY_BYTES, SeenFilter, itemOfStagedLine, packKey } from '../core/duplicates';
-import { createInterface } from 'node:readline';
-import { DecryptionError, SourceReadError, TooManyDuplicatesError, UnsafeArchiveError } from '../errors';
+import { KEY_BYTES, SeenFilter, packKey } from '../core/duplicates';
+import { decodeStagedRecord, encodeStagedRecord } from '../core/staged-record';
+import { DecryptionError, SourceReadError, UnsafeArchiveError } from '../errors';
+import { ChunkWriter, UPLOADS_IN_FLIGHT } from './chunk-writer';
+import { HeldRecords } from './held-records';
 import { METRICS, type StepDeps } from './deps';
+
+export { MAX_HELD_RECORDS } from './held-records';
 
 /** Object metadata naming the run that expanded a zip entry into the inbox (`x-amz-meta-badges-expanded-by`). */
 const EXPANDED_BY = 'badges-expanded-by';
-/** Chunk uploads in flight while parsing goes on: enough to hide S3 latency, few enough to keep memory flat. */
-const UPLOADS_IN_FLIGHT = 4;
-/**
- * Records held back as possible duplicates, at most. Their keys are kept outside the heap (32 bytes each) until they
- * are settled; settling needs about 40 bytes more each, in typed arrays. Measured with the stack's node flags
- * (bench/duplicates.ts): see the README, "Duplicate detection and file size".
- */
-export const MAX_HELD_RECORDS = 2_000_000;
 /** Fewest bytes a record takes, to size the duplicate filter from the file's size. */
 const MIN_RECORD_BYTES = 30;
 const PROGRESS_EVERY = 50_000;
@@ -39,48 +34,119 @@ const PROGRESS_EVERY = 50_000;
  * a file that fails late (a quote left open near the end) has sent nothing.
  */
 export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOutput> {
+  const run = startRun(event, deps);
+  const name = fileNameOf(run.input.key);
+  // A replay is an operator's explicit request: its name (derived from the rejected file's) is not the vendor's.
+  if (!run.input.replay && !new RegExp(run.flow.source.filePattern).test(name)) {
+    deps.log.info('Object does not match the dataflow pattern; left alone', { key: run.input.key, pattern: run.flow.source.filePattern });
+    return { ...run.base, skipped: `"${name}" does not match ${run.flow.source.filePattern}`, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
+  }
+  const delivery = await openDelivery(run);
+  // After decryption: vendors zip or gzip, then encrypt (events.zip.gpg, events.csv.gz.gpg).
+  if (isZip(delivery.content.head)) return expandDelivery(run, delivery);
+  const state = await openRecords(run, delivery);
+  await stageWholeFile(state);
+  return finishStage(state, delivery);
+}
+
+/** What the stage knows of its run before it reads the file. */
+interface StageRun {
+  readonly input: StageEvent['input'];
+  readonly runId: string;
+  readonly flow: Dataflow;
+  readonly deps: StepDeps;
+  /** What every stage output starts with. */
+  readonly base: Omit<StageOutput, 'chunkCount' | 'maxConcurrency' | 'records' | 'valid' | 'rejected'>;
+}
+
+function startRun(event: StageEvent, deps: StepDeps): StageRun {
   const { input, runId, startedAt } = event;
   const flow = selectDataflow(deps.config, input.dataflow);
-  const { s3, buckets, log } = deps;
   const base = { ...input, dryRun: input.dryRun ?? false, runId, startedAt, chunksKey: KEYS.chunks(runId), summaryKey: KEYS.summary(runId) };
+  return { input, runId, flow, deps, base };
+}
 
-  const name = fileNameOf(input.key);
-  // A replay is an operator's explicit request: its name (derived from the rejected file's) is not the vendor's.
-  if (!input.replay && !new RegExp(flow.source.filePattern).test(name)) {
-    log.info('Object does not match the dataflow pattern; left alone', { key: input.key, pattern: flow.source.filePattern });
-    return { ...base, skipped: `"${name}" does not match ${flow.source.filePattern}`, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
-  }
+/** The delivered object, opened: its bytes hashed and counted as they are read, and where its plaintext is. */
+interface Delivery {
+  /** The delivered object's body. */
+  readonly body: Readable;
+  /** SHA-256 of the delivered bytes, and their count, for the report. */
+  readonly hash: Hash;
+  bytes: number;
+  /** The bytes the stage parses: the delivered object, or its decrypted copy in staging. */
+  readonly content: StagedContent;
+  /** The delivered bytes as they stream (undefined once decrypted: the plaintext is read from staging). */
+  readonly plaintext: Readable | undefined;
+}
 
+/** Opens the delivered object, exactly its version, and decrypts it to staging when it is PGP-encrypted. */
+async function openDelivery(run: StageRun): Promise<Delivery> {
+  const { input, flow, runId, deps } = run;
+  const { s3, buckets } = deps;
   // Exactly the version the trigger saw: an overwrite while this run is in flight is another version, with a run of its own.
   const source = `s3://${input.bucket}/${input.key}${input.versionId ? ` (version ${input.versionId})` : ''}`;
   const first = await readHead(s3, input.bucket, input.key, 64, input.versionId);
   const body = first && (await openObject(s3, input.bucket, input.key, input.versionId));
   if (!body) throw new SourceReadError(`${source} does not exist (moved or deleted before the run started)`);
   const hash = createHash('sha256');
-  let bytes = 0;
-  const tap = hashingTap(hash, (n) => (bytes += n));
+  const counted = { bytes: 0 };
+  const tap = hashingTap(hash, (n) => (counted.bytes += n));
   body.on('error', (error) => tap.destroy(error));
   const delivered = body.pipe(tap);
-  let plaintext: Readable | undefined = delivered;
-  const head = first.head;
-  let content: StagedContent = { bucket: input.bucket, key: input.key, versionId: input.versionId, head, size: first.size };
-  if (isPgpData(head)) {
-    if (!flow.decrypt) throw new DecryptionError('The file is PGP-encrypted, and the dataflow has no "decrypt" block');
-    const stagedKey = await decryptToStaging(delivered, head, flow.decrypt, runId, deps);
-    const staged = await readHead(s3, buckets.staging, stagedKey, 64);
-    content = { bucket: buckets.staging, key: stagedKey, head: staged?.head ?? Buffer.alloc(0), size: staged?.size ?? 0 };
-    plaintext = undefined;
-  }
-  // After decryption: vendors zip or gzip, then encrypt (events.zip.gpg, events.csv.gz.gpg).
-  if (isZip(content.head)) {
-    body.destroy();
-    const expanded = await expandToInbox(content, flow, deps, Boolean(input.dryRun), runId);
-    // The list goes to staging: thousands of entry keys would not fit in a 256 KiB state.
-    const expandedKey = KEYS.expanded(runId);
-    await putJson(s3, buckets.staging, expandedKey, expanded);
-    return { ...base, expanded: expanded.length, expandedKey, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
-  }
-  plaintext ??= await openObject(s3, content.bucket, content.key);
+  const { head } = first;
+  const delivery = (content: StagedContent, plaintext: Readable | undefined): Delivery => ({
+    body,
+    hash,
+    get bytes() {
+      return counted.bytes;
+    },
+    content,
+    plaintext,
+  });
+  if (!isPgpData(head)) return delivery({ bucket: input.bucket, key: input.key, versionId: input.versionId, head, size: first.size }, delivered);
+  if (!flow.decrypt) throw new DecryptionError('The file is PGP-encrypted, and the dataflow has no "decrypt" block');
+  const stagedKey = await decryptToStaging(delivered, head, flow.decrypt, runId, deps);
+  const staged = await readHead(s3, buckets.staging, stagedKey, 64);
+  return delivery({ bucket: buckets.staging, key: stagedKey, head: staged?.head ?? Buffer.alloc(0), size: staged?.size ?? 0 }, undefined);
+}
+
+/** A zip archive: its entries go to the inbox, each imported by a run of its own. */
+async function expandDelivery(run: StageRun, delivery: Delivery): Promise<StageOutput> {
+  const { s3, buckets } = run.deps;
+  delivery.body.destroy();
+  const expanded = await expandToInbox(delivery.content, run.flow, run.deps, Boolean(run.input.dryRun), run.runId);
+  // The list goes to staging: thousands of entry keys would not fit in a 256 KiB state.
+  const expandedKey = KEYS.expanded(run.runId);
+  await putJson(s3, buckets.staging, expandedKey, expanded);
+  return { ...run.base, expanded: expanded.length, expandedKey, chunkCount: 0, maxConcurrency: 1, records: 0, valid: 0, rejected: 0 };
+}
+
+/**
+ * The stage's whole state while it reads a file, moved by the phases below (as csv-parse keeps its parser's): the
+ * records read, where each went (a chunk, the held records, the rejects), and the content's hash.
+ */
+interface StageState {
+  readonly run: StageRun;
+  /** The file as the text guard delimits it, and as the stage reads it (a replay's records carry their earlier outcome). */
+  readonly opened: GuardedCsvFile;
+  readonly csv: CsvFile;
+  readonly map: RecordMapper;
+  /** SHA-256 of the text the parser reads: the content claim's key. */
+  readonly contentHash: Hash;
+  /** The duplicate filter, and a buffer for the packed key of the record being routed. */
+  readonly seen: SeenFilter;
+  readonly key: Buffer;
+  readonly chunks: ChunkWriter;
+  readonly rejects: ValidationRejects;
+  readonly held: HeldRecords;
+  records: number;
+}
+
+/** Opens the plaintext as CSV records: gunzipped, its text hashed for the content claim, and the mapper compiled. */
+async function openRecords(run: StageRun, delivery: Delivery): Promise<StageState> {
+  const { flow, deps, runId } = run;
+  const { content } = delivery;
+  const plaintext = delivery.plaintext ?? (await openObject(deps.s3, content.bucket, content.key));
   if (!plaintext) throw new SourceReadError(`The decrypted file s3://${content.bucket}/${content.key} is missing`);
   // Sized for the most records the file can hold (a gzip file may hold several times its size).
   const expected = content.size / MIN_RECORD_BYTES;
@@ -92,176 +158,166 @@ export async function stage(event: StageEvent, deps: StepDeps): Promise<StageOut
   const unpacked = gunzipIfCompressed(plaintext, flow.unpack);
   unpacked.on('error', (error) => contentTap.destroy(error));
   const opened = await openCsv(unpacked.pipe(contentTap), flow.csv);
-  const csv = input.replay ? replayRecords(opened) : opened;
+  const csv = run.input.replay ? replayRecords(opened) : opened;
   const map = compileMapper(flow, csv.header, deps.now);
+  return {
+    run,
+    opened,
+    csv,
+    map,
+    contentHash,
+    seen,
+    key: Buffer.alloc(KEY_BYTES),
+    chunks: new ChunkWriter(deps.s3, deps.buckets.staging, runId, flow.destination.recordsPerWorker),
+    rejects: new ValidationRejects(run),
+    held: new HeldRecords(deps, runId),
+    records: 0,
+  };
+}
 
-  const recordsPerChunk = flow.destination.recordsPerWorker;
-  const uploads = pLimit(UPLOADS_IN_FLIGHT);
-  const pending = new Set<Promise<void>>();
-  // The first failed chunk upload: an upload leaves `pending` when it settles, so its failure is kept here.
-  let uploadFailure: Error | undefined;
-  const throwUploadFailure = () => {
-    if (uploadFailure) throw uploadFailure;
-  };
-  const chunks: ChunkRef[] = [];
-  let lines: string[] = [];
-  /** Fingerprint and number of each line of the chunk being filled, while the file is read (not for held records). */
-  let indexed: number[] = [];
-  /** The key index goes to staging in parts of about 1 MiB (small puts: no multipart buffers held while reading). */
-  let indexPart: Buffer[] = [];
-  let indexPartBytes = 0;
-  let indexParts = 0;
-  const putIndexPart = () => {
-    if (indexPartBytes === 0) return;
-    const key = KEYS.keyIndex(runId, indexParts++);
-    const body = Buffer.concat(indexPart);
-    indexPart = [];
-    indexPartBytes = 0;
-    track(uploads(() => putText(s3, buckets.staging, key, body, 'application/octet-stream')), key);
-  };
-  let firstRecord = 1;
-  const track = (upload: Promise<void>, key: string) => {
-    const settled = upload.catch((error: unknown) => {
-      uploadFailure ??= error instanceof Error ? error : new Error(`Staging upload of ${key} failed`);
-    });
-    pending.add(settled);
-    void settled.finally(() => pending.delete(settled));
-  };
-  const flush = async () => {
-    if (lines.length === 0) return;
-    if (indexed.length > 0) {
-      const part = Buffer.from(Uint32Array.from(indexed).buffer);
-      indexed = [];
-      indexPart.push(part);
-      indexPartBytes += part.length;
-      if (indexPartBytes >= 1024 * 1024) putIndexPart();
-    }
-    const ref: ChunkRef = { index: chunks.length, key: KEYS.chunk(runId, chunks.length), records: lines.length, firstRecord };
-    chunks.push(ref);
-    // Encoded once here: a string body would be encoded for its checksum and again on the socket.
-    const body = Buffer.from(lines.join('\n'));
-    lines = [];
-    track(
-      uploads(() => putText(s3, buckets.staging, ref.key, body, 'application/x-ndjson')),
-      ref.key,
-    );
-    if (pending.size >= UPLOADS_IN_FLIGHT) await Promise.race(pending);
-    if (uploadFailure) throw uploadFailure;
-  };
-
-  let rejects: ObjectWriter | undefined;
-  const rejectionsByCode: Record<string, number> = {};
-  const reject = async (record: CsvRecord, code: string, message: string) => {
-    rejected += 1;
-    rejectionsByCode[code] = (rejectionsByCode[code] ?? 0) + 1;
-    rejects ??= createObjectWriter(s3, buckets.staging, KEYS.validationRejects(runId));
-    await rejects.write(rejectLine(record, 'validate', code, message, flow.csv));
-  };
-  /** Records the filter may have seen before: held back (lines in staging, packed keys off the heap) until settled. */
-  const held = new HeldKeys();
-  const key = Buffer.alloc(KEY_BYTES);
-  let heldWriter: ObjectWriter | undefined;
-  let records = 0;
-  let rejected = 0;
+/**
+ * Nothing is sent before the whole file is staged: every record is read and routed, the text guard agrees on their
+ * number, every chunk is uploaded and every held record settled; else the stage fails and leaves nothing to send.
+ */
+async function stageWholeFile(state: StageState): Promise<void> {
+  const { opened, chunks, held, rejects } = state;
   try {
-    for await (const record of csv.records) {
-      records += 1;
-      // A record over csv.maxRecordBytes was not read: it is rejected with empty fields, under its number.
-      // A replayed DUPLICATE_IN_FILE record (put back by hand: selectForReplay never picks one) is never sent.
-      const repeated = input.replay ? replayedDuplicate(record) : undefined;
-      const result: MapResult = record.tooLong
-        ? { ok: false, rejection: { code: VALIDATION_CODES.RECORD_TOO_LONG, message: `The record is longer than csv.maxRecordBytes (${flow.csv.maxRecordBytes} bytes); its fields were not read` } }
-        : repeated ? { ok: false, rejection: { code: VALIDATION_CODES.DUPLICATE_IN_FILE, message: repeated } } : map(record.fields);
-      if (result.ok) {
-        // A replayed AMBIGUOUS record may have been issued: the send step looks it up before sending it (`c`).
-        const line = JSON.stringify(record.checkFirst ? { n: record.number, f: record.fields, i: result.item, c: 1 } : { n: record.number, f: record.fields, i: result.item });
-        packKey(result.item, key);
-        if (seen.addAndCheck(key)) {
-          if (held.count >= MAX_HELD_RECORDS) {
-            throw new TooManyDuplicatesError(`More than ${MAX_HELD_RECORDS} records may repeat earlier ones (same customerId, badgeMetaId and earnEventDate): remove the repeats or split the file; nothing was sent`);
-          }
-          held.add(key, record.number);
-          heldWriter ??= createObjectWriter(s3, buckets.staging, KEYS.held(runId), 'application/x-ndjson');
-          await heldWriter.write(`${line}\n`);
-        } else {
-          if (lines.length === 0) firstRecord = record.number;
-          lines.push(line);
-          indexed.push(seen.lastFingerprint, record.number);
-          if (lines.length >= recordsPerChunk) await flush();
-        }
-      } else {
-        const shown = record.tooLong ? { number: record.number, fields: csv.header.map(() => '') } : record;
-        await reject(shown, result.rejection.code, result.rejection.message);
-      }
-      if (records % PROGRESS_EVERY === 0) deps.progress?.({ step: 'stage', records, rejected, done: false });
-    }
+    await routeEveryRecord(state);
     // Every record the text guard delimited was read here, no more and no fewer: else nothing may be sent.
-    if (opened.recordsSeen() !== records) throw boundariesDisagree(opened.recordsSeen(), records);
-    await flush();
+    if (opened.recordsSeen() !== state.records) throw boundariesDisagree(opened.recordsSeen(), state.records);
+    await chunks.flush();
     // The key index serves only to settle held records.
-    if (heldWriter) putIndexPart();
-    await Promise.all(pending);
-    throwUploadFailure();
-    if (heldWriter) {
-      // Settle the held records: a key the filter was unsure about repeats a record only if one with the same key was
-      // sent as new (in a chunk) or held before it.
-      await heldWriter.end();
-      const settlement = held.settle();
-      await markFirstSent(deps, runId, chunks, settlement, indexParts);
-      const heldBody = await openObject(s3, buckets.staging, KEYS.held(runId));
-      if (!heldBody) throw new SourceReadError(`Held records s3://${buckets.staging}/${KEYS.held(runId)} are missing`);
-      // The held lines come back in the order they were held: the entry number is their place in that order.
-      let entry = 0;
-      for await (const line of createInterface({ input: heldBody, crlfDelay: Infinity })) {
-        if (line === '') continue;
-        const first = settlement.duplicateOf(entry++);
-        if (first !== 0) {
-          const staged = JSON.parse(line) as { n: number; f: string[] };
-          await reject({ number: staged.n, fields: staged.f }, VALIDATION_CODES.DUPLICATE_IN_FILE, `The same customerId, badgeMetaId and earnEventDate as record ${first}: not sent twice`);
-        } else {
-          if (lines.length === 0) firstRecord = Number(line.slice(5, line.indexOf(',')));
-          lines.push(line);
-          if (lines.length >= recordsPerChunk) await flush();
-        }
-      }
-      await flush();
-      await Promise.all(pending);
-      throwUploadFailure();
-    }
-    await rejects?.end();
+    if (held.any) chunks.putIndexPart();
+    await chunks.drain();
+    if (held.any) await settleHeldRecords(state);
+    await rejects.end();
   } catch (error) {
-    await Promise.allSettled(pending);
-    await heldWriter?.abort();
-    await rejects?.abort();
+    await chunks.abandon();
+    await held.abort();
+    await rejects.abort();
     throw error;
   }
+}
 
-  const sha256 = hash.digest('hex');
-  const contentSha256 = contentHash.digest('hex');
+/** Reads every record once and routes it: to a chunk (new), to the held records (maybe a repeat), or to the rejects. */
+async function routeEveryRecord(state: StageState): Promise<void> {
+  const { run, csv, rejects } = state;
+  for await (const record of csv.records) {
+    state.records += 1;
+    const result = judge(state, record);
+    if (result.ok) {
+      await stageValid(state, record, result.item);
+    } else {
+      const shown = record.tooLong ? { number: record.number, fields: csv.header.map(() => '') } : record;
+      await rejects.reject(shown, result.rejection.code, result.rejection.message);
+    }
+    if (state.records % PROGRESS_EVERY === 0) run.deps.progress?.({ step: 'stage', records: state.records, rejected: rejects.count, done: false });
+  }
+}
+
+/** The record's API item, or why it is rejected. */
+function judge(state: StageState, record: CsvRecord): MapResult {
+  const { flow, input } = state.run;
+  // A record over csv.maxRecordBytes was not read: it is rejected with empty fields, under its number.
+  if (record.tooLong) {
+    return { ok: false, rejection: { code: VALIDATION_CODES.RECORD_TOO_LONG, message: `The record is longer than csv.maxRecordBytes (${flow.csv.maxRecordBytes} bytes); its fields were not read` } };
+  }
+  // A replayed DUPLICATE_IN_FILE record (put back by hand: selectForReplay never picks one) is never sent.
+  const repeated = input.replay ? replayedDuplicate(record) : undefined;
+  if (repeated) return { ok: false, rejection: { code: VALIDATION_CODES.DUPLICATE_IN_FILE, message: repeated } };
+  return state.map(record.fields);
+}
+
+/** A valid record goes to a chunk, unless the duplicate filter may have seen its key: then it is held. */
+async function stageValid(state: StageState, record: CsvRecord, item: ApiItem): Promise<void> {
+  const { seen, key } = state;
+  // A replayed AMBIGUOUS record may have been issued: the send step looks it up before sending it (`c`).
+  const line = encodeStagedRecord(record.number, record.fields, item, record.checkFirst);
+  packKey(item, key);
+  if (seen.addAndCheck(key)) await state.held.hold(key, record.number, line);
+  else await state.chunks.add(line, record.number, seen.lastFingerprint);
+}
+
+/**
+ * Settles the held records, in the order they were held: each repeats an earlier record (rejected DUPLICATE_IN_FILE,
+ * never sent twice) or goes to a chunk.
+ */
+async function settleHeldRecords(state: StageState): Promise<void> {
+  const { chunks, rejects } = state;
+  for await (const { line, duplicateOf } of state.held.settle(chunks)) {
+    if (duplicateOf === 0) {
+      await chunks.addSettled(line);
+    } else {
+      const staged = decodeStagedRecord(line);
+      await rejects.reject({ number: staged.n, fields: staged.f }, VALIDATION_CODES.DUPLICATE_IN_FILE, `The same customerId, badgeMetaId and earnEventDate as record ${duplicateOf}: not sent twice`);
+    }
+  }
+  await chunks.flush();
+  await chunks.drain();
+}
+
+/** The records rejected before anything is sent, as CSV lines in staging (finalize merges them), counted by code. */
+class ValidationRejects {
+  count = 0;
+  readonly byCode: Record<string, number> = {};
+  private writer: ObjectWriter | undefined;
+
+  constructor(private readonly run: StageRun) {}
+
+  /** The staging key of the rejects, once there are any. */
+  get key(): string | undefined {
+    return this.writer ? KEYS.validationRejects(this.run.runId) : undefined;
+  }
+
+  async reject(record: CsvRecord, code: string, message: string): Promise<void> {
+    this.count += 1;
+    this.byCode[code] = (this.byCode[code] ?? 0) + 1;
+    this.writer ??= createObjectWriter(this.run.deps.s3, this.run.deps.buckets.staging, KEYS.validationRejects(this.run.runId));
+    await this.writer.write(rejectLine(record, 'validate', code, message, this.run.flow.csv));
+  }
+
+  async end(): Promise<void> {
+    await this.writer?.end();
+  }
+
+  async abort(): Promise<void> {
+    await this.writer?.abort();
+  }
+}
+
+/**
+ * Writes the summary and the chunk list, then claims the content: the whole file has been read, hashed and staged,
+ * and nothing has been sent.
+ */
+async function finishStage(state: StageState, delivery: Delivery): Promise<StageOutput> {
+  const { run, chunks, rejects, held, records } = state;
+  const { input, flow, deps, base } = run;
+  const { s3, buckets } = deps;
   const summary: StageSummary = {
-    header: csv.header,
+    header: state.csv.header,
     delimiter: flow.csv.delimiter,
-    sha256,
-    contentSha256,
-    bytes,
-    rejectionsByCode,
-    ...(rejects ? { rejectedPartKey: KEYS.validationRejects(runId) } : {}),
+    sha256: delivery.hash.digest('hex'),
+    contentSha256: state.contentHash.digest('hex'),
+    bytes: delivery.bytes,
+    rejectionsByCode: rejects.byCode,
+    ...(rejects.key ? { rejectedPartKey: rejects.key } : {}),
   };
   await putJson(s3, buckets.staging, base.summaryKey, summary);
-  await putJson(s3, buckets.staging, base.chunksKey, chunks);
-  // The whole file has been read, hashed and staged, and nothing has been sent: claim the content now, atomically, so
-  // that of two deliveries of it (two names, two folders, a zip holding it twice) exactly one sends.
-  const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, contentSha256, { runId, key: input.key, force: Boolean(input.force) });
+  await putJson(s3, buckets.staging, base.chunksKey, chunks.chunks);
+  // Claimed now, atomically, so that of two deliveries of the content (two names, two folders, a zip holding it
+  // twice) exactly one sends.
+  const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, summary.contentSha256, { runId: run.runId, key: input.key, force: Boolean(input.force) });
   const duplicateOf = claim && !claim.claimed ? claim.holder : undefined;
+  const rejected = rejects.count;
   deps.progress?.({ step: 'stage', records, rejected, done: true });
   deps.metrics?.(METRICS.recordsRead, 'Count', records, flow.name);
-  log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.length, bytes, held: held.count, duplicateOf: duplicateOf?.runId });
+  deps.log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.chunks.length, bytes: delivery.bytes, held: held.count, duplicateOf: duplicateOf?.runId });
   return {
     ...base,
     ...(duplicateOf ? { duplicateOf } : {}),
     ...(claim?.claimed ? { claimed: true } : {}),
-    chunkCount: chunks.length,
-    maxConcurrency: Math.min(flow.destination.maxConcurrency, Math.max(1, chunks.length)),
+    chunkCount: chunks.chunks.length,
+    maxConcurrency: Math.min(flow.destination.maxConcurrency, Math.max(1, chunks.chunks.length)),
     records,
     valid: records - rejected,
     rejected,
@@ -400,78 +456,4 @@ async function expandToInbox(content: StagedContent, flow: Dataflow, deps: StepD
   );
   deps.log.info('Expanded zip', { key: content.key, entries: keys });
   return keys;
-}
-
-/**
- * Tells the settlement which held keys went out as new, and as which record. The key index (fingerprint and number of
- * every record sent as new, 8 bytes each) says which records may have a held key; only the chunks holding those are
- * read back, to compare whole keys. Candidates are kept in a sorted Uint32Array (4 bytes each, off the heap).
- */
-async function markFirstSent(deps: StepDeps, runId: string, chunks: readonly ChunkRef[], settlement: HeldSettlement, indexParts: number): Promise<void> {
-  const { s3, buckets } = deps;
-  let candidates = new Uint32Array(1024);
-  let count = 0;
-  for (let part = 0; part < indexParts; part++) {
-    const body = await openObject(s3, buckets.staging, KEYS.keyIndex(runId, part));
-    if (!body) throw new SourceReadError(`The key index s3://${buckets.staging}/${KEYS.keyIndex(runId, part)} is missing`);
-    let rest = Buffer.alloc(0);
-    for await (const piece of body) {
-      const data = rest.length > 0 ? Buffer.concat([rest, piece as Buffer]) : (piece as Buffer);
-      const whole = data.length - (data.length % 8);
-      for (let at = 0; at < whole; at += 8) {
-        if (!settlement.mayHold(data.readUInt32LE(at))) continue;
-        if (count === candidates.length) {
-          const grown = new Uint32Array(candidates.length * 2);
-          grown.set(candidates);
-          candidates = grown;
-        }
-        candidates[count++] = data.readUInt32LE(at + 4);
-      }
-      rest = Buffer.from(data.subarray(whole));
-    }
-  }
-  const sorted = candidates.subarray(0, count).sort();
-  const isCandidate = (n: number) => {
-    let lo = 0;
-    let hi = sorted.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (sorted[mid]! < n) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < sorted.length && sorted[lo] === n;
-  };
-  // Chunks are in record order: the chunk of a number is the last one starting at or before it.
-  const starts = chunks.map((c) => c.firstRecord);
-  const chunkOf = (n: number) => {
-    let lo = 0;
-    let hi = starts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (starts[mid]! <= n) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  };
-  const toRead = new Set<number>();
-  for (const n of sorted) toRead.add(chunkOf(n));
-  const key = Buffer.alloc(KEY_BYTES);
-  const limit = pLimit(UPLOADS_IN_FLIGHT * 2);
-  await Promise.all(
-    [...toRead].map((index) =>
-      limit(async () => {
-        const chunk = chunks[index]!;
-        const chunkBody = await openObject(s3, buckets.staging, chunk.key);
-        if (!chunkBody) throw new SourceReadError(`Staged chunk s3://${buckets.staging}/${chunk.key} is missing`);
-        for await (const line of createInterface({ input: chunkBody, crlfDelay: Infinity })) {
-          if (line === '') continue;
-          const n = Number(line.slice(5, line.indexOf(',')));
-          if (!isCandidate(n)) continue;
-          // Packed and marked in one synchronous step: the chunks read concurrently share the key buffer.
-          packKey(itemOfStagedLine(line), key);
-          settlement.markSent(key, n);
-        }
-      }),
-    ),
-  );
 }

@@ -330,29 +330,16 @@ describe('Function: powertoolsTracing', () => {
   }
   const LAMBDA = { AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x', LAMBDA_TASK_ROOT: tmpdir() };
 
-  it('is not loaded, and nothing is printed or sent, outside Lambda', async () => {
+  it.each([
+    ['outside Lambda', (address: string) => ({ AWS_EXECUTION_ENV: undefined, LAMBDA_TASK_ROOT: undefined, _X_AMZN_TRACE_ID: undefined, AWS_XRAY_DAEMON_ADDRESS: address })],
+    // The twin's environment (src/local/lambda.ts) names no daemon and has no trace header.
+    ['in a Lambda-like process without an X-Ray daemon (the twin)', (_address: string) => ({ ...LAMBDA, _X_AMZN_TRACE_ID: undefined, AWS_XRAY_DAEMON_ADDRESS: undefined })],
+  ])('is not loaded, and nothing is printed or sent, %s', async (_where, environment) => {
     // Prepare
     const daemon = await startDaemon();
     try {
       // Act
-      const { answer, printed, tracerLoaded } = await invokeTraced({ AWS_EXECUTION_ENV: undefined, LAMBDA_TASK_ROOT: undefined, _X_AMZN_TRACE_ID: undefined, AWS_XRAY_DAEMON_ADDRESS: daemon.address });
-
-      // Assess
-      expect(answer).toBe('answered');
-      expect(tracerLoaded).toBe(false);
-      expect(printed).toEqual([]);
-      expect(daemon.sent()).toBe(0);
-    } finally {
-      daemon.close();
-    }
-  });
-
-  it('is not loaded, and nothing is printed or sent, in a Lambda-like process without an X-Ray daemon (the twin)', async () => {
-    // Prepare: the twin's environment (src/local/lambda.ts) names no daemon and has no trace header.
-    const daemon = await startDaemon();
-    try {
-      // Act
-      const { answer, printed, tracerLoaded } = await invokeTraced({ ...LAMBDA, _X_AMZN_TRACE_ID: undefined, AWS_XRAY_DAEMON_ADDRESS: undefined });
+      const { answer, printed, tracerLoaded } = await invokeTraced(environment(daemon.address));
 
       // Assess
       expect(answer).toBe('answered');

@@ -11,8 +11,9 @@
  * belongs to e2e.
  */
 const UNIT_SUITES = [
-  'advice', 'client', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'guard', 'house',
-  'local-s3', 'mapping', 'metrics', 'projects', 'replay-quote', 'sandbox', 'secrets', 'send', 'sweep', 'unpack', 'zip',
+  'advice', 'client', 'codes', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'guard', 'house',
+  'mapping', 'metrics', 'projects', 'replay-quote', 'report-texts', 'sandbox', 'secrets', 'send', 'staged-record', 'sweep',
+  'unpack', 'zip',
 ];
 
 const common = {

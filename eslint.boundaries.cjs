@@ -29,6 +29,15 @@ function upward(from, names, why) {
 
 const noInfrastructure = (where) => ({ group: INFRASTRUCTURE, message: `${where} is runtime code: it must not import the CDK (aws-cdk-lib, constructs, cdk-nag); only lib/ and bin/ do.` });
 const noLib = (where) => ({ regex: '^(\\.\\./)+(lib|lambdas)(/|$)', caseSensitive: true, message: `${where} must not import lib/ (the stack) or lambdas/ (the handlers): both sit on top of src/.` });
+/**
+ * A relative path that climbs after it descends (`../core/../api/x`, `./../x`, `../src/config/../aws/s3`) or that
+ * leaves src/ to come back in (`../../src/api/x` from src/core) names the module it reaches by another way than the
+ * path the patterns read: the boundaries could not see where it lands, so it is refused. The plain path is checked.
+ */
+const plainPaths = (where, srcInside) => [
+  { regex: '^\\./\\.\\.(/|$)|(^|/)[^./][^/]*/\\.\\.(/|$)|/\\.(/|$)', caseSensitive: true, message: `${where}: write the plain relative path (no "./.." and no ".." after a directory name), so that the import boundaries see where it lands.` },
+  ...(srcInside ? [{ regex: '^(\\.\\./)+src(/|$)', caseSensitive: true, message: `${where}: an import within src/ does not leave src/ and come back in ("../../src/…"): write the plain relative path, so that the import boundaries see where it lands.` }] : []),
+];
 const noRuntimeIo = (where) => ({ group: RUNTIME_IO, message: `${where} is pure: it must not import the AWS SDK, Powertools or the SFTP client; adapters in src/aws, src/api, src/sources do.` });
 
 /** The rule for the files of one directory of src/: nothing above it, no sibling, no infrastructure. */
@@ -41,13 +50,14 @@ function layerConfig(rank, name) {
     noInfrastructure(`src/${name}`),
     noLib(`src/${name}`),
     ...(rank <= 1 ? [noRuntimeIo(`src/${name}`)] : []),
+    ...plainPaths(`src/${name}`, true),
   ];
   return { name: `boundaries/src/${name}`, files: [`src/${name}/**/*.ts`], rules: { 'no-restricted-imports': ['error', { patterns }] } };
 }
 
 const boundaries = [
   // Any file of src/ not in a layer below still keeps off the infrastructure (a new directory gets a layer here).
-  { name: 'boundaries/src', files: ['src/**/*.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [noInfrastructure('src/'), noLib('src/')] }] } },
+  { name: 'boundaries/src', files: ['src/**/*.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [noInfrastructure('src/'), noLib('src/'), ...plainPaths('src/', true)] }] } },
   {
     name: 'boundaries/src-base',
     files: ['src/*.ts'],
@@ -60,6 +70,7 @@ const boundaries = [
             { regex: '^\\.\\./', caseSensitive: true, message: 'The files of src/ itself are the bottom layer: they import nothing outside src/.' },
             noInfrastructure('src/'),
             noRuntimeIo('src/*.ts'),
+            ...plainPaths('src/', true),
           ],
         },
       ],
@@ -77,6 +88,7 @@ const boundaries = [
             { regex: '^(\\.\\./)+src/(ops|local|cli)(/|$)', caseSensitive: true, message: 'lambdas/ hands events to src/steps: it must not import src/ops, src/local or src/cli (they would be bundled into the Lambda).' },
             { regex: '^(\\.\\./)+lib(/|$)', caseSensitive: true, message: 'lambdas/ must not import lib/: the stack is not part of a Lambda.' },
             noInfrastructure('lambdas/'),
+            ...plainPaths('lambdas/', false),
           ],
         },
       ],
@@ -95,7 +107,9 @@ const boundaries = [
               caseSensitive: true,
               message: 'lib/ may import only src/contracts, src/errors, src/codes and src/config: the rest of src/ is runtime code (it would load the AWS SDK and Powertools into the synth).',
             },
+            { regex: '^(\\.\\./)+lambdas(/|$)', caseSensitive: true, message: 'lib/ must not import lambdas/: the handlers load the AWS SDK and Powertools, which the synth must not (the stack names their files as entries only).' },
             { group: RUNTIME_IO, message: 'lib/ synthesizes the stack: it must not load the AWS SDK, Powertools or the SFTP client.' },
+            ...plainPaths('lib/', false),
           ],
         },
       ],

@@ -55,6 +55,13 @@ describe('Config: import boundaries', () => {
     ['lib/wrong.ts', "import { openObject } from '../src/aws/s3';\n", /lib\/ may import only src\/contracts, src\/errors, src\/codes and src\/config/],
     ['lib/wrong.ts', "import { METRICS } from '../src/steps/deps';\n", /lib\/ may import only/],
     ['lambdas/wrong.ts', "import { runLocal } from '../src/local/runner';\n", /lambdas\/ hands events to src\/steps/],
+    // Wrong arrows the patterns could not see: a path that descends then climbs, or leaves src/ and comes back in.
+    ['src/core/wrong.ts', "import { BadgesApiClient } from '../core/../api/client';\n", /src\/core: write the plain relative path/],
+    ['src/core/wrong.ts', "import { BadgesApiClient } from './../api/client';\n", /src\/core: write the plain relative path/],
+    ['src/core/wrong.ts', "import { BadgesApiClient } from '../../src/api/client';\n", /src\/core: an import within src\/ does not leave src\/ and come back in/],
+    ['lambdas/wrong.ts', "import { runLocal } from '../src/steps/../local/runner';\n", /lambdas\/: write the plain relative path/],
+    ['lib/wrong.ts', "import { openObject } from '../src/config/../aws/s3';\n", /lib\/: write the plain relative path/],
+    ['lib/wrong.ts', "import { lambdaDeps } from '../lambdas/runtime';\n", /lib\/ must not import lambdas\//],
   ])('fails %s importing: %s', async (path, text, message) => {
     // Act
     const found = await violations(path, text);

@@ -2,6 +2,9 @@
 // sibling beside it, so a wrong arrow fails `npm run lint`. CommonJS, so that eslint.config.mjs and a jest test
 // (test/boundaries-lint.test.ts) read the very same rules.
 //
+// Static imports and re-exports (no-restricted-imports) and run-time loads, import() and require() (no-restricted-syntax,
+// the same patterns) are held to the same rules.
+//
 // src/, bottom to top:
 //   src/*.ts (contracts, errors, codes, ports: constants, types and ports; they import only each other)
 //   → config → core (pure: no AWS SDK, no Powertools, no SFTP) → aws → report → api | sources → steps
@@ -52,68 +55,70 @@ function layerConfig(rank, name) {
     ...(rank <= 1 ? [noRuntimeIo(`src/${name}`)] : []),
     ...plainPaths(`src/${name}`, true),
   ];
-  return { name: `boundaries/src/${name}`, files: [`src/${name}/**/*.ts`], rules: { 'no-restricted-imports': ['error', { patterns }] } };
+  return { name: `boundaries/src/${name}`, files: [`src/${name}/**/*.ts`], rules: restrict(patterns) };
+}
+
+/**
+ * The same patterns for the imports no-restricted-imports does not see: `import()` and `require()` (a lazy load, as
+ * src/local/s3.ts and lambdas/runtime.ts do it). esquery regexes cannot hold a "/": it is written \x2F.
+ */
+function loadsOf(patterns) {
+  // `aws-cdk-lib` and `aws-cdk-lib/*` are one regex here; ESLint refuses a selector given twice.
+  const regexes = (pattern) => pattern.regex ? [pattern.regex] : [...new Set(pattern.group.map((glob) => `^${glob.replace(/\/\*$/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(/|$)`))];
+  return patterns.flatMap((pattern) =>
+    regexes(pattern).flatMap((regex) => {
+      const value = `/${regex.replace(/\//g, '\\x2F')}/`;
+      return [
+        { selector: `ImportExpression[source.value=${value}]`, message: pattern.message },
+        { selector: `CallExpression[callee.name='require'][arguments.0.value=${value}]`, message: pattern.message },
+      ];
+    }),
+  );
+}
+
+/** Both rules for one set of patterns: static imports and re-exports, and dynamic loads. */
+function restrict(patterns) {
+  return { 'no-restricted-imports': ['error', { patterns }], 'no-restricted-syntax': ['error', ...loadsOf(patterns)] };
 }
 
 const boundaries = [
   // Any file of src/ not in a layer below still keeps off the infrastructure (a new directory gets a layer here).
-  { name: 'boundaries/src', files: ['src/**/*.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [noInfrastructure('src/'), noLib('src/'), ...plainPaths('src/', true)] }] } },
+  { name: 'boundaries/src', files: ['src/**/*.ts'], rules: restrict([noInfrastructure('src/'), noLib('src/'), ...plainPaths('src/', true)]) },
   {
     name: 'boundaries/src-base',
     files: ['src/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            { regex: `^\\./${any(ALL)}`, caseSensitive: true, message: `The files of src/ itself (contracts, errors, codes, ports) are the bottom layer: they import only each other. Layers, bottom to top: ${ORDER}.` },
-            { regex: '^\\.\\./', caseSensitive: true, message: 'The files of src/ itself are the bottom layer: they import nothing outside src/.' },
-            noInfrastructure('src/'),
-            noRuntimeIo('src/*.ts'),
-            ...plainPaths('src/', true),
-          ],
-        },
-      ],
-    },
+    rules: restrict([
+      { regex: `^\\./${any(ALL)}`, caseSensitive: true, message: `The files of src/ itself (contracts, errors, codes, ports) are the bottom layer: they import only each other. Layers, bottom to top: ${ORDER}.` },
+      { regex: '^\\.\\./', caseSensitive: true, message: 'The files of src/ itself are the bottom layer: they import nothing outside src/.' },
+      noInfrastructure('src/'),
+      noRuntimeIo('src/*.ts'),
+      ...plainPaths('src/', true),
+    ]),
   },
   ...LAYERS.flatMap((names, rank) => names.map((name) => layerConfig(rank, name))),
   {
     name: 'boundaries/lambdas',
     files: ['lambdas/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            { regex: '^(\\.\\./)+src/(ops|local|cli)(/|$)', caseSensitive: true, message: 'lambdas/ hands events to src/steps: it must not import src/ops, src/local or src/cli (they would be bundled into the Lambda).' },
-            { regex: '^(\\.\\./)+lib(/|$)', caseSensitive: true, message: 'lambdas/ must not import lib/: the stack is not part of a Lambda.' },
-            noInfrastructure('lambdas/'),
-            ...plainPaths('lambdas/', false),
-          ],
-        },
-      ],
-    },
+    rules: restrict([
+      { regex: '^(\\.\\./)+src/(ops|local|cli)(/|$)', caseSensitive: true, message: 'lambdas/ hands events to src/steps: it must not import src/ops, src/local or src/cli (they would be bundled into the Lambda).' },
+      { regex: '^(\\.\\./)+lib(/|$)', caseSensitive: true, message: 'lambdas/ must not import lib/: the stack is not part of a Lambda.' },
+      noInfrastructure('lambdas/'),
+      ...plainPaths('lambdas/', false),
+    ]),
   },
   {
     name: 'boundaries/lib',
     files: ['lib/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              regex: '^(\\.\\./)+src/(?!(contracts|errors|codes|config)(/|$))',
-              caseSensitive: true,
-              message: 'lib/ may import only src/contracts, src/errors, src/codes and src/config: the rest of src/ is runtime code (it would load the AWS SDK and Powertools into the synth).',
-            },
-            { regex: '^(\\.\\./)+lambdas(/|$)', caseSensitive: true, message: 'lib/ must not import lambdas/: the handlers load the AWS SDK and Powertools, which the synth must not (the stack names their files as entries only).' },
-            { group: RUNTIME_IO, message: 'lib/ synthesizes the stack: it must not load the AWS SDK, Powertools or the SFTP client.' },
-            ...plainPaths('lib/', false),
-          ],
-        },
-      ],
-    },
+    rules: restrict([
+      {
+        regex: '^(\\.\\./)+src/(?!(contracts|errors|codes|config)(/|$))',
+        caseSensitive: true,
+        message: 'lib/ may import only src/contracts, src/errors, src/codes and src/config: the rest of src/ is runtime code (it would load the AWS SDK and Powertools into the synth).',
+      },
+      { regex: '^(\\.\\./)+lambdas(/|$)', caseSensitive: true, message: 'lib/ must not import lambdas/: the handlers load the AWS SDK and Powertools, which the synth must not (the stack names their files as entries only).' },
+      { group: RUNTIME_IO, message: 'lib/ synthesizes the stack: it must not load the AWS SDK, Powertools or the SFTP client.' },
+      ...plainPaths('lib/', false),
+    ]),
   },
 ];
 

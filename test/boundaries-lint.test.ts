@@ -55,6 +55,13 @@ describe('Config: import boundaries', () => {
     ['lib/wrong.ts', "import { openObject } from '../src/aws/s3';\n", /lib\/ may import only src\/contracts, src\/errors, src\/codes and src\/config/],
     ['lib/wrong.ts', "import { METRICS } from '../src/steps/deps';\n", /lib\/ may import only/],
     ['lambdas/wrong.ts', "import { runLocal } from '../src/local/runner';\n", /lambdas\/ hands events to src\/steps/],
+    // Wrong arrows the patterns could not see: a path that descends then climbs, or leaves src/ and comes back in.
+    ['src/core/wrong.ts', "import { BadgesApiClient } from '../core/../api/client';\n", /src\/core: write the plain relative path/],
+    ['src/core/wrong.ts', "import { BadgesApiClient } from './../api/client';\n", /src\/core: write the plain relative path/],
+    ['src/core/wrong.ts', "import { BadgesApiClient } from '../../src/api/client';\n", /src\/core: an import within src\/ does not leave src\/ and come back in/],
+    ['lambdas/wrong.ts', "import { runLocal } from '../src/steps/../local/runner';\n", /lambdas\/: write the plain relative path/],
+    ['lib/wrong.ts', "import { openObject } from '../src/config/../aws/s3';\n", /lib\/: write the plain relative path/],
+    ['lib/wrong.ts', "import { lambdaDeps } from '../lambdas/runtime';\n", /lib\/ must not import lambdas\//],
   ])('fails %s importing: %s', async (path, text, message) => {
     // Act
     const found = await violations(path, text);
@@ -62,6 +69,21 @@ describe('Config: import boundaries', () => {
     // Assess
     expect(found).toEqual([expect.stringMatching(message)]);
     expect(found[0]).toMatch(/^no-restricted-imports: /);
+  });
+
+  it.each([
+    ['src/core/wrong.ts', "export const load = () => import('../api/client');\n", /src\/core must not import .*arrows point down/],
+    ['src/core/wrong.ts', "// eslint-disable-next-line @typescript-eslint/no-require-imports\nexport const client = require('../api/client');\n", /src\/core must not import .*arrows point down/],
+    ['src/steps/wrong.ts', "export const cdk = () => import('aws-cdk-lib');\n", /src\/steps is runtime code: it must not import the CDK/],
+    ['lambdas/wrong.ts', "export const runner = () => import('../src/local/runner');\n", /lambdas\/ hands events to src\/steps/],
+    ['lib/wrong.ts', "// eslint-disable-next-line @typescript-eslint/no-require-imports\nexport const s3 = require('@aws-sdk/client-s3');\n", /lib\/ synthesizes the stack/],
+  ])('fails %s loading at run time: %s', async (path, text, message) => {
+    // Act
+    const found = await violations(path, text);
+
+    // Assess
+    expect(found).toEqual([expect.stringMatching(message)]);
+    expect(found[0]).toMatch(/^no-restricted-syntax: /);
   });
 
   it.each([
@@ -74,8 +96,20 @@ describe('Config: import boundaries', () => {
     ['lib/right.ts', "import { ENV, METRICS } from '../src/contracts';\nimport { FATAL_ERROR_NAMES } from '../src/errors';\nimport type { Config } from '../src/config/schema';\nimport { Stack } from 'aws-cdk-lib';\n"],
     ['lambdas/right.ts', "import { stage } from '../src/steps/stage';\nimport { powertoolsMetrics } from '../src/aws/metrics';\n"],
     ['bin/right.ts', "import { BadgesImportStack } from '../lib/badges-import-stack';\nimport { App } from 'aws-cdk-lib';\n"],
+    ['lambdas/right.ts', "// eslint-disable-next-line @typescript-eslint/no-require-imports\nexport const tracer = require('@aws-lambda-powertools/tracer');\nexport const steps = () => import('../src/steps/stage');\n"],
   ])('lets %s import downwards', async (path, text) => {
     expect(await violations(path, text)).toEqual([]);
+  });
+
+  it('gives no rule the same selector twice (ESLint refuses such a configuration when it lints the tree)', () => {
+    // Act
+    const repeated = boundaries.flatMap((config) => {
+      const selectors = ((config.rules?.['no-restricted-syntax'] ?? []) as unknown[]).slice(1).map((entry) => (entry as { selector: string }).selector);
+      return selectors.filter((selector, i) => selectors.indexOf(selector) !== i).map((selector) => `${config.name}: ${selector}`);
+    });
+
+    // Assess
+    expect(repeated).toEqual([]);
   });
 
   it('gives every directory of src/ a layer', () => {

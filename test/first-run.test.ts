@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -64,5 +64,48 @@ describe('Function: the first commands of a clone', () => {
     const major = (v: string | undefined): number => Number(v?.slice(1).split('.')[0]);
     expect(major(seen.at(-1))).toBeGreaterThanOrEqual(22);
     if (major(seen[0]) < 22) expect(seen).toEqual([seen[0], bundled]);
+  });
+});
+
+describe('Function: the launcher handing over to the bundled Node', () => {
+  it('stops the CLI it started when it is itself asked to stop (SIGTERM), instead of leaving it running', async () => {
+    // Prepare: a preload that records the pid of every node process the launch goes through; a long-running command.
+    if (!node) throw new Error(`no system node on PATH (${systemPath})`);
+    const dir = mkdtempSync(join(tmpdir(), 'first-run-signal-'));
+    const preload = join(dir, 'record-pid.js');
+    const pids = join(dir, 'pids.txt');
+    writeFileSync(preload, `require('node:fs').appendFileSync(${JSON.stringify(pids)}, process.pid + ' ' + process.version + '\\n');\n`);
+    const launcher = spawn(node, [join(root, 'bin', 'badges-import.js'), 'sandbox', '--port', '0'], {
+      cwd: root,
+      env: { ...systemEnv(), NODE_OPTIONS: `--require ${preload}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await new Promise<void>((resolve) => {
+      let out = '';
+      launcher.stdout.on('data', (data: Buffer) => {
+        out += data.toString();
+        if (out.includes('listening')) resolve();
+      });
+    });
+    const [, cli] = readFileSync(pids, 'utf8').trim().split('\n').map((line) => Number(line.split(' ')[0]));
+    if (!cli) throw new Error('the launcher did not hand over to another node (is the system node 22 or later?)');
+
+    // Act
+    const exited = new Promise<number | null>((resolve) => launcher.once('exit', (code) => resolve(code)));
+    launcher.kill('SIGTERM');
+    const code = await exited;
+
+    // Assess: the CLI stopped (as it does on SIGTERM) before the launcher answered for it.
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const cliAlive = alive(cli);
+    if (cliAlive) process.kill(cli, 'SIGKILL');
+    expect({ cliAlive, code }).toEqual({ cliAlive: false, code: 0 });
   });
 });

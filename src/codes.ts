@@ -42,6 +42,8 @@ export const ERROR_CODES = {
   STACK_NOT_FOUND: 'STACK_NOT_FOUND',
   /** CLI only: the local workflow's execution failed without writing a report. */
   EXECUTION_FAILED: 'EXECUTION_FAILED',
+  /** Local only: the CDK app the twin runs (`cdk synth`'s work) failed, or synthesized a stack with errors. */
+  SYNTHESIS_FAILED: 'SYNTHESIS_FAILED',
 } as const;
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
 

@@ -23,6 +23,7 @@ describe('Function: synthesizeStack', () => {
 
     // Assess
     expect(failure).toBeInstanceOf(SynthesisError);
+    expect((failure as SynthesisError).code).toBe('SYNTHESIS_FAILED');
     expect((failure as SynthesisError).message).toContain('Invalid configuration');
   }, 120_000);
 

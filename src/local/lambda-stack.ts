@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import type { Buckets, StepName } from '../contracts';
 import { ENV, STEPS } from '../contracts';
+import { ERROR_CODES } from '../codes';
+import { BadgesImportError } from '../errors';
 
 /** The account, region and partition the twin plays. */
 export const LOCAL_ACCOUNT = '000000000000';
@@ -64,12 +66,8 @@ export interface SynthesizeOptions {
 }
 
 /** `cdk synth` failed: the CDK app's output says why (a cdk-nag finding, an invalid configuration, a bundling error). */
-export class SynthesisError extends Error {
-  readonly code = 'SYNTHESIS_FAILED';
-  constructor(message: string) {
-    super(message);
-    this.name = 'SynthesisError';
-  }
+export class SynthesisError extends BadgesImportError {
+  static override readonly code = ERROR_CODES.SYNTHESIS_FAILED;
 }
 
 const PROJECT_ROOT = join(__dirname, '..', '..');

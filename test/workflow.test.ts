@@ -8,7 +8,7 @@ import { listObjects, putText } from '../src/aws/s3';
 import { type LocalRunResult, runLocal } from '../src/local/runner';
 import type { MetricsSink } from '../src/steps/deps';
 import { LOCAL_BUCKETS, startLocalS3 } from '../src/local/s3';
-import { localWorkflow } from './support/local';
+import { HOUSE_USERS, localWorkflow } from './support/local';
 import { type EventRow, HEADER, KNOWN_BADGES, SECRETS, UNKNOWN_BADGE, configDocument, kolkataEpochMs, toCsv, validRow } from './support/factories';
 
 const run = promisify(execFile);
@@ -31,7 +31,7 @@ const { work, config, configFile } = bench;
 const secretsFile = join(work, 'secrets.json');
 writeFileSync(secretsFile, JSON.stringify(SECRETS));
 const sandboxFile = join(work, 'sandbox.json');
-writeFileSync(sandboxFile, JSON.stringify({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], knownBadgeIds: KNOWN_BADGES }));
+writeFileSync(sandboxFile, JSON.stringify({ users: HOUSE_USERS, knownBadgeIds: KNOWN_BADGES }));
 
 /** The bad records of the standard file, by record number, with where and why each must be rejected. */
 const BAD: Record<number, { patch: Partial<EventRow>; stage: 'validate' | 'api'; code: string }> = {

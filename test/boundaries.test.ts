@@ -3,20 +3,14 @@
  * agree on where each record begins and ends, so that `rows.total` is the number of records in the file and each of
  * them ends in exactly one place.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import type { Sandbox } from '../src/api/sandbox';
-import { StaticSecretsProvider } from '../src/aws/secrets';
-import { parseConfig } from '../src/config/load';
 import { RecordGuard } from '../src/core/guard';
 import { type LocalRunResult, runLocal } from '../src/local/runner';
-import type { LocalS3 } from '../src/local/s3';
-import { startLocalServices, stopLocalServices } from './support/local';
-import { type EventRow, HEADER, KNOWN_BADGES, SECRETS, configDocument, validRow } from './support/factories';
+import { localWorkflow } from './support/local';
+import { type EventRow, HEADER, KNOWN_BADGES, configDocument, validRow } from './support/factories';
 
-const work = mkdtempSync(join(tmpdir(), 'boundaries-'));
 /** The house dataflow with a small record limit (so that quotes read wrongly would soon make a record too long). */
 const document = configDocument({
   csv: { delimiter: ',', maxRecordBytes: 4096 },
@@ -27,31 +21,23 @@ const document = configDocument({
     maxRequestsPerMinute: 60_000,
   },
 });
-const configFile = join(work, 'config.json');
-writeFileSync(configFile, JSON.stringify(document));
-const config = parseConfig(document);
-
-let s3: LocalS3;
-let sandbox: Sandbox;
-beforeAll(async () => {
-  ({ s3, sandbox } = await startLocalServices({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], knownBadgeIds: [...KNOWN_BADGES] }));
-});
-afterAll(() => stopLocalServices({ s3, sandbox }));
+const bench = localWorkflow('boundaries-', document, { sandbox: { knownBadgeIds: [...KNOWN_BADGES] } });
+const { work } = bench;
 
 let files = 0;
 async function runText(text: string, options: { dryRun?: boolean; sourceMode?: boolean } = {}): Promise<LocalRunResult> {
   const name = `events_boundaries_${++files}.csv`;
   const file = join(work, name);
   writeFileSync(file, text);
-  return runLocal({ config, configFile, dataflow: config.dataflows[0]!, file, secrets: new StaticSecretsProvider(SECRETS), s3, sandbox, outDir: join(work, 'out', name), dryRun: options.dryRun, sourceMode: options.sourceMode });
+  return runLocal({ ...bench.options('weekly-events', { outDir: join(work, 'out', name), dryRun: options.dryRun, sourceMode: options.sourceMode }), file });
 }
 
 /** One record as it stands in the file: the fields joined as they are (none holds a delimiter or a line end). */
 const line = (row: EventRow): string => HEADER.map((h) => row[h] ?? '').join(',');
 const rowsFor = (base: number, count: number, note = (i: number) => `plain ${i}`): EventRow[] => Array.from({ length: count }, (_, i) => ({ ...validRow(i + 1, base), note: note(i + 1) }));
 const ledgerBetween = (base: number, count: number) =>
-  sandbox.ledger
-    .filter((e) => e.customerId > base && e.customerId <= base + count)
+  bench
+    .ledgerFor(base, count)
     .map((e) => e.customerId)
     .sort((a, b) => a - b);
 const numbers = (base: number, count: number) => Array.from({ length: count }, (_, i) => base + i + 1);

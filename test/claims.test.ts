@@ -1,8 +1,6 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type { Sandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import type { ChunkRef, ExecutionInput } from '../src/contracts';
 import { silentLog } from '../src/steps/deps';
@@ -11,10 +9,9 @@ import { send } from '../src/steps/send';
 import { finalize } from '../src/steps/finalize';
 import { readJson } from '../src/aws/s3';
 import { parseConfig } from '../src/config/load';
-import type { Config, Dataflow } from '../src/config/schema';
-import { type LocalObjectRunOptions, runObject } from '../src/local/runner';
-import { LOCAL_BUCKETS, type LocalS3 } from '../src/local/s3';
-import { deliverToInbox, startLocalServices, stopLocalServices } from './support/local';
+import { runObject } from '../src/local/runner';
+import { LOCAL_BUCKETS } from '../src/local/s3';
+import { localWorkflow } from './support/local';
 import { SECRETS, configDocument, plainRows, toCsv } from './support/factories';
 import { makeZip } from './support/zips';
 
@@ -22,33 +19,14 @@ import { makeZip } from './support/zips';
  * The content claim (`imported/<dataflow>/<sha256>.json`): the red team's reproductions of ways it let the same
  * records be sent twice or left a file never importable. Each failed on the code before its fix.
  */
-const work = mkdtempSync(join(tmpdir(), 'claims-'));
 const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
 const destination = flow!.destination as Record<string, unknown>;
 const document = {
   dataflows: [flow, { ...flow, name: 'serial-events', source: { type: 's3', prefix: 'inbox/serial/', filePattern: '^events_.*\\.csv$' }, destination: { ...destination, maxConcurrency: 1 } }],
 };
-const configFile = join(work, 'config.json');
-writeFileSync(configFile, JSON.stringify(document));
-const config: Config = parseConfig(document);
-const dataflow = (name: string): Dataflow => config.dataflows.find((d) => d.name === name)!;
-
-let s3: LocalS3;
-let sandbox: Sandbox;
-const users = [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }];
-beforeAll(async () => {
-  ({ s3, sandbox } = await startLocalServices({ users }));
-});
-afterAll(() => stopLocalServices({ s3, sandbox }));
-
+const bench = localWorkflow('claims-', document);
+const { work, ledgerFor, deliver, options } = bench;
 const rowsFor = plainRows;
-const ledgerFor = (base: number, n: number) => sandbox.ledger.filter((e) => e.customerId > base && e.customerId <= base + n);
-
-const deliver = (key: string, body: string | Buffer) => deliverToInbox(s3, key, body);
-let runs = 0;
-function options(flowName: string, extra: Partial<LocalObjectRunOptions> = {}): LocalObjectRunOptions {
-  return { config, configFile, dataflow: dataflow(flowName), secrets: new StaticSecretsProvider(SECRETS), s3, sandbox, outDir: join(work, 'out', String(++runs)), ...extra };
-}
 
 describe('Function: stage and finalize, the content claim: the same records delivered again in other bytes', () => {
   it('does not issue a file\'s records again when the vendor redelivers them gzipped (the claim is on the records, not the delivered bytes)', async () => {
@@ -70,14 +48,13 @@ describe('Function: stage and finalize, the content claim: the same records deli
 
   it('does not issue records again when a redelivery after a FAILED run that sent some differs only in its compression', async () => {
     // Prepare: credentials revoked after 3 requests (25 records), one worker: the run fails after sending.
-    await stopLocalServices({ s3, sandbox });
-    ({ s3, sandbox } = await startLocalServices({ users, faults: { revokeCredentialsAfterRequests: 3 } }));
+    await bench.restart({ faults: { revokeCredentialsAfterRequests: 3 } });
     const base = 8_200_000;
     const csv = toCsv(rowsFor(base, 60));
     const key = 'inbox/serial/events_rt_revoked.csv';
     const failed = await runObject(options('serial-events', { versionId: await deliver(key, gzipSync(csv, { level: 9 })) }), key);
     expect(failed.report).toMatchObject({ status: 'FAILED', sentBeforeFailure: { accepted: 25 } });
-    sandbox.restoreCredentials();
+    bench.sandbox.restoreCredentials();
 
     // Act: the vendor (wrongly) sends the same records again, this time compressed at another level.
     const again = 'inbox/serial/events_rt_revoked_again.csv';
@@ -92,8 +69,7 @@ describe('Function: stage and finalize, the content claim: the same records deli
 describe('Function: stage and finalize, the content claim: a forced run that fails without sending', () => {
   it('does not release the claim of the import it was forced over: a later redelivery is still skipped', async () => {
     // Prepare: the content is imported once.
-    await stopLocalServices({ s3, sandbox });
-    ({ s3, sandbox } = await startLocalServices({ users }));
+    await bench.restart();
     const base = 8_600_000;
     const csv = toCsv(rowsFor(base, 30));
     const key = 'inbox/weekly-events/events_rt_forced.csv';
@@ -102,10 +78,10 @@ describe('Function: stage and finalize, the content claim: a forced run that fai
 
     // Act: the operator forces it again while the API refuses the credentials: the forced run takes the claim and
     // fails having sent nothing. Later, with the credentials fixed, the vendor redelivers the file.
-    sandbox.revokeCredentials();
+    bench.sandbox.revokeCredentials();
     const forcedKey = 'inbox/weekly-events/events_rt_forced_again.csv';
     const forced = await runObject(options('weekly-events', { versionId: await deliver(forcedKey, csv), force: true }), forcedKey);
-    sandbox.restoreCredentials();
+    bench.sandbox.restoreCredentials();
     const redeliveredKey = 'inbox/weekly-events/events_rt_forced_later.csv';
     const redelivered = await runObject(options('weekly-events', { versionId: await deliver(redeliveredKey, csv) }), redeliveredKey);
 
@@ -122,7 +98,7 @@ describe('Function: stage and finalize, the content claim: a stage retried on a 
     // and Step Functions runs the stage again for the same execution.
     const zipFlow = { ...flow, name: 'zip-events', source: { type: 's3', prefix: 'inbox/zips/', filePattern: '^(events_.*\\.csv|.*\\.zip)$' } };
     const local = parseConfig({ dataflows: [zipFlow] });
-    const deps = { config: local, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider(SECRETS), log: silentLog };
+    const deps = { config: local, s3: bench.s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider(SECRETS), log: silentLog };
     const zip = join(work, 'retry.zip');
     makeZip(zip, { 'events_rt_zip_1.csv': toCsv(rowsFor(8_700_000, 3)), 'events_rt_zip_2.csv': toCsv(rowsFor(8_700_100, 3)) });
     const key = 'inbox/zips/rt_retry.zip';
@@ -144,17 +120,16 @@ describe('Function: stage and finalize, the content claim: an execution name use
   it('does not take a finished run\'s claim for its own when a new execution reuses the name (same key and version)', async () => {
     // Prepare: a version imported by execution N (its name derives from key + version); its move failed, so the
     // version stayed in the inbox. Step Functions lets a name be used again after 90 days: the sweep starts N again.
-    await stopLocalServices({ s3, sandbox });
-    ({ s3, sandbox } = await startLocalServices({ users }));
-    const local = parseConfig({ dataflows: document.dataflows.map((d) => ({ ...d, destination: { ...(d!.destination as object), baseUrl: sandbox.url } })) });
-    const deps = { config: local, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider(SECRETS), log: silentLog };
+    await bench.restart();
+    const local = parseConfig({ dataflows: document.dataflows.map((d) => ({ ...d, destination: { ...(d!.destination as object), baseUrl: bench.sandbox.url } })) });
+    const deps = { config: local, s3: bench.s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider(SECRETS), log: silentLog };
     const base = 8_950_000;
     const key = 'inbox/weekly-events/events_rt_90days.csv';
     const versionId = await deliver(key, toCsv(rowsFor(base, 10)));
     const input: ExecutionInput = { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key, ...(versionId ? { versionId } : {}) };
     const name = 'events_rt_90days_csv-0123456789abcdef01234567';
     const first = await stage({ input, runId: name, startedAt: '2026-08-01T00:00:00.000Z' }, deps);
-    for (const chunk of (await readJson<ChunkRef[]>(s3.client, LOCAL_BUCKETS.staging, first.chunksKey))!) await send({ runId: name, startedAt: '2026-08-01T00:00:00.000Z', dataflow: 'weekly-events', chunk, concurrency: 1 }, deps);
+    for (const chunk of (await readJson<ChunkRef[]>(bench.s3.client, LOCAL_BUCKETS.staging, first.chunksKey))!) await send({ runId: name, startedAt: '2026-08-01T00:00:00.000Z', dataflow: 'weekly-events', chunk, concurrency: 1 }, deps);
     const report = await finalize({ state: first, runId: name, startedAt: '2026-08-01T00:00:00.000Z' }, deps);
     expect(report.status).toBe('SUCCEEDED');
     await deliver(key, toCsv(rowsFor(base, 10))); // (the move went; put the same bytes back as the version that stayed)
@@ -172,10 +147,9 @@ describe('Function: stage and finalize, the content claim: a stage that fails af
   it('leaves the content importable: finalize, handed only the input and the error, still releases the claim nothing was sent under', async () => {
     // Prepare: the stage claims the content, then its invocation fails as far as Step Functions can tell (the
     // answer lost, retries used up): the Catch hands finalize the execution input and the error, not the stage's output.
-    await stopLocalServices({ s3, sandbox });
-    ({ s3, sandbox } = await startLocalServices({ users }));
-    const local = parseConfig({ dataflows: document.dataflows.map((d) => ({ ...d, destination: { ...(d!.destination as object), baseUrl: sandbox.url } })) });
-    const deps = { config: local, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider(SECRETS), log: silentLog };
+    await bench.restart();
+    const local = parseConfig({ dataflows: document.dataflows.map((d) => ({ ...d, destination: { ...(d!.destination as object), baseUrl: bench.sandbox.url } })) });
+    const deps = { config: local, s3: bench.s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider(SECRETS), log: silentLog };
     const csv = toCsv(rowsFor(8_960_000, 10));
     const key = 'inbox/weekly-events/events_rt_stuck.csv';
     const versionId = await deliver(key, csv);

@@ -1,8 +1,6 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { Sandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { readJson, readText } from '../src/aws/s3';
 import type { ChunkRef, ExecutionInput, ImportedMarker, StageOutput } from '../src/contracts';
@@ -10,13 +8,12 @@ import { silentLog } from '../src/steps/deps';
 import { send } from '../src/steps/send';
 import { stage } from '../src/steps/stage';
 import { parseConfig } from '../src/config/load';
-import type { Config, Dataflow } from '../src/config/schema';
 import { replayLocal } from '../src/local/replay';
-import { type LocalObjectRunOptions, type LocalRunResult, runObject } from '../src/local/runner';
+import { type LocalRunResult, runObject } from '../src/local/runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
 import { finalize } from '../src/steps/finalize';
 import { notificationText } from '../src/report/texts';
-import { deliverToInbox, startLocalServices, stopLocalServices } from './support/local';
+import { localWorkflow } from './support/local';
 import { SECRETS, configDocument, plainRows, toCsv } from './support/factories';
 import { makeZip } from './support/zips';
 
@@ -26,7 +23,6 @@ import { makeZip } from './support/zips';
  * zip of thousands of entries, a message naming a very wide header, a file started again from failed/. Each goes
  * through the local workflow and audits the sandbox's ledger.
  */
-const work = mkdtempSync(join(tmpdir(), 'exactly-once-'));
 const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
 const destination = flow!.destination as Record<string, unknown>;
 const document = {
@@ -37,28 +33,10 @@ const document = {
     { ...flow, name: 'zip-events', source: { type: 's3', prefix: 'inbox/zips/', filePattern: '^(events_.*\\.csv|.*\\.zip)$' } },
   ],
 };
-const configFile = join(work, 'config.json');
-writeFileSync(configFile, JSON.stringify(document));
-const config: Config = parseConfig(document);
-const dataflow = (name: string): Dataflow => config.dataflows.find((d) => d.name === name)!;
-
-let s3: LocalS3;
-let sandbox: Sandbox;
-beforeAll(async () => {
-  ({ s3, sandbox } = await startLocalServices({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }] }));
-});
-afterAll(() => stopLocalServices({ s3, sandbox }));
-
+const bench = localWorkflow('exactly-once-', document);
+const { work, ledgerFor, deliver, options } = bench;
 const rowsFor = plainRows;
-const ledgerFor = (base: number, n: number) => sandbox.ledger.filter((e) => e.customerId > base && e.customerId <= base + n);
 const issuedOnce = (base: number, n: number) => new Set(ledgerFor(base, n).map((e) => e.customerId)).size === ledgerFor(base, n).length;
-
-const deliver = (key: string, body: string | Buffer) => deliverToInbox(s3, key, body);
-
-let runs = 0;
-function options(flowName: string, extra: Partial<LocalObjectRunOptions> = {}): LocalObjectRunOptions {
-  return { config, configFile, dataflow: dataflow(flowName), secrets: new StaticSecretsProvider(SECRETS), s3, sandbox, outDir: join(work, 'out', String(++runs)), ...extra };
-}
 
 describe('Exactly once: the same content twice at once', () => {
   it('imports two deliveries of the same bytes under two names once: one run claims the content, the other is skipped and names it', async () => {
@@ -99,9 +77,9 @@ describe('Exactly once: an object overwritten while its run is in flight', () =>
     expect([ledgerFor(first, 30).length, ledgerFor(second, 40).length]).toEqual([30, 40]);
     expect(issuedOnce(first, 30) && issuedOnce(second, 40)).toBe(true);
     // Each version moved to its own run's processed/ folder, with its own bytes; none is left under the key.
-    const moved = await readText(s3.client, LOCAL_BUCKETS.inbox, one.report.files[0]!.source.movedTo!);
+    const moved = await readText(bench.s3.client, LOCAL_BUCKETS.inbox, one.report.files[0]!.source.movedTo!);
     expect(moved).toContain(String(first + 1));
-    const left = await s3.client.send(new ListObjectVersionsCommand({ Bucket: LOCAL_BUCKETS.inbox, Prefix: key }));
+    const left = await bench.s3.client.send(new ListObjectVersionsCommand({ Bucket: LOCAL_BUCKETS.inbox, Prefix: key }));
     expect([...(left.Versions ?? []), ...(left.DeleteMarkers ?? [])].filter((v) => v.Key === key)).toEqual([]);
   });
 });
@@ -114,7 +92,7 @@ describe('Exactly once: a run that fails after sending', () => {
 
   beforeAll(async () => {
     // Prepare: credentials revoked after the first chunk's three requests (25 records), one worker at a time.
-    ({ s3, sandbox } = await restartServices({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], faults: { revokeCredentialsAfterRequests: 3 } }));
+    await bench.restart({ faults: { revokeCredentialsAfterRequests: 3 } });
     const key = 'inbox/serial/events_revoked.csv';
     const versionId = await deliver(key, revokedFile);
     failed = await runObject(options('serial-events', { versionId, notify: async (_subject, message) => void notified.push(message) }), key);
@@ -134,7 +112,7 @@ describe('Exactly once: a run that fails after sending', () => {
 
   it('skips a redelivery of the same content once the credentials are fixed, so no badge is issued twice; a replay sends the rest once', async () => {
     // Prepare: the operator renews the credentials; the vendor (wrongly) delivers the same file again.
-    sandbox.restoreCredentials();
+    bench.sandbox.restoreCredentials();
     const key = 'inbox/serial/events_revoked_again.csv';
     const versionId = await deliver(key, revokedFile);
 
@@ -246,14 +224,14 @@ describe('Exactly once: conservation', () => {
 describe('Exactly once: finalize retried by Step Functions', () => {
   it('writes the same report on a retry: the source is still reported moved, the claim still imported', async () => {
     // Prepare: a run staged and sent step by step (the steps' modules, on the embedded S3 and the sandbox), then finalized once.
-    const local = parseConfig({ dataflows: document.dataflows.map((d) => ({ ...d, destination: { ...(d!.destination as object), baseUrl: sandbox.url } })) });
-    const deps = { config: local, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider(SECRETS), log: silentLog };
+    const local = parseConfig({ dataflows: document.dataflows.map((d) => ({ ...d, destination: { ...(d!.destination as object), baseUrl: bench.sandbox.url } })) });
+    const deps = { config: local, s3: bench.s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider(SECRETS), log: silentLog };
     const key = 'inbox/weekly-events/events_finalize_retry.csv';
     const versionId = await deliver(key, toCsv(rowsFor(7_600_000, 30)));
     const input: ExecutionInput = { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key, ...(versionId ? { versionId } : {}) };
     const context = { runId: 'finalize-retry', startedAt: new Date().toISOString() };
     const staged: StageOutput = await stage({ input, ...context }, deps);
-    const chunks = (await readJson<ChunkRef[]>(s3.client, LOCAL_BUCKETS.staging, staged.chunksKey))!;
+    const chunks = (await readJson<ChunkRef[]>(bench.s3.client, LOCAL_BUCKETS.staging, staged.chunksKey))!;
     for (const chunk of chunks) await send({ ...context, dataflow: 'weekly-events', chunk, concurrency: 1 }, deps);
     const first = await finalize({ state: staged, ...context }, deps);
     expect(first.files[0]!.source.movedTo).toBeDefined();
@@ -264,13 +242,7 @@ describe('Exactly once: finalize retried by Step Functions', () => {
     // Assess: the retry reports what happened, as the first attempt did, and the claim stays imported.
     expect(again.status).toBe(first.status);
     expect(again.files[0]!.source.movedTo).toBe(first.files[0]!.source.movedTo);
-    const claim = await readJson<ImportedMarker>(s3.client, LOCAL_BUCKETS.reports, `imported/weekly-events/${first.files[0]!.sha256}.json`);
+    const claim = await readJson<ImportedMarker>(bench.s3.client, LOCAL_BUCKETS.reports, `imported/weekly-events/${first.files[0]!.sha256}.json`);
     expect(claim).toMatchObject({ runId: 'finalize-retry', state: 'imported' });
   });
 });
-
-/** A fresh sandbox (with other settings) on the same S3. */
-async function restartServices(settings: Parameters<typeof startLocalServices>[0]): Promise<{ s3: LocalS3; sandbox: Sandbox }> {
-  await stopLocalServices({ s3, sandbox });
-  return startLocalServices(settings);
-}

@@ -1,19 +1,14 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import type { Sandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { SEND_CODES } from '../src/codes';
-import { parseConfig } from '../src/config/load';
 import { runLocal } from '../src/local/runner';
-import { type LocalS3 } from '../src/local/s3';
-import { startLocalServices, stopLocalServices } from './support/local';
+import { localWorkflow } from './support/local';
 import { KNOWN_BADGES, SECRETS, configDocument, kolkataEpochMs, toCsv, validRow } from './support/factories';
 
 const RECORDS = 3000;
 const BASE = 7_000_000;
-const work = mkdtempSync(join(tmpdir(), 'faults-'));
 const document = configDocument({
   destination: {
     baseUrl: 'https://eu.api.capillarytech.com',
@@ -26,21 +21,14 @@ const document = configDocument({
     requestTimeoutMs: 2000,
   },
 });
-const configFile = join(work, 'config.json');
-writeFileSync(configFile, JSON.stringify(document));
-const config = parseConfig(document);
-
-let s3: LocalS3;
-let sandbox: Sandbox;
-beforeAll(async () => {
-  ({ s3, sandbox } = await startLocalServices({
-    users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }],
+const bench = localWorkflow('faults-', document, {
+  sandbox: {
     knownBadgeIds: [...KNOWN_BADGES],
     // 10% 5xx, 10% 429, 5% resets before processing, 2% answers lost after the badges were issued.
     faults: { seed: 20261127, statusRates: { '500': 0.02, '502': 0.02, '503': 0.02, '504': 0.02, '521': 0.02, '429': 0.1 }, resetBeforeProcessing: 0.05, lostAfterProcessing: 0.02 },
-  }));
+  },
 });
-afterAll(() => stopLocalServices({ s3, sandbox }));
+const { work, config, configFile } = bench;
 
 describe('Workflow: sending through throttling and faults', () => {
   it('accepts every record exactly once or rejects it with a reason: 0 lost, 0 duplicated', async () => {
@@ -50,10 +38,10 @@ describe('Workflow: sending through throttling and faults', () => {
     writeFileSync(file, toCsv(rows));
 
     // Act
-    const result = await runLocal({ config, configFile, dataflow: config.dataflows[0]!, file, secrets: new StaticSecretsProvider(SECRETS), s3, sandbox, outDir: join(work, 'out') });
+    const result = await runLocal({ config, configFile, dataflow: config.dataflows[0]!, file, secrets: new StaticSecretsProvider(SECRETS), s3: bench.s3, sandbox: bench.sandbox, outDir: join(work, 'out') });
 
     // Assess: the faults really happened.
-    const counts = sandbox.statusCounts;
+    const counts = bench.sandbox.statusCounts;
     expect(counts[429]).toBeGreaterThan(0);
     expect((counts[500] ?? 0) + (counts[502] ?? 0) + (counts[503] ?? 0) + (counts[504] ?? 0) + (counts[521] ?? 0)).toBeGreaterThan(0);
     expect(counts.reset).toBeGreaterThan(0);
@@ -71,7 +59,7 @@ describe('Workflow: sending through throttling and faults', () => {
     // issued unless it is parked as AMBIGUOUS (whose whole point is that nobody can tell).
     const key = (e: { customerId: number; badgeMetaId: string; earnEventDate: number }) => `${e.customerId}/${e.badgeMetaId}/${e.earnEventDate}`;
     const issued = new Map<string, number>();
-    for (const entry of sandbox.ledger) issued.set(key(entry), (issued.get(key(entry)) ?? 0) + 1);
+    for (const entry of bench.sandbox.ledger) issued.set(key(entry), (issued.get(key(entry)) ?? 0) + 1);
     const duplicated = [...issued.values()].filter((n) => n > 1).length;
     let lost = 0;
     for (const row of rows) {
@@ -82,7 +70,7 @@ describe('Workflow: sending through throttling and faults', () => {
       if (rejection && times > 0 && rejection._error_code !== SEND_CODES.AMBIGUOUS) lost += 1; // issued, yet reported as not
     }
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
-    expect(sandbox.ledger.length).toBe([...issued.keys()].length);
+    expect(bench.sandbox.ledger.length).toBe([...issued.keys()].length);
     // With ten retries, nothing should be left over at these fault rates.
     expect(totals.accepted).toBe(RECORDS);
   });

@@ -1,23 +1,18 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'csv-parse/sync';
-import type { Sandbox } from '../src/api/sandbox';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import { listObjects, putText } from '../src/aws/s3';
-import { parseConfig } from '../src/config/load';
-import type { Config } from '../src/config/schema';
 import { type LocalRunResult, runLocal } from '../src/local/runner';
 import type { MetricsSink } from '../src/steps/deps';
-import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
-import { startLocalServices, stopLocalServices } from './support/local';
+import { LOCAL_BUCKETS, startLocalS3 } from '../src/local/s3';
+import { HOUSE_USERS, localWorkflow } from './support/local';
 import { type EventRow, HEADER, KNOWN_BADGES, SECRETS, UNKNOWN_BADGE, configDocument, kolkataEpochMs, toCsv, validRow } from './support/factories';
 
 const run = promisify(execFile);
 const root = join(__dirname, '..');
-const work = mkdtempSync(join(tmpdir(), 'workflow-'));
 
 // Two dataflows: the house one, and the same mapping over ";"-delimited files.
 const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
@@ -31,13 +26,12 @@ const document = {
   ],
 };
 const ALL_SECRETS = { ...SECRETS, 'oauth/key': 'workflow-key', 'oauth/secret': 'workflow-s3cret' };
-const configFile = join(work, 'config.json');
-writeFileSync(configFile, JSON.stringify(document));
-const config: Config = parseConfig(document);
+const bench = localWorkflow('workflow-', document, { sandbox: { knownBadgeIds: [...KNOWN_BADGES] }, secrets: ALL_SECRETS });
+const { work, config, configFile } = bench;
 const secretsFile = join(work, 'secrets.json');
 writeFileSync(secretsFile, JSON.stringify(SECRETS));
 const sandboxFile = join(work, 'sandbox.json');
-writeFileSync(sandboxFile, JSON.stringify({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], knownBadgeIds: KNOWN_BADGES }));
+writeFileSync(sandboxFile, JSON.stringify({ users: HOUSE_USERS, knownBadgeIds: KNOWN_BADGES }));
 
 /** The bad records of the standard file, by record number, with where and why each must be rejected. */
 const BAD: Record<number, { patch: Partial<EventRow>; stage: 'validate' | 'api'; code: string }> = {
@@ -57,13 +51,6 @@ function standardRows(base: number): EventRow[] {
   return Array.from({ length: RECORDS }, (_, i) => ({ ...validRow(i + 1, base), ...(BAD[i + 1]?.patch ?? {}) }));
 }
 
-let s3: LocalS3;
-let sandbox: Sandbox;
-beforeAll(async () => {
-  ({ s3, sandbox } = await startLocalServices({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], knownBadgeIds: [...KNOWN_BADGES] }));
-});
-afterAll(() => stopLocalServices({ s3, sandbox }));
-
 let files = 0;
 async function runRows(
   rows: EventRow[] | string,
@@ -72,11 +59,11 @@ async function runRows(
   const name = `events_${++files}.csv`;
   const file = join(work, name);
   writeFileSync(file, typeof rows === 'string' ? rows : toCsv(rows, options.csv));
-  const dataflow = config.dataflows.find((d) => d.name === (options.dataflow ?? 'weekly-events'))!;
-  return runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider(ALL_SECRETS), s3, sandbox, outDir: join(work, 'out', name), dryRun: options.dryRun, force: options.force, metrics: options.metrics, notify: options.notify });
+  const extra = { outDir: join(work, 'out', name), dryRun: options.dryRun, force: options.force, metrics: options.metrics, notify: options.notify };
+  return runLocal({ ...bench.options(options.dataflow ?? 'weekly-events', extra), file });
 }
 
-const ledgerFor = (base: number) => sandbox.ledger.filter((e) => e.customerId > base && e.customerId <= base + RECORDS);
+const ledgerFor = (base: number) => bench.ledgerFor(base, RECORDS);
 
 /** Every record ends in exactly one place, with the right values: the heart of the workflow's promise. */
 function assessStandardRun(result: LocalRunResult, rows: EventRow[], base: number) {
@@ -203,14 +190,14 @@ describe('Workflow: a file through the local state machine against the sandbox',
     // Prepare
     const base = 110_000;
     const rows = standardRows(base);
-    const processedBefore = sandbox.itemsProcessed;
+    const processedBefore = bench.sandbox.itemsProcessed;
 
     // Act
     const result = await runRows(rows, { dataflow: 'validated-events' });
 
     // Assess
     assessStandardRun(result, rows, base);
-    expect(sandbox.itemsProcessed - processedBefore).toBe(RECORDS - Object.keys(BAD).length);
+    expect(bench.sandbox.itemsProcessed - processedBefore).toBe(RECORDS - Object.keys(BAD).length);
     const rejected: Array<Record<string, string>> = parse(readFileSync(result.rejectedPath!), { columns: true });
     expect(rejected.filter((r) => r._error_code === '1054').map((r) => r._error_message)).toEqual([expect.stringContaining('checked before sending'), expect.stringContaining('checked before sending')]);
   });
@@ -255,10 +242,10 @@ describe('Workflow: a file through the local state machine against the sandbox',
     const file = join(work, 'events_retry.csv');
     writeFileSync(file, toCsv(Array.from({ length: 30 }, (_, i) => validRow(i + 1, base))));
     const dataflow = config.dataflows[0]!;
-    const first = await runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider({ 'api/user': SECRETS['api/user'] }), s3, sandbox, outDir: join(work, 'out', 'retry-1') });
+    const first = await runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider({ 'api/user': SECRETS['api/user'] }), s3: bench.s3, sandbox: bench.sandbox, outDir: join(work, 'out', 'retry-1') });
 
     // Act
-    const again = await runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider(SECRETS), s3, sandbox, outDir: join(work, 'out', 'retry-2') });
+    const again = await runLocal({ config, configFile, dataflow, file, secrets: new StaticSecretsProvider(SECRETS), s3: bench.s3, sandbox: bench.sandbox, outDir: join(work, 'out', 'retry-2') });
 
     // Assess
     expect(first.report).toMatchObject({ status: 'FAILED', error: { code: 'SECRET_NOT_FOUND' } });
@@ -283,7 +270,7 @@ describe('Workflow: a file through the local state machine against the sandbox',
 
   it('fails a file whose header lacks a mapped column, naming it, and sends nothing', async () => {
     // Prepare
-    const before = sandbox.ledger.length;
+    const before = bench.sandbox.ledger.length;
     const text = toCsv(standardRows(50_000), { header: ['member_id', 'badge', 'event_time', 'expiry_date', 'note'] });
 
     // Act
@@ -293,12 +280,12 @@ describe('Workflow: a file through the local state machine against the sandbox',
     expect(result.exitCode).toBe(1);
     expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'MISSING_COLUMN', message: expect.stringContaining('"badge_code" (mapped to badgeMetaId)') } });
     expect(result.report.files[0]!.source.movedTo).toMatch(/^failed\/weekly-events\//);
-    expect(sandbox.ledger.length).toBe(before);
+    expect(bench.sandbox.ledger.length).toBe(before);
   });
 
   it('fails a file with a quote left open near its end and sends none of the records before it', async () => {
     // Prepare
-    const before = sandbox.ledger.length;
+    const before = bench.sandbox.ledger.length;
     const text = `${toCsv(standardRows(60_000))}5060999,${KNOWN_BADGES[0]},2026-11-20 10:00:00,2027-01-01,"never closed\n`;
 
     // Act
@@ -307,12 +294,12 @@ describe('Workflow: a file through the local state machine against the sandbox',
     // Assess
     expect(result.exitCode).toBe(1);
     expect(result.report.error).toMatchObject({ code: 'MALFORMED_CSV', message: expect.stringMatching(/at line \d+/) });
-    expect(sandbox.ledger.length).toBe(before);
+    expect(bench.sandbox.ledger.length).toBe(before);
   });
 
   it('validates and reports without sending on a dry run', async () => {
     // Prepare
-    const before = sandbox.ledger.length;
+    const before = bench.sandbox.ledger.length;
     const metrics: string[] = [];
 
     // Act
@@ -323,15 +310,15 @@ describe('Workflow: a file through the local state machine against the sandbox',
     // The file counts (a failed dry run would count as failed); its records do not: nothing was sent.
     expect(metrics.filter((m) => !m.startsWith('RunDuration'))).toEqual([`RecordsRead=${RECORDS}`, 'FilesProcessed=1', 'FilesFailed=0']);
     expect(result.exitCode).toBe(3);
-    expect(sandbox.ledger.length).toBe(before);
+    expect(bench.sandbox.ledger.length).toBe(before);
     const inbox = [];
-    for await (const o of listObjects(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/')) inbox.push(o.key);
+    for await (const o of listObjects(bench.s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/')) inbox.push(o.key);
     expect(inbox).toContain(result.report.files[0]!.source.key);
   });
 
   it('ends FAILED with the secret named when a credential is missing, sending nothing and losing no record', async () => {
     // Prepare
-    const before = sandbox.ledger.length;
+    const before = bench.sandbox.ledger.length;
     const file = join(work, 'events_nosecret.csv');
     writeFileSync(file, toCsv(Array.from({ length: 30 }, (_, i) => validRow(i + 1, 80_000))));
 
@@ -342,14 +329,14 @@ describe('Workflow: a file through the local state machine against the sandbox',
       dataflow: config.dataflows[0]!,
       file,
       secrets: new StaticSecretsProvider({ 'api/user': SECRETS['api/user'] }),
-      s3,
-      sandbox,
+      s3: bench.s3,
+      sandbox: bench.sandbox,
       outDir: join(work, 'out', 'nosecret'),
     });
 
     // Assess
     expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'SECRET_NOT_FOUND', message: expect.stringContaining('"api/password"') }, rows: { total: 30, rejected: 30 } });
-    expect(sandbox.ledger.length).toBe(before);
+    expect(bench.sandbox.ledger.length).toBe(before);
   });
 });
 

@@ -43,6 +43,7 @@ const ADVICE = {
     'A file of this dataflow FAILED. Its report (reports/<dataflow>/<runId>/report.json) says why (error.code) and whether records were sent before the failure (sentBeforeFailure). Nothing sent: fix the cause and deliver the file again. Something sent: do NOT deliver it again (its content stays claimed; a forced import would issue those badges twice): fix the cause and replay its rejected-records file.',
   recordsUnaccounted:
     'A run of this dataflow could not account for all of its records (read is not accepted + rejected): it is reported FAILED with RECORDS_UNACCOUNTED. This is a defect, not bad data. Do not deliver the file again: compare its records with the rejected file and the customers\' badges before replaying anything.',
+  retriesExhausted: 'A file had at least the configured share of its records not issued after every retry (RETRIES_EXHAUSTED): the API was throttling, failing or unreachable for longer than the retries last. Check the API\'s health and the dataflow\'s rate settings (maxRequestsPerMinute, maxConcurrency), then replay the rejected-records file: these records were not issued.',
   rejectedShare: 'A file had at least the configured share of its records rejected. Read the rejected-records file named in its report: fix the data (validation rejects) or the setup (e.g. 1054: unknown badge ids), then replay it.',
   noFile: 'No file arrived for this dataflow within the window after its scheduled time. Ask the vendor, or check the source (S3 prefix or SFTP server) and the sweep function\'s log.',
   workflowFailed: 'A run of the workflow failed for another reason than a FAILED file (a step exhausted its retries, a bug). Open the failed execution in the Step Functions console; its records may need a replay.',
@@ -88,6 +89,11 @@ export class Operations extends Construct {
       metric: metric(METRICS.rejectedPercent, 'Maximum'),
       threshold: flow.alerts.rejectedSharePercent,
       description: `${flow.name}: ${ADVICE.rejectedShare} (threshold ${flow.alerts.rejectedSharePercent}%)`,
+    });
+    this.alarm(`RetriesExhausted-${flow.name}`, {
+      metric: metric(METRICS.retriesExhaustedPercent, 'Maximum'),
+      threshold: flow.alerts.retriesExhaustedPercent,
+      description: `${flow.name}: ${ADVICE.retriesExhausted} (threshold ${flow.alerts.retriesExhaustedPercent}%)`,
     });
     const window = flow.alerts.noFileWithinMinutes;
     if (window === undefined || !flow.schedule) return;

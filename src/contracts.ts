@@ -36,6 +36,8 @@ export const METRICS = {
   recordsRejected: 'RecordsRejected',
   /** Share of a file's records rejected, in percent (finalize, per file that had records). */
   rejectedPercent: 'RejectedPercent',
+  /** Share of a file's records not issued after every retry (RETRIES_EXHAUSTED), in percent (finalize, per file that had records). */
+  retriesExhaustedPercent: 'RetriesExhaustedPercent',
   /** Files finished (finalize), and those FAILED. */
   filesProcessed: 'FilesProcessed',
   filesFailed: 'FilesFailed',

@@ -138,7 +138,7 @@ describe('Function: parseConfig', () => {
     const badEmail = problemsOf({ ...configDocument(), notifications: { email: ['not-an-address'] } });
 
     // Assess
-    expect(config.dataflows[0]!.alerts).toEqual({ rejectedSharePercent: 1, noFileWithinMinutes: 90 });
+    expect(config.dataflows[0]!.alerts).toEqual({ rejectedSharePercent: 1, retriesExhaustedPercent: 10, noFileWithinMinutes: 90 });
     expect(config.notifications.email).toEqual(['ops@brand.example']);
     expect(noSchedule).toEqual(['dataflows[0].alerts.noFileWithinMinutes: needs a schedule: the window starts at each scheduled time']);
     expect(pastMidnight).toEqual([expect.stringMatching(/^dataflows\[0\]\.alerts\.noFileWithinMinutes: .*cron "0 23 \? \* MON \*".*same day$/)]);

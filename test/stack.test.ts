@@ -204,6 +204,16 @@ describe('Stack: BadgesImportStack', () => {
       expect(alarmsNamed('RejectedShare')).toHaveLength(3);
     });
 
+    it('alarms when the configured share of a file\'s records exhausted their retries (Connect+ alerts at 10%)', () => {
+      // Assess
+      const exhausted = (name: string) => Object.values(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'RetriesExhaustedPercent', Dimensions: Match.arrayWith([{ Name: 'dataflow', Value: name }]) } }));
+      expect(exhausted('weekly-events').map((a) => a.Properties as Record<string, unknown>)).toEqual([
+        expect.objectContaining({ Namespace: 'BadgesImport', Statistic: 'Maximum', Threshold: 25, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching', AlarmDescription: expect.stringContaining('RETRIES_EXHAUSTED') }),
+      ]);
+      expect(exhausted('offline-event').map((a) => (a.Properties as { Threshold: number }).Threshold)).toEqual([10]);
+      expect(alarmsNamed('RetriesExhausted')).toHaveLength(3);
+    });
+
     it('checks for a missing file the configured minutes after the schedule, in its time zone, and alarms on it', () => {
       // Assess: schedule 02:00 Asia/Kolkata on Mondays + 90 minutes.
       template.hasResourceProperties('AWS::Scheduler::Schedule', {
@@ -229,8 +239,8 @@ describe('Stack: BadgesImportStack', () => {
       expect(topics[topicId!]!.Properties).toMatchObject({ KmsMasterKeyId: { 'Fn::GetAtt': [expect.stringMatching(/^OperationsAlertsKey/), 'Arn'] } });
       template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@brand.example', TopicArn: { Ref: topicId } });
       const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
-      // Per dataflow: FileFailed, RejectedShare, RecordsUnaccounted; NoFileArrived for one; three for the workflow.
-      expect(alarms.length).toBe(3 + 3 + 3 + 1 + 3);
+      // Per dataflow: FileFailed, RejectedShare, RetriesExhausted, RecordsUnaccounted; NoFileArrived for one; three for the workflow.
+      expect(alarms.length).toBe(3 + 3 + 3 + 3 + 1 + 3);
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         AlarmName: Match.absent(),
         MetricName: 'RecordsUnaccounted',

@@ -131,6 +131,7 @@ describe('Workflow: a file through the local state machine against the sandbox',
     expect(sum('RecordsAccepted')).toBe(totals.accepted);
     expect(sum('RecordsRejected')).toBe(totals.rejected);
     expect(metrics.filter((m) => m.name === 'RejectedPercent')).toEqual([{ name: 'RejectedPercent', unit: 'Percent', value: (100 * totals.rejected) / totals.total }]);
+    expect(metrics.filter((m) => m.name === 'RetriesExhaustedPercent')).toEqual([{ name: 'RetriesExhaustedPercent', unit: 'Percent', value: (100 * (rejectionsByCode.RETRIES_EXHAUSTED ?? 0)) / totals.total }]);
     expect(sum('FilesProcessed')).toBe(1);
     expect(sum('FilesFailed')).toBe(0);
     const byCode = Object.fromEntries(metrics.filter((m) => m.name === 'RecordsRejected' && m.dimensions).map((m) => [`${m.dimensions!.stage}:${m.dimensions!.code}`, m.value]));

@@ -238,6 +238,11 @@ const alerts = z
     /** Alarm when a file's rejected records reach this share of its records, in percent (Connect+ alerts at 1%). @default 1 */
     rejectedSharePercent: z.number().min(0).max(100).default(1),
     /**
+     * Alarm when a file's records that were not issued after every retry (RETRIES_EXHAUSTED) reach this share of its
+     * records, in percent (Connect+ alerts at 10%). @default 10
+     */
+    retriesExhaustedPercent: z.number().min(0).max(100).default(10),
+    /**
      * Alarm when no file arrived within this many minutes of a scheduled time (Connect+'s "no file picked"): a check
      * runs this long after each scheduled time and counts runs started since as long before it. Needs a schedule.
      */

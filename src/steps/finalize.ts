@@ -325,7 +325,10 @@ function emitRunMetrics(deps: StepDeps, report: Report, byStage: Record<'validat
   if (report.dryRun || report.status === 'SKIPPED_DUPLICATE' || report.status === 'EXPANDED') return;
   metric(METRICS.recordsAccepted, 'Count', report.rows.accepted, flow);
   metric(METRICS.recordsRejected, 'Count', report.rows.rejected, flow);
-  if (report.rows.total > 0) metric(METRICS.rejectedPercent, 'Percent', (100 * report.rows.rejected) / report.rows.total, flow);
+  if (report.rows.total > 0) {
+    metric(METRICS.rejectedPercent, 'Percent', (100 * report.rows.rejected) / report.rows.total, flow);
+    metric(METRICS.retriesExhaustedPercent, 'Percent', (100 * (byStage.api[SEND_CODES.RETRIES_EXHAUSTED] ?? 0)) / report.rows.total, flow);
+  }
   for (const stage of ['validate', 'api'] as const) {
     for (const [code, n] of Object.entries(byStage[stage])) metric(METRICS.recordsRejected, 'Count', n, flow, { stage, code });
   }

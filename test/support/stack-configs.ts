@@ -22,7 +22,7 @@ export function threeFlowsDocument(): Record<string, unknown> {
   return {
     notifications: { email: ['ops@brand.example'] },
     dataflows: [
-      { ...flow, alerts: { rejectedSharePercent: 2.5, noFileWithinMinutes: 90 } },
+      { ...flow, alerts: { rejectedSharePercent: 2.5, retriesExhaustedPercent: 25, noFileWithinMinutes: 90 } },
       { ...flow, name: 'offline-event', source: { type: 's3', prefix: 'inbox/offline-event/' }, schedule: undefined, decrypt: { privateKeySecret: 'pgp/key', passphraseSecret: 'pgp/passphrase' }, destination: { ...(flow!.destination as object), auth: { type: 'basic', usernameSecret: 'other/user', passwordSecret: 'other/password' } } },
       { ...flow, name: 'vendor-sftp', source: sftpSource, schedule: { cron: '0/15 * * * ? *', timeZone: 'UTC' } },
     ],

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { SEND_CODES } from '../src/codes';
 import { runLocal } from '../src/local/runner';
 import { localWorkflow } from './support/local';
-import { KNOWN_BADGES, configDocument, toCsv, validRow } from './support/factories';
+import { KNOWN_BADGES, TEST_DESTINATION, configDocument, toCsv, validRow } from './support/factories';
 
 /**
  * Connect+ alerts when 10% or more of a file's records exhaust their retries: finalize measures that share per file
@@ -14,12 +14,9 @@ const RECORDS = 200;
 const BASE = 7_500_000;
 const document = configDocument({
   destination: {
-    baseUrl: 'https://eu.api.capillarytech.com',
-    auth: { type: 'basic', usernameSecret: 'api/user', passwordSecret: 'api/password' },
-    batchSize: 10,
+    ...TEST_DESTINATION,
     recordsPerWorker: 50,
     maxConcurrency: 2,
-    maxRequestsPerMinute: 60000,
     // No retry: a batch the API answers 503 is RETRIES_EXHAUSTED at once.
     maxRetries: 0,
     requestTimeoutMs: 2000,

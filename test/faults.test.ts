@@ -5,18 +5,15 @@ import { StaticSecretsProvider } from '../src/aws/secrets';
 import { SEND_CODES } from '../src/codes';
 import { runLocal } from '../src/local/runner';
 import { localWorkflow } from './support/local';
-import { KNOWN_BADGES, SECRETS, configDocument, kolkataEpochMs, toCsv, validRow } from './support/factories';
+import { KNOWN_BADGES, SECRETS, TEST_DESTINATION, configDocument, kolkataEpochMs, toCsv, validRow } from './support/factories';
 
 const RECORDS = 3000;
 const BASE = 7_000_000;
 const document = configDocument({
   destination: {
-    baseUrl: 'https://eu.api.capillarytech.com',
-    auth: { type: 'basic', usernameSecret: 'api/user', passwordSecret: 'api/password' },
+    ...TEST_DESTINATION,
     batchSize: 50,
     recordsPerWorker: 250,
-    maxConcurrency: 4,
-    maxRequestsPerMinute: 60000,
     maxRetries: 10,
     requestTimeoutMs: 2000,
   },

@@ -5,6 +5,17 @@ export const KNOWN_BADGES = ['6571a3b9e4b0c1a2b3c4d5e6', '6571a3b9e4b0c1a2b3c4d5
 export const UNKNOWN_BADGE = '6571a3b9e4b0c1a2b3c4d5ff';
 export const SECRETS = { 'api/user': 'till-user', 'api/password': 'p4ss-w0rd-for-tests' } as const;
 
+/** The test dataflow's destination: the sandbox stands in for the API at this base URL, with Basic credentials. */
+export const TEST_DESTINATION = {
+  baseUrl: 'https://eu.api.capillarytech.com',
+  auth: { type: 'basic', usernameSecret: 'api/user', passwordSecret: 'api/password' },
+  batchSize: 10,
+  maxConcurrency: 4,
+  maxRequestsPerMinute: 60000,
+  recordsPerWorker: 25,
+  maxRetries: 2,
+} as const;
+
 /** A raw configuration document with one dataflow; `overrides` is merged into the dataflow. */
 export function configDocument(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -19,15 +30,7 @@ export function configDocument(overrides: Record<string, unknown> = {}): Record<
           earnEventDate: { column: 'event_time', format: 'yyyy-MM-dd HH:mm:ss', timeZone: 'Asia/Kolkata' },
           earnExpiresOn: { column: 'expiry_date', format: 'yyyy-MM-dd', timeZone: 'Asia/Kolkata' },
         },
-        destination: {
-          baseUrl: 'https://eu.api.capillarytech.com',
-          auth: { type: 'basic', usernameSecret: 'api/user', passwordSecret: 'api/password' },
-          batchSize: 10,
-          maxConcurrency: 4,
-          maxRequestsPerMinute: 60000,
-          recordsPerWorker: 25,
-          maxRetries: 2,
-        },
+        destination: structuredClone(TEST_DESTINATION),
         schedule: { cron: '0 2 ? * MON *', timeZone: 'Asia/Kolkata' },
         ...overrides,
       },

@@ -42,6 +42,13 @@ const ledgerBetween = (base: number, count: number) =>
     .sort((a, b) => a - b);
 const numbers = (base: number, count: number) => Array.from({ length: count }, (_, i) => base + i + 1);
 
+/** The run succeeded with every one of its `count` records accepted, and the sandbox issued each exactly once. */
+function expectEveryRecordIssuedOnce(result: Awaited<ReturnType<typeof runText>>, base: number, count: number): void {
+  expect([result.exitCode, result.report.status, result.report.error]).toEqual([0, 'SUCCEEDED', undefined]);
+  expect(result.report.rows).toMatchObject({ total: count, accepted: count, rejected: 0 });
+  expect(ledgerBetween(base, count)).toEqual(numbers(base, count));
+}
+
 describe('Record boundaries through the workflow', () => {
   it('reads an inch mark in an unquoted field as a character: every record of 10,000 counted once, the rest unharmed', async () => {
     // Prepare: every 1,000th record has `TV 55" promo` in its note (quotes some 80 kB apart, the limit 4 kB), and
@@ -73,9 +80,7 @@ describe('Record boundaries through the workflow', () => {
     const result = await runText(`${HEADER.join(',')}\n${rows.map(line).join('\n')}\n`);
 
     // Assess
-    expect([result.exitCode, result.report.status, result.report.error]).toEqual([0, 'SUCCEEDED', undefined]);
-    expect(result.report.rows).toMatchObject({ total: count, accepted: count, rejected: 0 });
-    expect(ledgerBetween(base, count)).toEqual(numbers(base, count));
+    expectEveryRecordIssuedOnce(result, base, count);
   });
 
   it('imports every record of a file with \\r-only line ends, longer than csv.maxRecordBytes', async () => {
@@ -90,9 +95,7 @@ describe('Record boundaries through the workflow', () => {
     const result = await runText(text);
 
     // Assess
-    expect([result.exitCode, result.report.status, result.report.error]).toEqual([0, 'SUCCEEDED', undefined]);
-    expect(result.report.rows).toMatchObject({ total: count, accepted: count, rejected: 0 });
-    expect(ledgerBetween(base, count)).toEqual(numbers(base, count));
+    expectEveryRecordIssuedOnce(result, base, count);
   });
 
   it('imports every record of a file mixing \\r\\n, \\n and \\r line ends, with blank lines of each', async () => {
@@ -107,9 +110,7 @@ describe('Record boundaries through the workflow', () => {
     const result = await runText(text);
 
     // Assess
-    expect([result.exitCode, result.report.status, result.report.error]).toEqual([0, 'SUCCEEDED', undefined]);
-    expect(result.report.rows).toMatchObject({ total: count, accepted: count, rejected: 0 });
-    expect(ledgerBetween(base, count)).toEqual(numbers(base, count));
+    expectEveryRecordIssuedOnce(result, base, count);
   });
 
   it('fails the file MALFORMED_CSV, naming the line, when a closing quote is followed by text: nothing is sent', async () => {

@@ -16,10 +16,20 @@ const UNIT_SUITES = [
   'unpack', 'zip',
 ];
 
+/**
+ * `@marcbachmann/cel-js` (the CEL evaluator) ships only ES modules; Jest's CommonJS runtime needs it compiled to
+ * CommonJS, so ts-jest transforms that one package too (esbuild bundles and tsx load it as it is).
+ */
+const ESM_PACKAGES = ['@marcbachmann/cel-js'];
+
 const common = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: false }] },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: false }],
+    '^.+/node_modules/@marcbachmann/cel-js/.+\\.js$': ['ts-jest', { tsconfig: { allowJs: true, module: 'commonjs', isolatedModules: true }, diagnostics: false }],
+  },
+  transformIgnorePatterns: [`/node_modules/(?!(${ESM_PACKAGES.join('|')})/)`],
 };
 
 module.exports = {

@@ -25,6 +25,8 @@ export interface Draft {
   encoding: SampleEncoding;
   /** Data records of the sample that were looked at (the header not counted). */
   records: number;
+  /** The record limit stopped the reading: records after these were not looked at. */
+  limited: boolean;
   /**
    * The sample's text up to the end of its last whole record that was looked at, in the sample's encoding: what
    * the product's own reader can check the draft against.
@@ -200,11 +202,16 @@ export function inferDraft(bytes: Buffer, options: InferOptions): Draft {
   const decisions: Decision[] = [
     { subject: 'encoding', choice: decoded.encoding, why: decoded.why },
     { subject: 'delimiter', choice: showDelimiter(dialect.delimiter), why: dialect.why.delimiter },
-    { subject: 'quote', choice: dialect.quote, why: dialect.why.quote },
-    { subject: 'header', choice: header.map((h) => h.trim()).join(', '), why: 'the first row: its values do not have the shapes of the values below them' },
+    { subject: 'quote', choice: dialect.quote === '"' ? `'"'` : `"'"`, why: dialect.why.quote },
+    { subject: 'header', choice: header.map((h) => h.trim()).join(', '), why: 'row 1 is the header: its values do not have the shapes of the values below them' },
     ...roles.decisions,
   ];
-  const review = [...(decoded.review ? [{ path: 'csv.encoding', message: decoded.review }] : []), ...roles.review];
+  const review = [
+    ...(decoded.review ? [{ path: 'csv.encoding', message: decoded.review }] : []),
+    ...roles.review,
+    { path: 'destination', message: `a placeholder: set baseUrl to your cluster (e.g. https://eu.api.capillarytech.com) and the auth secrets' names (${PLACEHOLDER_DESTINATION.auth.usernameSecret}, ${PLACEHOLDER_DESTINATION.auth.passwordSecret})` },
+    { path: 'source', message: `files uploaded under inbox/${options.name}/, any name (filePattern ".*"): narrow filePattern to the vendor's file names, or make it an SFTP source` },
+  ];
   const flow = {
     name: options.name,
     source: { type: 's3', prefix: `inbox/${options.name}/`, filePattern: '.*' },
@@ -213,7 +220,7 @@ export function inferDraft(bytes: Buffer, options: InferOptions): Draft {
     mapping: roles.mapping,
     destination: structuredClone(PLACEHOLDER_DESTINATION),
   };
-  return { document: { dataflows: [flow] }, decisions, review, encoding: decoded.encoding, records: records.length, checked: checkedBytes(decoded.text, dialect.split, decoded.encoding) };
+  return { document: { dataflows: [flow] }, decisions, review, encoding: decoded.encoding, records: records.length, limited: dialect.split.records.length >= limit, checked: checkedBytes(decoded.text, dialect.split, decoded.encoding) };
 }
 
 /** The text up to the end of the last record looked at, encoded back as the sample was (lossless for these three). */
@@ -280,7 +287,7 @@ function assignRoles(header: readonly string[], records: readonly string[][], de
   ];
   const mapped = new Set(typed.map((t) => t.column));
   const unmapped = columns.filter((c) => !mapped.has(c));
-  if (unmapped.length > 0) decisions.push({ subject: 'not mapped', choice: unmapped.map((c) => c.name).join(', '), why: dates.others.length > 0 ? `also dates: ${dates.others.map((c) => c.name).join(', ')}` : 'none of them is needed by the API' });
+  if (unmapped.length > 0) decisions.push({ subject: 'not mapped', choice: unmapped.map((c) => c.name).join(', '), why: dates.others.length > 0 ? `also dates: ${dates.others.map((c) => c.name).join(', ')}` : 'the API takes only the four fields above' });
   return { mapping: mappingOf(customer, badge, dates), decisions, review: rolesReview(badge, dates) };
 }
 

@@ -37,7 +37,7 @@ async function dryRun(config: string, sample: string, extra: string[] = []): Pro
   const rejected: Record<string, string> = {};
   const file = report.files[0]?.rejectedFile;
   if (file) {
-    for (const row of parse(readFileSync(join(out, file)), { columns: true }) as Array<Record<string, string>>) rejected[row._row!] = row._error_code!;
+    for (const row of parse<Record<string, string>>(readFileSync(join(out, file)), { columns: true })) rejected[row._row!] = row._error_code!;
   }
   return { code: printed.code, report, rejected };
 }

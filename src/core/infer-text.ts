@@ -29,7 +29,11 @@ function nulPattern(bytes: Buffer): { odd: number; even: number; pairs: number }
   const window = bytes.subarray(0, Math.min(bytes.length, NUL_WINDOW) & ~1);
   let odd = 0;
   let even = 0;
-  for (let i = 0; i < window.length; i++) if (window[i] === 0) (i % 2 === 0 ? even++ : odd++);
+  for (let i = 0; i < window.length; i++) {
+    if (window[i] !== 0) continue;
+    if (i % 2 === 0) even++;
+    else odd++;
+  }
   return { odd, even, pairs: window.length / 2 };
 }
 

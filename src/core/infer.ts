@@ -118,8 +118,9 @@ function laterIn(a: Column, b: Column): { later: number; of: number } {
   let later = 0;
   let of = 0;
   a.cells.forEach((text, i) => {
+    const other = b.cells[i] ?? '';
     const x = text ? pa(text) : undefined;
-    const y = b.cells[i] ? pb(b.cells[i]!) : undefined;
+    const y = other ? pb(other) : undefined;
     if (!x?.ok || !y?.ok) return;
     of++;
     if (x.epochMs > y.epochMs) later++;
@@ -132,6 +133,8 @@ interface Dates {
   expiry?: Column;
   why: { event: string; expiry: string };
   others: Column[];
+  /** The header names an expiry that the values put before the event in most records. */
+  conflict?: string;
 }
 
 /** Which date column is the event and which the expiry: header words first, else the later one is the expiry. */
@@ -157,6 +160,9 @@ function pickDates(dates: Column[]): Dates {
       expiry: byHeader ? `its header names an expiry; ${when}` : `no header names an expiry: the later date (${when})`,
     },
     others: dates.filter((c) => c !== event && c !== expiry),
+    ...(byHeader && order.later * 2 < order.of
+      ? { conflict: `${expiry.name} is taken for the expiry by its header, but it is later than ${event.name} in only ${order.later} of ${order.of} records: the run rejects the others EXPIRY_BEFORE_EVENT; check which is which` }
+      : {}),
   };
 }
 
@@ -310,6 +316,7 @@ function rolesReview(badge: Column | undefined, dates: Dates): Review[] {
   if (unzoned.length > 0) {
     review.push({ path: 'mapping.*.timeZone', message: `${unzoned.map((c) => c.name).join(' and ')} carry no time zone: the draft reads them as UTC; set timeZone to the vendor's zone (e.g. "Asia/Kolkata") if they are local times` });
   }
+  if (dates.conflict) review.push({ path: 'mapping.earnExpiresOn.column', message: dates.conflict });
   if (dates.others.length > 0) review.push({ path: 'mapping', message: `other date columns (${dates.others.map((c) => c.name).join(', ')}) are not mapped: check that ${dates.event.name} is the event and ${dates.expiry?.name ?? 'none'} the expiry` });
   return review;
 }

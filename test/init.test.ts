@@ -169,6 +169,19 @@ describe('Function: inferDraft', () => {
     expect(draft.review.find((r) => r.path === 'mapping.earnExpiresOn.column')?.message).toMatch(/^valid_until is taken for the expiry by its header, but it is later than earned_on in only 0 of 30 records/);
   });
 
+  it('takes a column named for the event over one merely dated, and lists the date columns it leaves out', () => {
+    // Prepare
+    const records = sampleRecords(20);
+    const text = delimited([['customer', 'badge', 'created_at', 'earn_date', 'expiry'], ...records.map((r) => [r.customer, r.badge, formatDate(r.event - 3600_000, 'yyyy-MM-dd HH:mm:ss'), formatDate(r.event, 'yyyy-MM-dd HH:mm:ss'), formatDate(r.expiry, 'yyyy-MM-dd')])], ',');
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    expect(draft.document.dataflows[0].mapping).toMatchObject({ earnEventDate: { column: 'earn_date' }, earnExpiresOn: { column: 'expiry' } });
+    expect(draft.decisions.find((d) => d.subject === 'not mapped')).toEqual({ subject: 'not mapped', choice: 'created_at', why: 'also dates: created_at' });
+  });
+
   it('explains a file whose first row is data, and proposes a header line', () => {
     // Prepare
     const text = sampleText().split('\n').slice(1).join('\n');
@@ -199,7 +212,7 @@ describe('Function: draftConfiguration', () => {
     // Assess: every record looked at is whole, and read by the product's reader as valid.
     expect(result.draft.records).toBeGreaterThan(40);
     expect(result.check).toMatchObject({ records: result.draft.records, valid: result.draft.records });
-    expect(result.text).toContain(`read           its first 4,096 bytes of text (${result.draft.records} whole records); the rest of its`);
+    expect(result.text).toContain(`read           its first 4,096 bytes of text (${result.draft.records} whole records); the rest of the file (`);
   });
 });
 

@@ -59,6 +59,8 @@ const HINTS = {
   badge: /badge|meta|award|achievement/i,
   expiry: /expir|valid.?(?:until|till|to|thru)|until|\bend|end_|_end|\bexp(?:_|\b)|vence|vencim|caduc|ablauf/i,
   event: /event|earn|issue|award|achiev|created|txn|transaction|date|time|when|fecha|datum/i,
+  /** Words that name the event itself, over a column that is merely a date (`created_at`). */
+  eventStrong: /event|earn|issue|award|achiev|evento/i,
 };
 
 /** The placeholder destination: it validates, and says by its name that it must be edited. */
@@ -141,7 +143,8 @@ interface Dates {
 function pickDates(dates: Column[]): Dates {
   const expiryHinted = dates.find((c) => HINTS.expiry.test(c.name));
   const rest = dates.filter((c) => c !== expiryHinted);
-  const eventFirst = [...rest].sort((a, b) => hinted(b, HINTS.event) - hinted(a, HINTS.event) || a.index - b.index);
+  const eventHint = (c: Column) => hinted(c, HINTS.eventStrong) * 2 + hinted(c, HINTS.event);
+  const eventFirst = [...rest].sort((a, b) => eventHint(b) - eventHint(a) || a.index - b.index);
   let event = eventFirst[0] ?? expiryHinted!;
   let expiry = event === expiryHinted ? undefined : (expiryHinted ?? eventFirst[1]);
   if (!expiry) return { event, why: { event: HINTS.event.test(event.name) ? 'the only date column; its header names an event' : 'the only date column', expiry: '' }, others: [] };

@@ -231,9 +231,9 @@ function checkLines(check: SampleCheck): string[] {
 function render(sample: string, name: string, read: SampleRead, draft: Draft, check: SampleCheck): string {
   const n = (x: number) => x.toLocaleString('en-US');
   const extent = draft.limited
-    ? `its first ${n(draft.records)} records (the limit); the rest of its ${n(read.size)} bytes was not read`
+    ? `its first ${n(draft.records)} records (init's limit); the records after them were not looked at`
     : read.cut
-      ? `its first ${n(read.bytes.length)} bytes of text (${n(draft.records)} whole records); the rest of its ${n(read.size)} bytes was not read`
+      ? `its first ${n(read.bytes.length)} bytes of text (${n(draft.records)} whole records); the rest of the file (${n(read.size)} bytes on disk) was not read`
       : `all of it (${n(read.size)} bytes, ${n(draft.records)} records)`;
   const mappingCodes = [...check.rejected].filter(([code]) => !DATA_ONLY.has(code)).reduce((n, [, numbers]) => n + numbers.length, 0);
   const review = [...draft.review];

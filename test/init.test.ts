@@ -244,6 +244,37 @@ describe('CLI: badges-import init', () => {
     expect(JSON.parse(readFileSync(out, 'utf8')).dataflows[0].mapping.earnEventDate.format).toBe('dd/MM/yyyy HH:mm');
   });
 
+  it('drafts a UTF-16LE sample that the product\'s own reader then reads record for record', async () => {
+    // Prepare
+    const sample = join(work, 'wide.csv');
+    writeFileSync(sample, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(sampleText(), 'utf16le')]));
+    const out = join(work, 'wide.json');
+
+    // Act
+    const { code, stdout } = await runCli(['init', '--sample', sample, '--out', out]);
+
+    // Assess
+    expect(code).toBe(0);
+    expect(stdout).toContain('encoding       utf-16le: it starts with the UTF-16LE byte-order mark (FF FE)');
+    expect(stdout).toContain('sample check   all 30 records read are valid with this draft');
+  });
+
+  it('counts events in the future as data problems of the sample, not as a mapping to check', async () => {
+    // Prepare: every event is years ahead; the mapping is right all the same.
+    const sample = join(work, 'future.csv');
+    writeFileSync(sample, sampleText().replace(/2026-(\d\d-\d\d \d)/g, '2031-$1').replace(/2027-(\d\d-\d\d)/g, '2032-$1'));
+    const out = join(work, 'future.json');
+
+    // Act
+    const { code, stdout } = await runCli(['init', '--sample', sample, '--out', out]);
+
+    // Assess
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/sample check   0 of 30 records are valid with this draft; 30 would be rejected: EVENT_IN_FUTURE 30 \(records 1, 2, 3, 4, 5, …\)/);
+    expect(stdout).not.toContain('more than a tenth');
+    expect(JSON.parse(readFileSync(out, 'utf8')).dataflows[0].mapping.earnEventDate).toEqual({ column: 'event_time', format: 'yyyy-MM-dd HH:mm:ss', timeZone: 'UTC' });
+  });
+
   it('explains a headerless file, exits 2 and writes nothing', async () => {
     // Prepare
     const sample = join(work, 'headerless.csv');

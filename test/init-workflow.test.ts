@@ -10,6 +10,8 @@ import { GnuPG } from './support/gpg';
 import { delimited, formatDate, sampleRecords } from './support/samples';
 
 const work = mkdtempSync(join(tmpdir(), 'init-workflow-'));
+/** Each test runs the whole local workflow once (synthesis included): minutes on a loaded machine, not a timed assertion. */
+const WORKFLOW_TIMEOUT_MS = 300_000;
 const root = join(__dirname, '..');
 let n = 0;
 
@@ -67,7 +69,7 @@ describe('CLI: badges-import init, then run --dry-run with the configuration it 
     expect(run.report.rows).toMatchObject({ total: 40, rejected: 6 });
     expect(drafted.stdout).toContain('sample check   34 of 40 records are valid with this draft; 6 would be rejected');
     expect(drafted.stdout).toContain('mapping.*.timeZone: event_time and expiry_date carry no time zone: the draft reads them as UTC');
-  });
+  }, WORKFLOW_TIMEOUT_MS);
 
   it('drafts a semicolon-delimited file with dd-MM-yyyy HH:mm:ss dates and CRLF line ends: no record rejected', async () => {
     // Prepare
@@ -89,7 +91,7 @@ describe('CLI: badges-import init, then run --dry-run with the configuration it 
       earnExpiresOn: { column: 'Valid Until', format: 'dd-MM-yyyy HH:mm:ss', timeZone: 'UTC' },
     });
     expect({ code: run.code, rows: run.report.rows }).toEqual({ code: 0, rows: expect.objectContaining({ total: 60, rejected: 0 }) });
-  });
+  }, WORKFLOW_TIMEOUT_MS);
 
   it('drafts a pipe-delimited file of epoch seconds whose headers say nothing: the later date is the expiry', async () => {
     // Prepare: the expiry comes first, and no header names a role.
@@ -113,7 +115,7 @@ describe('CLI: badges-import init, then run --dry-run with the configuration it 
     expect(drafted.stdout).toContain('earnExpiresOn  first (epoch-s): 50 of 50 values read as epoch-s; no header names an expiry: the later date (later than second in 50 of 50 records)');
     expect(drafted.stdout).not.toContain('timeZone');
     expect({ code: run.code, rejected: run.report.rows.rejected }).toEqual({ code: 0, rejected: 0 });
-  });
+  }, WORKFLOW_TIMEOUT_MS);
 
   it('drafts a Latin-1 file with an accented header and values: the column is named as the run decodes it', async () => {
     // Prepare
@@ -136,7 +138,7 @@ describe('CLI: badges-import init, then run --dry-run with the configuration it 
     });
     expect(drafted.stdout).toMatch(/encoding +latin1: byte \d+ \(0x[0-9a-f]+\) is not valid UTF-8/);
     expect({ code: run.code, rejected: run.report.rows.rejected }).toEqual({ code: 0, rejected: 0 });
-  });
+  }, WORKFLOW_TIMEOUT_MS);
 
   it('drafts a gzip file, tab-delimited with ISO 8601 dates that carry their offset', async () => {
     // Prepare
@@ -156,7 +158,7 @@ describe('CLI: badges-import init, then run --dry-run with the configuration it 
     expect(drafted.stdout).toContain('compression    gzip');
     expect(drafted.stdout).not.toContain('timeZone');
     expect({ code: run.code, rejected: run.report.rows.rejected, total: run.report.rows.total }).toEqual({ code: 0, rejected: 0, total: 70 });
-  });
+  }, WORKFLOW_TIMEOUT_MS);
 
   it('drafts a PGP file encrypted by GnuPG with --secrets, naming the key and passphrase secrets and never their values', async () => {
     // Prepare: the brand's passphrase-protected key, Base64 as Connect+ takes it; month-first dates a day above 12 decides.
@@ -182,5 +184,5 @@ describe('CLI: badges-import init, then run --dry-run with the configuration it 
     expect(drafted.stdout).toContain('decryption     PGP, with the key in secret "pgp/key" (passphrase in "pgp/passphrase"): the file is PGP data; it was read whole and passed its integrity check');
     expect(drafted.stdout + drafted.stderr).not.toContain(passphrase);
     expect({ code: run.code, rejected: run.report.rows.rejected, total: run.report.rows.total }).toEqual({ code: 0, rejected: 0, total: 40 });
-  });
+  }, WORKFLOW_TIMEOUT_MS);
 });

@@ -224,8 +224,8 @@ function choose(text: string, limit: number, cut: boolean): Dialect {
   const delimiterWhy = `the header has ${best.width} fields and ${best.consistent === 1 ? 'every record has as many' : `${share} of records have as many`} (${others.join(', ')} in the header)`;
   const single = candidate(text, best.delimiter, "'", limit, cut);
   if (best.split.quotedFields === 0 && single.split.quotedFields > 0 && single.width === best.width && single.consistent >= best.consistent) {
-    return { delimiter: best.delimiter, quote: "'", split: single.split, why: { delimiter: delimiterWhy, quote: `${single.split.quotedFields} fields of the first ${single.split.records.length} records are quoted with ' and none with "` } };
+    return { delimiter: best.delimiter, quote: "'", split: single.split, why: { delimiter: delimiterWhy, quote: `${single.split.quotedFields} fields of the first ${single.split.records.length} rows are quoted with ' and none with "` } };
   }
-  const quoteWhy = best.split.quotedFields > 0 ? `${best.split.quotedFields} fields of the first ${best.split.records.length} records are quoted with it` : 'no field is quoted: the default';
+  const quoteWhy = best.split.quotedFields > 0 ? `${best.split.quotedFields} fields of the first ${best.split.records.length} rows are quoted with it` : 'no field is quoted: the default';
   return { delimiter: best.delimiter, quote: QUOTES[0], split: best.split, why: { delimiter: delimiterWhy, quote: quoteWhy } };
 }

@@ -40,6 +40,8 @@ export const ERROR_CODES = {
   REPORT_UNREADABLE: 'REPORT_UNREADABLE',
   /** CLI only: the deployed stack (or one of its outputs) cannot be read. */
   STACK_NOT_FOUND: 'STACK_NOT_FOUND',
+  /** CLI only: `init` cannot draft a configuration from the sample (not text, no delimiter, no header, no date). */
+  SAMPLE_UNUSABLE: 'SAMPLE_UNUSABLE',
   /** CLI only: the local workflow's execution failed without writing a report. */
   EXECUTION_FAILED: 'EXECUTION_FAILED',
   /** Local only: the CDK app the twin runs (`cdk synth`'s work) failed, or synthesized a stack with errors. */

@@ -17,6 +17,7 @@ import { pullSftp } from '../sources/sftp';
 import { type ReplayStage, describeSelection } from '../core/replay';
 import { replayLocal } from '../local/replay';
 import { defaultAwsClients, replayDeployed, startDeployed } from '../ops/deployed';
+import { type InitOptions, draftConfiguration } from '../ops/init';
 import { renderHtml } from '../report/html';
 import { pullSummary, summary } from '../report/texts';
 import { openRejected, readReport, sampleRejected } from '../report/load';
@@ -316,6 +317,26 @@ async function demoCommand(flags: { out?: string }): Promise<number> {
   return code === 3 ? 0 : 1;
 }
 
+interface InitFlags extends Omit<InitOptions, 'secretsFile'> {
+  out: string;
+  secrets?: string;
+  force?: boolean;
+}
+
+/** `init`: a configuration drafted from a sample; an existing --out is left alone unless --force. */
+async function initCommand(flags: InitFlags): Promise<number> {
+  if (!existsSync(flags.sample)) throw new UsageError(`--sample ${flags.sample}: no such file`);
+  if (existsSync(flags.out) && !flags.force) throw new UsageError(`--out ${flags.out} exists: init does not overwrite it; pass --force, or choose another --out`);
+  const result = await draftConfiguration({ ...flags, secretsFile: flags.secrets });
+  writeFileSync(flags.out, result.json);
+  const secrets = flags.secrets ? ` --secrets ${flags.secrets}` : '';
+  process.stdout.write(`${result.text}
+wrote ${resolve(flags.out)}
+try it:  badges-import run --config ${flags.out} --file ${flags.sample}${secrets} --dry-run
+`);
+  return 0;
+}
+
 /** The options of a run through the local workflow, shared by `run` and `replay` (`where` says when they apply). */
 function withLocalRunOptions(command: Command, where = ''): Command {
   return command
@@ -422,6 +443,23 @@ function addServeCommand(program: Command): void {
     });
 }
 
+/** `init`: a configuration drafted from a sample of the vendor's file. */
+function addInitCommand(program: Command): void {
+  program
+    .command('init')
+    .description('Draft a configuration from a sample of the vendor\'s file: encoding, delimiter, header, the columns and date formats, and what to review')
+    .requiredOption('--sample <file>', 'a sample of the vendor\'s file (plain, gzip, or PGP with --secrets); its first 8 MiB / 10,000 records are read')
+    .option('--name <name>', 'the dataflow\'s name (default: from the sample\'s file name)')
+    .addOption(new Option('--out <file>', 'where to write the configuration').default('config.json'))
+    .option('--secrets <file>', 'JSON file of secret values, for a PGP sample: its private key (and passphrase)')
+    .option('--private-key-secret <name>', 'the secret holding the private key (default: the one whose value is one)')
+    .option('--passphrase-secret <name>', 'the secret holding its passphrase (default: the one named like "passphrase")')
+    .option('--force', 'overwrite --out if it exists')
+    .action(async (flags: InitFlags) => {
+      process.exitCode = await initCommand(flags);
+    });
+}
+
 /** `demo`: the example file through the local workflow (`npm start`). */
 function addDemoCommand(program: Command): void {
   program
@@ -440,6 +478,7 @@ export function buildProgram(): Command {
     .description('Turn vendor files into earned badges through Capillary\'s import API, locally or on AWS.')
     .exitOverride()
     .showHelpAfterError();
+  addInitCommand(program);
   addRunCommand(program);
   addReplayCommand(program);
   addStartCommand(program);

@@ -75,6 +75,16 @@ export function notificationText(report: Report): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * The names of the files written back to a vendor for a run (SFTP's errorDirectory, an S3 source's errorPrefix):
+ * `result_<yyyyMMddHHmmss>_<file>.rejected.csv` and `….summary.txt`, the time being the run's finish.
+ */
+export function writeBackNames(report: Report, fileName: string): { rejected: string; summary: string } {
+  const stamp = report.finishedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '');
+  const base = `result_${stamp}_${fileName}`;
+  return { rejected: `${base}.rejected.csv`, summary: `${base}.summary.txt` };
+}
+
 /** The report summary written back next to the rejected records: what a vendor needs, nothing internal. */
 export function vendorSummary(report: Report, fileName: string, rejectedName: string | undefined): string {
   const lines = [

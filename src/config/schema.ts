@@ -97,7 +97,12 @@ const s3Source = z
     /** Where a taken file is moved in the vendor's bucket, keeping its path relative to `prefix`. Required with `bucket`. */
     processedPrefix: bucketPrefix.optional(),
     /** With `bucket`: an object modified less than this long ago may still be being written: left for the next poll. @default 60 */
-    minFileAgeSeconds: z.int().min(0).max(86400).default(60),
+    minFileAgeSeconds: z.int().min(0).max(86400).optional(),
+    /**
+     * The validated form of a vendor bucket's `prefix` (in their bucket), `prefix` then being the inbox prefix (by
+     * default `s3/<dataflow>/`): what a parsed configuration holds, so that it reads back the same when written out.
+     */
+    vendorPrefix: bucketPrefix.optional(),
   })
   .superRefine((s, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
@@ -105,19 +110,21 @@ const s3Source = z
     if (s.bucket === undefined) {
       const inbox = inboxPrefix.safeParse(s.prefix);
       if (!inbox.success) issue('prefix', inbox.error.issues[0]?.message ?? 'is not a valid prefix');
-      for (const key of ['region', 'roleArn', 'externalId', 'processedPrefix'] as const) {
+      for (const key of ['region', 'roleArn', 'externalId', 'processedPrefix', 'minFileAgeSeconds', 'vendorPrefix'] as const) {
         if (s[key] !== undefined) issue(key, 'is only used with "bucket" (the vendor\'s own bucket)');
       }
       if (s.errorPrefix !== undefined && /^(processed|failed)\//.test(s.errorPrefix)) issue('errorPrefix', 'must not sit under processed/ or failed/ (the stack\'s own)');
       return;
     }
-    if (!shape.success) issue('prefix', shape.error.issues[0]?.message ?? 'is not a valid prefix');
+    const theirs = s.vendorPrefix ?? s.prefix;
+    if (s.vendorPrefix !== undefined && !inboxPrefix.safeParse(s.prefix).success) issue('prefix', 'must be an inbox prefix when "vendorPrefix" is given');
+    if (s.vendorPrefix === undefined && !shape.success) issue('prefix', shape.error.issues[0]?.message ?? 'is not a valid prefix');
     if (s.externalId !== undefined && s.roleArn === undefined) issue('externalId', 'is only used with "roleArn"');
     if (s.processedPrefix === undefined) issue('processedPrefix', 'is required with "bucket": a taken file is moved there (else it would be taken again)');
     for (const key of ['processedPrefix', 'errorPrefix'] as const) {
       const other = s[key];
-      if (other !== undefined && shape.success && (isUnder(other, s.prefix) || isUnder(s.prefix, other))) {
-        issue(key, `must not equal, sit under or contain "prefix" ("${s.prefix}"): files there would be taken again`);
+      if (other !== undefined && bucketPrefix.safeParse(theirs).success && (isUnder(other, theirs) || isUnder(theirs, other))) {
+        issue(key, `must not equal, sit under or contain "prefix" ("${theirs}"): files there would be taken again`);
       }
     }
   });
@@ -339,13 +346,15 @@ type ParsedSource = z.output<typeof s3Source> | z.output<typeof sftpSource>;
 /** An inbox S3 source, a vendor bucket (`vendorPrefix` in their bucket, `prefix` in the inbox), or SFTP. */
 type InboxSource =
   | (Extract<ParsedSource, { type: 's3' }> & { bucket?: undefined; vendorPrefix?: undefined })
-  | (Extract<ParsedSource, { type: 's3' }> & { bucket: string; vendorPrefix: string; processedPrefix: string })
+  | (Extract<ParsedSource, { type: 's3' }> & { bucket: string; vendorPrefix: string; processedPrefix: string; minFileAgeSeconds: number })
   | (Extract<ParsedSource, { type: 'sftp' }> & { prefix: string });
 
 function inboxSource(name: string, source: ParsedSource): InboxSource {
   if (source.type === 'sftp') return { ...source, prefix: source.prefix ?? `sftp/${name}/` };
   if (source.bucket === undefined) return { ...source, bucket: undefined, vendorPrefix: undefined };
-  return { ...source, bucket: source.bucket, vendorPrefix: source.prefix, prefix: `s3/${name}/`, processedPrefix: source.processedPrefix ?? '' };
+  const vendorPrefix = source.vendorPrefix ?? source.prefix;
+  const prefix = source.vendorPrefix !== undefined ? source.prefix : `s3/${name}/`;
+  return { ...source, bucket: source.bucket, vendorPrefix, prefix, processedPrefix: source.processedPrefix ?? '', minFileAgeSeconds: source.minFileAgeSeconds ?? 60 };
 }
 
 /** A worker must finish its chunk well inside the send Lambda's 5 minutes, pacing included. */

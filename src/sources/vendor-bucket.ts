@@ -162,13 +162,13 @@ async function takeObject(client: S3Client, flow: Dataflow, source: VendorBucket
     if (existing[PULL_METADATA.origin] !== encodeURI(origin) || existing[VENDOR_ETAG_METADATA] !== object.etag) {
       return { waiting: `s3://${buckets.inbox}/${key} is still being imported from another object of the same name` };
     }
-    movedTo = decodeURI(existing[PULL_METADATA.movedTo] ?? '') || (await processedKeyFor(client, source, object));
+    movedTo = decodeURI(existing[PULL_METADATA.movedTo] ?? '').replace(`s3://${source.bucket}/`, '') || (await processedKeyFor(client, source, object));
   } else {
     movedTo = await processedKeyFor(client, source, object);
     const metadata = {
       [PULL_METADATA.origin]: encodeURI(origin),
       [PULL_METADATA.path]: encodeURI(object.key),
-      [PULL_METADATA.movedTo]: encodeURI(movedTo),
+      [PULL_METADATA.movedTo]: encodeURI(`s3://${source.bucket}/${movedTo}`),
       [PULL_METADATA.size]: String(object.size),
       [PULL_METADATA.mtime]: String(object.lastModified),
       [VENDOR_ETAG_METADATA]: object.etag,

@@ -36,10 +36,10 @@ export function summary(report: Report, reportPath: string, rejectedPath?: strin
   return `${lines.join('\n')}\n`;
 }
 
-/** What a poll of an SFTP server took and left, one line each. */
+/** What a poll of an SFTP server or a vendor's bucket took and left, one line each. */
 export function pullSummary(dataflow: Dataflow, pulled: PullResult): string {
   const source = dataflow.source;
-  const where = source.type === 'sftp' ? `sftp://${source.host}:${source.port}${source.directory}` : dataflow.source.prefix;
+  const where = source.type === 'sftp' ? `sftp://${source.host}:${source.port}${source.directory}` : source.bucket ? `s3://${source.bucket}/${source.vendorPrefix}` : source.prefix;
   const lines = [`${dataflow.name}: ${where}: took ${pulled.taken.length} file(s), ${pulled.waiting.length} waiting, ${pulled.failed.length} failed`];
   for (const t of pulled.taken) lines.push(`  took    ${t.path} (${t.bytes} bytes) → s3://inbox/${t.key}; moved to ${t.movedTo}`);
   for (const w of pulled.waiting) lines.push(`  waiting ${w.path}: ${w.reason}`);

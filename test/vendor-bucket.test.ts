@@ -1,4 +1,5 @@
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { parse } from 'csv-parse/sync';
@@ -11,7 +12,9 @@ import { synthesizeStack } from '../src/local/lambda-stack';
 import { runObject } from '../src/local/runner';
 import { LOCAL_BUCKETS } from '../src/local/s3';
 import { type VendorBucketDeps, pullVendorBucket, writeBackToS3 } from '../src/sources/vendor-bucket';
+import { StaticSecretsProvider } from '../src/aws/secrets';
 import { silentLog } from '../src/steps/deps';
+import { sweep } from '../src/steps/sweep';
 import { KNOWN_BADGES, UNKNOWN_BADGE, configDocument, toCsv, validRow } from './support/factories';
 import { localWorkflow } from './support/local';
 
@@ -39,6 +42,8 @@ const document = {
 };
 const flows = localWorkflow('vendor-bucket-', document, { sandbox: { knownBadgeIds: [...KNOWN_BADGES] } });
 const sts = mockClient(STSClient);
+// Nothing local plays Step Functions for an in-process sweep: its StartExecution is mocked, as in test/sweep.test.ts.
+const sfn = mockClient(SFNClient);
 
 beforeAll(async () => {
   for (const bucket of [POLICY_BUCKET, ROLE_BUCKET]) await flows.s3.client.send(new CreateBucketCommand({ Bucket: bucket }));
@@ -141,6 +146,25 @@ describe('Function: pullVendorBucket, with the bucket policy granting our sweep 
     expect((await pullVendorBucket(flow, pullDeps())).taken.map((t) => t.movedTo)).toEqual(['s3://brand-drop/done/events_4.csv']);
     expect(await readText(flows.s3.client, POLICY_BUCKET, 'done/events_4.csv')).toBe(newer);
     expect(await readText(flows.s3.client, LOCAL_BUCKETS.inbox, 's3/vendor-policy/events_4.csv')).toBe(newer);
+  });
+});
+
+describe('Function: sweep, on the schedule of a vendor-bucket dataflow', () => {
+  it('polls the vendor bucket first, then starts a run for what it copied into the inbox', async () => {
+    // Prepare
+    sfn.reset();
+    sfn.on(StartExecutionCommand).resolves({ executionArn: 'arn:x', startDate: new Date() });
+    await vendorPut(POLICY_BUCKET, 'outgoing/events_6.csv', csv(2_100_600, 2));
+    const deps = { ...pullDeps(), config: flows.config, secrets: new StaticSecretsProvider({}), sfn: new SFNClient({ region: 'us-east-1' }), stateMachineArn: 'arn:aws:states:us-east-1:000000000000:stateMachine:Workflow' };
+
+    // Act
+    const output = await sweep({ dataflow: 'vendor-policy' }, deps);
+
+    // Assess
+    expect(output.pulled?.taken.map((t) => t.path)).toEqual(['s3://brand-drop/outgoing/events_6.csv']);
+    expect(output.started).toContain('s3/vendor-policy/events_6.csv');
+    const input = sfn.commandCalls(StartExecutionCommand).map((c) => JSON.parse(c.args[0].input.input!) as Record<string, string>).find((i) => i.key === 's3/vendor-policy/events_6.csv');
+    expect(input).toEqual({ dataflow: 'vendor-policy', bucket: LOCAL_BUCKETS.inbox, key: 's3/vendor-policy/events_6.csv', versionId: expect.any(String) });
   });
 });
 

@@ -1,4 +1,4 @@
-import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -216,6 +216,25 @@ describe('S3 drop with an errorPrefix through the local workflow', () => {
     expect(written).toEqual([expect.stringMatching(/^results\/drop\/result_\d{14}_events_5\.csv\.rejected\.csv$/), expect.stringMatching(/^results\/drop\/result_\d{14}_events_5\.csv\.summary\.txt$/)]);
     expect(result.report.files[0]!.source.writtenBack).toEqual(written.map((k) => `s3://inbox/${k}`));
     expect(await readText(flows.s3.client, LOCAL_BUCKETS.inbox, written[1]!)).toContain('Records:   3 read, 2 accepted, 1 rejected');
+  });
+});
+
+describe('Embedded S3: conditional DeleteObject', () => {
+  it('deletes only the object whose ETag If-Match names, as S3 does on general purpose buckets (the move relies on it)', async () => {
+    // Prepare
+    const key = 'outgoing/conditional.txt';
+    const { ETag: first } = await vendorPut(POLICY_BUCKET, key, 'first');
+    await vendorPut(POLICY_BUCKET, key, 'second');
+
+    // Act
+    const stale = flows.s3.client.send(new DeleteObjectCommand({ Bucket: POLICY_BUCKET, Key: key, IfMatch: first }));
+
+    // Assess
+    await expect(stale).rejects.toMatchObject({ name: 'PreconditionFailed' });
+    expect(await readText(flows.s3.client, POLICY_BUCKET, key)).toBe('second');
+    const { ETag: current } = await flows.s3.client.send(new HeadObjectCommand({ Bucket: POLICY_BUCKET, Key: key }));
+    await flows.s3.client.send(new DeleteObjectCommand({ Bucket: POLICY_BUCKET, Key: key, IfMatch: current }));
+    expect(await readText(flows.s3.client, POLICY_BUCKET, key)).toBeUndefined();
   });
 });
 

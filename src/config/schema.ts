@@ -402,7 +402,7 @@ export const configSchema = z
       config.dataflows.forEach((other) => {
         // A write-back under a dataflow's prefix would be imported as a delivery.
         if (errorPrefix !== undefined && isUnder(errorPrefix, other.source.prefix)) {
-          ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'source', 'errorPrefix'], message: `sits under dataflows "${other.name}" prefix "${other.source.prefix}": the files written back would be imported` });
+          ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'source', 'errorPrefix'], message: `sits under the prefix "${other.source.prefix}" of dataflow "${other.name}": the files written back would be imported` });
         }
       });
       const d = flow.destination;

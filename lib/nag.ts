@@ -4,7 +4,7 @@ import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import type { Config } from '../src/config/schema';
 import type { StepLambda } from './defaults';
-import type { StepLambdas } from './step-lambdas';
+import { type StepLambdas, vendorBucketSourcesOf } from './step-lambdas';
 import type { Storage } from './storage';
 import { STATE_NAMES } from './workflow';
 
@@ -19,7 +19,7 @@ export interface FindingsProps {
 /** cdk-nag AwsSolutions findings that remain by design, each acknowledged with its reason and nothing broader. */
 export function acknowledgeFindings(stack: Stack, props: FindingsProps): void {
   const functions = [props.lambdas.stage, props.lambdas.send, props.lambdas.finalize, props.sweep];
-  acknowledgeLambdaFindings(stack, functions, objectPatterns(props.buckets, props.config));
+  acknowledgeLambdaFindings(stack, functions, objectPatterns(props.buckets, props.config), props.config);
   Validations.of(props.lambdas.finalize).acknowledge({
     id: 'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
     reason: 'Publishing to the encrypted alerts topic needs the GenerateDataKey family (as CDK grants it), on the alerts key only.',
@@ -52,6 +52,11 @@ function objectPatterns({ inbox, staging, deadLetter, reports }: Storage, config
     [inbox, 'processed/*', 'Processed sources are moved under processed/<dataflow>/<runId>/.'],
     [inbox, 'failed/*', 'Failed sources are moved under failed/<dataflow>/<runId>/.'],
     [inbox, 'replays/*', 'An operator replay puts its records under replays/<dataflow>/<time>/, named at run time.'],
+    ...config.dataflows.flatMap((d): Array<[Bucket, string, string]> =>
+      d.source.type === 's3' && !d.source.bucket && d.source.errorPrefix
+        ? [[inbox, `${d.source.errorPrefix}*`, `Finalize writes each run's outcome of ${d.name} under its errorPrefix, named by the run's time and file.`]]
+        : [],
+    ),
     ...config.dataflows.map((d): [Bucket, string, string] => [
       inbox,
       `${d.source.prefix}*`,
@@ -63,7 +68,7 @@ function objectPatterns({ inbox, staging, deadLetter, reports }: Storage, config
 }
 
 /** The managed logging policy, X-Ray's "*", and the run-time object keys, on every step Lambda's role. */
-function acknowledgeLambdaFindings(stack: Stack, functions: StepLambda[], patterns: Array<[Bucket, string, string]>): void {
+function acknowledgeLambdaFindings(stack: Stack, functions: StepLambda[], patterns: Array<[Bucket, string, string]>, config: Config): void {
   for (const fn of functions) {
     Validations.of(fn).acknowledge({
       id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
@@ -71,6 +76,14 @@ function acknowledgeLambdaFindings(stack: Stack, functions: StepLambda[], patter
     });
     Validations.of(fn).acknowledge({ id: 'AwsSolutions-IAM5[Resource::*]', reason: 'xray:PutTraceSegments and xray:PutTelemetryRecords take no resource other than "*".' });
     for (const [bucket, pattern, reason] of patterns) Validations.of(fn).acknowledge({ id: `AwsSolutions-IAM5[Resource::${arnOf(stack, bucket)}/${pattern}]`, reason });
+    for (const source of vendorBucketSourcesOf(config)) {
+      for (const prefix of [source.vendorPrefix, source.processedPrefix, source.errorPrefix].filter((p) => p !== undefined)) {
+        Validations.of(fn).acknowledge({
+          id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${source.bucket}/${prefix}*]`,
+          reason: "The vendor's bucket: its files are named freely under the prefixes the configuration gives (delivery, processed, error).",
+        });
+      }
+    }
   }
 }
 

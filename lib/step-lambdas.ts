@@ -1,11 +1,11 @@
-import { Duration } from 'aws-cdk-lib';
+import { Aws, Duration } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { type Config, type Dataflow, decryptSecretNamesOf, secretNamesOf, sourceSecretNamesOf } from '../src/config/schema';
+import { type Config, type Dataflow, type VendorBucketSource, decryptSecretNamesOf, secretNamesOf, sourceSecretNamesOf, vendorBucketOf } from '../src/config/schema';
 import { ENV } from '../src/contracts';
 import { StepLambda, stageNodeOptions } from './defaults';
 import type { Storage } from './storage';
@@ -55,6 +55,48 @@ function secretsNamed(scope: Construct, prefix: string, names: string[]): ISecre
 /** The SFTP dataflows: their sweep pulls from the vendor's server, their finalize writes the outcome back to it. */
 function sftpFlowsOf(config: Config): Dataflow[] {
   return config.dataflows.filter((d) => d.source.type === 'sftp');
+}
+
+/** The sources that poll a vendor's own bucket (source.bucket). */
+export function vendorBucketSourcesOf(config: Config): VendorBucketSource[] {
+  return config.dataflows.map(vendorBucketOf).filter((s): s is VendorBucketSource => s !== undefined);
+}
+
+/** Inbox drops that write outcomes back under an errorPrefix in the inbox. */
+function inboxErrorPrefixesOf(config: Config): string[] {
+  return config.dataflows.flatMap((d) => (d.source.type === 's3' && !d.source.bucket && d.source.errorPrefix ? [d.source.errorPrefix] : []));
+}
+
+/** `arn:<partition>:s3:::<vendor bucket>/<prefix>*` for each prefix (the bucket is not ours: no construct to ask). */
+function vendorObjects(source: VendorBucketSource, prefixes: Array<string | undefined>): string[] {
+  return prefixes.filter((p): p is string => p !== undefined).map((p) => `arn:${Aws.PARTITION}:s3:::${source.bucket}/${p}*`);
+}
+
+/**
+ * A vendor's bucket, reached either as the role the vendor lets us assume (sts:AssumeRole on it; the external id is
+ * the vendor's trust policy's condition, not ours) or as our own role (what the vendor's bucket policy grants it,
+ * which our identity policy must allow too). `poll`: list, read, move (copy to processedPrefix, delete); `writeBack`:
+ * put under errorPrefix.
+ */
+function allowVendorBuckets(fn: StepLambda, sources: VendorBucketSource[], use: 'poll' | 'writeBack'): void {
+  const roles = [...new Set(sources.flatMap((s) => (s.roleArn ? [s.roleArn] : [])))];
+  if (roles.length > 0) allow(fn, ['sts:AssumeRole'], ...roles);
+  for (const source of sources.filter((s) => !s.roleArn)) {
+    if (use === 'writeBack') {
+      allow(fn, ['s3:PutObject', 's3:AbortMultipartUpload'], ...vendorObjects(source, [source.errorPrefix]));
+      continue;
+    }
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [`arn:${Aws.PARTITION}:s3:::${source.bucket}`],
+        conditions: { StringLike: { 's3:prefix': [`${source.vendorPrefix}*`, `${source.processedPrefix}*`] } },
+      }),
+    );
+    allow(fn, ['s3:GetObject'], ...vendorObjects(source, [source.vendorPrefix, source.processedPrefix]));
+    allow(fn, ['s3:PutObject', 's3:AbortMultipartUpload'], ...vendorObjects(source, [source.processedPrefix]));
+    allow(fn, ['s3:DeleteObject'], ...vendorObjects(source, [source.vendorPrefix]));
+  }
 }
 
 /** The inbox objects of the configured dataflows: `<prefix>*` for each. */
@@ -153,6 +195,10 @@ function buildFinalizeLambda(scope: Construct, { config, configFile, buckets, al
   // dead-letter bucket, and reads the server's credentials.
   allow(fn, ['s3:GetObject'], deadLetter.arnForObjects('rejected/*'));
   for (const secret of secretsNamed(scope, 'SftpSecret', sftpFlowsOf(config).flatMap((d) => sourceSecretNamesOf(d.source)))) secret.grantRead(fn);
+  // … and to an S3 source's errorPrefix: in the inbox for a drop, in the vendor's bucket for a polled one.
+  const inboxErrors = inboxErrorPrefixesOf(config);
+  if (inboxErrors.length > 0) allow(fn, ['s3:PutObject', 's3:AbortMultipartUpload'], ...inboxErrors.map((p) => inbox.arnForObjects(`${p}*`)));
+  allowVendorBuckets(fn, vendorBucketSourcesOf(config).filter((s) => s.errorPrefix !== undefined), 'writeBack');
   // Each file's summary goes to the alerts topic.
   alerts.grantPublish(fn);
   return fn;
@@ -160,19 +206,27 @@ function buildFinalizeLambda(scope: Construct, { config, configFile, buckets, al
 
 /**
  * Starts an execution per file: for an upload event, for each waiting file on a schedule, and for each file it pulls
- * from an SFTP server; and checks that a file arrived after a schedule.
+ * from an SFTP server or a vendor's own bucket; and checks that a file arrived after a schedule.
  */
 export function buildSweepLambda(scope: Construct, { config, configFile, buckets, stateMachine }: SweepLambdaProps): StepLambda {
   const { inbox, staging, reports } = buckets;
   // With an SFTP source the sweep also copies files from the vendor's server: it gets the time and memory for that.
   const sftpFlows = sftpFlowsOf(config);
+  const vendorSources = vendorBucketSourcesOf(config);
+  const polls = sftpFlows.length + vendorSources.length > 0;
   const fn = new StepLambda(scope, 'SweepFunction', {
     step: 'sweep',
     configFile,
     environment: { ...bucketEnvironment(buckets), [ENV.stateMachineArn]: stateMachine.stateMachineArn },
-    timeout: Duration.minutes(sftpFlows.length > 0 ? 15 : 5),
-    memorySize: sftpFlows.length > 0 ? 1024 : 256,
+    timeout: Duration.minutes(polls ? 15 : 5),
+    memorySize: polls ? 1024 : 256,
   });
+  if (vendorSources.length > 0) {
+    // A vendor's object is streamed from their bucket into the inbox under the dataflow's inbox prefix (HeadObject asks
+    // whether an earlier poll copied it already), then moved in their bucket.
+    allow(fn, ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload'], ...vendorSources.map((s) => inbox.arnForObjects(`${s.prefix}*`)));
+    allowVendorBuckets(fn, vendorSources, 'poll');
+  }
   if (sftpFlows.length > 0) {
     // A pulled file is copied to staging under pulls/, checked unchanged on the server, then copied under its
     // dataflow's prefix (reading the staged copy, writing the inbox object; HeadObject asks whether it is there).

@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   UNSAFE_ARCHIVE: 'UNSAFE_ARCHIVE',
   SFTP_FAILED: 'SFTP_FAILED',
   SFTP_HOST_KEY_MISMATCH: 'SFTP_HOST_KEY_MISMATCH',
+  /** The vendor's own bucket (source.bucket) could not be listed, read, moved in or written to, or its role assumed. */
+  VENDOR_BUCKET_FAILED: 'VENDOR_BUCKET_FAILED',
   ENCODING_MISMATCH: 'ENCODING_MISMATCH',
   TOO_MANY_DUPLICATES: 'TOO_MANY_DUPLICATES',
   REPLAY_FILE_INVALID: 'REPLAY_FILE_INVALID',

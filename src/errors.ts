@@ -126,6 +126,11 @@ export class SftpError extends BadgesImportError {
   static override readonly code = ERROR_CODES.SFTP_FAILED;
 }
 
+/** The vendor's own bucket could not be listed, read, moved in or written to, or its role could not be assumed. */
+export class VendorBucketError extends BadgesImportError {
+  static override readonly code = ERROR_CODES.VENDOR_BUCKET_FAILED;
+}
+
 /** The SFTP server presented a host key other than the pinned one: nothing is read from it or written to it. */
 export class HostKeyMismatchError extends BadgesImportError {
   static override readonly code = ERROR_CODES.SFTP_HOST_KEY_MISMATCH;
@@ -174,6 +179,7 @@ export const WORKFLOW_ERRORS = [
   FileNotMatchedError,
   SftpError,
   HostKeyMismatchError,
+  VendorBucketError,
 ] as const;
 
 const FATAL_ERRORS = WORKFLOW_ERRORS.filter((error) => error.fatal);

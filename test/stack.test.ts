@@ -3,6 +3,7 @@ import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { BadgesImportStack } from '../lib/badges-import-stack';
 import { parseConfig } from '../src/config/load';
+import { configDocument } from './support/factories';
 import { threeFlowsDocument, writeConfigFile } from './support/stack-configs';
 
 // Three dataflows: two S3 drops (one without a schedule) and an SFTP poll. The stack must make one upload rule each
@@ -271,20 +272,23 @@ describe('Stack: BadgesImportStack', () => {
   });
 });
 
+/** A role's statements as `actions -> resource [condition]` lines, logical ids without their hash suffix. */
+function statementsIn(synthesized: Template, policyPrefix: string): string[] {
+  const [, policy] = Object.entries(synthesized.findResources('AWS::IAM::Policy')).find(([id]) => id.startsWith(policyPrefix))!;
+  const name = (r: unknown) =>
+    JSON.stringify(r)
+      .replace(/\{"Fn::Join":\["",\["arn:",\{"Ref":"AWS::Partition"\},"(:s3:::[^"]+)"\]\]\}/g, 'arn:aws$1')
+      .replace(/\{"Fn::GetAtt":\["([A-Za-z]+?)[0-9A-F]{8}","Arn"\]\}/g, '$1')
+      .replace(/\{"Ref":"([A-Za-z]+?)[0-9A-F]{8}"\}/g, '$1')
+      .replace(/\{"Fn::Join":\["",\[([A-Za-z]+),"([^"]*)"\]\]\}/g, '$1$2')
+      .replace(/\{"Fn::Join":\["",\["arn:",\{"Ref":"AWS::Partition"\},":secretsmanager:",\{"Ref":"AWS::Region"\},":",\{"Ref":"AWS::AccountId"\},":secret:([^"]+)"\]\]\}/g, 'secret:$1')
+      .replace(/"/g, '');
+  const statements = (policy.Properties as { PolicyDocument: { Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: unknown }> } }).PolicyDocument.Statement;
+  return statements.flatMap((s) => [s.Resource].flat().map((r) => `${[s.Action].flat().sort().join(',')} -> ${name(r)}${s.Condition ? ` ${name(s.Condition)}` : ''}`)).sort();
+}
+
 describe('IAM: every role, statement by statement', () => {
-  /** A role's statements as `actions -> resource [condition]` lines, logical ids without their hash suffix. */
-  const statementsOf = (policyPrefix: string): string[] => {
-    const [, policy] = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) => id.startsWith(policyPrefix))!;
-    const name = (r: unknown) =>
-      JSON.stringify(r)
-        .replace(/\{"Fn::GetAtt":\["([A-Za-z]+?)[0-9A-F]{8}","Arn"\]\}/g, '$1')
-        .replace(/\{"Ref":"([A-Za-z]+?)[0-9A-F]{8}"\}/g, '$1')
-        .replace(/\{"Fn::Join":\["",\[([A-Za-z]+),"([^"]*)"\]\]\}/g, '$1$2')
-        .replace(/\{"Fn::Join":\["",\["arn:",\{"Ref":"AWS::Partition"\},":secretsmanager:",\{"Ref":"AWS::Region"\},":",\{"Ref":"AWS::AccountId"\},":secret:([^"]+)"\]\]\}/g, 'secret:$1')
-        .replace(/"/g, '');
-    const statements = (policy.Properties as { PolicyDocument: { Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: unknown }> } }).PolicyDocument.Statement;
-    return statements.flatMap((s) => [s.Resource].flat().map((r) => `${[s.Action].flat().sort().join(',')} -> ${name(r)}${s.Condition ? ` ${name(s.Condition)}` : ''}`)).sort();
-  };
+  const statementsOf = (policyPrefix: string): string[] => statementsIn(template, policyPrefix);
   const XRAY = 'xray:PutTelemetryRecords,xray:PutTraceSegments -> *';
   const prefixes = ['inbox/weekly-events/', 'inbox/offline-event/', 'sftp/vendor-sftp/'];
 
@@ -365,5 +369,80 @@ describe('IAM: every role, statement by statement', () => {
     );
     expect(wildcards.every((a) => /^(xray|logs):/.test(a))).toBe(true);
     expect(wildcards.length).toBeGreaterThan(0);
+  });
+});
+
+// The vendor's own bucket (polled, one through an assumed role) and an inbox drop that gets its outcomes written back:
+// a synthesis of its own, so that the three-flow stack's listings above stay as they were.
+describe('Stack: S3 sources with errorPrefix and vendor buckets', () => {
+  const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+  const schedule = { cron: '0/15 * * * ? *', timeZone: 'UTC' };
+  const document = {
+    dataflows: [
+      { ...flow, source: { type: 's3', prefix: 'inbox/weekly-events/', errorPrefix: 'results/weekly-events/' } },
+      {
+        ...flow,
+        name: 'vendor-role',
+        source: { type: 's3', bucket: 'brand-exports', region: 'eu-west-1', roleArn: 'arn:aws:iam::111122223333:role/badges-reader', externalId: 'badges-7f3a', prefix: 'outgoing/', processedPrefix: 'done/', errorPrefix: 'results/' },
+        schedule,
+      },
+      { ...flow, name: 'vendor-policy', source: { type: 's3', bucket: 'brand-drop', prefix: 'badges/in/', processedPrefix: 'badges/done/', errorPrefix: 'badges/results/' }, schedule },
+    ],
+  };
+  const vendorApp = new App();
+  const vendorStack = new BadgesImportStack(vendorApp, 'BadgesImportVendor', { config: parseConfig(document), configFile: writeConfigFile(document) });
+  Validations.of(vendorApp).addPlugins(new AwsSolutionsChecks(vendorApp));
+  let vendorNagError: unknown;
+  try {
+    vendorApp.synth();
+  } catch (error) {
+    vendorNagError = error;
+  }
+  const vendorTemplate = Template.fromStack(vendorStack);
+
+  it('passes cdk-nag with the vendor bucket prefixes acknowledged', () => {
+    expect(vendorNagError).toBeUndefined();
+  });
+
+  it('lets the sweep assume the vendor role, or list, read and move under the configured prefixes of the bucket that grants our role', () => {
+    // Act
+    const sweep = statementsIn(vendorTemplate, 'SweepFunctionServiceRoleDefaultPolicy');
+
+    // Assess
+    expect(sweep).toEqual(
+      expect.arrayContaining([
+        'sts:AssumeRole -> arn:aws:iam::111122223333:role/badges-reader',
+        's3:ListBucket -> arn:aws:s3:::brand-drop {StringLike:{s3:prefix:[badges/in/*,badges/done/*]}}',
+        's3:GetObject -> arn:aws:s3:::brand-drop/badges/in/*',
+        's3:GetObject -> arn:aws:s3:::brand-drop/badges/done/*',
+        's3:AbortMultipartUpload,s3:PutObject -> arn:aws:s3:::brand-drop/badges/done/*',
+        's3:DeleteObject -> arn:aws:s3:::brand-drop/badges/in/*',
+        // The copy lands under the dataflow's inbox prefix, where the upload rule starts its run.
+        's3:AbortMultipartUpload,s3:GetObject,s3:PutObject -> Inbox/s3/vendor-role/*',
+        's3:AbortMultipartUpload,s3:GetObject,s3:PutObject -> Inbox/s3/vendor-policy/*',
+      ]),
+    );
+    // Nothing in the vendor's bucket outside those prefixes, and nothing at all in the one reached by the role.
+    expect(sweep.filter((line) => line.includes('brand-')).every((line) => /brand-drop(\/badges\/(in|done)\/\*| \{)/.test(line))).toBe(true);
+  });
+
+  it('lets finalize write outcomes under each errorPrefix only: in the inbox for the drop, in the vendor bucket, or as the vendor role', () => {
+    const finalize = statementsIn(vendorTemplate, 'FinalizeFunctionServiceRoleDefaultPolicy');
+
+    expect(finalize).toEqual(
+      expect.arrayContaining([
+        's3:AbortMultipartUpload,s3:PutObject -> Inbox/results/weekly-events/*',
+        's3:AbortMultipartUpload,s3:PutObject -> arn:aws:s3:::brand-drop/badges/results/*',
+        'sts:AssumeRole -> arn:aws:iam::111122223333:role/badges-reader',
+      ]),
+    );
+    expect(finalize.filter((line) => line.includes('brand-'))).toEqual(['s3:AbortMultipartUpload,s3:PutObject -> arn:aws:s3:::brand-drop/badges/results/*']);
+  });
+
+  it('polls each vendor bucket on its schedule, and starts its runs from the upload rule on its inbox prefix', () => {
+    for (const name of ['vendor-role', 'vendor-policy']) {
+      vendorTemplate.hasResourceProperties('AWS::Scheduler::Schedule', { ScheduleExpression: 'cron(0/15 * * * ? *)', Target: Match.objectLike({ Input: JSON.stringify({ dataflow: name }) }) });
+      vendorTemplate.hasResourceProperties('AWS::Events::Rule', { EventPattern: Match.objectLike({ detail: Match.objectLike({ object: { key: [{ prefix: `s3/${name}/` }] } }) }) });
+    }
   });
 });

@@ -4,7 +4,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { Command, CommanderError, Option } from 'commander';
 import { StaticSecretsProvider } from '../aws/secrets';
 import { loadConfig, selectDataflow } from '../config/load';
-import type { Config, Dataflow } from '../config/schema';
+import { type Config, type Dataflow, vendorBucketOf } from '../config/schema';
 import { type Sandbox, type SandboxSettings, sandboxSettingsSchema, startSandbox } from '../api/sandbox';
 import { BadgesImportError, ConfigError, HostKeyMismatchError, SftpError } from '../errors';
 import { type LocalRunResult, runLocal, runObject } from '../local/runner';
@@ -14,6 +14,7 @@ import { fileNameOf } from '../contracts';
 import { startServe } from '../local/serve';
 import { type ProgressDisplay, progressDisplay } from './progress';
 import { pullSftp } from '../sources/sftp';
+import { pullVendorBucket } from '../sources/vendor-bucket';
 import { type ReplayStage, describeSelection } from '../core/replay';
 import { replayLocal } from '../local/replay';
 import { defaultAwsClients, replayDeployed, startDeployed } from '../ops/deployed';
@@ -138,6 +139,12 @@ async function pullCommand(flags: RunFlags): Promise<number> {
     if (dataflow.source.type === 'sftp') {
       // What the schedule's sweep does first: take the settled files from the server into the inbox.
       const pulled = await pullSftp(dataflow, { s3: session.s3.client, buckets: LOCAL_BUCKETS, secrets: session.secrets, log: silentLog });
+      if (!flags.json) process.stdout.write(pullSummary(dataflow, pulled));
+      if (pulled.failed.length > 0) codes.push(1);
+    } else if (vendorBucketOf(dataflow)) {
+      // Locally the vendor's bucket is a bucket of that name in the embedded S3 (with roleArn, STS is not played).
+      const vendorS3Config = { endpoint: session.s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } };
+      const pulled = await pullVendorBucket(dataflow, { s3: session.s3.client, buckets: LOCAL_BUCKETS, log: silentLog, vendorS3Config });
       if (!flags.json) process.stdout.write(pullSummary(dataflow, pulled));
       if (pulled.failed.length > 0) codes.push(1);
     }

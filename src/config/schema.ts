@@ -53,13 +53,81 @@ const inboxPrefix = z
   .refine((p) => p.endsWith('/') && !p.startsWith('/'), { message: 'must end with "/" and not start with "/"' })
   .refine((p) => !/^(processed|failed)\//.test(p), { message: 'must not sit under processed/ or failed/' });
 
-const s3Source = z.strictObject({
-  type: z.literal('s3'),
-  /** Key prefix in the inbox bucket that this dataflow watches, e.g. `inbox/weekly-events/`. */
-  prefix: inboxPrefix,
-  /** Regular expression the object's file name (the part after the last "/") must match. @default ".*" */
-  filePattern: regex.default('.*'),
-});
+/** Key prefix in a vendor's own bucket: ends with "/", does not start with "/". */
+const bucketPrefix = z
+  .string()
+  .min(1)
+  .refine((p) => p.endsWith('/') && !p.startsWith('/'), { message: 'must end with "/" and not start with "/"' });
+
+/** `prefix` sits at or under `parent` (both end with "/"). */
+const isUnder = (prefix: string, parent: string) => prefix.startsWith(parent);
+
+/**
+ * An S3 source. Without `bucket`, the vendor drops files into our inbox bucket under `prefix`. With `bucket`, the
+ * files are in the vendor's own bucket under `prefix` (in THEIR bucket): the schedule polls it, copies each settled
+ * file into the inbox under `s3/<dataflow>/` and moves it to `processedPrefix` there. After validation `prefix` is
+ * always the inbox prefix (as for SFTP) and the vendor's own prefix is `vendorPrefix`.
+ */
+const s3Source = z
+  .strictObject({
+    type: z.literal('s3'),
+    /**
+     * Without `bucket`: key prefix in the inbox bucket that this dataflow watches, e.g. `inbox/weekly-events/`.
+     * With `bucket`: key prefix in the vendor's bucket where the vendor delivers, e.g. `outgoing/badges/`.
+     */
+    prefix: z.string(),
+    /** Regular expression the object's file name (the part after the last "/") must match. @default ".*" */
+    filePattern: regex.default('.*'),
+    /**
+     * Where each file's rejected records (CSV) and report summary are written back, as to SFTP's errorDirectory:
+     * in the inbox bucket without `bucket`, in the vendor's bucket with it. Not written when absent.
+     */
+    errorPrefix: bucketPrefix.optional(),
+    /** The vendor's own bucket, polled on the schedule (not the inbox). Absent: the vendor writes into the inbox. */
+    bucket: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: 'must be an S3 bucket name (3–63 lowercase letters, digits, "." or "-")' })
+      .optional(),
+    /** Region of the vendor's bucket. @default the stack's region */
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { message: 'must be an AWS region, e.g. "eu-west-1"' }).optional(),
+    /** A role in the vendor's account to assume for their bucket. Absent: the Lambdas' own roles (the bucket policy grants them). */
+    roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, { message: 'must be an IAM role ARN, e.g. "arn:aws:iam::111122223333:role/badges-reader"' }).optional(),
+    /** The external id the vendor's trust policy requires (only with roleArn). */
+    externalId: z.string().regex(/^[\w+=,.@:/-]{2,1224}$/, { message: 'must be 2–1224 characters of letters, digits and +=,.@:/-' }).optional(),
+    /** Where a taken file is moved in the vendor's bucket, keeping its path relative to `prefix`. Required with `bucket`. */
+    processedPrefix: bucketPrefix.optional(),
+    /** With `bucket`: an object modified less than this long ago may still be being written: left for the next poll. @default 60 */
+    minFileAgeSeconds: z.int().min(0).max(86400).optional(),
+    /**
+     * The validated form of a vendor bucket's `prefix` (in their bucket), `prefix` then being the inbox prefix (by
+     * default `s3/<dataflow>/`): what a parsed configuration holds, so that it reads back the same when written out.
+     */
+    vendorPrefix: bucketPrefix.optional(),
+  })
+  .superRefine((s, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    const shape = bucketPrefix.safeParse(s.prefix);
+    if (s.bucket === undefined) {
+      const inbox = inboxPrefix.safeParse(s.prefix);
+      if (!inbox.success) issue('prefix', inbox.error.issues[0]?.message ?? 'is not a valid prefix');
+      for (const key of ['region', 'roleArn', 'externalId', 'processedPrefix', 'minFileAgeSeconds', 'vendorPrefix'] as const) {
+        if (s[key] !== undefined) issue(key, 'is only used with "bucket" (the vendor\'s own bucket)');
+      }
+      if (s.errorPrefix !== undefined && /^(processed|failed)\//.test(s.errorPrefix)) issue('errorPrefix', 'must not sit under processed/ or failed/ (the stack\'s own)');
+      return;
+    }
+    const theirs = s.vendorPrefix ?? s.prefix;
+    if (s.vendorPrefix !== undefined && !inboxPrefix.safeParse(s.prefix).success) issue('prefix', 'must be an inbox prefix when "vendorPrefix" is given');
+    if (s.vendorPrefix === undefined && !shape.success) issue('prefix', shape.error.issues[0]?.message ?? 'is not a valid prefix');
+    if (s.externalId !== undefined && s.roleArn === undefined) issue('externalId', 'is only used with "roleArn"');
+    if (s.processedPrefix === undefined) issue('processedPrefix', 'is required with "bucket": a taken file is moved there (else it would be taken again)');
+    for (const key of ['processedPrefix', 'errorPrefix'] as const) {
+      const other = s[key];
+      if (other !== undefined && bucketPrefix.safeParse(theirs).success && (isUnder(other, theirs) || isUnder(theirs, other))) {
+        issue(key, `must not equal, sit under or contain "prefix" ("${theirs}"): files there would be taken again`);
+      }
+    }
+  });
 
 /** A host key fingerprint as `ssh-keygen -lf` prints it. */
 const hostKeyFingerprint = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, {
@@ -269,8 +337,25 @@ const dataflow = z
     schedule: schedule.optional(),
     alerts,
   })
-  // An SFTP dataflow's files land under its own prefix of the inbox bucket unless the configuration names one.
-  .transform((flow) => ({ ...flow, source: { ...flow.source, prefix: flow.source.prefix ?? `sftp/${flow.name}/` } }));
+  // The rest of the code reads `source.prefix` as the inbox prefix. An SFTP dataflow's files land under its own prefix
+  // of the inbox unless the configuration names one; a vendor bucket's files land under `s3/<name>/`, and the prefix
+  // in the vendor's bucket moves to `vendorPrefix`.
+  .transform((flow) => ({ ...flow, source: inboxSource(flow.name, flow.source) }));
+
+type ParsedSource = z.output<typeof s3Source> | z.output<typeof sftpSource>;
+/** An inbox S3 source, a vendor bucket (`vendorPrefix` in their bucket, `prefix` in the inbox), or SFTP. */
+type InboxSource =
+  | (Extract<ParsedSource, { type: 's3' }> & { bucket?: undefined; vendorPrefix?: undefined })
+  | (Extract<ParsedSource, { type: 's3' }> & { bucket: string; vendorPrefix: string; processedPrefix: string; minFileAgeSeconds: number })
+  | (Extract<ParsedSource, { type: 'sftp' }> & { prefix: string });
+
+function inboxSource(name: string, source: ParsedSource): InboxSource {
+  if (source.type === 'sftp') return { ...source, prefix: source.prefix ?? `sftp/${name}/` };
+  if (source.bucket === undefined) return { ...source, bucket: undefined, vendorPrefix: undefined };
+  const vendorPrefix = source.vendorPrefix ?? source.prefix;
+  const prefix = source.vendorPrefix !== undefined ? source.prefix : `s3/${name}/`;
+  return { ...source, bucket: source.bucket, vendorPrefix, prefix, processedPrefix: source.processedPrefix ?? '', minFileAgeSeconds: source.minFileAgeSeconds ?? 60 };
+}
 
 /** A worker must finish its chunk well inside the send Lambda's 5 minutes, pacing included. */
 export const MAX_SECONDS_PER_WORKER = 180;
@@ -310,6 +395,16 @@ export const configSchema = z
       if (flow.source.type === 'sftp' && !flow.schedule) {
         ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'schedule'], message: 'is required for an SFTP source: the schedule is what polls the server' });
       }
+      if (flow.source.type === 's3' && flow.source.bucket !== undefined && !flow.schedule) {
+        ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'schedule'], message: "is required for a vendor's bucket (source.bucket): the schedule is what polls it" });
+      }
+      const errorPrefix = flow.source.type === 's3' && flow.source.bucket === undefined ? flow.source.errorPrefix : undefined;
+      config.dataflows.forEach((other) => {
+        // A write-back under a dataflow's prefix would be imported as a delivery.
+        if (errorPrefix !== undefined && isUnder(errorPrefix, other.source.prefix)) {
+          ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'source', 'errorPrefix'], message: `sits under the prefix "${other.source.prefix}" of dataflow "${other.name}": the files written back would be imported` });
+        }
+      });
       const d = flow.destination;
       const requests = Math.ceil(d.recordsPerWorker / d.batchSize);
       const seconds = (requests * 60 * d.maxConcurrency) / d.maxRequestsPerMinute;
@@ -339,6 +434,13 @@ export type DateMapping = Dataflow['mapping']['earnEventDate'];
 export type PlainMapping = Dataflow['mapping']['customerId'];
 export type Destination = Dataflow['destination'];
 export type SftpSource = Extract<Dataflow['source'], { type: 'sftp' }>;
+/** An S3 source polled in the vendor's own bucket (`bucket` set): `vendorPrefix` there, `prefix` in the inbox. */
+export type VendorBucketSource = Extract<Dataflow['source'], { type: 's3'; bucket: string }>;
+
+/** The vendor-bucket source of a dataflow, or undefined for an inbox drop or SFTP. */
+export function vendorBucketOf(flow: Dataflow): VendorBucketSource | undefined {
+  return flow.source.type === 's3' && flow.source.bucket !== undefined ? flow.source : undefined;
+}
 
 /** The names of the secrets an auth setting needs. */
 export function secretNamesOf(auth: Destination['auth']): string[] {

@@ -150,11 +150,33 @@ export function registerTwinIdentity(accessKeyId: string, identity: TwinIdentity
 }
 
 /**
+ * Keys of roles in a vendor's account (what a mocked STS AssumeRole hands out in tests): their policies are the
+ * vendor's, which the twin cannot read. The twin models them honestly as far as it can: such a key reaches the
+ * vendor's own buckets (their policy, not checked here) and nothing of ours (our stack grants a vendor's role
+ * nothing, so AWS would refuse it).
+ */
+const external = new Map<string, { roleArn: string; session: string; buckets: readonly string[] }>();
+
+/** Makes a key of an assumed vendor role known to {@link authorizeTwinRequest}: allowed on `buckets` only. */
+export function registerExternalIdentity(accessKeyId: string, identity: { roleArn: string; session: string; buckets: readonly string[] }): void {
+  external.set(accessKeyId, identity);
+}
+
+function authorizeExternal(identity: { roleArn: string; session: string; buckets: readonly string[] }, { action, resource }: AuthorizeRequest): AuthorizeDecision {
+  const bucket = /^arn:aws:s3:::([^/]+)/.exec(resource)?.[1];
+  if (bucket !== undefined && identity.buckets.includes(bucket)) return { allowed: true };
+  const [, account, role] = /^arn:aws:iam::(\d{12}):role\/(.+)$/.exec(identity.roleArn) ?? [];
+  return { allowed: false, message: `User: arn:aws:sts::${account}:assumed-role/${role}/${identity.session} is not authorized to perform: ${action} on resource: "${resource}" because no resource-based policy allows the ${action} action` };
+}
+
+/**
  * Checks a request made with any key a twin issued in this process against the policies of that twin's stack; the
  * operator's key (ADMIN_ACCESS_KEY) stays unrestricted. The embedded S3 takes this hook by default, so every local
  * run is held to the stack's IAM.
  */
 export const authorizeTwinRequest: Authorize = (request: AuthorizeRequest) => {
+  const vendor = external.get(request.accessKeyId);
+  if (vendor) return Promise.resolve(authorizeExternal(vendor, request));
   const entry = issued.get(request.accessKeyId);
   if (!entry) return createAuthorizer({ roles: {}, resourcePolicies: [] }, new Map())(request);
   let authorize = authorizers.get(entry.policies);

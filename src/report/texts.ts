@@ -36,10 +36,10 @@ export function summary(report: Report, reportPath: string, rejectedPath?: strin
   return `${lines.join('\n')}\n`;
 }
 
-/** What a poll of an SFTP server took and left, one line each. */
+/** What a poll of an SFTP server or a vendor's bucket took and left, one line each. */
 export function pullSummary(dataflow: Dataflow, pulled: PullResult): string {
   const source = dataflow.source;
-  const where = source.type === 'sftp' ? `sftp://${source.host}:${source.port}${source.directory}` : dataflow.source.prefix;
+  const where = source.type === 'sftp' ? `sftp://${source.host}:${source.port}${source.directory}` : source.bucket ? `s3://${source.bucket}/${source.vendorPrefix}` : source.prefix;
   const lines = [`${dataflow.name}: ${where}: took ${pulled.taken.length} file(s), ${pulled.waiting.length} waiting, ${pulled.failed.length} failed`];
   for (const t of pulled.taken) lines.push(`  took    ${t.path} (${t.bytes} bytes) → s3://inbox/${t.key}; moved to ${t.movedTo}`);
   for (const w of pulled.waiting) lines.push(`  waiting ${w.path}: ${w.reason}`);
@@ -73,6 +73,16 @@ export function notificationText(report: Report): string {
     ...[adviceFor(report, 'operator')].filter((a) => a !== undefined).map((a) => `What to do: ${a}`),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The names of the files written back to a vendor for a run (SFTP's errorDirectory, an S3 source's errorPrefix):
+ * `result_<yyyyMMddHHmmss>_<file>.rejected.csv` and `….summary.txt`, the time being the run's finish.
+ */
+export function writeBackNames(report: Report, fileName: string): { rejected: string; summary: string } {
+  const stamp = report.finishedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '');
+  const base = `result_${stamp}_${fileName}`;
+  return { rejected: `${base}.rejected.csv`, summary: `${base}.summary.txt` };
 }
 
 /** The report summary written back next to the rejected records: what a vendor needs, nothing internal. */

@@ -9,7 +9,7 @@ import type { SecretsProvider } from '../aws/secrets';
 import type { Dataflow, SftpSource } from '../config/schema';
 import { type Buckets, type PullResult, type Report, fileNameOf } from '../contracts';
 import { HostKeyMismatchError, SftpError } from '../errors';
-import { vendorSummary } from '../report/texts';
+import { vendorSummary, writeBackNames } from '../report/texts';
 import type { Log } from '../ports';
 import { SPANS, trace } from '../trace';
 
@@ -319,8 +319,7 @@ export async function writeBack(
   const root = normalize(source.directory);
   const relative = pulled.path.startsWith(`${root}/`) ? pulled.path.slice(root.length + 1) : fileNameOf(pulled.path);
   const dir = join(normalize(source.errorDirectory), posix.dirname(relative));
-  const stamp = report.finishedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '');
-  const base = `result_${stamp}_${fileNameOf(pulled.path)}`;
+  const names = writeBackNames(report, fileNameOf(pulled.path));
   const written: string[] = [];
   const client = await connectSftp(source, deps.secrets);
   try {
@@ -329,11 +328,11 @@ export async function writeBack(
       let rejectedName: string | undefined;
       const body = rejected ? await rejected() : undefined;
       if (body) {
-        rejectedName = `${base}.rejected.csv`;
+        rejectedName = names.rejected;
         await client.put(body, join(dir, rejectedName));
         written.push(join(dir, rejectedName));
       }
-      const summaryPath = join(dir, `${base}.summary.txt`);
+      const summaryPath = join(dir, names.summary);
       await client.put(Buffer.from(vendorSummary(report, fileNameOf(pulled.path), rejectedName)), summaryPath);
       written.push(summaryPath);
     });

@@ -1,4 +1,5 @@
-import type { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import type { STSClient } from '@aws-sdk/client-sts';
 import type { SecretsProvider } from '../aws/secrets';
 import type { Config } from '../config/schema';
 import type { Buckets } from '../contracts';
@@ -38,6 +39,10 @@ export interface StepDeps {
    * container.
    */
   container?: ContainerState;
+  /** Settings laid over every client of a vendor's own bucket (source.bucket): the twin's endpoint. */
+  vendorS3Config?: Partial<S3ClientConfig>;
+  /** Assumes a vendor bucket's roleArn. @default an STS client in the bucket's region */
+  sts?: STSClient;
 }
 
 /** What a warm container keeps between invocations. */

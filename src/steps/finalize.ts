@@ -11,7 +11,7 @@ import {
   type StageSummary,
   fileNameOf,
 } from '../contracts';
-import type { Dataflow } from '../config/schema';
+import { type Dataflow, vendorBucketOf } from '../config/schema';
 import { createObjectWriter, deleteObject, headObject, moveObject, openObject, putJson, readJson } from '../aws/s3';
 import { ERROR_CODES, SEND_CODES } from '../codes';
 import { type CsvDialect, DEFAULT_DIALECT, rejectHeaderLine, rejectLine } from '../core/csv';
@@ -19,10 +19,11 @@ import { decodeStagedRecord } from '../core/staged-record';
 import { describeCaughtError } from '../errors';
 import { notificationSubject, notificationText } from '../report/texts';
 import { pullOriginOf, writeBack } from '../sources/sftp';
+import { writeBackToS3 } from '../sources/vendor-bucket';
 import { METRICS, type StepDeps } from './deps';
 
 const READS_IN_FLIGHT = 16;
-/** Outcomes a vendor is told about in the SFTP error directory (a plain success needs no note). */
+/** Outcomes a vendor is told about in the SFTP error directory or S3 errorPrefix (a plain success needs no note). */
 const WRITTEN_BACK = new Set<RunStatus>(['COMPLETED_WITH_REJECTIONS', 'FAILED', 'SKIPPED_DUPLICATE']);
 
 /**
@@ -174,22 +175,28 @@ async function reportRun(run: FinalizeState, status: RunStatus, rejectedFile: st
   const expandedTo = state.expandedKey ? ((await readJson<string[]>(s3, buckets.staging, state.expandedKey)) ?? []) : undefined;
   // A file pulled from SFTP says so in its metadata; read it before the object moves.
   const pulled =
-    flow?.source.type === 'sftp' ? pullOriginOf((await headObject(s3, state.bucket, state.key, state.versionId).catch(() => undefined))?.metadata) : undefined;
+    flow && isPulled(flow) ? pullOriginOf((await headObject(s3, state.bucket, state.key, state.versionId).catch(() => undefined))?.metadata) : undefined;
   const movedTo = state.dryRun ? undefined : await moveSource(run, status);
   const report = buildReport(run, status, { rejectedFile, expandedTo, movedTo, pulled });
-  if (pulled && flow && !state.dryRun && WRITTEN_BACK.has(status)) {
+  if ((pulled || writesBackInInbox(flow, state.key)) && flow && !state.dryRun && WRITTEN_BACK.has(status)) {
     // The vendor sees the outcome where they delivered. Records are settled by now: a failure here is reported, not retried.
     try {
       const rejectedKey = rejectedFile ? KEYS.rejected(state.dataflow, run.runId, run.fileName) : undefined;
       const opener = rejectedKey ? () => openObject(s3, buckets.deadLetter, rejectedKey) : undefined;
-      report.files[0]!.source.writtenBack = await writeBack(flow, deps, pulled, report, opener);
+      report.files[0]!.source.writtenBack =
+        flow.source.type === 'sftp' ? await writeBack(flow, deps, pulled!, report, opener) : await writeBackToS3(flow, deps, pulled?.path ?? state.key, report, opener);
     } catch (e) {
       report.files[0]!.source.writeBackError = (e as Error).message;
-      deps.log.warn('Outcome not written back to the SFTP error directory', { dataflow: state.dataflow, error: (e as Error).message });
+      deps.log.warn('Outcome not written back to the vendor', { dataflow: state.dataflow, error: (e as Error).message });
     }
   }
   return report;
 }
+
+/** Files pulled from SFTP or a vendor's bucket carry their origin in their metadata. */
+const isPulled = (flow: Dataflow) => flow.source.type === 'sftp' || vendorBucketOf(flow) !== undefined;
+/** A delivery to an inbox drop with an errorPrefix (not a replay): its outcome is written back in the inbox. */
+const writesBackInInbox = (flow: Dataflow | undefined, key: string) => flow?.source.type === 's3' && !flow.source.bucket && flow.source.errorPrefix !== undefined && key.startsWith(flow.source.prefix);
 
 /** Moves the source object to processed/ or failed/; returns where it is now, unless it could not be moved. */
 async function moveSource(run: FinalizeState, status: RunStatus): Promise<string | undefined> {

@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { selectDataflow } from '../config/load';
 import { type ExecutionInput, KEYS, fileNameOf } from '../contracts';
-import type { Dataflow } from '../config/schema';
+import { type Dataflow, vendorBucketOf } from '../config/schema';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { listLatestVersions, putJson, readJson } from '../aws/s3';
 import { type PullResult, pullSftp } from '../sources/sftp';
+import { pullVendorBucket } from '../sources/vendor-bucket';
 import { METRICS, type StepDeps } from './deps';
 
 /**
@@ -28,7 +29,7 @@ export interface SweepOutput {
   started: string[];
   /** Object versions a run had already been started for (by the other trigger, or earlier): not started again. */
   alreadyStarted: string[];
-  /** For an SFTP source: what this poll took from the server, and what it left there. */
+  /** For an SFTP source or a vendor's bucket: what this poll took from it, and what it left there. */
   pulled?: PullResult;
   /** For the arrival check: whether no file arrived in its window (the NoFileArrived metric). */
   noFileArrived?: boolean;
@@ -74,12 +75,14 @@ export async function sweep(event: SweepEvent, deps: StepDeps & { sfn: SFNClient
   // events it raises find the same execution names). A server that cannot be reached does not stop the sweep of what
   // is already waiting; the invocation still fails afterwards, so that the schedule retries and the failure shows.
   let pullError: Error | undefined;
-  if (flow.source.type === 'sftp' && event.key === undefined) {
+  // The vendor's own bucket is polled the same way.
+  const polled = flow.source.type === 'sftp' ? 'SFTP' : vendorBucketOf(flow) ? 'Vendor bucket' : undefined;
+  if (polled && event.key === undefined) {
     try {
-      output.pulled = await pullSftp(flow, deps);
+      output.pulled = polled === 'SFTP' ? await pullSftp(flow, deps) : await pullVendorBucket(flow, deps);
     } catch (error) {
       pullError = error instanceof Error ? error : new Error(String(error));
-      deps.log.error('SFTP poll failed', { dataflow: flow.name, error: pullError.message });
+      deps.log.error(`${polled} poll failed`, { dataflow: flow.name, error: pullError.message });
     }
   }
   const objects =

@@ -64,7 +64,7 @@ export function storedAttributes(version: ObjectVersion): ObjectAttributes {
 }
 
 /** Whether an `If-Match`/`If-None-Match` list names the ETag (or is `*`). */
-function etagListMatches(list: string, etag: string): boolean {
+export function etagListMatches(list: string, etag: string): boolean {
   return list.split(',').some((item) => {
     const tag = item.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
     return tag === '*' || tag === etag;

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { receiveToBuffer, receiveToFile } from './body';
 import { authorize, type Call, created, decide, GIB5, header, httpDate, missing, objectArn, quote, type S3Context, sendEmpty, sendXml, versionHeader } from './call';
 import { S3Errors } from './errors';
-import { attributesFrom, parseCopySource, parseRange, readCondition, storedAttributes, writeContext, writePrecondition } from './headers';
+import { attributesFrom, etagListMatches, parseCopySource, parseRange, readCondition, storedAttributes, writeContext, writePrecondition } from './headers';
 import type { ObjectVersion } from './store';
 import { elements, render, textOf } from './xml';
 
@@ -122,6 +122,13 @@ export async function deleteObject(s3: S3Context, call: Call): Promise<void> {
     headers['x-amz-version-id'] = versionId;
     if (removed?.deleteMarker) headers['x-amz-delete-marker'] = 'true';
   } else {
+    // A conditional delete (If-Match, as S3 takes it on general purpose buckets): only the version the caller saw.
+    const ifMatch = header(call.req, 'if-match');
+    if (ifMatch !== undefined) {
+      const current = s3.store.current(bucket, key);
+      if (!current) throw S3Errors.noSuchKey(key);
+      if (!etagListMatches(ifMatch, current.etag)) throw S3Errors.preconditionFailed('If-Match');
+    }
     const marker = s3.store.deleteCurrent(bucket, key);
     if (marker) {
       headers['x-amz-delete-marker'] = 'true';

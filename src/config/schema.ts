@@ -53,12 +53,51 @@ const inboxPrefix = z
   .refine((p) => p.endsWith('/') && !p.startsWith('/'), { message: 'must end with "/" and not start with "/"' })
   .refine((p) => !/^(processed|failed)\//.test(p), { message: 'must not sit under processed/ or failed/' });
 
+/** An account id, an account's root ARN, or an IAM role or user ARN (with its path), in any AWS partition. */
+const AWS_PRINCIPAL = /^(\d{12}|arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|(role|user)\/([\w+=,.@-]+\/)*[\w+=,.@-]{1,64}))$/;
+
+/**
+ * An AWS principal a bucket policy may name. A wildcard is refused: `*` would open the inbox to every AWS account (and
+ * Block Public Access would refuse the policy at deploy time anyway), and `*` inside an ARN does not match in a
+ * policy's Principal at all.
+ */
+const awsPrincipal = z.string().superRefine((principal, ctx) => {
+  if (principal.includes('*')) {
+    ctx.addIssue({ code: 'custom', message: `"${principal}": a wildcard is refused, it would let any AWS account or principal write into the inbox; name the vendor's account id, its root ARN or the IAM role or user it uploads with` });
+  } else if (!AWS_PRINCIPAL.test(principal)) {
+    ctx.addIssue({ code: 'custom', message: `"${principal}" must be a 12-digit AWS account id, an account root ARN ("arn:aws:iam::111122223333:root"), or an IAM role or user ARN ("arn:aws:iam::111122223333:role/badges-upload")` });
+  }
+});
+
+/** Who may upload into a dataflow's prefix of the inbox, through the inbox bucket's policy. */
+const vendorAccess = z.strictObject({
+  /**
+   * AWS principals of the vendor: 12-digit account ids, account root ARNs (the vendor's account then decides which of
+   * its users and roles may upload), or IAM role or user ARNs (which must exist when the stack deploys).
+   */
+  principals: z
+    .array(awsPrincipal)
+    .min(1, { message: 'must name at least one AWS principal' })
+    .refine((list) => new Set(list).size === list.length, { message: 'lists a principal twice' }),
+});
+
 const s3Source = z.strictObject({
   type: z.literal('s3'),
   /** Key prefix in the inbox bucket that this dataflow watches, e.g. `inbox/weekly-events/`. */
   prefix: inboxPrefix,
   /** Regular expression the object's file name (the part after the last "/") must match. @default ".*" */
   filePattern: regex.default('.*'),
+  /**
+   * Key prefix in the inbox where finalize writes each file's outcome back (rejected records and summary), e.g.
+   * `results/weekly-events/`. Must not overlap any dataflow's `prefix`, nor another dataflow's `errorPrefix`, nor
+   * `replays/`. Not written when absent.
+   */
+  errorPrefix: inboxPrefix.optional(),
+  /**
+   * Lets the vendor's AWS principals put files under `prefix` (and abort their multipart uploads), and read and list
+   * `errorPrefix` when there is one, through the inbox bucket's policy. Nothing else of the stack's buckets.
+   */
+  vendorAccess: vendorAccess.optional(),
 });
 
 /** A host key fingerprint as `ssh-keygen -lf` prints it. */
@@ -272,6 +311,18 @@ const dataflow = z
   // An SFTP dataflow's files land under its own prefix of the inbox bucket unless the configuration names one.
   .transform((flow) => ({ ...flow, source: { ...flow.source, prefix: flow.source.prefix ?? `sftp/${flow.name}/` } }));
 
+/**
+ * A dataflow's name as it appears in the stack's logical IDs (its outputs, its vendor's bucket policy statements):
+ * `weekly-events` → `WeeklyEvents`. Logical IDs take letters and digits only; the name alone decides it, so an output
+ * keeps its key when dataflows are added, removed or reordered. Two names that read alike are refused.
+ */
+export function dataflowIdOf(name: string): string {
+  return name
+    .split('-')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+}
+
 /** A worker must finish its chunk well inside the send Lambda's 5 minutes, pacing included. */
 export const MAX_SECONDS_PER_WORKER = 180;
 
@@ -290,11 +341,18 @@ export const configSchema = z
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();
     config.dataflows.forEach((flow, i) => {
-      const first = seen.get(flow.name);
+      const first = seen.get(dataflowIdOf(flow.name));
       if (first !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'name'], message: `duplicates dataflows[${first}].name "${flow.name}"` });
+        const same = config.dataflows[first]!.name === flow.name;
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dataflows', i, 'name'],
+          message: same
+            ? `duplicates dataflows[${first}].name "${flow.name}"`
+            : `reads as dataflows[${first}].name "${config.dataflows[first]!.name}" in the stack's output IDs (both ${dataflowIdOf(flow.name)}): rename one`,
+        });
       } else {
-        seen.set(flow.name, i);
+        seen.set(dataflowIdOf(flow.name), i);
       }
       if (flow.alerts.noFileWithinMinutes !== undefined) {
         if (!flow.schedule) {
@@ -330,7 +388,35 @@ export const configSchema = z
         }
       });
     });
+    checkErrorPrefixes(config.dataflows, ctx);
   });
+
+const overlaps = (a: string, b: string) => a.startsWith(b) || b.startsWith(a);
+
+/**
+ * An S3 source's `errorPrefix` is where outcomes are written back and, with `vendorAccess`, what the vendor may read
+ * and list: it must hold nothing else. Under a dataflow's prefix a written outcome would be taken as a file to import;
+ * shared with another dataflow, one vendor could read the other's outcomes; under `replays/`, the records an operator
+ * replays.
+ */
+function checkErrorPrefixes(flows: ReadonlyArray<{ source: { type: string; prefix: string; errorPrefix?: string } }>, ctx: z.RefinementCtx): void {
+  flows.forEach((flow, i) => {
+    const errorPrefix = flow.source.type === 's3' ? flow.source.errorPrefix : undefined;
+    if (errorPrefix === undefined) return;
+    const path = ['dataflows', i, 'source', 'errorPrefix'];
+    if (errorPrefix.startsWith('replays/')) ctx.addIssue({ code: 'custom', path, message: 'must not sit under replays/ (operator replays are kept there)' });
+    flows.forEach((other, j) => {
+      if (overlaps(errorPrefix, other.source.prefix)) {
+        const whose = j === i ? 'its own source.prefix' : `dataflows[${j}].source.prefix`;
+        ctx.addIssue({ code: 'custom', path, message: `overlaps ${whose} "${other.source.prefix}": an outcome written there would be taken as a file to import` });
+      }
+      const theirs = other.source.type === 's3' ? other.source.errorPrefix : undefined;
+      if (j > i && theirs !== undefined && overlaps(errorPrefix, theirs)) {
+        ctx.addIssue({ code: 'custom', path: ['dataflows', j, 'source', 'errorPrefix'], message: `overlaps dataflows[${i}].source.errorPrefix "${errorPrefix}": each dataflow's outcomes need a prefix of their own (its vendor may read it)` });
+      }
+    });
+  });
+}
 
 /** The validated configuration, defaults applied. */
 export type Config = z.output<typeof configSchema>;
@@ -339,6 +425,7 @@ export type DateMapping = Dataflow['mapping']['earnEventDate'];
 export type PlainMapping = Dataflow['mapping']['customerId'];
 export type Destination = Dataflow['destination'];
 export type SftpSource = Extract<Dataflow['source'], { type: 'sftp' }>;
+export type S3Source = Extract<Dataflow['source'], { type: 's3' }>;
 
 /** The names of the secrets an auth setting needs. */
 export function secretNamesOf(auth: Destination['auth']): string[] {

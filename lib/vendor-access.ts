@@ -1,0 +1,61 @@
+import { AccountPrincipal, ArnPrincipal, type IPrincipal, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { Bucket } from 'aws-cdk-lib/aws-s3';
+import { type Config, type Dataflow, dataflowIdOf } from '../src/config/schema';
+
+/** The principal a bucket policy names for a configured one: an account id becomes the account's root ARN. */
+function principalOf(principal: string): IPrincipal {
+  return /^\d{12}$/.test(principal) ? new AccountPrincipal(principal) : new ArnPrincipal(principal);
+}
+
+/**
+ * A source whose files are put into our inbox (not polled from the vendor's own bucket). Written against a `bucket`
+ * key that only the vendor-bucket source has, so that this module needs no change when that source arrives.
+ */
+function dropsIntoInbox(source: Dataflow['source']): source is Extract<Dataflow['source'], { type: 's3' }> {
+  return source.type === 's3' && (source as { bucket?: unknown }).bucket === undefined;
+}
+
+/**
+ * The statements that let one dataflow's vendor upload: put and abort under the dataflow's prefix, and with an
+ * `errorPrefix`, read and list its outcomes there. Cross-account, the vendor's own IAM decides who in its account may
+ * act; this policy is the whole of what any of them can reach.
+ */
+export function vendorStatements(inbox: Bucket, flow: Dataflow): PolicyStatement[] {
+  const source = flow.source;
+  if (!dropsIntoInbox(source) || !source.vendorAccess) return [];
+  const principals = source.vendorAccess.principals.map(principalOf);
+  const sid = `Vendor${dataflowIdOf(flow.name)}`;
+  const statements = [
+    new PolicyStatement({
+      sid: `${sid}Upload`,
+      principals,
+      actions: ['s3:PutObject'],
+      resources: [inbox.arnForObjects(`${source.prefix}*`)],
+      // The objects become ours (BucketOwnerEnforced), but their encryption and storage class are the uploader's
+      // choice: a file under the vendor's KMS key or SSE-C key, or in an archive class, is one the stage cannot read.
+      // Absent headers are what `aws s3 cp` sends, and the bucket's default (SSE-S3, STANDARD) applies.
+      conditions: {
+        StringEqualsIfExists: { 's3:x-amz-server-side-encryption': 'AES256', 's3:x-amz-storage-class': 'STANDARD' },
+        Null: { 's3:x-amz-server-side-encryption-customer-algorithm': 'true' },
+      },
+    }),
+    // A multipart upload the vendor gave up on: abort it (else its parts are kept, and billed, until the lifecycle
+    // would remove them), and list its parts to resume it.
+    new PolicyStatement({ sid: `${sid}Multipart`, principals, actions: ['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], resources: [inbox.arnForObjects(`${source.prefix}*`)] }),
+  ];
+  if (source.errorPrefix !== undefined) {
+    statements.push(
+      new PolicyStatement({ sid: `${sid}ReadOutcomes`, principals, actions: ['s3:GetObject'], resources: [inbox.arnForObjects(`${source.errorPrefix}*`)] }),
+      new PolicyStatement({ sid: `${sid}ListOutcomes`, principals, actions: ['s3:ListBucket'], resources: [inbox.bucketArn], conditions: { StringLike: { 's3:prefix': [`${source.errorPrefix}*`] } } }),
+    );
+  }
+  return statements;
+}
+
+/**
+ * Adds each dataflow's `vendorAccess` to the inbox bucket's policy (the one that already refuses plain HTTP, so its
+ * logical ID stays as it was).
+ */
+export function grantVendorAccess(inbox: Bucket, config: Config): void {
+  for (const flow of config.dataflows) for (const statement of vendorStatements(inbox, flow)) inbox.addToResourcePolicy(statement);
+}

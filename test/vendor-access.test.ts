@@ -1,0 +1,185 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runSimulation } from '@cloud-copilot/iam-simulate';
+import { App } from 'aws-cdk-lib';
+import { BadgesImportStack } from '../lib/badges-import-stack';
+import { parseConfig } from '../src/config/load';
+import { stackPolicies } from '../src/local/iam';
+import { LOCAL_ACCOUNT, type Template } from '../src/local/lambda-stack';
+import { configDocument } from './support/factories';
+import { writeConfigFile } from './support/stack-configs';
+
+// The vendor of weekly-events (an account, by its root ARN), the vendor of weekly-events-2 (a role, by its ARN), and
+// an account that nothing names. Each grants itself everything: cross-account, only the inbox's policy limits it.
+const VENDOR = '111122223333';
+const OTHER_VENDOR_ROLE = 'arn:aws:iam::444455556666:role/badges-upload';
+const STRANGER = '999988887777';
+
+const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+const document = {
+  dataflows: [
+    { ...flow, source: { type: 's3', prefix: 'inbox/weekly-events/', errorPrefix: 'results/weekly-events/', vendorAccess: { principals: [`arn:aws:iam::${VENDOR}:root`] } } },
+    { ...flow, name: 'weekly-events-2', source: { type: 's3', prefix: 'inbox/weekly-events-2/', vendorAccess: { principals: [OTHER_VENDOR_ROLE] } } },
+    { ...flow, name: 'own-team', source: { type: 's3', prefix: 'inbox/own-team/' } },
+  ],
+};
+
+/** The stack's template, synthesized without bundling (the policies do not depend on the code). */
+function synthesize(): Template {
+  const configFile = writeConfigFile(document);
+  const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'vendor-access-')), context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new BadgesImportStack(app, 'BadgesImport', { config: parseConfig(document), configFile });
+  return app.synth().getStackByName(stack.stackName).template as Template;
+}
+
+const template = synthesize();
+// Buckets by their role, as the twin names them: the inbox is "inbox", the staging bucket "staging".
+const buckets = Object.fromEntries(Object.entries(template.Resources).filter(([, r]) => r.Type === 'AWS::S3::Bucket').map(([id]) => [id, id.replace(/[A-F0-9]{8}$/, '').toLowerCase()]));
+const policies = stackPolicies(template, { buckets });
+
+interface Request {
+  /** The caller, e.g. `arn:aws:iam::111122223333:user/uploader`. */
+  principal: string;
+  action: string;
+  resource: string;
+  context?: Record<string, string>;
+}
+
+/** What AWS decides for a request from another account whose own IAM allows everything. */
+async function decide({ principal, action, resource, context }: Request): Promise<string> {
+  const account = /::(\d{12}):/.exec(principal)![1]!;
+  const bucket = /^arn:aws:s3:::([^/]+)/.exec(resource)![1]!;
+  const statements = policies.resourcePolicies.filter((p) => p.arn === `arn:aws:s3:::${bucket}`).flatMap((p) => p.policy.Statement);
+  const result = await runSimulation(
+    {
+      request: {
+        principal,
+        action,
+        resource: { resource, accountId: LOCAL_ACCOUNT },
+        contextVariables: { 'aws:SecureTransport': 'true', 'aws:PrincipalAccount': account, ...context },
+      },
+      identityPolicies: [{ name: 'vendor-admin', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } }],
+      serviceControlPolicies: [],
+      resourceControlPolicies: [],
+      resourcePolicy: statements.length > 0 ? { Version: '2012-10-17', Statement: statements } : undefined,
+    },
+    {},
+  );
+  if (result.resultType === 'error') throw new Error(JSON.stringify(result.errors));
+  if (result.resultType === 'single' && (result.result.ignoredContextKeys ?? []).length > 0) throw new Error(`Context keys ignored for ${action}: ${result.result.ignoredContextKeys!.join(', ')}`);
+  return result.overallResult;
+}
+
+const object = (key: string, bucket = 'inbox') => `arn:aws:s3:::${bucket}/${key}`;
+const vendor = `arn:aws:iam::${VENDOR}:user/uploader`;
+const otherVendor = 'arn:aws:sts::444455556666:assumed-role/badges-upload/upload-session';
+
+describe('Function: grantVendorAccess', () => {
+  it('lets the vendor put a file and abort or resume its multipart upload under its dataflow prefix', async () => {
+    // Act
+    const decisions = await Promise.all(
+      ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'].map((action) => decide({ principal: vendor, action, resource: object('inbox/weekly-events/events_1.csv') })),
+    );
+
+    // Assess
+    expect(decisions).toEqual(['Allowed', 'Allowed', 'Allowed']);
+  });
+
+  it('lets a vendor named by its role put under its prefix from a session of that role', async () => {
+    // Act
+    const decision = await decide({ principal: otherVendor, action: 's3:PutObject', resource: object('inbox/weekly-events-2/events_1.csv') });
+
+    // Assess
+    expect(decision).toBe('Allowed');
+  });
+
+  it('refuses a put that would encrypt with another key or archive the file (the stage could not read it), and accepts the bucket default said aloud', async () => {
+    // Prepare
+    const put = (context: Record<string, string>) => decide({ principal: vendor, action: 's3:PutObject', resource: object('inbox/weekly-events/events_1.csv'), context });
+
+    // Act
+    const decisions = await Promise.all([
+      put({ 's3:x-amz-server-side-encryption': 'aws:kms' }),
+      put({ 's3:x-amz-server-side-encryption-customer-algorithm': 'AES256' }),
+      put({ 's3:x-amz-storage-class': 'GLACIER' }),
+      put({ 's3:x-amz-server-side-encryption': 'AES256', 's3:x-amz-storage-class': 'STANDARD' }),
+    ]);
+
+    // Assess
+    expect(decisions).toEqual(['ImplicitlyDenied', 'ImplicitlyDenied', 'ImplicitlyDenied', 'Allowed']);
+  });
+
+  it('lets the vendor read and list its outcomes under errorPrefix, and list nothing else', async () => {
+    // Act
+    const read = await decide({ principal: vendor, action: 's3:GetObject', resource: object('results/weekly-events/result_20261130T0100_events_1.rejected.csv') });
+    const listed = await Promise.all(
+      ['results/weekly-events/', 'results/', 'inbox/weekly-events/', 'results/weekly-events-2/', ''].map((prefix) =>
+        decide({ principal: vendor, action: 's3:ListBucket', resource: 'arn:aws:s3:::inbox', context: { 's3:prefix': prefix } }),
+      ),
+    );
+
+    // Assess
+    expect(read).toBe('Allowed');
+    expect(listed).toEqual(['Allowed', 'ImplicitlyDenied', 'ImplicitlyDenied', 'ImplicitlyDenied', 'ImplicitlyDenied']);
+  });
+
+  it('gives a vendor without an errorPrefix no read or list at all', async () => {
+    // Act
+    const decisions = await Promise.all([
+      decide({ principal: otherVendor, action: 's3:GetObject', resource: object('inbox/weekly-events-2/events_1.csv') }),
+      decide({ principal: otherVendor, action: 's3:GetObject', resource: object('results/weekly-events/x.summary.txt') }),
+      decide({ principal: otherVendor, action: 's3:ListBucket', resource: 'arn:aws:s3:::inbox', context: { 's3:prefix': 'inbox/weekly-events-2/' } }),
+    ]);
+
+    // Assess
+    expect(decisions).toEqual(['ImplicitlyDenied', 'ImplicitlyDenied', 'ImplicitlyDenied']);
+  });
+
+  it.each([
+    ['another dataflow\'s prefix that starts with the same letters', 's3:PutObject', object('inbox/weekly-events-2/events_1.csv')],
+    ['a dataflow without vendor access', 's3:PutObject', object('inbox/own-team/events_1.csv')],
+    ['processed/', 's3:PutObject', object('processed/weekly-events/r1/events_1.csv')],
+    ['failed/', 's3:PutObject', object('failed/weekly-events/r1/events_1.csv')],
+    ['replays/', 's3:PutObject', object('replays/weekly-events/t/events_1.csv')],
+    ['its own outcomes (read only)', 's3:PutObject', object('results/weekly-events/x.summary.txt')],
+    ['the staging bucket', 's3:PutObject', object('runs/r1/chunks/0.json', 'staging')],
+    ['the dead-letter bucket', 's3:PutObject', object('rejected/weekly-events/x.csv', 'deadletter')],
+    ['its own uploads (read)', 's3:GetObject', object('inbox/weekly-events/events_1.csv')],
+    ['its own uploads (an older version)', 's3:GetObjectVersion', object('inbox/weekly-events/events_1.csv')],
+    ['its own uploads (delete)', 's3:DeleteObject', object('inbox/weekly-events/events_1.csv')],
+    ['its own outcomes (delete)', 's3:DeleteObject', object('results/weekly-events/x.summary.txt')],
+    ['its own uploads (tags)', 's3:PutObjectTagging', object('inbox/weekly-events/events_1.csv')],
+    ['processed/ (read)', 's3:GetObject', object('processed/weekly-events/r1/events_1.csv')],
+    ['the reports bucket (read)', 's3:GetObject', object('reports/weekly-events/r1/report.json', 'reports')],
+    ['the inbox\'s policy', 's3:PutBucketPolicy', 'arn:aws:s3:::inbox'],
+    ['the inbox\'s versions', 's3:ListBucketVersions', 'arn:aws:s3:::inbox'],
+  ])('refuses the vendor %s (%s)', async (_where, action, resource) => {
+    // Act
+    const decision = await decide({ principal: vendor, action, resource });
+
+    // Assess
+    expect(decision).not.toBe('Allowed');
+  });
+
+  it('refuses the vendor over plain HTTP, even under its prefix', async () => {
+    // Act
+    const decision = await decide({ principal: vendor, action: 's3:PutObject', resource: object('inbox/weekly-events/events_1.csv'), context: { 'aws:SecureTransport': 'false' } });
+
+    // Assess
+    expect(decision).toBe('ExplicitlyDenied');
+  });
+
+  it('gives a principal that no dataflow names nothing, wherever a vendor may write or read', async () => {
+    // Act
+    const decisions = await Promise.all([
+      decide({ principal: `arn:aws:iam::${STRANGER}:root`, action: 's3:PutObject', resource: object('inbox/weekly-events/events_1.csv') }),
+      decide({ principal: `arn:aws:iam::${STRANGER}:user/uploader`, action: 's3:PutObject', resource: object('inbox/weekly-events-2/events_1.csv') }),
+      decide({ principal: `arn:aws:iam::${STRANGER}:user/uploader`, action: 's3:GetObject', resource: object('results/weekly-events/x.summary.txt') }),
+      decide({ principal: 'arn:aws:sts::444455556666:assumed-role/other-role/s', action: 's3:PutObject', resource: object('inbox/weekly-events-2/events_1.csv') }),
+    ]);
+
+    // Assess
+    expect(decisions).toEqual(['ImplicitlyDenied', 'ImplicitlyDenied', 'ImplicitlyDenied', 'ImplicitlyDenied']);
+  });
+});

@@ -1,13 +1,18 @@
-import { mkdtempSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
-import { App } from 'aws-cdk-lib';
+import { App, Stack } from 'aws-cdk-lib';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { BadgesImportStack } from '../lib/badges-import-stack';
+import { uploadTargetOf } from '../lib/outputs';
 import { parseConfig } from '../src/config/load';
 import { stackPolicies } from '../src/local/iam';
 import { LOCAL_ACCOUNT, type Template } from '../src/local/lambda-stack';
 import { configDocument } from './support/factories';
+import { SFTP_USERS, type Sshd, startSshd } from './support/sshd';
 import { writeConfigFile } from './support/stack-configs';
 
 // The vendor of weekly-events (an account, by its root ARN), the vendor of weekly-events-2 (a role, by its ARN), and
@@ -181,5 +186,35 @@ describe('Function: grantVendorAccess', () => {
 
     // Assess
     expect(decisions).toEqual(['ImplicitlyDenied', 'ImplicitlyDenied', 'ImplicitlyDenied', 'ImplicitlyDenied']);
+  });
+});
+
+describe('Function: uploadTargetOf', () => {
+  let sshd: Sshd;
+  beforeAll(async () => {
+    sshd = await startSshd();
+  });
+  afterAll(() => sshd.stop());
+
+  it('gives an SFTP dataflow a command that puts the file and its marker into the directory the schedule polls, on a real OpenSSH server', async () => {
+    // Prepare: the vendor's side, a key login, the server's host key known, a file and its marker.
+    const work = mkdtempSync(join(tmpdir(), 'upload-command-'));
+    const source = { type: 'sftp', host: '127.0.0.1', port: sshd.port, username: SFTP_USERS.key, privateKeySecret: 'sftp/key', hostKeySha256: sshd.hostKeySha256, directory: sshd.root, processedDirectory: join(sshd.root, 'done'), requireOkFile: true };
+    const sftpFlow = parseConfig(configDocument({ source })).dataflows[0]!;
+    writeFileSync(join(work, 'key'), sshd.plainPrivateKey);
+    chmodSync(join(work, 'key'), 0o600);
+    writeFileSync(join(work, 'known_hosts'), `[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
+    writeFileSync(join(work, 'events_1.csv'), 'member_id\n1\n');
+    writeFileSync(join(work, 'events_1.csv.ok'), '');
+
+    // Act: the output's command, FILE named, the vendor's key and known hosts given to sftp.
+    const target = uploadTargetOf(sftpFlow, new Bucket(new Stack(), 'Inbox'));
+    const command = target.command.replace(/FILE/g, 'events_1.csv').replace(/^(.*\| sftp) /, `$1 -i ${join(work, 'key')} -o UserKnownHostsFile=${join(work, 'known_hosts')} -o StrictHostKeyChecking=yes `);
+    await promisify(execFile)('bash', ['-c', command], { cwd: work });
+
+    // Assess
+    expect(target.location).toBe(`sftp://${SFTP_USERS.key}@127.0.0.1:${sshd.port}${sshd.root}`);
+    expect(readFileSync(join(sshd.root, 'events_1.csv'), 'utf8')).toBe('member_id\n1\n');
+    expect(existsSync(join(sshd.root, 'events_1.csv.ok'))).toBe(true);
   });
 });

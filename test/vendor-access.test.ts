@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { App, Stack } from 'aws-cdk-lib';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { BadgesImportStack } from '../lib/badges-import-stack';
 import { uploadTargetOf } from '../lib/outputs';
+import { type Authorize, type LocalS3, startLocalS3 } from '../src/local/s3';
 import { parseConfig } from '../src/config/load';
 import { stackPolicies } from '../src/local/iam';
 import { LOCAL_ACCOUNT, type Template } from '../src/local/lambda-stack';
@@ -31,11 +33,11 @@ const document = {
 };
 
 /** The stack's template, synthesized without bundling (the policies do not depend on the code). */
-function synthesize(): Template {
+function synthesize(): Template & { Outputs: Record<string, { Value: unknown }> } {
   const configFile = writeConfigFile(document);
   const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'vendor-access-')), context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new BadgesImportStack(app, 'BadgesImport', { config: parseConfig(document), configFile });
-  return app.synth().getStackByName(stack.stackName).template as Template;
+  return app.synth().getStackByName(stack.stackName).template as Template & { Outputs: Record<string, { Value: unknown }> };
 }
 
 const template = synthesize();
@@ -51,8 +53,11 @@ interface Request {
   context?: Record<string, string>;
 }
 
-/** What AWS decides for a request from another account whose own IAM allows everything. */
-async function decide({ principal, action, resource, context }: Request): Promise<string> {
+/**
+ * What AWS decides for a request from another account whose own IAM allows everything. Strict by default: a context key
+ * the evaluator ignores for the action (so a condition would not see it) fails the test.
+ */
+async function decide({ principal, action, resource, context }: Request, strict = true): Promise<string> {
   const account = /::(\d{12}):/.exec(principal)![1]!;
   const bucket = /^arn:aws:s3:::([^/]+)/.exec(resource)![1]!;
   const statements = policies.resourcePolicies.filter((p) => p.arn === `arn:aws:s3:::${bucket}`).flatMap((p) => p.policy.Statement);
@@ -72,7 +77,7 @@ async function decide({ principal, action, resource, context }: Request): Promis
     {},
   );
   if (result.resultType === 'error') throw new Error(JSON.stringify(result.errors));
-  if (result.resultType === 'single' && (result.result.ignoredContextKeys ?? []).length > 0) throw new Error(`Context keys ignored for ${action}: ${result.result.ignoredContextKeys!.join(', ')}`);
+  if (strict && result.resultType === 'single' && (result.result.ignoredContextKeys ?? []).length > 0) throw new Error(`Context keys ignored for ${action}: ${result.result.ignoredContextKeys!.join(', ')}`);
   return result.overallResult;
 }
 
@@ -217,4 +222,67 @@ describe('Function: uploadTargetOf', () => {
     expect(readFileSync(join(sshd.root, 'events_1.csv'), 'utf8')).toBe('member_id\n1\n');
     expect(existsSync(join(sshd.root, 'events_1.csv.ok'))).toBe(true);
   });
+});
+
+describe('Function: startLocalS3 with a vendor key held to the inbox policy', () => {
+  const VENDOR_KEY = 'AKIAVENDOR111122223333';
+  // The vendor's key is evaluated as the vendor (another account) against the synthesized bucket policies; the
+  // operator's key, which seeds and reads back, is free.
+  const authorize: Authorize = async (request) => {
+    if (request.accessKeyId !== VENDOR_KEY) return { allowed: true };
+    const decision = await decide({ principal: vendor, action: request.action, resource: request.resource, context: request.context as Record<string, string> }, false);
+    return decision === 'Allowed' ? { allowed: true } : { allowed: false, message: `${vendor} may not ${request.action} on ${request.resource}` };
+  };
+  let s3: LocalS3;
+  const work = mkdtempSync(join(tmpdir(), 'vendor-cli-'));
+  beforeAll(async () => {
+    s3 = await startLocalS3({ authorize });
+  });
+  afterAll(() => s3.close());
+
+  /** The AWS CLI as the vendor runs it, pointed at the embedded S3. */
+  const cli = (command: string) =>
+    promisify(execFile)('bash', ['-c', command.replace(/^aws s3 /, `aws s3 --endpoint-url ${s3.endpoint} `)], {
+      cwd: work,
+      env: { ...process.env, AWS_ACCESS_KEY_ID: VENDOR_KEY, AWS_SECRET_ACCESS_KEY: 'vendor-secret', AWS_DEFAULT_REGION: 'us-east-1', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
+    }).then(
+      () => 'done',
+      (error: { stderr: string }) => error.stderr.trim(),
+    );
+
+  it('takes the output\'s command, single and multipart, under the prefix and refuses it anywhere else', async () => {
+    // Prepare: the output's command for the local inbox; a file of one part and one of two (the CLI splits at 8 MiB).
+    const [weekly] = parseConfig(document).dataflows;
+    const command = template.Outputs.DataflowWeeklyEventsUploadCommand!.Value as { 'Fn::Join': [string, unknown[]] };
+    const ready = (command['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'inbox')) as string[]).join('');
+    writeFileSync(join(work, 'events_1.csv'), 'member_id\n1\n');
+    writeFileSync(join(work, 'events_2.csv'), Buffer.alloc(9 * 1024 * 1024, 'a'));
+
+    // Act
+    const single = await cli(ready.replace('FILE', 'events_1.csv'));
+    const multipart = await cli(ready.replace('FILE', 'events_2.csv'));
+    const elsewhere = await cli('aws s3 cp events_1.csv s3://inbox/processed/weekly-events/');
+    const withKms = await cli(`${ready.replace('FILE', 'events_1.csv')} --sse aws:kms`);
+
+    // Assess
+    expect(ready).toBe(`aws s3 cp FILE s3://inbox/${weekly!.source.prefix}`);
+    expect([single, multipart]).toEqual(['done', 'done']);
+    expect(elsewhere).toMatch(/AccessDenied/);
+    expect(withKms).toMatch(/AccessDenied/);
+  }, 120_000);
+
+  it('lets the vendor list and fetch its outcomes with the CLI, and list nothing else', async () => {
+    // Prepare: an outcome finalize wrote back (the operator's key seeds it).
+    await s3.client.send(new PutObjectCommand({ Bucket: 'inbox', Key: 'results/weekly-events/result_20261130T0100_events_1.summary.txt', Body: 'total 1' }));
+
+    // Act
+    const listed = await cli('aws s3 ls s3://inbox/results/weekly-events/');
+    const fetched = await cli('aws s3 cp s3://inbox/results/weekly-events/result_20261130T0100_events_1.summary.txt .');
+    const listAll = await cli('aws s3 ls s3://inbox/');
+
+    // Assess
+    expect([listed, fetched]).toEqual(['done', 'done']);
+    expect(readFileSync(join(work, 'result_20261130T0100_events_1.summary.txt'), 'utf8')).toBe('total 1');
+    expect(listAll).toMatch(/AccessDenied/);
+  }, 120_000);
 });

@@ -254,7 +254,7 @@ describe('Function: startLocalS3 with a vendor key held to the inbox policy', ()
     // Prepare: the output's command for the local inbox; a file of one part and one of two (the CLI splits at 8 MiB).
     const [weekly] = parseConfig(document).dataflows;
     const command = template.Outputs.DataflowWeeklyEventsUploadCommand!.Value as { 'Fn::Join': [string, unknown[]] };
-    const ready = (command['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'inbox')) as string[]).join('');
+    const ready = command['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'inbox')).join('');
     writeFileSync(join(work, 'events_1.csv'), 'member_id\n1\n');
     writeFileSync(join(work, 'events_2.csv'), Buffer.alloc(9 * 1024 * 1024, 'a'));
 

@@ -3,7 +3,9 @@ import { Annotations, Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { BadgesImportStack } from '../lib/badges-import-stack';
+import { houseBucket } from '../lib/defaults';
 import { MAX_OUTPUTS, addDataflowOutputs } from '../lib/outputs';
+import { grantVendorAccess } from '../lib/vendor-access';
 import { parseConfig } from '../src/config/load';
 import { configDocument } from './support/factories';
 import { threeFlowsDocument, writeConfigFile } from './support/stack-configs';
@@ -454,5 +456,26 @@ describe('Inbox policy: vendor access', () => {
         Condition: { StringLike: { 's3:prefix': ['results/offline-event/*'] } },
       },
     });
+  });
+
+  it('warns at synthesis when the vendors\' statements may exceed S3\'s 20 KB bucket policy', () => {
+    // Prepare: nine dataflows whose vendors each name twelve roles, and one that names its account.
+    const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+    const roles = Array.from({ length: 12 }, (_, i) => `arn:aws:iam::111122223333:role/badges-upload-${i}`);
+    const configOf = (count: number, principals: string[]) =>
+      parseConfig({ dataflows: Array.from({ length: count }, (_, i) => ({ ...flow, name: `flow-${i}`, source: { type: 's3', prefix: `inbox/flow-${i}/`, errorPrefix: `results/flow-${i}/`, vendorAccess: { principals } } })) });
+    const warningsOf = (count: number, principals: string[]) => {
+      const stack = new Stack(new App(), 'Policy');
+      grantVendorAccess(houseBucket(stack, 'Inbox', undefined), configOf(count, principals));
+      return Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('S3 takes 20 KB'));
+    };
+
+    // Act
+    const large = warningsOf(9, roles);
+    const small = warningsOf(1, ['111122223333']);
+
+    // Assess
+    expect(large).toHaveLength(1);
+    expect(small).toEqual([]);
   });
 });

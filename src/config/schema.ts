@@ -400,8 +400,10 @@ const overlaps = (a: string, b: string) => a.startsWith(b) || b.startsWith(a);
  * replays.
  */
 function checkErrorPrefixes(flows: ReadonlyArray<{ source: { type: string; prefix: string; errorPrefix?: string } }>, ctx: z.RefinementCtx): void {
+  // Only an errorPrefix in the inbox: a source that names the vendor's own bucket writes its outcomes there.
+  const inInbox = (source: { type: string; errorPrefix?: string }) => (source.type === 's3' && (source as { bucket?: unknown }).bucket === undefined ? source.errorPrefix : undefined);
   flows.forEach((flow, i) => {
-    const errorPrefix = flow.source.type === 's3' ? flow.source.errorPrefix : undefined;
+    const errorPrefix = inInbox(flow.source);
     if (errorPrefix === undefined) return;
     const path = ['dataflows', i, 'source', 'errorPrefix'];
     if (errorPrefix.startsWith('replays/')) ctx.addIssue({ code: 'custom', path, message: 'must not sit under replays/ (operator replays are kept there)' });
@@ -410,7 +412,7 @@ function checkErrorPrefixes(flows: ReadonlyArray<{ source: { type: string; prefi
         const whose = j === i ? 'its own source.prefix' : `dataflows[${j}].source.prefix`;
         ctx.addIssue({ code: 'custom', path, message: `overlaps ${whose} "${other.source.prefix}": an outcome written there would be taken as a file to import` });
       }
-      const theirs = other.source.type === 's3' ? other.source.errorPrefix : undefined;
+      const theirs = inInbox(other.source);
       if (j > i && theirs !== undefined && overlaps(errorPrefix, theirs)) {
         ctx.addIssue({ code: 'custom', path: ['dataflows', j, 'source', 'errorPrefix'], message: `overlaps dataflows[${i}].source.errorPrefix "${errorPrefix}": each dataflow's outcomes need a prefix of their own (its vendor may read it)` });
       }

@@ -1,3 +1,4 @@
+import { Annotations, Stack } from 'aws-cdk-lib';
 import { AccountPrincipal, ArnPrincipal, type IPrincipal, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { type Config, type Dataflow, dataflowIdOf } from '../src/config/schema';
@@ -52,10 +53,24 @@ export function vendorStatements(inbox: Bucket, flow: Dataflow): PolicyStatement
   return statements;
 }
 
+/** S3's limit on a bucket policy's size. */
+export const MAX_BUCKET_POLICY_BYTES = 20 * 1024;
+
 /**
  * Adds each dataflow's `vendorAccess` to the inbox bucket's policy (the one that already refuses plain HTTP, so its
- * logical ID stays as it was).
+ * logical ID stays as it was), and warns when the policy may exceed S3's 20 KB: S3 would refuse it at deploy time.
  */
 export function grantVendorAccess(inbox: Bucket, config: Config): void {
-  for (const flow of config.dataflows) for (const statement of vendorStatements(inbox, flow)) inbox.addToResourcePolicy(statement);
+  const statements = config.dataflows.flatMap((flow) => vendorStatements(inbox, flow));
+  for (const statement of statements) inbox.addToResourcePolicy(statement);
+  if (statements.length === 0 || !inbox.policy) return;
+  // The deployed policy names the bucket where the template has a reference: count a bucket name of S3's longest.
+  const stack = Stack.of(inbox);
+  const text = JSON.stringify(stack.resolve(inbox.policy.document)).replace(/\{"Fn::GetAtt":\["[^"]+","Arn"\]\}/g, `"arn:aws:s3:::${'b'.repeat(63)}"`);
+  if (text.length > MAX_BUCKET_POLICY_BYTES) {
+    Annotations.of(stack).addWarningV2(
+      'badges-import:inbox-policy-size',
+      `The inbox bucket policy may reach ${Math.round(text.length / 1024)} KB with every dataflow's vendorAccess; S3 takes 20 KB and would refuse it at deploy time: name fewer principals (an account root ARN covers its roles and users).`,
+    );
+  }
 }

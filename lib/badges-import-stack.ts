@@ -6,9 +6,11 @@ import type { Config } from '../src/config/schema';
 import type { StepLambda } from './defaults';
 import { acknowledgeFindings } from './nag';
 import { Operations } from './operations';
+import { addDataflowOutputs } from './outputs';
 import { type StepLambdas, buildStepLambdas, buildSweepLambda } from './step-lambdas';
 import { type Storage, buildStorage } from './storage';
 import { buildTriggers } from './triggers';
+import { grantVendorAccess } from './vendor-access';
 import { buildWorkflow } from './workflow';
 
 export { STATE_NAMES } from './workflow';
@@ -45,6 +47,7 @@ export class BadgesImportStack extends Stack {
     const { config, configFile } = props;
 
     this.buckets = buildStorage(this, { stagingRetentionDays: props.stagingRetentionDays ?? 7 });
+    grantVendorAccess(this.buckets.inbox, config);
     // The alerts topic comes first: finalize publishes each file's summary to it.
     this.operations = new Operations(this, 'Operations', { config });
     const lambdas = buildStepLambdas(this, { config, configFile, buckets: this.buckets, alerts: this.operations.topic });
@@ -59,5 +62,7 @@ export class BadgesImportStack extends Stack {
     new CfnOutput(this, 'DeadLetterBucketName', { value: this.buckets.deadLetter.bucketName, description: 'Rejected records, one CSV per file' });
     new CfnOutput(this, 'ReportsBucketName', { value: this.buckets.reports.bucketName, description: 'One report.json per run' });
     new CfnOutput(this, 'StateMachineArn', { value: this.stateMachine.stateMachineArn });
+    // Per dataflow: where its vendor uploads, and a command that does it.
+    addDataflowOutputs(this, config, this.buckets.inbox);
   }
 }

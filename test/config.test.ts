@@ -115,6 +115,80 @@ describe('Function: parseConfig', () => {
     );
   });
 
+  it('refuses two dataflow names that read alike in the stack\'s output IDs', () => {
+    // Prepare: "events-2" and "events2" are both Events2 once the "-" is gone.
+    const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+    const document = { dataflows: [{ ...flow, name: 'events-2' }, { ...flow, name: 'events2', source: { type: 's3', prefix: 'inbox/other/' } }] };
+
+    // Act
+    const problems = problemsOf(document);
+
+    // Assess
+    expect(problems).toEqual(['dataflows[1].name: reads as dataflows[0].name "events-2" in the stack\'s output IDs (both Events2): rename one']);
+  });
+
+  it('takes vendor principals as account ids, root ARNs and role or user ARNs, and refuses wildcards and other forms', () => {
+    // Prepare
+    const withPrincipals = (principals: unknown) => configDocument({ source: { type: 's3', prefix: 'inbox/weekly-events/', vendorAccess: { principals } } });
+    const valid = ['111122223333', 'arn:aws:iam::111122223333:root', 'arn:aws:iam::111122223333:role/badges-upload', 'arn:aws:iam::111122223333:user/ops/uploader', 'arn:aws-cn:iam::111122223333:root'];
+
+    // Act
+    const flow = parseConfig(withPrincipals(valid)).dataflows[0]!;
+    const problems = problemsOf(withPrincipals(['*', 'arn:aws:iam::111122223333:role/*', 'arn:aws:sts::111122223333:assumed-role/r/s', '1111-2222-3333', 'arn:aws:iam::111122223333:root', 'arn:aws:iam::111122223333:root']));
+    const empty = problemsOf(withPrincipals([]));
+
+    // Assess
+    expect(flow.source).toMatchObject({ vendorAccess: { principals: valid } });
+    expect(problems).toEqual([
+      expect.stringMatching(/^dataflows\[0\]\.source\.vendorAccess\.principals\[0\]: "\*": a wildcard is refused/),
+      expect.stringMatching(/^dataflows\[0\]\.source\.vendorAccess\.principals\[1\]: "arn:aws:iam::111122223333:role\/\*": a wildcard is refused/),
+      expect.stringMatching(/^dataflows\[0\]\.source\.vendorAccess\.principals\[2\]: "arn:aws:sts::111122223333:assumed-role\/r\/s" must be a 12-digit AWS account id, an account root ARN/),
+      expect.stringMatching(/^dataflows\[0\]\.source\.vendorAccess\.principals\[3\]: "1111-2222-3333" must be/),
+      'dataflows[0].source.vendorAccess.principals: lists a principal twice',
+    ]);
+    expect(empty).toEqual(['dataflows[0].source.vendorAccess.principals: must name at least one AWS principal']);
+  });
+
+  it('refuses vendorAccess on an SFTP source, which has no inbox prefix for a vendor to write to', () => {
+    // Prepare
+    const sftp = { type: 'sftp', host: 'h', username: 'u', passwordSecret: 'p', hostKeySha256: false, directory: '/out', processedDirectory: '/done', vendorAccess: { principals: ['111122223333'] } };
+
+    // Act
+    const problems = problemsOf(configDocument({ source: sftp }));
+
+    // Assess
+    expect(problems).toEqual([expect.stringMatching(/^dataflows\[0\]\.source: Unrecognized key: "vendorAccess"/)]);
+  });
+
+  it('refuses an errorPrefix that overlaps a dataflow\'s prefix, another errorPrefix or replays/', () => {
+    // Prepare
+    const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+    const s3 = (prefix: string, errorPrefix?: string) => ({ type: 's3', prefix, ...(errorPrefix ? { errorPrefix } : {}) });
+    const document = {
+      dataflows: [
+        { ...flow, source: s3('inbox/weekly-events/', 'inbox/weekly-events/results/') },
+        { ...flow, name: 'b', source: s3('inbox/b/', 'inbox/') },
+        { ...flow, name: 'c', source: s3('inbox/c/', 'results/') },
+        { ...flow, name: 'd', source: s3('inbox/d/', 'results/d/') },
+        { ...flow, name: 'e', source: s3('inbox/e/', 'replays/e/') },
+      ],
+    };
+
+    // Act
+    const problems = problemsOf(document);
+
+    // Assess
+    expect(problems.sort()).toEqual(
+      [
+        'dataflows[0].source.errorPrefix: overlaps its own source.prefix "inbox/weekly-events/": an outcome written there would be taken as a file to import',
+        ...['inbox/weekly-events/', 'inbox/b/', 'inbox/c/', 'inbox/d/', 'inbox/e/'].map((p, j) => `dataflows[1].source.errorPrefix: overlaps ${j === 1 ? 'its own source.prefix' : `dataflows[${j}].source.prefix`} "${p}": an outcome written there would be taken as a file to import`),
+        'dataflows[1].source.errorPrefix: overlaps dataflows[0].source.errorPrefix "inbox/weekly-events/results/": each dataflow\'s outcomes need a prefix of their own (its vendor may read it)',
+        'dataflows[3].source.errorPrefix: overlaps dataflows[2].source.errorPrefix "results/": each dataflow\'s outcomes need a prefix of their own (its vendor may read it)',
+        'dataflows[4].source.errorPrefix: must not sit under replays/ (operator replays are kept there)',
+      ].sort(),
+    );
+  });
+
   it('refuses a chunk that a worker could not send within its time at its share of the rate', () => {
     // Prepare: 1000 records in batches of 100 = 10 requests; 8 workers share 10 requests a minute.
     const document = configDocument({

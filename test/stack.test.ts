@@ -1,7 +1,11 @@
-import { App, Validations } from 'aws-cdk-lib';
-import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import { App, CfnOutput, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { BadgesImportStack } from '../lib/badges-import-stack';
+import { houseBucket } from '../lib/defaults';
+import { MAX_OUTPUTS, addDataflowOutputs } from '../lib/outputs';
+import { grantVendorAccess } from '../lib/vendor-access';
 import { parseConfig } from '../src/config/load';
 import { configDocument } from './support/factories';
 import { threeFlowsDocument, writeConfigFile } from './support/stack-configs';
@@ -444,5 +448,112 @@ describe('Stack: S3 sources with errorPrefix and vendor buckets', () => {
       vendorTemplate.hasResourceProperties('AWS::Scheduler::Schedule', { ScheduleExpression: 'cron(0/15 * * * ? *)', Target: Match.objectLike({ Input: JSON.stringify({ dataflow: name }) }) });
       vendorTemplate.hasResourceProperties('AWS::Events::Rule', { EventPattern: Match.objectLike({ detail: Match.objectLike({ object: { key: [{ prefix: `s3/${name}/` }] } }) }) });
     }
+  });
+});
+
+describe('Outputs: where each dataflow\'s vendor uploads', () => {
+  const inbox = { Ref: Match.stringLikeRegexp('^Inbox[0-9A-F]{8}$') };
+
+  it('gives an inbox dataflow its s3:// location and an aws s3 cp command, keyed by its name', () => {
+    // Assess
+    template.hasOutput('DataflowWeeklyEventsUploadLocation', { Value: { 'Fn::Join': ['', ['s3://', inbox, '/inbox/weekly-events/']] }, Description: Match.stringLikeRegexp('^weekly-events: Where the vendor puts files .*\\^events_') });
+    template.hasOutput('DataflowWeeklyEventsUploadCommand', { Value: { 'Fn::Join': ['', ['aws s3 cp FILE s3://', inbox, '/inbox/weekly-events/']] } });
+    template.hasOutput('DataflowOfflineEventUploadCommand', { Value: { 'Fn::Join': ['', ['aws s3 cp FILE s3://', inbox, '/inbox/offline-event/']] } });
+  });
+
+  it('gives an SFTP dataflow the vendor\'s directory and an sftp command in batch mode', () => {
+    // Assess
+    template.hasOutput('DataflowVendorSftpUploadLocation', { Value: 'sftp://brand@sftp.vendor.example:22/outgoing' });
+    template.hasOutput('DataflowVendorSftpUploadCommand', { Value: "printf 'put FILE\\n' | sftp -b - -P 22 brand@sftp.vendor.example:/outgoing/" });
+  });
+
+  it('keeps the stack\'s own outputs and adds two per dataflow', () => {
+    // Assess
+    expect(Object.keys(template.findOutputs('*')).sort()).toEqual(
+      [
+        'InboxBucketName',
+        'DeadLetterBucketName',
+        'ReportsBucketName',
+        'StateMachineArn',
+        ...['WeeklyEvents', 'OfflineEvent', 'VendorSftp'].flatMap((id) => [`Dataflow${id}UploadLocation`, `Dataflow${id}UploadCommand`]),
+      ].sort(),
+    );
+  });
+
+  it('stops at CloudFormation\'s 200 outputs and names the dataflows left without, in a warning', () => {
+    // Prepare: 4 outputs of the stack's own and 100 dataflows: 98 fit.
+    const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+    const config = parseConfig({ dataflows: Array.from({ length: 100 }, (_, i) => ({ ...flow, name: `flow-${i}`, source: { type: 's3', prefix: `inbox/flow-${i}/` } })) });
+    const stack = new Stack(new App(), 'Outputs');
+    for (const id of ['A', 'B', 'C', 'D']) new CfnOutput(stack, id, { value: id });
+
+    // Act
+    addDataflowOutputs(stack, config, new Bucket(stack, 'Inbox'));
+
+    // Assess
+    const outputs = Template.fromStack(stack).findOutputs('*');
+    expect(Object.keys(outputs)).toHaveLength(MAX_OUTPUTS);
+    expect(outputs).toHaveProperty('DataflowFlow97UploadCommand');
+    expect(outputs).not.toHaveProperty('DataflowFlow98UploadLocation');
+    Annotations.fromStack(stack).hasWarning('/Outputs', Match.stringLikeRegexp('2 dataflow\\(s\\) have no upload outputs \\(flow-98, flow-99\\)'));
+  });
+});
+
+describe('Inbox policy: vendor access', () => {
+  /** The inbox policy's statements for one dataflow's vendor, by Sid. */
+  const vendorStatements = () => {
+    const [policy] = Object.values(template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: Match.stringLikeRegexp('^Inbox') } } }));
+    const statements = (policy!.Properties as { PolicyDocument: { Statement: Array<{ Sid?: string }> } }).PolicyDocument.Statement;
+    return Object.fromEntries(statements.filter((s) => s.Sid?.startsWith('Vendor')).map((s) => [s.Sid, s]));
+  };
+  const principals = { AWS: ['arn:aws:iam::111122223333:root', { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::444455556666:root']] }] };
+  const objects = (prefix: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/^Inbox/), 'Arn'] }, `/${prefix}*`]] });
+
+  it('lets the dataflow\'s principals put under its prefix with the bucket\'s encryption, abort their uploads, and read and list their outcomes', () => {
+    // Assess
+    expect(vendorStatements()).toEqual({
+      VendorOfflineEventUpload: {
+        Sid: 'VendorOfflineEventUpload',
+        Effect: 'Allow',
+        Principal: principals,
+        Action: 's3:PutObject',
+        Resource: objects('inbox/offline-event/'),
+        Condition: {
+          StringEqualsIfExists: { 's3:x-amz-server-side-encryption': 'AES256', 's3:x-amz-storage-class': 'STANDARD' },
+          Null: { 's3:x-amz-server-side-encryption-customer-algorithm': 'true' },
+        },
+      },
+      VendorOfflineEventMultipart: { Sid: 'VendorOfflineEventMultipart', Effect: 'Allow', Principal: principals, Action: ['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], Resource: objects('inbox/offline-event/') },
+      VendorOfflineEventReadOutcomes: { Sid: 'VendorOfflineEventReadOutcomes', Effect: 'Allow', Principal: principals, Action: 's3:GetObject', Resource: objects('results/offline-event/') },
+      VendorOfflineEventListOutcomes: {
+        Sid: 'VendorOfflineEventListOutcomes',
+        Effect: 'Allow',
+        Principal: principals,
+        Action: 's3:ListBucket',
+        Resource: { 'Fn::GetAtt': [expect.stringMatching(/^Inbox/), 'Arn'] },
+        Condition: { StringLike: { 's3:prefix': ['results/offline-event/*'] } },
+      },
+    });
+  });
+
+  it('warns at synthesis when the vendors\' statements may exceed S3\'s 20 KB bucket policy', () => {
+    // Prepare: nine dataflows whose vendors each name twelve roles, and one that names its account.
+    const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+    const roles = Array.from({ length: 12 }, (_, i) => `arn:aws:iam::111122223333:role/badges-upload-${i}`);
+    const configOf = (count: number, principals: string[]) =>
+      parseConfig({ dataflows: Array.from({ length: count }, (_, i) => ({ ...flow, name: `flow-${i}`, source: { type: 's3', prefix: `inbox/flow-${i}/`, errorPrefix: `results/flow-${i}/`, vendorAccess: { principals } } })) });
+    const warningsOf = (count: number, principals: string[]) => {
+      const stack = new Stack(new App(), 'Policy');
+      grantVendorAccess(houseBucket(stack, 'Inbox', undefined), configOf(count, principals));
+      return Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('S3 takes 20 KB'));
+    };
+
+    // Act
+    const large = warningsOf(9, roles);
+    const small = warningsOf(1, ['111122223333']);
+
+    // Assess
+    expect(large).toHaveLength(1);
+    expect(small).toEqual([]);
   });
 });

@@ -109,6 +109,34 @@ const bucketPrefix = z
 /** `prefix` sits at or under `parent` (both end with "/"). */
 const isUnder = (prefix: string, parent: string) => prefix.startsWith(parent);
 
+/** An account id, an account's root ARN, or an IAM role or user ARN (with its path), in any AWS partition. */
+const AWS_PRINCIPAL = /^(\d{12}|arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|(role|user)\/([\w+=,.@-]+\/)*[\w+=,.@-]{1,64}))$/;
+
+/**
+ * An AWS principal a bucket policy may name. A wildcard is refused: `*` would open the inbox to every AWS account (and
+ * Block Public Access would refuse the policy at deploy time anyway), and `*` inside an ARN does not match in a
+ * policy's Principal at all.
+ */
+const awsPrincipal = z.string().superRefine((principal, ctx) => {
+  if (principal.includes('*')) {
+    ctx.addIssue({ code: 'custom', message: `"${principal}": a wildcard is refused, it would let any AWS account or principal write into the inbox; name the vendor's account id, its root ARN or the IAM role or user it uploads with` });
+  } else if (!AWS_PRINCIPAL.test(principal)) {
+    ctx.addIssue({ code: 'custom', message: `"${principal}" must be a 12-digit AWS account id, an account root ARN ("arn:aws:iam::111122223333:root"), or an IAM role or user ARN ("arn:aws:iam::111122223333:role/badges-upload")` });
+  }
+});
+
+/** Who may upload into a dataflow's prefix of the inbox, through the inbox bucket's policy. */
+const vendorAccess = z.strictObject({
+  /**
+   * AWS principals of the vendor: 12-digit account ids, account root ARNs (the vendor's account then decides which of
+   * its users and roles may upload), or IAM role or user ARNs (which must exist when the stack deploys).
+   */
+  principals: z
+    .array(awsPrincipal)
+    .min(1, { message: 'must name at least one AWS principal' })
+    .refine((list) => new Set(list).size === list.length, { message: 'lists a principal twice' }),
+});
+
 /**
  * An S3 source. Without `bucket`, the vendor drops files into our inbox bucket under `prefix`. With `bucket`, the
  * files are in the vendor's own bucket under `prefix` (in THEIR bucket): the schedule polls it, copies each settled
@@ -150,6 +178,12 @@ const s3Source = z
      * default `s3/<dataflow>/`): what a parsed configuration holds, so that it reads back the same when written out.
      */
     vendorPrefix: bucketPrefix.optional(),
+    /**
+     * Lets the vendor's AWS principals put files under `prefix` (and abort their multipart uploads), and read and list
+     * `errorPrefix` when there is one, through the inbox bucket's policy. Nothing else of the stack's buckets. Only
+     * without `bucket` (the vendor's own bucket is theirs to grant).
+     */
+    vendorAccess: vendorAccess.optional(),
   })
   .superRefine((s, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
@@ -163,6 +197,7 @@ const s3Source = z
       if (s.errorPrefix !== undefined && /^(processed|failed)\//.test(s.errorPrefix)) issue('errorPrefix', 'must not sit under processed/ or failed/ (the stack\'s own)');
       return;
     }
+    if (s.vendorAccess !== undefined) issue('vendorAccess', 'is only used without "bucket": it opens our inbox to the vendor; their own bucket is theirs to grant');
     const theirs = s.vendorPrefix ?? s.prefix;
     if (s.vendorPrefix !== undefined && !inboxPrefix.safeParse(s.prefix).success) issue('prefix', 'must be an inbox prefix when "vendorPrefix" is given');
     if (s.vendorPrefix === undefined && !shape.success) issue('prefix', shape.error.issues[0]?.message ?? 'is not a valid prefix');
@@ -404,6 +439,18 @@ function inboxSource(name: string, source: ParsedSource): InboxSource {
   return { ...source, bucket: source.bucket, vendorPrefix, prefix, processedPrefix: source.processedPrefix ?? '', minFileAgeSeconds: source.minFileAgeSeconds ?? 60 };
 }
 
+/**
+ * A dataflow's name as it appears in the stack's logical IDs (its outputs, its vendor's bucket policy statements):
+ * `weekly-events` → `WeeklyEvents`. Logical IDs take letters and digits only; the name alone decides it, so an output
+ * keeps its key when dataflows are added, removed or reordered. Two names that read alike are refused.
+ */
+export function dataflowIdOf(name: string): string {
+  return name
+    .split('-')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+}
+
 /** A worker must finish its chunk well inside the send Lambda's 5 minutes, pacing included. */
 export const MAX_SECONDS_PER_WORKER = 180;
 
@@ -422,11 +469,18 @@ export const configSchema = z
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();
     config.dataflows.forEach((flow, i) => {
-      const first = seen.get(flow.name);
+      const first = seen.get(dataflowIdOf(flow.name));
       if (first !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'name'], message: `duplicates dataflows[${first}].name "${flow.name}"` });
+        const same = config.dataflows[first]!.name === flow.name;
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dataflows', i, 'name'],
+          message: same
+            ? `duplicates dataflows[${first}].name "${flow.name}"`
+            : `reads as dataflows[${first}].name "${config.dataflows[first]!.name}" in the stack's output IDs (both ${dataflowIdOf(flow.name)}): rename one`,
+        });
       } else {
-        seen.set(flow.name, i);
+        seen.set(dataflowIdOf(flow.name), i);
       }
       if (flow.alerts.noFileWithinMinutes !== undefined) {
         if (!flow.schedule) {
@@ -445,13 +499,6 @@ export const configSchema = z
       if (flow.source.type === 's3' && flow.source.bucket !== undefined && !flow.schedule) {
         ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'schedule'], message: "is required for a vendor's bucket (source.bucket): the schedule is what polls it" });
       }
-      const errorPrefix = flow.source.type === 's3' && flow.source.bucket === undefined ? flow.source.errorPrefix : undefined;
-      config.dataflows.forEach((other) => {
-        // A write-back under a dataflow's prefix would be imported as a delivery.
-        if (errorPrefix !== undefined && isUnder(errorPrefix, other.source.prefix)) {
-          ctx.addIssue({ code: 'custom', path: ['dataflows', i, 'source', 'errorPrefix'], message: `sits under the prefix "${other.source.prefix}" of dataflow "${other.name}": the files written back would be imported` });
-        }
-      });
       const d = flow.destination;
       const requests = Math.ceil(d.recordsPerWorker / d.batchSize);
       const seconds = (requests * 60 * d.maxConcurrency) / d.maxRequestsPerMinute;
@@ -472,7 +519,37 @@ export const configSchema = z
         }
       });
     });
+    checkErrorPrefixes(config.dataflows, ctx);
   });
+
+const overlaps = (a: string, b: string) => a.startsWith(b) || b.startsWith(a);
+
+/**
+ * An S3 source's `errorPrefix` is where outcomes are written back and, with `vendorAccess`, what the vendor may read
+ * and list: it must hold nothing else. Under a dataflow's prefix a written outcome would be taken as a file to import;
+ * shared with another dataflow, one vendor could read the other's outcomes; under `replays/`, the records an operator
+ * replays.
+ */
+function checkErrorPrefixes(flows: ReadonlyArray<{ source: { type: string; prefix: string; errorPrefix?: string; bucket?: string } }>, ctx: z.RefinementCtx): void {
+  // Only an errorPrefix in the inbox: a source that names the vendor's own bucket writes its outcomes there.
+  const inInbox = (source: { type: string; errorPrefix?: string; bucket?: string }) => (source.type === 's3' && source.bucket === undefined ? source.errorPrefix : undefined);
+  flows.forEach((flow, i) => {
+    const errorPrefix = inInbox(flow.source);
+    if (errorPrefix === undefined) return;
+    const path = ['dataflows', i, 'source', 'errorPrefix'];
+    if (errorPrefix.startsWith('replays/')) ctx.addIssue({ code: 'custom', path, message: 'must not sit under replays/ (operator replays are kept there)' });
+    flows.forEach((other, j) => {
+      if (overlaps(errorPrefix, other.source.prefix)) {
+        const whose = j === i ? 'its own source.prefix' : `dataflows[${j}].source.prefix`;
+        ctx.addIssue({ code: 'custom', path, message: `overlaps ${whose} "${other.source.prefix}": an outcome written there would be taken as a file to import` });
+      }
+      const theirs = inInbox(other.source);
+      if (j > i && theirs !== undefined && overlaps(errorPrefix, theirs)) {
+        ctx.addIssue({ code: 'custom', path: ['dataflows', j, 'source', 'errorPrefix'], message: `overlaps dataflows[${i}].source.errorPrefix "${errorPrefix}": each dataflow's outcomes need a prefix of their own (its vendor may read it)` });
+      }
+    });
+  });
+}
 
 /** The validated configuration, defaults applied. */
 export type Config = z.output<typeof configSchema>;
@@ -481,6 +558,7 @@ export type DateMapping = Dataflow['mapping']['earnEventDate'];
 export type PlainMapping = Dataflow['mapping']['customerId'];
 export type Destination = Dataflow['destination'];
 export type SftpSource = Extract<Dataflow['source'], { type: 'sftp' }>;
+export type S3Source = Extract<Dataflow['source'], { type: 's3' }>;
 /** An S3 source polled in the vendor's own bucket (`bucket` set): `vendorPrefix` there, `prefix` in the inbox. */
 export type VendorBucketSource = Extract<Dataflow['source'], { type: 's3'; bucket: string }>;
 

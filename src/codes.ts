@@ -58,6 +58,7 @@ export const VALIDATION_CODES = {
   EVENT_IN_FUTURE: 'EVENT_IN_FUTURE',
   RECORD_TOO_LONG: 'RECORD_TOO_LONG',
   DUPLICATE_IN_FILE: 'DUPLICATE_IN_FILE',
+  EXPRESSION_ERROR: 'EXPRESSION_ERROR',
 } as const;
 export type ValidationCode = (typeof VALIDATION_CODES)[keyof typeof VALIDATION_CODES];
 /** The codes a date parser answers (a part of VALIDATION_CODES). */

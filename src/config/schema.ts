@@ -250,6 +250,15 @@ const alerts = z
   })
   .prefault({});
 
+/**
+ * Which records of a file the dataflow imports: a record for which `expression` (CEL, true or false) is false is
+ * filtered (neither sent nor rejected: counted in `rows.filtered` and listed in the filtered-records file).
+ */
+const filter = z.strictObject({
+  /** A CEL expression of the record (`row["Header"]`, or a column's header as a name) that is true for records to import. */
+  expression: z.string().trim().min(1),
+});
+
 const dataflow = z
   .strictObject({
     name: z
@@ -259,6 +268,7 @@ const dataflow = z
     decrypt: decrypt.optional(),
     unpack,
     csv: csvSettings,
+    filter: filter.optional(),
     mapping: z.strictObject({
       customerId: plainMapping,
       badgeMetaId: plainMapping,

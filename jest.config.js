@@ -11,7 +11,7 @@
  * belongs to e2e.
  */
 const UNIT_SUITES = [
-  'advice', 'client', 'codes', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'guard', 'house',
+  'advice', 'client', 'codes', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'expressions', 'guard', 'house',
   'mapping', 'metrics', 'projects', 'replay-quote', 'report-texts', 'sandbox', 'secrets', 'send', 'staged-record', 'sweep',
   'unpack', 'zip',
 ];

@@ -1,3 +1,4 @@
+import { ParseError, parse as parseCel } from '@marcbachmann/cel-js';
 import { IANAZone } from 'luxon';
 import { z } from 'zod';
 
@@ -25,26 +26,69 @@ const regex = z.string().refine(
   { message: 'is not a valid regular expression' },
 );
 
-/** `{ "column": "member_id" }` reads a column; `{ "value": "…" }` is a constant for every record. */
-const plainMapping = z
-  .strictObject({ column: z.string().min(1).optional(), value: z.union([z.string(), z.number()]).optional() })
-  .refine((m) => (m.column === undefined) !== (m.value === undefined), {
-    message: 'needs exactly one of "column" or "value"',
+/** The longest CEL expression a configuration may hold: an expression is a line of logic, not a program. */
+export const MAX_EXPRESSION_LENGTH = 4096;
+
+/**
+ * One line from a CEL error (cel-js's messages span lines: the message, a source excerpt and a caret): its summary,
+ * and where in the expression it points when it says so. Never the excerpt: a record's values stay out of it.
+ */
+export function celErrorMessage(error: unknown): string {
+  if (!(error instanceof Error)) return String(error).replace(/\s+/g, ' ').trim();
+  const { summary, range } = error as Error & { summary?: unknown; range?: { start?: unknown } };
+  const text = (typeof summary === 'string' && summary !== '' ? summary : (error.message.split('\n')[0] ?? error.message)).replace(/\s+/g, ' ').trim();
+  const at = error instanceof ParseError && typeof range?.start === 'number' ? ` (at character ${range.start + 1})` : '';
+  return `${text.length > 300 ? `${text.slice(0, 299)}…` : text}${at}`;
+}
+
+/**
+ * A CEL expression (https://cel.dev), parsed when the configuration is loaded: a syntax error is a configuration
+ * error naming its JSON path, so `cdk synth` and every CLI command refuse it before any file is read. Variables are
+ * resolved per file, against its header (src/core/expressions.ts).
+ */
+export const celExpression = z
+  .string()
+  .min(1)
+  .max(MAX_EXPRESSION_LENGTH)
+  .superRefine((source, ctx) => {
+    try {
+      parseCel(source);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `is not a valid CEL expression: ${celErrorMessage(error)}` });
+    }
   });
 
-/** A date mapping adds the format (Luxon tokens, `epoch-s`, `epoch-ms` or `iso`) and the zone the value is in. */
+const ONE_SOURCE = 'needs exactly one of "column", "value" or "expression"';
+const oneSource = (m: { column?: string; value?: string | number; expression?: string }) =>
+  [m.column, m.value, m.expression].filter((v) => v !== undefined).length === 1;
+
+/**
+ * `{ "column": "member_id" }` reads a column; `{ "value": "…" }` is a constant for every record;
+ * `{ "expression": "<CEL>" }` computes the field's text from the record (`row["Header"]`, or a column by its name).
+ */
+const plainMapping = z
+  .strictObject({
+    column: z.string().min(1).optional(),
+    value: z.union([z.string(), z.number()]).optional(),
+    expression: celExpression.optional(),
+  })
+  .refine(oneSource, { message: ONE_SOURCE });
+
+/**
+ * A date mapping adds the format (Luxon tokens, `epoch-s`, `epoch-ms` or `iso`) and the zone the value is in; both
+ * apply to an expression's result as to a column's text.
+ */
 const dateMapping = z
   .strictObject({
     column: z.string().min(1).optional(),
     value: z.union([z.string(), z.number()]).optional(),
+    expression: celExpression.optional(),
     /** @default "iso" */
     format: z.string().min(1).default('iso'),
     /** @default "UTC" */
     timeZone: ianaZone.default('UTC'),
   })
-  .refine((m) => (m.column === undefined) !== (m.value === undefined), {
-    message: 'needs exactly one of "column" or "value"',
-  });
+  .refine(oneSource, { message: ONE_SOURCE });
 
 /** Key prefix in the inbox bucket: ends with "/", not under processed/ or failed/ (the stack's own). */
 const inboxPrefix = z

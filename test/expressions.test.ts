@@ -1,0 +1,132 @@
+import { compileExpression, isColumnVariable, toBoolean, toFieldText } from '../src/core/expressions';
+import { AmbiguousColumnError, ConfigError, MissingColumnError } from '../src/errors';
+
+const HEADER = ['member_id', 'channel', ' badge_code ', 'Event Date', 'points', 'int'];
+const PATH = 'dataflows[0].mapping.badgeMetaId.expression';
+const record = (overrides: Partial<Record<string, string>> = {}) => {
+  const values: Record<string, string> = { member_id: '12345', channel: 'store', badge_code: 'b1', 'Event Date': '01/02/2026', points: '7', int: 'x', ...overrides };
+  return HEADER.map((h) => ` ${values[h.trim()]!} `);
+};
+
+describe('Function: compileExpression', () => {
+  it('reads columns by name and by row, trimmed', () => {
+    // Prepare
+    const evaluate = compileExpression('channel == "store" ? row["Event Date"] : badge_code', HEADER, PATH);
+
+    // Act
+    const results = [evaluate(record()), evaluate(record({ channel: 'web' }))];
+
+    // Assess
+    expect(results).toEqual([
+      { ok: true, value: '01/02/2026' },
+      { ok: true, value: 'b1' },
+    ]);
+  });
+
+  it('gives CEL integers as BigInt and converts text with int()', () => {
+    // Prepare
+    const evaluate = compileExpression('int(points) * 2', HEADER, PATH);
+
+    // Act
+    const result = evaluate(record());
+
+    // Assess
+    expect(result).toEqual({ ok: true, value: 14n });
+  });
+
+  it('answers a failing record with a one-line message instead of throwing', () => {
+    // Prepare
+    const typeError = compileExpression('int(points) > 3', HEADER, PATH);
+    const missingKey = compileExpression('row["nope"]', HEADER, PATH);
+
+    // Act
+    const results = [typeError(record({ points: 'abc' })), missingKey(record())];
+
+    // Assess
+    expect(results).toEqual([
+      { ok: false, message: 'int() type error: cannot convert to int' },
+      { ok: false, message: 'No such key: nope' },
+    ]);
+  });
+
+  it('reads the whole row when the expression uses it as a map', () => {
+    // Prepare
+    const evaluate = compileExpression('size(row) == 6 && row.exists(k, k == "Event Date") && [1].all(member_id, member_id > 0)', HEADER, PATH);
+
+    // Act
+    const result = evaluate(record());
+
+    // Assess
+    expect(result).toEqual({ ok: true, value: true });
+  });
+
+  it('fails the file on a variable that is neither row nor a column', () => {
+    // Act
+    const act = () => compileExpression('member_idx == "" ? "1" : member_id', HEADER, PATH);
+
+    // Assess
+    expect(act).toThrow(MissingColumnError);
+    expect(act).toThrow(`${PATH} names "member_idx", neither "row" nor a column of the header`);
+  });
+
+  it('fails the file on a variable whose column appears twice', () => {
+    // Act
+    const act = () => compileExpression('channel', [...HEADER, 'channel'], PATH);
+
+    // Assess
+    expect(act).toThrow(AmbiguousColumnError);
+  });
+
+  it('names the path of an expression that does not parse', () => {
+    // Act
+    const act = () => compileExpression('channel ==', HEADER, PATH);
+
+    // Assess
+    expect(act).toThrow(ConfigError);
+    expect(act).toThrow(`${PATH}: is not a valid CEL expression: Unexpected token: EOF (at character 11)`);
+  });
+});
+
+describe('Function: isColumnVariable', () => {
+  it('takes CEL identifiers that are neither reserved, row, nor CEL names', () => {
+    // Act
+    const verdicts = ['member_id', '_x1', 'Event Date', '1st', 'in', 'row', 'int', 'string', 'while'].map(isColumnVariable);
+
+    // Assess
+    expect(verdicts).toEqual([true, true, false, false, false, false, false, false, false]);
+  });
+});
+
+describe('Function: toFieldText', () => {
+  it('turns strings, numbers, null and timestamps into text and refuses the rest', () => {
+    // Act
+    const results = ['a', 12n, 1.5, null, new Date(Date.UTC(2026, 0, 2)), true, [1n], new Map()].map(toFieldText);
+
+    // Assess
+    expect(results).toEqual([
+      { ok: true, value: 'a' },
+      { ok: true, value: '12' },
+      { ok: true, value: '1.5' },
+      { ok: true, value: '' },
+      { ok: true, value: '2026-01-02T00:00:00.000Z' },
+      { ok: false, message: 'the result is a bool; a field needs a string, a number, a timestamp or null' },
+      { ok: false, message: 'the result is a list; a field needs a string, a number, a timestamp or null' },
+      { ok: false, message: 'the result is a map; a field needs a string, a number, a timestamp or null' },
+    ]);
+  });
+});
+
+describe('Function: toBoolean', () => {
+  it('takes a bool and nothing else', () => {
+    // Act
+    const results = [true, false, 'true', 1n].map(toBoolean);
+
+    // Assess
+    expect(results).toEqual([
+      { ok: true, value: true },
+      { ok: true, value: false },
+      { ok: false, message: 'the result is a string, not a bool' },
+      { ok: false, message: 'the result is an int, not a bool' },
+    ]);
+  });
+});

@@ -300,7 +300,7 @@ const alerts = z
  */
 const filter = z.strictObject({
   /** A CEL expression of the record (`row["Header"]`, or a column's header as a name) that is true for records to import. */
-  expression: z.string().trim().min(1),
+  expression: celExpression,
 });
 
 const dataflow = z

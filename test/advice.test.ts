@@ -91,6 +91,24 @@ describe('Function: adviceFor', () => {
       expect(vendor).toMatch(/3 records were rejected as invalid and need fixing/);
     });
 
+    it('tells the operator that an EXPRESSION_ERROR is fixed in the data or in the expression, and only then', () => {
+      // Prepare
+      const withExpressions = reportOf({
+        status: 'COMPLETED_WITH_REJECTIONS',
+        rows: { total: 40, accepted: 36, rejected: 4, valid: 36 },
+        rejectionsByCode: { EXPRESSION_ERROR: 3, INVALID_DATE: 1 },
+        rejectedByStage: { validate: 4, api: 0 },
+      });
+      const withoutExpressions = reportOf({ ...withExpressions, rejectionsByCode: { INVALID_DATE: 4 } });
+
+      // Act
+      const advice = [adviceFor(withExpressions, 'operator') ?? '', adviceFor(withoutExpressions, 'operator') ?? ''];
+
+      // Assess
+      expect(advice[0]).toMatch(/3 of them failed a mapping expression \(EXPRESSION_ERROR.*\): fix their data, or the expression in the configuration/);
+      expect(advice[1]).not.toMatch(/EXPRESSION_ERROR/);
+    });
+
     it('gives no advice for a run that succeeded', () => {
       // Act
       const advice = adviceFor(reportOf({}), 'operator');

@@ -67,6 +67,36 @@ describe('Function: parseConfig', () => {
     expect(problems).toContain('dataflows[0].mapping.earnExpiresOn: is required');
   });
 
+  it('takes a mapped field computed by an expression, and refuses one that does not parse or has two sources, naming its path', () => {
+    // Prepare
+    const [flow] = configDocument().dataflows as Array<Record<string, unknown> & { mapping: Record<string, unknown> }>;
+    const withMapping = (mapping: Record<string, unknown>) => ({ dataflows: [{ ...flow, mapping: { ...flow!.mapping, ...mapping } }] });
+    const good = withMapping({
+      badgeMetaId: { expression: 'channel == "store" ? "6571a3b9e4b0c1a2b3c4d5e7" : badge_code' },
+      earnEventDate: { expression: 'event_date + " " + event_time', format: 'dd/MM/yyyy HH:mm', timeZone: 'Asia/Kolkata' },
+    });
+    const bad = withMapping({
+      badgeMetaId: { expression: 'channel == "store" ? "6571a3b9e4b0c1a2b3c4d5e7" :' },
+      customerId: { column: 'member_id', expression: 'member_id' },
+      earnEventDate: { expression: 'row["Event Date"', format: 'dd/MM/yyyy' },
+      earnExpiresOn: { expression: '' },
+    });
+
+    // Act
+    const config = parseConfig(good);
+    const problems = problemsOf(bad);
+
+    // Assess
+    expect(config.dataflows[0]!.mapping.earnEventDate).toEqual({ expression: 'event_date + " " + event_time', format: 'dd/MM/yyyy HH:mm', timeZone: 'Asia/Kolkata' });
+    expect(problems).toEqual([
+      'dataflows[0].mapping.customerId: needs exactly one of "column", "value" or "expression"',
+      'dataflows[0].mapping.badgeMetaId.expression: is not a valid CEL expression: Unexpected token: EOF (at character 50)',
+      'dataflows[0].mapping.earnEventDate.expression: is not a valid CEL expression: Expected RBRACKET, got EOF (at character 17)',
+      'dataflows[0].mapping.earnExpiresOn.expression: is empty: write a CEL expression, e.g. "badge_code" or "row[\\"Badge Code\\"]"',
+    ]);
+    expect(problems.every((p) => !p.includes('\n'))).toBe(true);
+  });
+
   it('refuses two dataflows with one name or overlapping prefixes', () => {
     // Prepare
     const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;

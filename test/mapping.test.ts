@@ -170,6 +170,112 @@ describe('Function: compileMapper', () => {
   });
 });
 
+describe('Function: compileMapper (expressions)', () => {
+  const EXPR_HEADER = ['member_id', 'channel', 'badge_code', 'event_date', 'event_time', 'Expiry Date', 'points'];
+  const STORE_BADGE = '6571a3b9e4b0c1a2b3c4d5e7';
+  const exprFlow = (mapping: Record<string, unknown> = {}) =>
+    makeDataflow({
+      mapping: {
+        customerId: { expression: 'member_id == "" ? "999" : member_id' },
+        badgeMetaId: { expression: `channel == "store" ? "${STORE_BADGE}" : badge_code` },
+        earnEventDate: { expression: 'event_date + " " + event_time', format: 'dd/MM/yyyy HH:mm', timeZone: 'Asia/Kolkata' },
+        earnExpiresOn: { expression: 'row["Expiry Date"]', format: 'dd/MM/yyyy', timeZone: 'Asia/Kolkata' },
+        ...mapping,
+      },
+    });
+  const exprRecord = (overrides: Partial<Record<string, string>> = {}) => {
+    const values: Record<string, string> = { member_id: '12345', channel: 'web', badge_code: KNOWN_BADGES[0], event_date: '20/11/2026', event_time: '10:30', 'Expiry Date': '31/01/2027', points: '7', ...overrides };
+    return EXPR_HEADER.map((h) => values[h]!);
+  };
+
+  it('maps every field from expressions, with format and zone applied to their results', () => {
+    // Prepare
+    const map = compileMapper(exprFlow(), EXPR_HEADER, () => NOW);
+
+    // Act
+    const results = [map(exprRecord()), map(exprRecord({ channel: 'store', member_id: ' ' }))];
+
+    // Assess
+    expect(results).toEqual([
+      {
+        ok: true,
+        item: {
+          badgeMetaId: KNOWN_BADGES[0],
+          customerId: 12345,
+          earnEventDate: kolkataEpochMs('2026-11-20 10:30:00'),
+          earnExpiresOn: kolkataEpochMs('2027-01-31'),
+          earnEventDateISO: '2026-11-20T10:30:00+05:30',
+          earnExpiresOnISO: '2027-01-31T00:00:00+05:30',
+        },
+      },
+      expect.objectContaining({ ok: true, item: expect.objectContaining({ badgeMetaId: STORE_BADGE, customerId: 999 }) }),
+    ]);
+  });
+
+  it('takes an integer result as its decimal text', () => {
+    // Prepare
+    const map = compileMapper(exprFlow({ customerId: { expression: 'int(member_id) + 1' } }), EXPR_HEADER, () => NOW);
+
+    // Act
+    const result = map(exprRecord());
+
+    // Assess
+    expect(result).toMatchObject({ ok: true, item: { customerId: 12346 } });
+  });
+
+  it('rejects a record whose expression fails as EXPRESSION_ERROR, naming the field', () => {
+    // Prepare
+    const map = compileMapper(
+      exprFlow({ customerId: { expression: 'int(points) > 3 ? member_id : "1"' }, earnExpiresOn: { expression: 'row["nope"]', format: 'dd/MM/yyyy' } }),
+      EXPR_HEADER,
+      () => NOW,
+    );
+
+    // Act
+    const result = map(exprRecord({ points: 'abc' }));
+
+    // Assess
+    expect(result).toEqual({
+      ok: false,
+      rejection: { code: 'EXPRESSION_ERROR', message: 'customerId: int() type error: cannot convert to int; earnExpiresOn: No such key: nope' },
+    });
+  });
+
+  it('rejects a result that is no field text as EXPRESSION_ERROR', () => {
+    // Prepare
+    const map = compileMapper(exprFlow({ badgeMetaId: { expression: 'channel == "store"' } }), EXPR_HEADER, () => NOW);
+
+    // Act
+    const result = map(exprRecord());
+
+    // Assess
+    expect(result).toEqual({
+      ok: false,
+      rejection: { code: 'EXPRESSION_ERROR', message: 'badgeMetaId: the result is a bool; a field needs a string, a number, a timestamp or null' },
+    });
+  });
+
+  it('validates an expression result as it validates a column', () => {
+    // Prepare
+    const map = compileMapper(exprFlow({ badgeMetaId: { expression: 'badge_code + "x"' } }), EXPR_HEADER, () => NOW);
+
+    // Act
+    const result = map(exprRecord());
+
+    // Assess
+    expect(result).toMatchObject({ ok: false, rejection: { code: 'INVALID_BADGE_ID' } });
+  });
+
+  it('fails the file when an expression names a column the header lacks', () => {
+    // Act
+    const act = () => compileMapper(exprFlow(), EXPR_HEADER.filter((h) => h !== 'channel'), () => NOW);
+
+    // Assess
+    expect(act).toThrow(MissingColumnError);
+    expect(act).toThrow(/mapping\.badgeMetaId\.expression names "channel"/);
+  });
+});
+
 describe('Function: indexHeader', () => {
   it('names every missing column and the field it maps to', () => {
     // Act + Assess
@@ -180,6 +286,14 @@ describe('Function: indexHeader', () => {
   it('refuses a mapped column that appears twice', () => {
     // Act + Assess
     expect(() => indexHeader(makeDataflow(), [...header, 'member_id'])).toThrow(AmbiguousColumnError);
+  });
+
+  it('demands no column for a field mapped by an expression', () => {
+    // Prepare
+    const flow = makeDataflow({ mapping: { ...makeDataflow().mapping, badgeMetaId: { expression: 'row["code"]' } } });
+
+    // Act + Assess
+    expect(indexHeader(flow, ['member_id', 'event_time', 'expiry_date']).get('member_id')).toBe(0);
   });
 
   it('tolerates a repeated column that the mapping does not use', () => {

@@ -27,6 +27,27 @@ describe('Function: synthesizeStack', () => {
     expect((failure as SynthesisError).message).toContain('Invalid configuration');
   }, 120_000);
 
+  it('refuses an expression that does not parse, naming its JSON path, before anything is synthesized', () => {
+    // Prepare
+    const document = configDocument();
+    const [flow] = document.dataflows as Array<{ mapping: Record<string, unknown> }>;
+    flow!.mapping.badgeMetaId = { expression: 'channel == "store" ? "6571a3b9e4b0c1a2b3c4d5e7" :' };
+    const configFile = join(work, 'bad-expression.json');
+    writeFileSync(configFile, JSON.stringify(document));
+
+    // Act
+    let failure: unknown;
+    try {
+      synthesizeStack(configFile, LOCAL_BUCKETS);
+    } catch (error) {
+      failure = error;
+    }
+
+    // Assess
+    expect(failure).toBeInstanceOf(SynthesisError);
+    expect((failure as SynthesisError).message).toContain('dataflows[0].mapping.badgeMetaId.expression: is not a valid CEL expression: Unexpected token: EOF (at character 50)');
+  }, 120_000);
+
   it('applies a named transform to a copy of the template: one synthesis, two stacks, each with its own id', () => {
     // Prepare: the tests' usual configuration (its synthesis is likely cached by the twin's other tests).
     const configFile = join(work, 'config.json');

@@ -48,9 +48,12 @@ export function celErrorMessage(error: unknown): string {
  */
 export const celExpression = z
   .string()
-  .min(1)
   .max(MAX_EXPRESSION_LENGTH)
   .superRefine((source, ctx) => {
+    if (source.trim() === '') {
+      ctx.addIssue({ code: 'custom', message: 'is empty: write a CEL expression, e.g. "badge_code" or "row[\\"Badge Code\\"]"' });
+      return;
+    }
     try {
       parseCel(source);
     } catch (error) {

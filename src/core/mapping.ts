@@ -2,6 +2,7 @@ import type { Dataflow, DateField, DateMapping, PlainMapping } from '../config/s
 import { VALIDATION_CODES, type ValidationCode } from '../codes';
 import { AmbiguousColumnError, ConfigError, MissingColumnError } from '../errors';
 import { type DateParser, compileDateParser } from './dates';
+import { compileExpression, toFieldText } from './expressions';
 
 /** One item of the import API's request array (see capillary-badges-api.md). */
 export interface ApiItem {
@@ -25,15 +26,30 @@ const FUTURE_SLACK_MS = 24 * 60 * 60 * 1000;
 const CUSTOMER_ID = /^[1-9]\d{0,15}$/;
 const BADGE_ID = /^[0-9a-fA-F]{24}$/;
 
-type Getter = (fields: readonly string[]) => string;
+/** A field's text from a record, or undefined when it has none (an expression failed: the problem is pushed). */
+type Getter = (fields: readonly string[], problems: Rejection[]) => string | undefined;
+type MappedFieldName = keyof Dataflow['mapping'];
 
-function getterFor(mapping: PlainMapping | DateMapping, columnIndex: ReadonlyMap<string, number>): Getter {
+function getterFor(field: MappedFieldName, mapping: PlainMapping | DateMapping, columnIndex: ReadonlyMap<string, number>, header: readonly string[]): Getter {
+  if (mapping.expression !== undefined) return expressionGetter(field, mapping.expression, header);
   if (mapping.value !== undefined) {
     const constant = String(mapping.value).trim();
     return () => constant;
   }
   const index = columnIndex.get(mapping.column!)!;
   return (fields) => (fields[index] ?? '').trim();
+}
+
+/** The field's text from its expression, compiled once for the file; a failing record is an EXPRESSION_ERROR. */
+function expressionGetter(field: MappedFieldName, expression: string, header: readonly string[]): Getter {
+  const evaluate = compileExpression(expression, header, `mapping.${field}.expression`);
+  return (fields, problems) => {
+    const result = evaluate(fields);
+    const text = result.ok ? toFieldText(result.value) : result;
+    if (text.ok) return text.value;
+    problems.push({ code: VALIDATION_CODES.EXPRESSION_ERROR, message: `${field}: ${text.message}` });
+    return undefined;
+  };
 }
 
 /**
@@ -65,14 +81,14 @@ export function indexHeader(flow: Dataflow, header: readonly string[]): Map<stri
 /** What a file's header and its dataflow's mapping compile to: a getter per field and a parser per date. */
 interface CompiledFields {
   width: number;
-  getCustomer: (fields: readonly string[]) => string;
-  getBadge: (fields: readonly string[]) => string;
+  getCustomer: Getter;
+  getBadge: Getter;
   event: CompiledDate;
   expiry: CompiledDate;
 }
 interface CompiledDate {
   field: DateField;
-  get: (fields: readonly string[]) => string;
+  get: Getter;
   parse: DateParser;
 }
 type ParsedDate = Extract<ReturnType<DateParser>, { ok: true }>;
@@ -90,8 +106,8 @@ export function compileMapper(flow: Dataflow, header: readonly string[], now: ()
       return reject(VALIDATION_CODES.FIELD_COUNT, `The record has ${fields.length} fields; the header has ${compiled.width}`);
     }
     const problems: Rejection[] = [];
-    const customerId = readCustomerId(compiled.getCustomer(fields), problems);
-    const badgeMetaId = readBadgeId(compiled.getBadge(fields), problems);
+    const customerId = readCustomerId(compiled.getCustomer(fields, problems), problems);
+    const badgeMetaId = readBadgeId(compiled.getBadge(fields, problems), problems);
     const dates = readDates(compiled, fields, now(), problems);
     if (problems.length > 0 || !dates) {
       return reject(problems[0]!.code, problems.map((p) => p.message).join('; '));
@@ -123,18 +139,19 @@ function compileFields(flow: Dataflow, header: readonly string[]): CompiledField
     } catch (error) {
       throw new ConfigError([`mapping.${field}.format: "${m.format}" cannot be used (${(error as Error).message})`]);
     }
-    return { field, get: getterFor(m, columns), parse };
+    return { field, get: getterFor(field, m, columns, header), parse };
   };
   return {
     width: header.length,
-    getCustomer: getterFor(mapping.customerId, columns),
-    getBadge: getterFor(mapping.badgeMetaId, columns),
+    getCustomer: getterFor('customerId', mapping.customerId, columns, header),
+    getBadge: getterFor('badgeMetaId', mapping.badgeMetaId, columns, header),
     event: compileDate('earnEventDate'),
     expiry: compileDate('earnExpiresOn'),
   };
 }
 
-function readCustomerId(text: string, problems: Rejection[]): number {
+function readCustomerId(text: string | undefined, problems: Rejection[]): number {
+  if (text === undefined) return NaN;
   const customerId = Number(text);
   if (!CUSTOMER_ID.test(text) || !Number.isSafeInteger(customerId)) {
     problems.push({
@@ -145,7 +162,8 @@ function readCustomerId(text: string, problems: Rejection[]): number {
   return customerId;
 }
 
-function readBadgeId(text: string, problems: Rejection[]): string {
+function readBadgeId(text: string | undefined, problems: Rejection[]): string {
+  if (text === undefined) return '';
   if (!BADGE_ID.test(text)) {
     problems.push({
       code: VALIDATION_CODES.INVALID_BADGE_ID,
@@ -156,7 +174,8 @@ function readBadgeId(text: string, problems: Rejection[]): string {
 }
 
 function readDate({ field, get, parse }: CompiledDate, fields: readonly string[], problems: Rejection[]): ParsedDate | undefined {
-  const text = get(fields);
+  const text = get(fields, problems);
+  if (text === undefined) return undefined;
   const date = text === '' ? undefined : parse(text);
   if (date === undefined) problems.push({ code: VALIDATION_CODES.INVALID_DATE, message: `${field} is empty` });
   else if (!date.ok) problems.push({ code: date.code, message: `${field}: ${date.reason}` });

@@ -1,3 +1,4 @@
+import { VALIDATION_CODES } from '../codes';
 import type { Report } from '../contracts';
 
 /** Who reads the advice: the operator (CLI, alerts) can replay; the vendor (SFTP write-back) can only deliver. */
@@ -74,7 +75,20 @@ function rejectionsAdvice(report: Report, audience: Audience, rejected: string |
     `Do NOT deliver this file again: its content stays claimed (a redelivery is skipped${accepted > 0 ? `; a forced one would issue the ${accepted} accepted badge${accepted === 1 ? '' : 's'} twice` : ''}).`,
     ...(api > 0 ? [`${api} record${api === 1 ? ' was' : 's were'} rejected by the API stage: fix the cause (see the codes above), then replay them: \`badges-import replay ${replayTarget(file)} --rejected ${file}\` (AMBIGUOUS ones are looked up before they are sent).`] : []),
     ...(validate > 0 ? [`${validate} record${validate === 1 ? ' was' : 's were'} rejected in validation: fix the data in the rejected-records file, then \`badges-import replay ${replayTarget(file)} --rejected ${file} --stage validate\`.`] : []),
+    ...expressionAdvice(report),
   ].join(' ');
+}
+
+/**
+ * EXPRESSION_ERROR records failed a mapped field's expression: either their data is not what the expression expects,
+ * or the expression does not fit the data; either may be the fix (a replay reads the configuration deployed then).
+ */
+function expressionAdvice(report: Report): string[] {
+  const n = report.rejectionsByCode[VALIDATION_CODES.EXPRESSION_ERROR] ?? 0;
+  if (n === 0) return [];
+  return [
+    `${n} of them failed a mapping expression (${VALIDATION_CODES.EXPRESSION_ERROR}: each message names the field and what went wrong): fix their data, or the expression in the configuration (deploy it before the replay).`,
+  ];
 }
 
 /** Where a replay runs: a rejected file in S3 is replayed on the deployed stack, a local one through the local workflow. */

@@ -3,12 +3,15 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
 import { readJson, readText } from '../src/aws/s3';
 import type { ImportedMarker } from '../src/contracts';
+import { parseConfig } from '../src/config/load';
+import { compileFilter } from '../src/core/filter';
 import { replayLocal } from '../src/local/replay';
-import { type LocalRunResult, runObject } from '../src/local/runner';
+import { runObject } from '../src/local/runner';
 import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
 import { renderHtml } from '../src/report/html';
 import { notificationText, summary, vendorSummary } from '../src/report/texts';
 import type { MetricsSink } from '../src/steps/deps';
+import { unaccountedRecords } from '../src/steps/finalize';
 import { localWorkflow } from './support/local';
 import { HEADER, configDocument, plainRows, toCsv } from './support/factories';
 
@@ -243,5 +246,70 @@ describe('Filter: conservation', () => {
     // Assess
     expect(result.report).toMatchObject({ status: 'SUCCEEDED', rows: { total: 60, accepted: 40, rejected: 0, filtered: 20 } });
     expect(metrics.filter(([m]) => m === 'RecordsUnaccounted')).toEqual([]);
+  });
+});
+
+describe('Function: unaccountedRecords', () => {
+  it.each([
+    ['every record placed, some filtered', { total: 10, accepted: 5, rejected: 2, filtered: 3, valid: 5 }, false, 0, 0],
+    ['a record lost beside filtered ones', { total: 10, accepted: 4, rejected: 2, filtered: 3, valid: 5 }, false, 0, 1],
+    ['a record counted twice', { total: 10, accepted: 6, rejected: 2, filtered: 3, valid: 6 }, false, 0, 1],
+    ['a dry run: valid + rejected + filtered', { total: 10, accepted: 0, rejected: 2, filtered: 3, valid: 5 }, true, 0, 0],
+    ['a report written before filters (no filtered)', { total: 10, accepted: 8, rejected: 2, valid: 8 }, false, 0, 0],
+    ['a worker that lost one and another that invented one', { total: 10, accepted: 5, rejected: 2, filtered: 3, valid: 5 }, false, 2, 2],
+  ])('counts %s', (_what, rows, dryRun, miscounted, expected) => {
+    // Act
+    const unaccounted = unaccountedRecords(rows, dryRun, miscounted);
+
+    // Assess
+    expect(unaccounted).toBe(expected);
+  });
+});
+
+describe('Function: compileFilter', () => {
+  const header = ['member_id', 'status', 'Payment Status', 'points'];
+  const verdict = (expression: string, fields: string[]) => compileFilter({ expression }, header)!(fields);
+
+  it('keeps a record the expression says true of, filters one it says false of', () => {
+    // Act
+    const kept = verdict('status == "paid" && row["Payment Status"] == "Paid"', ['1', 'paid', 'Paid', '3']);
+    const dropped = verdict('status == "paid" && row["Payment Status"] == "Paid"', ['1', 'paid', 'Pending', '3']);
+
+    // Assess
+    expect(kept).toEqual({ keep: true });
+    expect(dropped).toEqual({ keep: false });
+  });
+
+  it.each([
+    ['a non-boolean result', 'points', /^filter\.expression: the result is a string, not a bool$/],
+    ['an int', 'int(points) * 2', /^filter\.expression: the result is an int, not a bool$/],
+    ['a type error', 'int(status) > 2', /^filter\.expression: .+/],
+    ['a missing key', 'row["Refund"] == "no"', /^filter\.expression: .*Refund/],
+  ])('rejects a record EXPRESSION_ERROR on %s', (_what, expression, message) => {
+    // Act
+    const result = verdict(expression, ['1', 'paid', 'Paid', '3']);
+
+    // Assess
+    expect(result).toMatchObject({ keep: false, rejection: { code: 'EXPRESSION_ERROR', message: expect.stringMatching(message) as unknown } });
+    expect((result as { rejection: { message: string } }).rejection.message).not.toContain('\n');
+  });
+
+  it('is undefined for a dataflow without a filter, and fails the file on a variable that is no column', () => {
+    // Act / Assess
+    expect(compileFilter(undefined, header)).toBeUndefined();
+    expect(() => compileFilter({ expression: 'refunded == false' }, header)).toThrow(expect.objectContaining({ code: 'MISSING_COLUMN', message: expect.stringMatching(/^filter\.expression names "refunded"/) as unknown }));
+  });
+});
+
+describe('Function: parseConfig, on a filter', () => {
+  it('refuses an expression that is not CEL, or is empty, naming its JSON path', () => {
+    // Prepare
+    const withFilter = (filter: unknown) => ({ dataflows: [{ ...flow, filter }] });
+
+    // Act / Assess
+    expect(() => parseConfig(withFilter({ expression: 'status == ' }))).toThrow(/dataflows\[0\]\.filter\.expression: is not a valid CEL expression/);
+    expect(() => parseConfig(withFilter({ expression: '' }))).toThrow(/dataflows\[0\]\.filter\.expression: /);
+    expect(() => parseConfig(withFilter({ expresion: 'true' }))).toThrow(/dataflows\[0\]\.filter/);
+    expect(parseConfig(withFilter({ expression: 'status == "paid"' })).dataflows[0]!.filter).toEqual({ expression: 'status == "paid"' });
   });
 });

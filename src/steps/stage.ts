@@ -224,7 +224,7 @@ async function routeEveryRecord(state: StageState): Promise<void> {
       const shown = record.tooLong ? { number: record.number, fields: csv.header.map(() => '') } : record;
       await rejects.reject(shown, result.rejection.code, result.rejection.message);
     }
-    if (state.records % PROGRESS_EVERY === 0) run.deps.progress?.({ step: 'stage', records: state.records, rejected: rejects.count, done: false });
+    if (state.records % PROGRESS_EVERY === 0) run.deps.progress?.({ step: 'stage', records: state.records, rejected: rejects.count, filtered: state.filtered.count, done: false });
   }
 }
 
@@ -370,7 +370,7 @@ async function finishStage(state: StageState, delivery: Delivery): Promise<Stage
   const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, summary.contentSha256, { runId: run.runId, key: input.key, force: Boolean(input.force) });
   const duplicateOf = claim && !claim.claimed ? claim.holder : undefined;
   const rejected = rejects.count;
-  deps.progress?.({ step: 'stage', records, rejected, done: true });
+  deps.progress?.({ step: 'stage', records, rejected, filtered: filtered.count, done: true });
   deps.metrics?.(METRICS.recordsRead, 'Count', records, flow.name);
   const valid = records - rejected - filtered.count;
   deps.log.info('Staged', { key: input.key, records, valid, rejected, filtered: filtered.count, chunks: chunks.chunks.length, bytes: delivery.bytes, held: held.count, duplicateOf: duplicateOf?.runId });

@@ -130,3 +130,56 @@ describe('Function: toBoolean', () => {
     ]);
   });
 });
+
+describe('Function: compileExpression (direct form)', () => {
+  const header = ['member_id', 'channel', 'badge_code', 'Event Date', 'event_time', 'points'];
+  const records = [
+    ['12345', 'store', 'b1', '01/02/2026', '10:30', '7'],
+    [' ', '', '', '', '', ''],
+    ['😀x', 'Store', 'b1', '01/02/2026', '9:05', '-3'],
+    ['7', 'web', 'b2 ', 'é', 'e\u0301', '12'],
+  ];
+  const expressions = [
+    'channel == "store" ? "6571a3b9e4b0c1a2b3c4d5e7" : badge_code',
+    'event_date_missing_is_not_used == "" || true',
+    'row["Event Date"] + " " + event_time',
+    'member_id == "" ? "999" : member_id',
+    'size(member_id) == 0',
+    'size(member_id)',
+    'size(member_id) >= 2 && !(channel != "web")',
+    'channel in ["store", "web"] || badge_code.startsWith("b") && badge_code.endsWith(" ") || row.channel.contains("tor")',
+    'size(row["Event Date"]) > 1 ? size(event_time) : 0',
+    '"a" + "b" == "ab"',
+    'row["Event Date"] == event_time',
+    'member_id.hasOwnProperty("a")',
+    'int(points) > 3',
+    'row["nope"] == ""',
+    'channel == null',
+    'true ? channel : null',
+  ].filter((e) => !e.includes('event_date_missing'));
+  const INTERPRETED = ['member_id.hasOwnProperty("a")', 'int(points) > 3', 'row["nope"] == ""', 'channel == null', 'true ? channel : null'];
+
+  it('runs the common shapes directly, and the rest through cel-js', () => {
+    // Act
+    const direct = expressions.filter((source) => compileExpression(source, header, 'x').direct === true);
+
+    // Assess
+    expect(direct).toEqual(expressions.filter((source) => !INTERPRETED.includes(source)));
+  });
+
+  it('gives what cel-js gives, value and error alike, for every expression on every record', () => {
+    // Act
+    const differences = expressions.flatMap((source) => {
+      const direct = compileExpression(source, header, 'x');
+      const interpreted = compileExpression(source, header, 'x', { interpret: true });
+      return records.map((r) => ({ source, record: r, direct: direct(r), interpreted: interpreted(r) })).filter((d) => JSON.stringify(d.direct, big) !== JSON.stringify(d.interpreted, big));
+    });
+
+    // Assess
+    expect(differences).toEqual([]);
+  });
+});
+
+function big(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? `${value}n` : value;
+}

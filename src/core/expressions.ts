@@ -16,8 +16,11 @@ import { AmbiguousColumnError, ConfigError, MissingColumnError } from '../errors
 
 /** What an expression gave for one record: its value, or why it has none (one line, short). Never thrown. */
 export type ExpressionResult = { ok: true; value: unknown } | { ok: false; message: string };
-/** A compiled expression: one call per record, with the record's fields in header order. */
-export type CompiledExpression = (fields: readonly string[]) => ExpressionResult;
+/**
+ * A compiled expression: one call per record, with the record's fields in header order. `direct` says it runs as
+ * plain closures rather than through the CEL interpreter (see compileDirect).
+ */
+export type CompiledExpression = ((fields: readonly string[]) => ExpressionResult) & { readonly direct?: boolean };
 /** A value turned into what a mapped field or a filter needs. */
 export type Converted<T> = { ok: true; value: T } | { ok: false; message: string };
 
@@ -105,6 +108,131 @@ function usesOf(ast: ASTNode): Uses {
   return uses;
 }
 
+export interface CompileOptions {
+  /** Always evaluate with cel-js, never the direct form (tests compare the two). @default false */
+  interpret?: boolean;
+}
+
+/** A value of a statically known CEL type, computed straight from the record's fields. */
+type Scalar = string | bigint | boolean | null;
+interface Direct {
+  type: 'string' | 'int' | 'bool' | 'null';
+  evaluate: (fields: readonly string[]) => Scalar;
+}
+
+/** CEL's size() of a string: its Unicode code points, as a CEL int. */
+function codePoints(text: string): bigint {
+  if (!/[\uD800-\uDFFF]/.test(text)) return BigInt(text.length);
+  return BigInt(Array.from(text).length);
+}
+
+/**
+ * The direct form of an expression: the common shapes of a mapping or a filter (text from columns, literals,
+ * `==`, `!=`, `in` a list of strings, `? :`, `&&`, `||`, `!`, string `+`, `size()`, `startsWith`, `endsWith`,
+ * `contains`, int comparisons) compiled to plain closures, about ten times faster than interpreting the AST per
+ * record. Every value in it has a type known before any record is read (every variable is text), so none of it
+ * can fail on a record: CEL's error semantics never come into play. Anything else (a conversion such as `int()`, a
+ * macro, `row` as a whole, a key the header lacks, mixed types) is undefined here, and cel-js evaluates it.
+ */
+function compileDirect(node: ASTNode, index: ReadonlyMap<string, number>): Direct | undefined {
+  const column = (name: string): Direct | undefined => {
+    const i = index.get(name);
+    return i === undefined ? undefined : { type: 'string', evaluate: (fields) => (fields[i] ?? '').trim() };
+  };
+  const typed = (n: ASTNode, type: Direct['type']) => {
+    const d = compileDirect(n, index);
+    return d?.type === type ? d.evaluate : undefined;
+  };
+  switch (node.op) {
+    case 'value': {
+      const value = node.args;
+      const type = typeof value === 'string' ? 'string' : typeof value === 'bigint' ? 'int' : typeof value === 'boolean' ? 'bool' : value === null ? 'null' : undefined;
+      return type && { type, evaluate: () => value as Scalar };
+    }
+    case 'id':
+      return isColumnVariable(node.args) ? column(node.args) : undefined;
+    case '.':
+    case '[]': {
+      const [target, key] = node.args;
+      const literal = typeof key === 'string' ? key : key.op === 'value' && typeof key.args === 'string' ? key.args : undefined;
+      return target.op === 'id' && target.args === ROW_VARIABLE && literal !== undefined ? column(literal) : undefined;
+    }
+    case '==':
+    case '!=': {
+      const [a, b] = node.args.map((n) => compileDirect(n, index));
+      if (!a || !b || a.type !== b.type || a.type === 'null') return undefined;
+      const [x, y] = [a.evaluate, b.evaluate];
+      return { type: 'bool', evaluate: node.op === '==' ? (f) => x(f) === y(f) : (f) => x(f) !== y(f) };
+    }
+    default:
+      return compileDirectOperator(node, index, typed);
+  }
+}
+
+/** The string methods of the direct form (a Map: no name from an expression reaches an object's prototype). */
+const STRING_METHODS = new Map<string, (a: string, b: string) => boolean>([
+  ['startsWith', (a, b) => a.startsWith(b)],
+  ['endsWith', (a, b) => a.endsWith(b)],
+  ['contains', (a, b) => a.includes(b)],
+]);
+
+type TypedCompiler = (n: ASTNode, type: Direct['type']) => Direct['evaluate'] | undefined;
+
+/** compileDirect's operators other than access and equality (see there). */
+function compileDirectOperator(node: ASTNode, index: ReadonlyMap<string, number>, typed: TypedCompiler): Direct | undefined {
+  const bools = (ns: readonly ASTNode[]) => ns.map((n) => typed(n, 'bool'));
+  switch (node.op) {
+    case '&&':
+    case '||': {
+      const [x, y] = bools(node.args);
+      if (!x || !y) return undefined;
+      return { type: 'bool', evaluate: node.op === '&&' ? (f) => (x(f) as boolean) && y(f) : (f) => x(f) || y(f) };
+    }
+    case '!_': {
+      const [x] = bools([node.args]);
+      return x && { type: 'bool', evaluate: (f) => !(x(f) as boolean) };
+    }
+    case '?:': {
+      const [c, a, b] = [typed(node.args[0], 'bool'), compileDirect(node.args[1], index), compileDirect(node.args[2], index)];
+      if (!c || !a || !b || a.type !== b.type) return undefined;
+      const [x, y] = [a.evaluate, b.evaluate];
+      return { type: a.type, evaluate: (f) => (c(f) ? x(f) : y(f)) };
+    }
+    case '+': {
+      const [x, y] = node.args.map((n) => typed(n, 'string'));
+      return x && y && { type: 'string', evaluate: (f) => (x(f) as string) + (y(f) as string) };
+    }
+    case '<':
+    case '<=':
+    case '>':
+    case '>=': {
+      const [x, y] = node.args.map((n) => typed(n, 'int'));
+      if (!x || !y) return undefined;
+      const compare = { '<': (a: bigint, b: bigint) => a < b, '<=': (a: bigint, b: bigint) => a <= b, '>': (a: bigint, b: bigint) => a > b, '>=': (a: bigint, b: bigint) => a >= b }[node.op];
+      return { type: 'bool', evaluate: (f) => compare(x(f) as bigint, y(f) as bigint) };
+    }
+    case 'in': {
+      const [item, list] = node.args;
+      const x = typed(item, 'string');
+      const values = list.op === 'list' && list.args.every((n) => n.op === 'value' && typeof n.args === 'string') ? new Set(list.args.map((n) => n.args as string)) : undefined;
+      return x && values && { type: 'bool', evaluate: (f) => values.has(x(f) as string) };
+    }
+    case 'call': {
+      const [name, args] = node.args;
+      const x = name === 'size' && args.length === 1 ? typed(args[0]!, 'string') : undefined;
+      return x && { type: 'int', evaluate: (f) => codePoints(x(f) as string) };
+    }
+    case 'rcall': {
+      const [name, target, args] = node.args;
+      const method = STRING_METHODS.get(name);
+      const [x, y] = [typed(target, 'string'), args.length === 1 ? typed(args[0]!, 'string') : undefined];
+      return method && x && y && { type: 'bool', evaluate: (f) => method(x(f) as string, y(f) as string) };
+    }
+    default:
+      return undefined;
+  }
+}
+
 /** Indexes the trimmed header: each name's first position, and the names that appear more than once. */
 function headerIndex(header: readonly string[]): { index: Map<string, number>; repeated: Set<string>; names: string[] } {
   const names = header.map((h) => h.trim());
@@ -124,7 +252,7 @@ function headerIndex(header: readonly string[]): { index: Map<string, number>; r
  *   MissingColumnError when it names a variable that is neither `row`, a column of the header, nor CEL's own (the
  *   file fails, as for a mapped column that is missing); AmbiguousColumnError when a column it names appears twice.
  */
-export function compileExpression(source: string, header: readonly string[], path: string): CompiledExpression {
+export function compileExpression(source: string, header: readonly string[], path: string, options: CompileOptions = {}): CompiledExpression {
   let program: ReturnType<typeof parseCel>;
   try {
     program = parseCel(source);
@@ -143,6 +271,11 @@ export function compileExpression(source: string, header: readonly string[], pat
   const ambiguous = [...variables, ...uses.rowKeys].filter((name) => repeated.has(name));
   if (ambiguous.length > 0) {
     throw new AmbiguousColumnError(`${path} reads ${ambiguous.map((n) => `"${n}"`).join(', ')}, which the header has more than once; which one is meant cannot be told`);
+  }
+  const direct = options.interpret ? undefined : compileDirect(program.ast, index);
+  if (direct) {
+    const evaluate = direct.evaluate;
+    return Object.assign((fields: readonly string[]): ExpressionResult => ({ ok: true, value: evaluate(fields) }), { direct: true });
   }
   const build = contextBuilder(variables, uses, index);
   return (fields) => {

@@ -134,7 +134,7 @@ export class Operations extends Construct {
     );
     dashboard.addWidgets(
       new GraphWidget({ title: 'Runs', left: [...perFlow(METRICS.filesProcessed, 'Sum', 'files'), ...perFlow(METRICS.filesFailed, 'Sum', 'failed')], width: 12 }),
-      new GraphWidget({ title: 'Records by outcome', left: [...perFlow(METRICS.recordsRead, 'Sum', 'read'), ...perFlow(METRICS.recordsAccepted, 'Sum', 'accepted'), ...perFlow(METRICS.recordsRejected, 'Sum', 'rejected')], width: 12 }),
+      new GraphWidget({ title: 'Records by outcome', left: [...perFlow(METRICS.recordsRead, 'Sum', 'read'), ...perFlow(METRICS.recordsAccepted, 'Sum', 'accepted'), ...perFlow(METRICS.recordsRejected, 'Sum', 'rejected'), ...perFlow(METRICS.recordsFiltered, 'Sum', 'filtered')], width: 12 }),
     );
     dashboard.addWidgets(
       new GraphWidget({ title: 'API latency (ms, mean per chunk)', left: [...perFlow(METRICS.apiLatency, 'Average', 'mean'), ...perFlow(METRICS.apiLatency, 'p90', 'p90')], width: 12 }),

@@ -34,9 +34,11 @@ export const METRICS = {
   recordsAccepted: 'RecordsAccepted',
   /** Records rejected (finalize, per file); also per `stage` and `code` dimensions. */
   recordsRejected: 'RecordsRejected',
-  /** Share of a file's records rejected, in percent (finalize, per file that had records). */
+  /** Records the dataflow's filter left out (finalize, per file): neither sent nor rejected. */
+  recordsFiltered: 'RecordsFiltered',
+  /** Share of a file's records rejected, in percent of those its filter kept (finalize, per file that had any). */
   rejectedPercent: 'RejectedPercent',
-  /** Share of a file's records not issued after every retry (RETRIES_EXHAUSTED), in percent (finalize, per file that had records). */
+  /** Share of a file's records not issued after every retry (RETRIES_EXHAUSTED), in percent of those its filter kept (finalize, per file that had any). */
   retriesExhaustedPercent: 'RetriesExhaustedPercent',
   /** Files finished (finalize), and those FAILED. */
   filesProcessed: 'FilesProcessed',
@@ -51,7 +53,7 @@ export const METRICS = {
   apiRetries: 'ApiRetries',
   apiReconciled: 'ApiReconciled',
   apiLatency: 'ApiLatency',
-  /** Records a finished run cannot place: read ≠ accepted + rejected (finalize; the run is FAILED RECORDS_UNACCOUNTED). */
+  /** Records a finished run cannot place: read ≠ accepted + rejected + filtered (finalize; the run is FAILED RECORDS_UNACCOUNTED). */
   recordsUnaccounted: 'RecordsUnaccounted',
   /** Duration of a run, start to report (finalize). */
   runDuration: 'RunDuration',
@@ -103,10 +105,13 @@ export interface ChunkRef {
   firstRecord: number;
 }
 
+/** A file's records by outcome: every record read is accepted, rejected or filtered, exactly one of them. */
 export interface RowCounts {
   total: number;
   accepted: number;
   rejected: number;
+  /** Left out by the dataflow's filter: neither sent nor rejected (absent from reports written before filters existed). */
+  filtered?: number;
 }
 
 export interface StageOutput extends ExecutionInput, RunContext {
@@ -130,6 +135,8 @@ export interface StageOutput extends ExecutionInput, RunContext {
   records: number;
   valid: number;
   rejected: number;
+  /** Records the dataflow's filter left out (absent when none were, or the stage did not read the file). */
+  filtered?: number;
   /** Staging key of a JSON document with the header, hash and rejection counts. */
   summaryKey: string;
 }
@@ -149,6 +156,8 @@ export interface ImportedMarker {
   finishedAt?: string;
   /** Records that run had accepted, when it finished. */
   accepted?: number;
+  /** Records that run's filter left out, when it finished (absent when none were). */
+  filtered?: number;
   /**
    * The claim a forced run took over (`force`), kept while it is `claimed`: if it fails having sent nothing, it puts
    * this marker back instead of deleting the claim, so the import it was forced over still holds the content.
@@ -171,6 +180,8 @@ export interface StageSummary {
   rejectionsByCode: Record<string, number>;
   /** Staging key of the validation rejects (CSV lines without a header), when there are any. */
   rejectedPartKey?: string;
+  /** Records the dataflow's filter left out, the expression, and the staging key of their CSV lines (without a header). */
+  filtered?: { count: number; expression: string; partKey?: string };
 }
 
 /** Item the Distributed Map hands each worker (its ItemSelector). */
@@ -220,6 +231,8 @@ export interface FileReport {
   rows: RowCounts;
   /** Where the rejected records are: `s3://…` in AWS, a path relative to the report locally. */
   rejectedFile?: string;
+  /** Where the records the dataflow's filter left out are (`….filtered.csv` beside the rejected file), when there are any. */
+  filteredFile?: string;
   /** For a zip archive (EXPANDED): the inbox keys of the entries, each imported by a run of its own. */
   expandedTo?: string[];
   source: {
@@ -297,6 +310,8 @@ export const KEYS = {
   chunk: (runId: string, index: number) => `runs/${runId}/chunks/${String(index).padStart(6, '0')}.jsonl`,
   summary: (runId: string) => `runs/${runId}/stage.json`,
   validationRejects: (runId: string) => `runs/${runId}/rejects/validate.csv`,
+  /** The records the dataflow's filter left out, as CSV lines (finalize adds the header in the dead-letter bucket). */
+  filteredRecords: (runId: string) => `runs/${runId}/filtered.csv`,
   /** Valid records held back until it is known whether they repeat an earlier record. */
   held: (runId: string) => `runs/${runId}/held.jsonl`,
   /** Fingerprint and number of every record sent as new (8 bytes each, in parts of 1 MiB), to find a held key's first record fast. */
@@ -306,6 +321,8 @@ export const KEYS = {
   resultsPrefix: (runId: string) => `runs/${runId}/results/`,
   mapResults: 'map-results/',
   rejected: (dataflow: string, runId: string, fileName: string) => `rejected/${dataflow}/${runId}/${fileName.replace(/\.[^.]*$/, '')}.rejected.csv`,
+  /** Beside the rejected file: the records the filter left out (never a replay's input: its header is not a rejected file's). */
+  filtered: (dataflow: string, runId: string, fileName: string) => `rejected/${dataflow}/${runId}/${fileName.replace(/\.[^.]*$/, '')}.filtered.csv`,
   report: (dataflow: string, runId: string) => `reports/${dataflow}/${runId}/report.json`,
   imported: (dataflow: string, sha256: string) => `imported/${dataflow}/${sha256}.json`,
   /** When the sweep last started a run for the dataflow (read by the arrival check). */

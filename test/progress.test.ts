@@ -34,6 +34,24 @@ describe('Class: ProgressTracker', () => {
   });
 });
 
+describe('Class: ProgressTracker, with a filter', () => {
+  it('does not count the records the filter left out as records to send', () => {
+    // Prepare
+    let now = 0;
+    const tracker = new ProgressTracker(() => now);
+
+    // Act: 100 read, 5 rejected by validation, 30 filtered; then 65 sent.
+    tracker.update({ step: 'stage', records: 100, rejected: 5, filtered: 30, done: true });
+    now = 1000;
+    tracker.update({ step: 'send', chunk: 0, records: 65, accepted: 65, rejected: 0 });
+
+    // Assess: all sent, nothing left.
+    const s = tracker.snapshot();
+    expect(s).toMatchObject({ toSend: 65, sent: 65, filtered: 30 });
+    expect(progressLine(s)).toBe('sent: 65/65 sent, 65 accepted, 5 rejected (65/s)');
+  });
+});
+
 describe('Function: progressDisplay', () => {
   it('prints plain lines for a run when stderr is not a terminal: staged, then the sending totals', async () => {
     // Prepare

@@ -271,7 +271,7 @@ describe('Stack: BadgesImportStack', () => {
       expect(dashboards).toHaveLength(1);
       const body = JSON.stringify(dashboards[0]!.Properties);
       for (const title of ['Runs', 'Records by outcome', 'API latency (ms, mean per chunk)', 'API throttling and retries', 'Alarms']) expect(body).toContain(title);
-      for (const metricName of ['FilesProcessed', 'RecordsAccepted', 'RecordsRejected', 'ApiLatency', 'ApiThrottles']) expect(body).toContain(metricName);
+      for (const metricName of ['FilesProcessed', 'RecordsAccepted', 'RecordsRejected', 'RecordsFiltered', 'ApiLatency', 'ApiThrottles']) expect(body).toContain(metricName);
     });
   });
 });

@@ -70,8 +70,8 @@ function assessStandardRun(result: LocalRunResult, rows: EventRow[], base: numbe
   expect(result.exitCode).toBe(3);
   expect(result.report.status).toBe('COMPLETED_WITH_REJECTIONS');
   const badCount = Object.keys(BAD).length;
-  expect(result.report.rows).toEqual({ total: RECORDS, accepted: RECORDS - badCount, rejected: badCount, valid: RECORDS - 6 });
-  expect(result.report.files[0]!.rows).toEqual({ total: RECORDS, accepted: RECORDS - badCount, rejected: badCount });
+  expect(result.report.rows).toEqual({ total: RECORDS, accepted: RECORDS - badCount, rejected: badCount, filtered: 0, valid: RECORDS - 6 });
+  expect(result.report.files[0]!.rows).toEqual({ total: RECORDS, accepted: RECORDS - badCount, rejected: badCount, filtered: 0 });
 
   // Rejected: exactly the bad records, with their number, stage, code, and their values unchanged.
   const rejected: Array<Record<string, string>> = parse(readFileSync(result.rejectedPath!), { columns: true });

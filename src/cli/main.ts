@@ -90,7 +90,7 @@ async function withLocalSession(flags: RunFlags, s3Directory: string | undefined
 }
 
 function printResult(result: LocalRunResult, flags: RunFlags): void {
-  process.stdout.write(flags.json ? `${JSON.stringify(result.report, null, 2)}\n` : summary(result.report, result.reportPath, result.rejectedPath));
+  process.stdout.write(flags.json ? `${JSON.stringify(result.report, null, 2)}\n` : summary(result.report, result.reportPath, result.rejectedPath, result.filteredPath));
 }
 
 /**
@@ -192,7 +192,7 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
       if (event.type === 'pulled') {
         if (event.result.taken.length + event.result.failed.length > 0) process.stdout.write(pullSummary(config.dataflows.find((d) => d.name === event.dataflow)!, event.result));
       } else if (event.type === 'started') process.stdout.write(`\n${event.dataflow}: s3://inbox/${event.key} arrived; running\n`);
-      else if (event.type === 'finished') process.stdout.write(summary(event.result.report, event.result.reportPath, event.result.rejectedPath));
+      else if (event.type === 'finished') process.stdout.write(summary(event.result.report, event.result.reportPath, event.result.rejectedPath, event.result.filteredPath));
       else if (event.type === 'delivered') {
         // An upload the sweep did not start: Step Functions refused the name (a run of it exists, running or closed).
         if (event.trigger === 'upload' && event.key && event.output.alreadyStarted.includes(event.key)) process.stdout.write(`\n${event.dataflow}: s3://inbox/${event.key} arrived; not started: an execution of the same name exists (running, or closed less than 90 days ago)\n`);
@@ -292,8 +292,9 @@ async function startCommand(flags: { stack: string; dataflow: string; key: strin
 async function reportCommand(path: string, flags: { html?: string; rows: string }): Promise<number> {
   const report = readReport(path);
   const file = report.files[0];
-  const rejectedWhere = file?.rejectedFile && !/^s3:/.test(file.rejectedFile) ? join(dirname(resolve(path)), file.rejectedFile) : file?.rejectedFile;
-  process.stdout.write(summary(report, resolve(path), rejectedWhere));
+  // Local copies are named relative to the report; s3:// URIs as they are.
+  const where = (named: string | undefined) => (named && !/^s3:/.test(named) ? join(dirname(resolve(path)), named) : named);
+  process.stdout.write(summary(report, resolve(path), where(file?.rejectedFile), where(file?.filteredFile)));
   if (flags.html) {
     const limit = Number(flags.rows);
     if (!Number.isInteger(limit) || limit < 0) throw new UsageError(`--rows ${flags.rows}: expected a whole number`);

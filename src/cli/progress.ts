@@ -7,6 +7,8 @@ export interface ProgressSnapshot {
   /** Records read, and rejected by validation, so far. */
   read: number;
   validationRejected: number;
+  /** Records the dataflow's filter left out so far: never sent, so never part of `toSend`. */
+  filtered: number;
   /** Records to send (known once the file is staged). */
   toSend?: number;
   sent: number;
@@ -21,6 +23,7 @@ export interface ProgressSnapshot {
 export class ProgressTracker {
   private read = 0;
   private validationRejected = 0;
+  private filtered = 0;
   private toSend: number | undefined;
   private sent = 0;
   private readonly perChunk = new Map<number, { accepted: number; rejected: number }>();
@@ -35,9 +38,10 @@ export class ProgressTracker {
     if (event.step === 'stage') {
       this.read = event.records;
       this.validationRejected = event.rejected;
+      this.filtered = event.filtered ?? 0;
       if (event.done && !this.staged) {
         this.staged = true;
-        this.toSend = event.records - event.rejected;
+        this.toSend = event.records - event.rejected - this.filtered;
         this.phaseStarted = this.now();
       }
     } else if (event.step === 'send') {
@@ -61,6 +65,7 @@ export class ProgressTracker {
       phase: done ? 'done' : sending ? 'sending' : 'staging',
       read: this.read,
       validationRejected: this.validationRejected,
+      filtered: this.filtered,
       ...(this.toSend !== undefined ? { toSend: this.toSend } : {}),
       sent: this.sent,
       accepted,
@@ -121,7 +126,7 @@ export function progressDisplay(options: { live: boolean; stream?: NodeJS.WriteS
       const phaseEnded = lastPhase !== undefined && lastPhase !== s.phase;
       const staged = event.step === 'stage' && event.done;
       if (staged) {
-        stream.write(`staged: ${n(s.read)} records read, ${n(s.toSend ?? 0)} to send, ${n(s.validationRejected)} rejected by validation\n`);
+        stream.write(`staged: ${n(s.read)} records read, ${n(s.toSend ?? 0)} to send, ${n(s.validationRejected)} rejected by validation${s.filtered > 0 ? `, ${n(s.filtered)} filtered` : ''}\n`);
         lastLine = now();
       } else if (phaseEnded || (s.phase !== 'done' && now() - lastLine >= (options.intervalMs ?? 5000))) {
         stream.write(`${progressLine(s)}\n`);

@@ -400,6 +400,15 @@ const alerts = z
   })
   .prefault({});
 
+/**
+ * Which records of a file the dataflow imports: a record for which `expression` (CEL, true or false) is false is
+ * filtered (neither sent nor rejected: counted in `rows.filtered` and listed in the filtered-records file).
+ */
+const filter = z.strictObject({
+  /** A CEL expression of the record (`row["Header"]`, or a column's header as a name) that is true for records to import. */
+  expression: celExpression,
+});
+
 const dataflow = z
   .strictObject({
     name: z
@@ -409,6 +418,7 @@ const dataflow = z
     decrypt: decrypt.optional(),
     unpack,
     csv: csvSettings,
+    filter: filter.optional(),
     mapping: z.strictObject({
       customerId: plainMapping,
       badgeMetaId: plainMapping,

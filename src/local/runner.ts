@@ -75,6 +75,8 @@ export interface LocalRunResult {
   report: Report;
   reportPath: string;
   rejectedPath?: string;
+  /** The records the dataflow's filter left out, copied beside the rejected ones, when there are any. */
+  filteredPath?: string;
   exitCode: 0 | 1 | 3;
 }
 
@@ -337,29 +339,35 @@ async function registerSandboxUser(sandbox: Sandbox, dataflow: Dataflow, secrets
   }
 }
 
-/** Copies the report and the rejected records out of the local S3, pointing the report at the local copies. */
+/** Copies the report and the rejected (and filtered) records out of the local S3, pointing the report at the local copies. */
 async function writeOutputs(report: Report, options: LocalObjectRunOptions, s3: LocalS3): Promise<Omit<LocalRunResult, 'executionName'>> {
   const { outDir } = options;
   let rejectedPath: string | undefined;
+  let filteredPath: string | undefined;
   const files = [];
   for (const file of report.files) {
-    let rejectedFile = file.rejectedFile;
-    const match = rejectedFile ? /^s3:\/\/([^/]+)\/(.+)$/.exec(rejectedFile) : null;
-    if (match) {
-      const body = await openObject(s3.client, match[1]!, match[2]!);
-      if (body) {
-        rejectedPath = join(outDir, 'rejected', basename(match[2]!));
-        mkdirSync(join(outDir, 'rejected'), { recursive: true });
-        await pipeline(body, createWriteStream(rejectedPath));
-        rejectedFile = relative(outDir, rejectedPath);
-      }
-    }
-    files.push({ ...file, ...(rejectedFile ? { rejectedFile } : {}) });
+    rejectedPath = await copyOut(file.rejectedFile, outDir, s3);
+    filteredPath = await copyOut(file.filteredFile, outDir, s3);
+    const rejectedFile = rejectedPath ? relative(outDir, rejectedPath) : file.rejectedFile;
+    const filteredFile = filteredPath ? relative(outDir, filteredPath) : file.filteredFile;
+    files.push({ ...file, ...(rejectedFile ? { rejectedFile } : {}), ...(filteredFile ? { filteredFile } : {}) });
   }
   const local: Report = { ...report, files };
   const reportPath = join(outDir, 'report.json');
   writeFileSync(reportPath, `${JSON.stringify(local, null, 2)}\n`);
-  return { report: local, reportPath, ...(rejectedPath ? { rejectedPath } : {}), exitCode: exitCodeOf(local) };
+  return { report: local, reportPath, ...(rejectedPath ? { rejectedPath } : {}), ...(filteredPath ? { filteredPath } : {}), exitCode: exitCodeOf(local) };
+}
+
+/** Copies an `s3://` object of the local S3 to `<outDir>/rejected/`; returns the local path, when it was copied. */
+async function copyOut(uri: string | undefined, outDir: string, s3: LocalS3): Promise<string | undefined> {
+  const match = uri ? /^s3:\/\/([^/]+)\/(.+)$/.exec(uri) : null;
+  if (!match) return undefined;
+  const body = await openObject(s3.client, match[1]!, match[2]!);
+  if (!body) return undefined;
+  const path = join(outDir, 'rejected', basename(match[2]!));
+  mkdirSync(join(outDir, 'rejected'), { recursive: true });
+  await pipeline(body, createWriteStream(path));
+  return path;
 }
 
 /** JSON lines into the run's log file; the terminal shows progress, not logs. */

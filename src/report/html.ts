@@ -11,7 +11,7 @@ export interface RejectedSample {
 const escape = (text: unknown) =>
   String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-const OUTCOME_COLORS = { accepted: '#2e7d32', 'rejected (validation)': '#ef6c00', 'rejected (API)': '#c62828' } as const;
+const OUTCOME_COLORS = { accepted: '#2e7d32', 'rejected (validation)': '#ef6c00', 'rejected (API)': '#c62828', filtered: '#78909c' } as const;
 
 /** A horizontal bar chart as inline SVG: one bar per entry, labelled with its name and count. */
 function barChart(title: string, entries: Array<{ label: string; value: number; color: string }>, id: string): string {
@@ -45,10 +45,13 @@ export function renderHtml(report: Report, rejected?: RejectedSample): string {
   const file = report.files[0];
   // Reports written before rejectedByStage existed count every rejection as the API's.
   const validationRejected = report.rejectedByStage?.validate ?? 0;
+  const filtered = report.rows.filtered ?? 0;
   const outcomes = [
     { label: 'accepted', value: report.rows.accepted, color: OUTCOME_COLORS.accepted },
     { label: 'rejected (validation)', value: validationRejected, color: OUTCOME_COLORS['rejected (validation)'] },
     { label: 'rejected (API)', value: report.rows.rejected - validationRejected, color: OUTCOME_COLORS['rejected (API)'] },
+    // A bar only for a file its filter left records out of: the bars add up to the records read.
+    ...(filtered > 0 ? [{ label: 'filtered', value: filtered, color: OUTCOME_COLORS.filtered }] : []),
   ];
   const codes = Object.entries(report.rejectionsByCode)
     .sort((a, b) => b[1] - a[1])
@@ -60,9 +63,13 @@ export function renderHtml(report: Report, rejected?: RejectedSample): string {
     ['Run', report.runId],
     ['Started', report.startedAt],
     ['Duration', `${(report.durationMs / 1000).toFixed(1)} s`],
-    ['Records', `${report.rows.total.toLocaleString('en')} read, ${report.rows.accepted.toLocaleString('en')} accepted, ${report.rows.rejected.toLocaleString('en')} rejected`],
+    [
+      'Records',
+      `${report.rows.total.toLocaleString('en')} read, ${report.rows.accepted.toLocaleString('en')} accepted, ${report.rows.rejected.toLocaleString('en')} rejected${filtered > 0 ? `, ${filtered.toLocaleString('en')} filtered` : ''}`,
+    ],
     ...(file?.sha256 ? ([['SHA-256', file.sha256]] as Array<[string, string]>) : []),
     ...(file?.rejectedFile ? ([['Rejected records', file.rejectedFile]] as Array<[string, string]>) : []),
+    ...(file?.filteredFile ? ([['Filtered records', file.filteredFile]] as Array<[string, string]>) : []),
     ...(report.replay ? ([['Replay', 'records are numbered as in the original file']] as Array<[string, string]>) : []),
     ...(report.dryRun ? ([['Dry run', 'nothing was sent']] as Array<[string, string]>) : []),
   ];

@@ -14,15 +14,29 @@ function codesByCount(report: Report): Array<[string, number]> {
   return Object.entries(report.rejectionsByCode).sort((a, b) => b[1] - a[1]);
 }
 
+/** `, 3 filtered` when the dataflow's filter left records out (nothing for a file it left none, or a report from before filters). */
+function filteredPart(report: Report): string {
+  const filtered = report.rows.filtered ?? 0;
+  return filtered > 0 ? `, ${filtered} filtered` : '';
+}
+
+/**
+ * Every record of a report in one phrase: `40 read, 30 accepted, 3 rejected, 7 filtered` (the filtered count only
+ * when there are any). The three outcomes add up to what was read: the report's conservation, said in words.
+ */
+function recordsLine(report: Report): string {
+  return `${report.rows.total} read, ${report.rows.accepted} accepted, ${report.rows.rejected} rejected${filteredPart(report)}`;
+}
+
 /** The CLI's summary of a run (`run`, `replay`, `report`, `serve`): status, records, codes, error, advice, where things are. */
-export function summary(report: Report, reportPath: string, rejectedPath?: string): string {
+export function summary(report: Report, reportPath: string, rejectedPath?: string, filteredPath?: string): string {
   const codes = codesByCount(report)
     .map(([code, n]) => `${code} ${n}`)
     .join(', ');
   const file = report.files[0];
   const lines = [
     `${report.dataflow}: ${file?.name ?? '?'} — ${report.status}${report.dryRun ? ' (dry run: nothing sent)' : ''}`,
-    `  records ${report.rows.total}: ${report.dryRun ? `${report.rows.valid} valid` : `${report.rows.accepted} accepted`}, ${report.rows.rejected} rejected${codes ? ` (${codes})` : ''}`,
+    `  records ${report.rows.total}: ${report.dryRun ? `${report.rows.valid} valid` : `${report.rows.accepted} accepted`}, ${report.rows.rejected} rejected${codes ? ` (${codes})` : ''}${filteredPart(report)}`,
   ];
   if (file?.expandedTo) {
     const n = `${file.expandedTo.length} matching entr${file.expandedTo.length === 1 ? 'y' : 'ies'}`;
@@ -33,6 +47,7 @@ export function summary(report: Report, reportPath: string, rejectedPath?: strin
   if (advice) lines.push(`  next    ${advice}`);
   lines.push(`  report  ${reportPath}`);
   if (rejectedPath) lines.push(`  rejected ${rejectedPath}`);
+  if (filteredPath) lines.push(`  filtered ${filteredPath}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -66,10 +81,11 @@ export function notificationText(report: Report): string {
     `Run:       ${report.runId}`,
     `Started:   ${report.startedAt}`,
     `Duration:  ${(report.durationMs / 1000).toFixed(1)} s`,
-    `Records:   ${report.rows.total} read, ${report.rows.accepted} accepted, ${report.rows.rejected} rejected`,
+    `Records:   ${recordsLine(report)}`,
     ...(codes.length > 0 ? ['Rejected by code:', ...codes.map(([code, n]) => `  ${code}: ${n}`)] : []),
     ...(report.error ? [`Error:     ${report.error.code}: ${report.error.message}`] : []),
     ...(file?.rejectedFile ? [`Rejected records: ${file.rejectedFile}`] : []),
+    ...(file?.filteredFile ? [`Filtered records: ${file.filteredFile}`] : []),
     ...[adviceFor(report, 'operator')].filter((a) => a !== undefined).map((a) => `What to do: ${a}`),
   ];
   return `${lines.join('\n')}\n`;
@@ -93,10 +109,12 @@ export function vendorSummary(report: Report, fileName: string, rejectedName: st
     `Run:       ${report.runId}`,
     `Status:    ${report.status}`,
     `Finished:  ${report.finishedAt}`,
-    `Records:   ${report.rows.total} read, ${report.rows.accepted} accepted, ${report.rows.rejected} rejected`,
+    `Records:   ${recordsLine(report)}`,
   ];
   const codes = codesByCount(report);
   if (codes.length > 0) lines.push('Rejected by reason:', ...codes.map(([code, n]) => `  ${code}: ${n}`));
+  const filtered = report.rows.filtered ?? 0;
+  if (filtered > 0) lines.push(`${filtered} record${filtered === 1 ? ' was' : 's were'} left out by the dataflow's filter: neither sent nor rejected.`);
   if (report.error) lines.push(`Error:     ${report.error.code}: ${report.error.message}`);
   const advice = adviceFor(report, 'vendor');
   if (advice) lines.push(advice);

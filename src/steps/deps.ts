@@ -9,7 +9,7 @@ import type { BadgeChecks, Pacer } from '../api/client';
 
 /** Progress events for whoever watches a run (the local CLI prints them). */
 export type ProgressEvent =
-  | { step: 'stage'; records: number; rejected: number; done: boolean }
+  | { step: 'stage'; records: number; rejected: number; filtered?: number; done: boolean }
   | { step: 'send'; chunk: number; records: number; accepted: number; rejected: number };
 
 // The metric names are a contract with the stack's alarms and dashboard: they live in src/contracts.ts, which lib/

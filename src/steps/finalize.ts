@@ -16,6 +16,7 @@ import { createObjectWriter, deleteObject, headObject, moveObject, openObject, p
 import { ERROR_CODES, SEND_CODES } from '../codes';
 import { type CsvDialect, DEFAULT_DIALECT, rejectHeaderLine, rejectLine } from '../core/csv';
 import { decodeStagedRecord } from '../core/staged-record';
+import { filteredHeaderLine } from '../core/filter';
 import { describeCaughtError } from '../errors';
 import { notificationSubject, notificationText } from '../report/texts';
 import { pullOriginOf, writeBack } from '../sources/sftp';
@@ -36,10 +37,11 @@ export async function finalize(event: FinalizeEvent, deps: StepDeps): Promise<Re
   settleEveryChunk(run, await readResults(deps, event.runId, run.chunks));
   checkConservation(run);
   const rejectedFile = await writeRejectedFile(run);
+  const filteredFile = await writeFilteredFile(run);
   const status = statusOf(run);
   // Records that were issued, or may have been (AMBIGUOUS): once there are any, the file must not be sent again whole.
   const issued = run.rows.accepted + (run.sending ? (run.rejectionsByCode[SEND_CODES.AMBIGUOUS] ?? 0) : 0);
-  const report = await reportRun(run, status, rejectedFile);
+  const report = await reportRun(run, status, rejectedFile, filteredFile);
   if (status === 'FAILED' && issued > 0) report.sentBeforeFailure = { accepted: run.rows.accepted, ambiguous: issued - run.rows.accepted };
   await putJson(deps.s3, deps.buckets.reports, KEYS.report(run.state.dataflow, event.runId), report);
   await closeClaim(run, report, issued);
@@ -99,7 +101,13 @@ async function readStagedRun(event: FinalizeEvent, deps: StepDeps): Promise<Fina
     settles,
     sending,
     chunks,
-    rows: { total: summary ? (state.records ?? 0) : 0, accepted: 0, rejected: settles ? (state.rejected ?? 0) : 0, valid: summary ? (state.valid ?? 0) : 0 },
+    rows: {
+      total: summary ? (state.records ?? 0) : 0,
+      accepted: 0,
+      rejected: settles ? (state.rejected ?? 0) : 0,
+      filtered: settles ? (state.filtered ?? 0) : 0,
+      valid: summary ? (state.valid ?? 0) : 0,
+    },
     rejectionsByCode: settles ? { ...summary.rejectionsByCode } : {},
     byStage: { validate: settles ? { ...summary.rejectionsByCode } : {}, api: {} },
     parts: settles && summary.rejectedPartKey ? [summary.rejectedPartKey] : [],
@@ -142,11 +150,12 @@ function checkConservation(run: FinalizeState): void {
   const { rows, miscounted, state, deps } = run;
   const unaccounted = run.settles ? unaccountedRecords(rows, Boolean(state.dryRun), miscounted) : 0;
   if (unaccounted === 0) return;
-  deps.log.error('Records unaccounted for', { runId: run.runId, total: rows.total, accepted: rows.accepted, rejected: rows.rejected, valid: rows.valid, miscounted });
+  deps.log.error('Records unaccounted for', { runId: run.runId, total: rows.total, accepted: rows.accepted, rejected: rows.rejected, filtered: rows.filtered, valid: rows.valid, miscounted });
   deps.metrics?.(METRICS.recordsUnaccounted, 'Count', unaccounted, state.dataflow);
+  const filtered = rows.filtered ? ` + ${rows.filtered} filtered` : '';
   run.error ??= {
     code: ERROR_CODES.RECORDS_UNACCOUNTED,
-    message: `${rows.total} records were read, but ${state.dryRun ? `${rows.valid} valid + ${rows.rejected} rejected` : `${rows.accepted} accepted + ${rows.rejected} rejected`} do not add up to it${miscounted ? ` (workers reported ${miscounted} records that were not their chunks')` : ''}: ${unaccounted} record${unaccounted === 1 ? ' is' : 's are'} unaccounted for. Do not deliver the file again; compare its records with the rejected file and the API before replaying`,
+    message: `${rows.total} records were read, but ${state.dryRun ? `${rows.valid} valid + ${rows.rejected} rejected` : `${rows.accepted} accepted + ${rows.rejected} rejected`}${filtered} do not add up to it${miscounted ? ` (workers reported ${miscounted} records that were not their chunks')` : ''}: ${unaccounted} record${unaccounted === 1 ? ' is' : 's are'} unaccounted for. Do not deliver the file again; compare its records with the rejected file and the API before replaying`,
   };
 }
 
@@ -161,6 +170,27 @@ async function writeRejectedFile(run: FinalizeState): Promise<string | undefined
   return `s3://${deps.buckets.deadLetter}/${key}`;
 }
 
+/**
+ * Writes the records the dataflow's filter left out beside the rejected file (`….filtered.csv`, the source's columns
+ * then `_row,_filter`, in the dataflow's dialect); returns where it is, when there are any.
+ */
+async function writeFilteredFile(run: FinalizeState): Promise<string | undefined> {
+  const { summary, state, deps, settles } = run;
+  const partKey = summary?.filtered?.partKey;
+  if (!settles || !partKey) return undefined;
+  const { s3, buckets } = deps;
+  const key = KEYS.filtered(state.dataflow, run.runId, run.fileName);
+  const body = await openObject(s3, buckets.staging, partKey);
+  // A missing part would lose the filtered records' list: stop, and let the state machine retry.
+  if (!body) throw new Error(`Filtered records s3://${buckets.staging}/${partKey} are missing`);
+  const writer = createObjectWriter(s3, buckets.deadLetter, key);
+  await writer.write(filteredHeaderLine(summary.header, run.flow?.csv ?? DEFAULT_DIALECT));
+  body.setEncoding('utf8');
+  for await (const text of body) await writer.write(text as string);
+  await writer.end();
+  return `s3://${buckets.deadLetter}/${key}`;
+}
+
 function statusOf(run: FinalizeState): RunStatus {
   if (run.error) return 'FAILED';
   if (run.state.expanded !== undefined) return 'EXPANDED';
@@ -169,7 +199,7 @@ function statusOf(run: FinalizeState): RunStatus {
 }
 
 /** Moves the source and writes the report (not yet stored), telling an SFTP vendor the outcome where they delivered. */
-async function reportRun(run: FinalizeState, status: RunStatus, rejectedFile: string | undefined): Promise<Report> {
+async function reportRun(run: FinalizeState, status: RunStatus, rejectedFile: string | undefined, filteredFile: string | undefined): Promise<Report> {
   const { state, deps, flow } = run;
   const { s3, buckets } = deps;
   const expandedTo = state.expandedKey ? ((await readJson<string[]>(s3, buckets.staging, state.expandedKey)) ?? []) : undefined;
@@ -177,7 +207,7 @@ async function reportRun(run: FinalizeState, status: RunStatus, rejectedFile: st
   const pulled =
     flow && isPulled(flow) ? pullOriginOf((await headObject(s3, state.bucket, state.key, state.versionId).catch(() => undefined))?.metadata) : undefined;
   const movedTo = state.dryRun ? undefined : await moveSource(run, status);
-  const report = buildReport(run, status, { rejectedFile, expandedTo, movedTo, pulled });
+  const report = buildReport(run, status, { rejectedFile, filteredFile, expandedTo, movedTo, pulled });
   if ((pulled || writesBackInInbox(flow, state.key)) && flow && !state.dryRun && WRITTEN_BACK.has(status)) {
     // The vendor sees the outcome where they delivered. Records are settled by now: a failure here is reported, not retried.
     try {
@@ -217,10 +247,10 @@ async function moveSource(run: FinalizeState, status: RunStatus): Promise<string
 function buildReport(
   run: FinalizeState,
   status: RunStatus,
-  where: { rejectedFile?: string; expandedTo?: string[]; movedTo?: string; pulled?: ReturnType<typeof pullOriginOf> },
+  where: { rejectedFile?: string; filteredFile?: string; expandedTo?: string[]; movedTo?: string; pulled?: ReturnType<typeof pullOriginOf> },
 ): Report {
   const { state, summary, rows, error } = run;
-  const { rejectedFile, expandedTo, movedTo, pulled } = where;
+  const { rejectedFile, filteredFile, expandedTo, movedTo, pulled } = where;
   const finishedAt = (run.deps.now ?? Date.now)();
   return {
     runId: run.runId,
@@ -239,8 +269,9 @@ function buildReport(
         name: run.fileName,
         ...(summary ? { sha256: summary.sha256, contentSha256: summary.contentSha256, bytes: summary.bytes } : {}),
         status,
-        rows: { total: rows.total, accepted: rows.accepted, rejected: rows.rejected },
+        rows: { total: rows.total, accepted: rows.accepted, rejected: rows.rejected, filtered: rows.filtered ?? 0 },
         ...(rejectedFile ? { rejectedFile } : {}),
+        ...(filteredFile ? { filteredFile } : {}),
         ...(expandedTo ? { expandedTo } : {}),
         source: {
           bucket: state.bucket,
@@ -270,9 +301,13 @@ async function notifyOperator(run: FinalizeState, report: Report): Promise<void>
   await deps.notify(notificationSubject(report), notificationText(report)).catch((e: unknown) => deps.log.warn('Notification not sent', { error: (e as Error).message }));
 }
 
-/** How many records a settled run cannot place: read minus (accepted + rejected), or minus (valid + rejected) for a dry run. */
-function unaccountedRecords(rows: Report['rows'], dryRun: boolean, miscounted: number): number {
-  const placed = dryRun ? rows.valid + rows.rejected : rows.accepted + rows.rejected;
+/**
+ * How many records a settled run cannot place: read minus (accepted + rejected + filtered), or minus (valid +
+ * rejected + filtered) for a dry run. A filtered record is placed (in the filtered file), never sent: it is never
+ * counted as valid, so it cannot make up for a lost one.
+ */
+export function unaccountedRecords(rows: Report['rows'], dryRun: boolean, miscounted: number): number {
+  const placed = (dryRun ? rows.valid : rows.accepted) + rows.rejected + (rows.filtered ?? 0);
   // A worker that lost a record shows in both figures; one that lost one and another that invented one, only in the second.
   return Math.max(Math.abs(rows.total - placed), miscounted);
 }
@@ -288,7 +323,8 @@ async function settleClaim(deps: StepDeps, dataflow: string, sha256: string, rep
   const holder = await readJson<ImportedMarker>(s3, buckets.reports, key);
   // Another run took the claim over (an operator's --force): it is that run's to settle.
   if (holder && holder.runId !== report.runId) return;
-  const base = { runId: report.runId, key: report.files[0]?.source.key ?? '', claimedAt: holder?.claimedAt, finishedAt: report.finishedAt, accepted: report.rows.accepted };
+  const filtered = report.rows.filtered ? { filtered: report.rows.filtered } : {};
+  const base = { runId: report.runId, key: report.files[0]?.source.key ?? '', claimedAt: holder?.claimedAt, finishedAt: report.finishedAt, accepted: report.rows.accepted, ...filtered };
   if (report.status !== 'FAILED') await putJson(s3, buckets.reports, key, { ...base, state: 'imported' } satisfies ImportedMarker);
   else if (issued > 0) await putJson(s3, buckets.reports, key, { ...base, state: 'sent-then-failed' } satisfies ImportedMarker);
   else if (holder) await releaseClaim(deps, key, holder);
@@ -332,9 +368,13 @@ function emitRunMetrics(deps: StepDeps, report: Report, byStage: Record<'validat
   if (report.dryRun || report.status === 'SKIPPED_DUPLICATE' || report.status === 'EXPANDED') return;
   metric(METRICS.recordsAccepted, 'Count', report.rows.accepted, flow);
   metric(METRICS.recordsRejected, 'Count', report.rows.rejected, flow);
-  if (report.rows.total > 0) {
-    metric(METRICS.rejectedPercent, 'Percent', (100 * report.rows.rejected) / report.rows.total, flow);
-    metric(METRICS.retriesExhaustedPercent, 'Percent', (100 * (byStage.api[SEND_CODES.RETRIES_EXHAUSTED] ?? 0)) / report.rows.total, flow);
+  const filtered = report.rows.filtered ?? 0;
+  metric(METRICS.recordsFiltered, 'Count', filtered, flow);
+  // Shares of the records the filter kept: records nobody meant to import do not dilute a file's rejections.
+  const considered = report.rows.total - filtered;
+  if (considered > 0) {
+    metric(METRICS.rejectedPercent, 'Percent', (100 * report.rows.rejected) / considered, flow);
+    metric(METRICS.retriesExhaustedPercent, 'Percent', (100 * (byStage.api[SEND_CODES.RETRIES_EXHAUSTED] ?? 0)) / considered, flow);
   }
   for (const stage of ['validate', 'api'] as const) {
     for (const [code, n] of Object.entries(byStage[stage])) metric(METRICS.recordsRejected, 'Count', n, flow, { stage, code });

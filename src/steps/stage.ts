@@ -11,6 +11,7 @@ import { decryptStream, isPgpData, loadDecryptionKeys, streamFailure } from '../
 import { gunzipIfCompressed } from '../core/unpack';
 import { type CsvFile, type CsvRecord, type GuardedCsvFile, boundariesDisagree, openCsv, rejectLine } from '../core/csv';
 import { replayRecords, replayedDuplicate } from '../core/replay';
+import { type RecordFilter, compileFilter, filteredLine } from '../core/filter';
 import { type ApiItem, type MapResult, type RecordMapper, compileMapper } from '../core/mapping';
 import { VALIDATION_CODES } from '../codes';
 import { KEY_BYTES, SeenFilter, packKey } from '../core/duplicates';
@@ -138,6 +139,9 @@ interface StageState {
   readonly key: Buffer;
   readonly chunks: ChunkWriter;
   readonly rejects: ValidationRejects;
+  /** The dataflow's filter, compiled for this file's header (undefined: every record is considered), and the records it left out. */
+  readonly filter: RecordFilter | undefined;
+  readonly filtered: FilteredRecords;
   readonly held: HeldRecords;
   records: number;
 }
@@ -170,6 +174,8 @@ async function openRecords(run: StageRun, delivery: Delivery): Promise<StageStat
     key: Buffer.alloc(KEY_BYTES),
     chunks: new ChunkWriter(deps.s3, deps.buckets.staging, runId, flow.destination.recordsPerWorker),
     rejects: new ValidationRejects(run),
+    filter: compileFilter(flow.filter, csv.header),
+    filtered: new FilteredRecords(run),
     held: new HeldRecords(deps, runId),
     records: 0,
   };
@@ -180,7 +186,7 @@ async function openRecords(run: StageRun, delivery: Delivery): Promise<StageStat
  * number, every chunk is uploaded and every held record settled; else the stage fails and leaves nothing to send.
  */
 async function stageWholeFile(state: StageState): Promise<void> {
-  const { opened, chunks, held, rejects } = state;
+  const { opened, chunks, held, rejects, filtered } = state;
   try {
     await routeEveryRecord(state);
     // Every record the text guard delimited was read here, no more and no fewer: else nothing may be sent.
@@ -191,32 +197,47 @@ async function stageWholeFile(state: StageState): Promise<void> {
     await chunks.drain();
     if (held.any) await settleHeldRecords(state);
     await rejects.end();
+    await filtered.end();
   } catch (error) {
     await chunks.abandon();
     await held.abort();
     await rejects.abort();
+    await filtered.abort();
     throw error;
   }
 }
 
-/** Reads every record once and routes it: to a chunk (new), to the held records (maybe a repeat), or to the rejects. */
+/**
+ * Reads every record once and routes it: to a chunk (new), to the held records (maybe a repeat), to the rejects, or
+ * to the filtered records (the dataflow's filter left it out).
+ */
 async function routeEveryRecord(state: StageState): Promise<void> {
   const { run, csv, rejects } = state;
   for await (const record of csv.records) {
     state.records += 1;
     const result = judge(state, record);
-    if (result.ok) {
+    if (result === FILTERED_OUT) {
+      await state.filtered.add(record);
+    } else if (result.ok) {
       await stageValid(state, record, result.item);
     } else {
       const shown = record.tooLong ? { number: record.number, fields: csv.header.map(() => '') } : record;
       await rejects.reject(shown, result.rejection.code, result.rejection.message);
     }
-    if (state.records % PROGRESS_EVERY === 0) run.deps.progress?.({ step: 'stage', records: state.records, rejected: rejects.count, done: false });
+    if (state.records % PROGRESS_EVERY === 0) run.deps.progress?.({ step: 'stage', records: state.records, rejected: rejects.count, filtered: state.filtered.count, done: false });
   }
 }
 
-/** The record's API item, or why it is rejected. */
-function judge(state: StageState, record: CsvRecord): MapResult {
+/** What judge says of a record the dataflow's filter left out. */
+const FILTERED_OUT = Symbol('filtered');
+
+/**
+ * The record's API item, why it is rejected, or FILTERED_OUT. The filter sees every record whose fields were read
+ * and number the header's (one too long, or with the wrong number of fields, is rejected, never filtered: the filter
+ * would read the wrong columns), before mapping: a record left out is not judged on data that was never to be sent,
+ * nor counted as a repeat (DUPLICATE_IN_FILE).
+ */
+function judge(state: StageState, record: CsvRecord): MapResult | typeof FILTERED_OUT {
   const { flow, input } = state.run;
   // A record over csv.maxRecordBytes was not read: it is rejected with empty fields, under its number.
   if (record.tooLong) {
@@ -225,6 +246,14 @@ function judge(state: StageState, record: CsvRecord): MapResult {
   // A replayed DUPLICATE_IN_FILE record (put back by hand: selectForReplay never picks one) is never sent.
   const repeated = input.replay ? replayedDuplicate(record) : undefined;
   if (repeated) return { ok: false, rejection: { code: VALIDATION_CODES.DUPLICATE_IN_FILE, message: repeated } };
+  if (state.filter) {
+    const width = state.csv.header.length;
+    if (record.fields.length !== width) {
+      return { ok: false, rejection: { code: VALIDATION_CODES.FIELD_COUNT, message: `The record has ${record.fields.length} fields; the header has ${width}` } };
+    }
+    const verdict = state.filter(record.fields);
+    if (!verdict.keep) return verdict.rejection ? { ok: false, rejection: verdict.rejection } : FILTERED_OUT;
+  }
   return state.map(record.fields);
 }
 
@@ -286,11 +315,42 @@ class ValidationRejects {
 }
 
 /**
+ * The records the dataflow's filter left out, as CSV lines in staging (finalize writes them, under a header, beside
+ * the rejected file): their fields as read, their number, and the filter's expression.
+ */
+class FilteredRecords {
+  count = 0;
+  private writer: ObjectWriter | undefined;
+
+  constructor(private readonly run: StageRun) {}
+
+  /** The staging key of the filtered records, once there are any. */
+  get key(): string | undefined {
+    return this.writer ? KEYS.filteredRecords(this.run.runId) : undefined;
+  }
+
+  async add(record: CsvRecord): Promise<void> {
+    const { flow, deps, runId } = this.run;
+    this.count += 1;
+    this.writer ??= createObjectWriter(deps.s3, deps.buckets.staging, KEYS.filteredRecords(runId));
+    await this.writer.write(filteredLine(record, flow.filter?.expression ?? '', flow.csv));
+  }
+
+  async end(): Promise<void> {
+    await this.writer?.end();
+  }
+
+  async abort(): Promise<void> {
+    await this.writer?.abort();
+  }
+}
+
+/**
  * Writes the summary and the chunk list, then claims the content: the whole file has been read, hashed and staged,
  * and nothing has been sent.
  */
 async function finishStage(state: StageState, delivery: Delivery): Promise<StageOutput> {
-  const { run, chunks, rejects, held, records } = state;
+  const { run, chunks, rejects, filtered, held, records } = state;
   const { input, flow, deps, base } = run;
   const { s3, buckets } = deps;
   const summary: StageSummary = {
@@ -301,6 +361,7 @@ async function finishStage(state: StageState, delivery: Delivery): Promise<Stage
     bytes: delivery.bytes,
     rejectionsByCode: rejects.byCode,
     ...(rejects.key ? { rejectedPartKey: rejects.key } : {}),
+    ...(flow.filter ? { filtered: { count: filtered.count, expression: flow.filter.expression, ...(filtered.key ? { partKey: filtered.key } : {}) } } : {}),
   };
   await putJson(s3, buckets.staging, base.summaryKey, summary);
   await putJson(s3, buckets.staging, base.chunksKey, chunks.chunks);
@@ -309,9 +370,10 @@ async function finishStage(state: StageState, delivery: Delivery): Promise<Stage
   const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, summary.contentSha256, { runId: run.runId, key: input.key, force: Boolean(input.force) });
   const duplicateOf = claim && !claim.claimed ? claim.holder : undefined;
   const rejected = rejects.count;
-  deps.progress?.({ step: 'stage', records, rejected, done: true });
+  deps.progress?.({ step: 'stage', records, rejected, filtered: filtered.count, done: true });
   deps.metrics?.(METRICS.recordsRead, 'Count', records, flow.name);
-  deps.log.info('Staged', { key: input.key, records, valid: records - rejected, rejected, chunks: chunks.chunks.length, bytes: delivery.bytes, held: held.count, duplicateOf: duplicateOf?.runId });
+  const valid = records - rejected - filtered.count;
+  deps.log.info('Staged', { key: input.key, records, valid, rejected, filtered: filtered.count, chunks: chunks.chunks.length, bytes: delivery.bytes, held: held.count, duplicateOf: duplicateOf?.runId });
   return {
     ...base,
     ...(duplicateOf ? { duplicateOf } : {}),
@@ -319,8 +381,9 @@ async function finishStage(state: StageState, delivery: Delivery): Promise<Stage
     chunkCount: chunks.chunks.length,
     maxConcurrency: Math.min(flow.destination.maxConcurrency, Math.max(1, chunks.chunks.length)),
     records,
-    valid: records - rejected,
+    valid,
     rejected,
+    ...(filtered.count > 0 ? { filtered: filtered.count } : {}),
   };
 }
 

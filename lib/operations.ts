@@ -111,11 +111,13 @@ export class Operations extends Construct {
 
   /** Executions that failed other than by a FAILED file, executions that timed out, and sweep errors. */
   private watchWorkflow({ stateMachine, sweepFunction }: WatchedProps): void {
-    // A FAILED file also ends its execution in the Fail state: the workflow alarm counts only the other failures.
-    const filesFailed = Object.fromEntries(this.config.dataflows.map((flow, i) => [`f${i}`, this.metric(METRICS.filesFailed, flow, 'Sum', Duration.minutes(5))]));
+    // A FAILED file also ends its execution in the Fail state: the workflow alarm counts only the other failures. The
+    // stack-wide FilesFailed (service dimension alone) keeps the math at two metrics whatever the number of dataflows
+    // (an alarm takes at most 10).
+    const filesFailed = new Metric({ namespace: METRICS.namespace, metricName: METRICS.filesFailed, dimensionsMap: { service: SERVICE_NAME }, statistic: 'Sum', period: Duration.minutes(5) });
     const otherFailures = new MathExpression({
-      expression: `FILL(failed, 0) - (${Object.keys(filesFailed).map((k) => `FILL(${k}, 0)`).join(' + ')})`,
-      usingMetrics: { failed: stateMachine.metricFailed({ statistic: 'Sum', period: Duration.minutes(5) }), ...filesFailed },
+      expression: 'FILL(failed, 0) - FILL(filesFailed, 0)',
+      usingMetrics: { failed: stateMachine.metricFailed({ statistic: 'Sum', period: Duration.minutes(5) }), filesFailed },
       period: Duration.minutes(5),
       label: 'Executions failed other than by a FAILED file',
     });

@@ -62,7 +62,7 @@ export const VALIDATION_CODES = {
   EVENT_IN_FUTURE: 'EVENT_IN_FUTURE',
   RECORD_TOO_LONG: 'RECORD_TOO_LONG',
   DUPLICATE_IN_FILE: 'DUPLICATE_IN_FILE',
-  /** A mapped field's expression failed on the record (a type error, a missing key, a result that is no field's text). */
+  /** A mapped field's expression or the dataflow's filter failed on the record (a type error, a missing key, a result of the wrong type). */
   EXPRESSION_ERROR: 'EXPRESSION_ERROR',
 } as const;
 export type ValidationCode = (typeof VALIDATION_CODES)[keyof typeof VALIDATION_CODES];

@@ -60,6 +60,12 @@ export const METRICS = {
 } as const;
 export type MetricName = (typeof METRICS)[Exclude<keyof typeof METRICS, 'namespace'>];
 
+/**
+ * Metrics also written with the `service` dimension alone (one more EMF line), for alarms over the whole stack:
+ * CloudWatch takes at most 10 metrics in an alarm's math, so summing one metric per dataflow stops at nine dataflows.
+ */
+export const STACK_WIDE_METRICS: readonly MetricName[] = [METRICS.filesFailed];
+
 /** The buckets, by role. */
 export interface Buckets {
   inbox: string;

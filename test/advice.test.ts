@@ -105,7 +105,7 @@ describe('Function: adviceFor', () => {
       const advice = [adviceFor(withExpressions, 'operator') ?? '', adviceFor(withoutExpressions, 'operator') ?? ''];
 
       // Assess
-      expect(advice[0]).toMatch(/3 of them failed a mapping expression \(EXPRESSION_ERROR.*\): fix their data, or the expression in the configuration/);
+      expect(advice[0]).toMatch(/3 of them failed a mapping or filter expression \(EXPRESSION_ERROR.*\): fix their data, or the expression in the configuration/);
       expect(advice[1]).not.toMatch(/EXPRESSION_ERROR/);
     });
 

@@ -22,4 +22,22 @@ describe('Function: powertoolsMetrics', () => {
     expect(documents[1]!._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([['service', 'dataflow']]);
     expect(documents[1]).toMatchObject({ ApiLatency: 12.5, dataflow: 'weekly-events' });
   });
+
+  it('writes FilesFailed once more by service alone, the metric the stack-wide WorkflowFailed alarm reads', () => {
+    // Prepare
+    const lines: string[] = [];
+    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+    try {
+      // Act
+      powertoolsMetrics()('FilesFailed', 'Count', 1, 'weekly-events');
+    } finally {
+      write.mockRestore();
+    }
+
+    // Assess
+    const documents = lines.map((line) => JSON.parse(line) as Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Dimensions: string[][] }> } });
+    expect(documents.map((d) => d._aws.CloudWatchMetrics[0]!.Dimensions)).toEqual([[['service', 'dataflow']], [['service']]]);
+    expect(documents[1]).toMatchObject({ service: 'badges-import', FilesFailed: 1 });
+    expect(documents[1]).not.toHaveProperty('dataflow');
+  });
 });

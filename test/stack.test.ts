@@ -232,7 +232,8 @@ describe('Stack: BadgesImportStack', () => {
 
     it('alarms on the workflow failing other than by a FAILED file, on timeouts, and on the sweep failing', () => {
       const math = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties as { Metrics?: Array<{ Expression?: string }> }).find((p) => p.Metrics?.some((m) => m.Expression));
-      expect(math!.Metrics!.find((m) => m.Expression)!.Expression).toBe('FILL(failed, 0) - (FILL(f0, 0) + FILL(f1, 0) + FILL(f2, 0))');
+      expect(math!.Metrics!.find((m) => m.Expression)!.Expression).toBe('FILL(failed, 0) - FILL(filesFailed, 0)');
+      expect(math!.Metrics).toContainEqual(expect.objectContaining({ Id: 'filesFailed', MetricStat: expect.objectContaining({ Metric: { Namespace: 'BadgesImport', MetricName: 'FilesFailed', Dimensions: [{ Name: 'service', Value: 'badges-import' }] } }) }));
       template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/States', MetricName: 'ExecutionsTimedOut', Threshold: 1 });
       template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/Lambda', MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: Match.stringLikeRegexp('^SweepFunction') } }] });
     });
@@ -378,6 +379,23 @@ describe('IAM: every role, statement by statement', () => {
 
 // The vendor's own bucket (polled, one through an assumed role) and an inbox drop that gets its outcomes written back:
 // a synthesis of its own, so that the three-flow stack's listings above stay as they were.
+describe('Stack: many dataflows', () => {
+  it('synthesizes twelve dataflows: the workflow alarm reads two metrics whatever their number (CloudWatch takes ten)', () => {
+    // Prepare: one metric per dataflow in the alarm's math stopped synthesis at ten dataflows (TooManyMetricsInMathExpression).
+    const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+    const document = { dataflows: Array.from({ length: 12 }, (_, i) => ({ ...flow, name: `flow-${i}`, source: { type: 's3', prefix: `inbox/flow-${i}/` } })) };
+
+    // Act
+    const stack = new BadgesImportStack(new App(), 'Many', { config: parseConfig(document), configFile: writeConfigFile(document) });
+    const alarms = Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm');
+
+    // Assess
+    const math = Object.values(alarms).map((a) => a.Properties as { Metrics?: unknown[] }).filter((p) => p.Metrics);
+    expect(math).toHaveLength(1);
+    expect(math[0]!.Metrics).toHaveLength(3);
+  });
+});
+
 describe('Stack: S3 sources with errorPrefix and vendor buckets', () => {
   const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
   const schedule = { cron: '0/15 * * * ? *', timeZone: 'UTC' };

@@ -44,7 +44,7 @@ export function adviceFor(report: Report, audience: Audience): string | undefine
       accepted === undefined
         ? 'every badge a second time'
         : accepted === 0
-          ? `that run accepted no records, so none would be issued twice; replay its rejected records instead if they were fixed`
+          ? `that run accepted no records, so none would be issued twice; replay its rejected records instead if they were fixed${holder.filtered ? `, or force it after changing the filter that left out its ${holder.filtered}` : ''}`
           : `the ${accepted} badge${accepted === 1 ? '' : 's'} that run accepted would be issued a second time`;
     return `Nothing was sent: the same content was imported by run ${holder.runId} (${holder.key}). \`--force\` imports it again (${again}).`;
   }
@@ -80,14 +80,14 @@ function rejectionsAdvice(report: Report, audience: Audience, rejected: string |
 }
 
 /**
- * EXPRESSION_ERROR records failed a mapped field's expression: either their data is not what the expression expects,
+ * EXPRESSION_ERROR records failed a mapped field's expression or the filter: either their data is not what the expression expects,
  * or the expression does not fit the data; either may be the fix (a replay reads the configuration deployed then).
  */
 function expressionAdvice(report: Report): string[] {
   const n = report.rejectionsByCode[VALIDATION_CODES.EXPRESSION_ERROR] ?? 0;
   if (n === 0) return [];
   return [
-    `${n} of them failed a mapping expression (${VALIDATION_CODES.EXPRESSION_ERROR}: each message names the field and what went wrong): fix their data, or the expression in the configuration (deploy it before the replay).`,
+    `${n} of them failed a mapping or filter expression (${VALIDATION_CODES.EXPRESSION_ERROR}: each message names the field and what went wrong): fix their data, or the expression in the configuration (deploy it before the replay).`,
   ];
 }
 

@@ -273,9 +273,9 @@ describe('Configuration: S3 sources', () => {
   it("refuses an inbox drop's errorPrefix under any dataflow's prefix or under processed/, and vendor-bucket keys without a bucket", () => {
     const other = { ...base, name: 'w', source: { type: 's3', prefix: 'inbox/w/' } };
     expect(problemsOf({ type: 's3', prefix: 'inbox/v/', errorPrefix: 'inbox/w/results/' }, {}, [other])).toEqual([
-      'dataflows[0].source.errorPrefix: sits under the prefix "inbox/w/" of dataflow "w": the files written back would be imported',
+      'dataflows[0].source.errorPrefix: overlaps dataflows[1].source.prefix "inbox/w/": an outcome written there would be taken as a file to import',
     ]);
-    expect(problemsOf({ type: 's3', prefix: 'inbox/v/', errorPrefix: 'inbox/v/' })).toEqual(['dataflows[0].source.errorPrefix: sits under the prefix "inbox/v/" of dataflow "v": the files written back would be imported']);
+    expect(problemsOf({ type: 's3', prefix: 'inbox/v/', errorPrefix: 'inbox/v/' })).toEqual(['dataflows[0].source.errorPrefix: overlaps its own source.prefix "inbox/v/": an outcome written there would be taken as a file to import']);
     expect(problemsOf({ type: 's3', prefix: 'inbox/v/', errorPrefix: 'processed/v/', processedPrefix: 'done/' })).toEqual([
       'dataflows[0].source.processedPrefix: is only used with "bucket" (the vendor\'s own bucket)',
       "dataflows[0].source.errorPrefix: must not sit under processed/ or failed/ (the stack's own)",

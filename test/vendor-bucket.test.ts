@@ -297,6 +297,24 @@ describe('Function: pullVendorBucket, through a role the vendor lets us assume',
   });
 });
 
+describe('Function: writeBackToS3, for two runs of files of the same name that finish in the same second', () => {
+  it("overwrites neither run's outcome: the second one's names carry its run id", async () => {
+    // Prepare: as the role the vendor lets us assume (finalize's own role writes the other dataflow's); a delivery and its redelivery (a duplicate), finished within the same second.
+    const flow = flows.dataflow('vendor-role');
+    const report = (runId: string, status: string) =>
+      ({ runId, dataflow: flow.name, status, dryRun: false, startedAt: '2026-11-29T11:00:00.000Z', finishedAt: '2026-11-29T11:00:05.000Z', durationMs: 5000, rows: { total: 0, accepted: 0, rejected: 0, valid: 0 }, rejectionsByCode: {}, files: [] }) as unknown as Report;
+
+    // Act
+    const first = await writeBackToS3(flow, pullDeps(), 'exports/badges/same/events_11.csv', report('run-a', 'FAILED'), undefined);
+    const second = await writeBackToS3(flow, pullDeps(), 'exports/badges/same/events_11.csv', report('run-b', 'SKIPPED_DUPLICATE'), undefined);
+
+    // Assess
+    expect([first, second]).toEqual([['s3://brand-exports/exports/results/same/result_20261129110005_events_11.csv.summary.txt'], ['s3://brand-exports/exports/results/same/result_20261129110005_run-b_events_11.csv.summary.txt']]);
+    expect(await readText(flows.s3.client, ROLE_BUCKET, 'exports/results/same/result_20261129110005_events_11.csv.summary.txt')).toContain('Status:    FAILED');
+    expect(await readText(flows.s3.client, ROLE_BUCKET, 'exports/results/same/result_20261129110005_run-b_events_11.csv.summary.txt')).toContain('Status:    SKIPPED_DUPLICATE');
+  });
+});
+
 describe('S3 drop with an errorPrefix through the local workflow', () => {
   it("writes the rejected records and the summary under the errorPrefix in the inbox, as SFTP's write-back names them", async () => {
     // Prepare

@@ -285,17 +285,25 @@ export async function writeBackToS3(
   const bucket = vendor ? vendor.bucket : deps.buckets.inbox;
   const relative = vendor && fileKey.startsWith(vendor.vendorPrefix) ? fileKey.slice(vendor.vendorPrefix.length) : fileNameOf(fileKey);
   const dir = `${source.errorPrefix}${relative.slice(0, relative.length - fileNameOf(relative).length)}`;
-  const names = writeBackNames(report, fileNameOf(fileKey));
   const written: string[] = [];
   try {
-    const body = rejected ? await rejected() : undefined;
-    if (body) {
-      await new Upload({ client, params: { Bucket: bucket, Key: `${dir}${names.rejected}`, Body: body, ContentType: 'text/csv; charset=utf-8' } }).done();
-      written.push(`s3://${bucket}/${dir}${names.rejected}`);
+    // Names are to the second: another run of a file of the same name may have finished in the same second. Nothing is
+    // overwritten (If-None-Match); the second run's names then carry its run id.
+    for (const names of [writeBackNames(report, fileNameOf(fileKey)), writeBackNames(report, `${report.runId}_${fileNameOf(fileKey)}`)]) {
+      const put = (key: string, body: Readable | string, contentType: string) =>
+        new Upload({ client, params: { Bucket: bucket, Key: `${dir}${key}`, Body: body, ContentType: contentType, IfNoneMatch: '*' } }).done().then(
+          () => void written.push(`s3://${bucket}/${dir}${key}`),
+          (error: unknown) => {
+            if (written.length === 0 && preconditionFailed(error)) return 'taken' as const;
+            throw error;
+          },
+        );
+      const body = rejected ? await rejected() : undefined;
+      if (body && (await put(names.rejected, body, 'text/csv; charset=utf-8')) === 'taken') continue;
+      const text = vendorSummary(report, fileNameOf(fileKey), body ? names.rejected : undefined);
+      if ((await put(names.summary, text, 'text/plain; charset=utf-8')) === 'taken') continue;
+      break;
     }
-    const text = vendorSummary(report, fileNameOf(fileKey), body ? names.rejected : undefined);
-    await new Upload({ client, params: { Bucket: bucket, Key: `${dir}${names.summary}`, Body: text, ContentType: 'text/plain; charset=utf-8' } }).done();
-    written.push(`s3://${bucket}/${dir}${names.summary}`);
   } finally {
     if (client !== deps.s3) client.destroy();
   }

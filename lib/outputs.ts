@@ -34,6 +34,12 @@ function sftpTarget(source: Extract<Dataflow['source'], { type: 'sftp' }>): Uplo
   };
 }
 
+/** `aws s3 cp FILE s3://<inbox>/<prefix>`, the address single-quoted when the prefix needs it (a bucket name never does). */
+function inboxCommand(inbox: IBucket, prefix: string): string {
+  if (shellWord(prefix) === prefix) return Fn.join('', ['aws s3 cp FILE s3://', inbox.bucketName, '/', prefix]);
+  return Fn.join('', ["aws s3 cp FILE 's3://", inbox.bucketName, '/', prefix.replace(/'/g, "'\\''"), "'"]);
+}
+
 /** The upload location and command of a dataflow: our inbox, the vendor's own bucket, or its SFTP server. */
 export function uploadTargetOf(flow: Dataflow, inbox: IBucket): UploadTarget {
   const source = flow.source;
@@ -45,7 +51,8 @@ export function uploadTargetOf(flow: Dataflow, inbox: IBucket): UploadTarget {
     location,
     // No --acl (ACLs are disabled: objects belong to the bucket owner whoever puts them) and no --sse (the bucket
     // encrypts with S3-managed keys; another key is refused). The CLI speaks HTTPS, which the bucket requires.
-    command: Fn.join('', ['aws s3 cp FILE ', location]),
+    // The prefix may hold spaces or characters the shell reads ($, ;, quotes): the address is one shell word.
+    command: theirs ? `aws s3 cp FILE ${shellWord(location)}` : inboxCommand(inbox, source.prefix),
     description:
       theirs
         ? `The vendor's own bucket and prefix the schedule polls; file names must match ${source.filePattern}`

@@ -1,4 +1,4 @@
-import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -13,6 +13,7 @@ import { runObject } from '../src/local/runner';
 import { LOCAL_BUCKETS } from '../src/local/s3';
 import { type VendorBucketDeps, pullVendorBucket, writeBackToS3 } from '../src/sources/vendor-bucket';
 import { StaticSecretsProvider } from '../src/aws/secrets';
+import { pullOriginOf } from '../src/sources/sftp';
 import { silentLog } from '../src/steps/deps';
 import { sweep } from '../src/steps/sweep';
 import { KNOWN_BADGES, UNKNOWN_BADGE, configDocument, toCsv, validRow } from './support/factories';
@@ -149,6 +150,100 @@ describe('Function: pullVendorBucket, with the bucket policy granting our sweep 
   });
 });
 
+describe('Function: pullVendorBucket, on keys and listings of every shape', () => {
+  /** Every version the inbox holds of a key (a second copy would be a second version: a second run). */
+  async function inboxVersionsOf(key: string): Promise<number> {
+    const page = await flows.s3.client.send(new ListObjectVersionsCommand({ Bucket: LOCAL_BUCKETS.inbox, Prefix: key }));
+    return (page.Versions ?? []).filter((v) => v.Key === key).length;
+  }
+
+  it('takes a key with spaces, "+", "%" and non-ASCII letters, and records its origin so that the run names it', async () => {
+    // Prepare
+    const key = 'outgoing/events_7 +50%25 été.csv';
+    await vendorPut(POLICY_BUCKET, key, csv(2_100_700, 2));
+    const flow = flows.dataflow('vendor-policy');
+
+    // Act
+    const pulled = await pullVendorBucket(flow, pullDeps());
+
+    // Assess
+    expect(pulled.failed).toEqual([]);
+    expect(pulled.taken).toEqual([{ path: `s3://brand-drop/${key}`, key: 's3/vendor-policy/events_7 +50%25 été.csv', movedTo: 's3://brand-drop/done/events_7 +50%25 été.csv', bytes: expect.any(Number) }]);
+    expect(await keysOf(POLICY_BUCKET, 'done/events_7')).toEqual(['done/events_7 +50%25 été.csv']);
+    const head = await flows.s3.client.send(new HeadObjectCommand({ Bucket: LOCAL_BUCKETS.inbox, Key: 's3/vendor-policy/events_7 +50%25 été.csv' }));
+    expect(pullOriginOf(head.Metadata)).toEqual({ origin: `s3://brand-drop/${key}`, path: key, movedTo: 's3://brand-drop/done/events_7 +50%25 été.csv' });
+    await deleteObject(flows.s3.client, LOCAL_BUCKETS.inbox, 's3/vendor-policy/events_7 +50%25 été.csv');
+  });
+
+  it('takes nested and zero-byte files, and leaves folder placeholders, the prefix itself and names the pattern refuses', async () => {
+    // Prepare
+    for (const key of ['outgoing/', 'outgoing/2026/', 'outgoing/2026/11/events_8.csv', 'outgoing/events_zero.csv', 'outgoing/events_dir.csv/notes.txt']) await vendorPut(POLICY_BUCKET, key, key.endsWith('zero.csv') || key.endsWith('/') ? '' : csv(2_100_800, 2));
+    const flow = flows.dataflow('vendor-policy');
+
+    // Act
+    const pulled = await pullVendorBucket(flow, pullDeps());
+
+    // Assess
+    expect(pulled.failed).toEqual([]);
+    expect(pulled.taken.map((t) => [t.path, t.movedTo]).sort()).toEqual([
+      ['s3://brand-drop/outgoing/2026/11/events_8.csv', 's3://brand-drop/done/2026/11/events_8.csv'],
+      ['s3://brand-drop/outgoing/events_zero.csv', 's3://brand-drop/done/events_zero.csv'],
+    ]);
+    expect(await keysOf(POLICY_BUCKET, 'outgoing/')).toEqual(expect.arrayContaining(['outgoing/', 'outgoing/2026/', 'outgoing/events_dir.csv/notes.txt']));
+    expect(await keysOf(POLICY_BUCKET, 'outgoing/')).not.toEqual(expect.arrayContaining(['outgoing/2026/11/events_8.csv']));
+    for (const key of ['s3/vendor-policy/events_8.csv', 's3/vendor-policy/events_zero.csv']) await deleteObject(flows.s3.client, LOCAL_BUCKETS.inbox, key);
+    for (const key of ['outgoing/', 'outgoing/2026/', 'outgoing/events_dir.csv/notes.txt']) await deleteObject(flows.s3.client, POLICY_BUCKET, key);
+  });
+
+  it('moves, without copying it again, an object an earlier poll copied before it failed', async () => {
+    // Prepare: the first poll fails between the copy and the move.
+    const key = 'outgoing/events_9.csv';
+    await vendorPut(POLICY_BUCKET, key, csv(2_100_900, 2));
+    const flow = flows.dataflow('vendor-policy');
+    const first = await pullVendorBucket(flow, pullDeps({ afterCopy: () => Promise.reject(new Error('Lambda timed out')) }));
+
+    // Act
+    const second = await pullVendorBucket(flow, pullDeps());
+
+    // Assess
+    expect(first.failed).toEqual([{ path: `s3://brand-drop/${key}`, message: 'Lambda timed out' }]);
+    expect(second.taken.map((t) => t.movedTo)).toEqual(['s3://brand-drop/done/events_9.csv']);
+    expect(await inboxVersionsOf('s3/vendor-policy/events_9.csv')).toBe(1);
+    await deleteObject(flows.s3.client, LOCAL_BUCKETS.inbox, 's3/vendor-policy/events_9.csv');
+  });
+
+  it('copies an object once when two polls run at once (the schedule and an operator), and neither reports a failure', async () => {
+    // Prepare
+    const key = 'outgoing/events_10.csv';
+    await vendorPut(POLICY_BUCKET, key, csv(2_101_000, 2));
+    const flow = flows.dataflow('vendor-policy');
+
+    // Act
+    const [a, b] = await Promise.all([pullVendorBucket(flow, pullDeps()), pullVendorBucket(flow, pullDeps())]);
+
+    // Assess
+    expect([...a.taken, ...b.taken].map((t) => t.movedTo)).toEqual(['s3://brand-drop/done/events_10.csv']);
+    expect([...a.failed, ...b.failed]).toEqual([]);
+    expect(await inboxVersionsOf('s3/vendor-policy/events_10.csv')).toBe(1);
+    expect(await keysOf(POLICY_BUCKET, 'done/events_10')).toEqual(['done/events_10.csv']);
+    await deleteObject(flows.s3.client, LOCAL_BUCKETS.inbox, 's3/vendor-policy/events_10.csv');
+  });
+
+  it('reads every page of a listing past 1000 objects', async () => {
+    // Prepare: 1000 files the pattern leaves alone, listed before the one it takes.
+    for (let i = 0; i < 1000; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => vendorPut(POLICY_BUCKET, `outgoing/a-${String(i + j).padStart(4, '0')}.txt`, 'x')));
+    await vendorPut(POLICY_BUCKET, 'outgoing/events_zz.csv', csv(2_101_100, 2));
+    const flow = flows.dataflow('vendor-policy');
+
+    // Act
+    const pulled = await pullVendorBucket(flow, pullDeps());
+
+    // Assess
+    expect(pulled.taken.map((t) => t.path)).toEqual(['s3://brand-drop/outgoing/events_zz.csv']);
+    await deleteObject(flows.s3.client, LOCAL_BUCKETS.inbox, 's3/vendor-policy/events_zz.csv');
+  }, 120_000);
+});
+
 describe('Function: sweep, on the schedule of a vendor-bucket dataflow', () => {
   it('polls the vendor bucket first, then starts a run for what it copied into the inbox', async () => {
     // Prepare
@@ -199,6 +294,24 @@ describe('Function: pullVendorBucket, through a role the vendor lets us assume',
     expect(written).toEqual(['s3://brand-exports/exports/results/2026/result_20261129100102_events_9.csv.summary.txt']);
     expect(await readText(flows.s3.client, ROLE_BUCKET, 'exports/results/2026/result_20261129100102_events_9.csv.summary.txt')).toContain('Error:     MISSING_COLUMN: no member_id');
     expect(sts.commandCalls(AssumeRoleCommand)).toHaveLength(1);
+  });
+});
+
+describe('Function: writeBackToS3, for two runs of files of the same name that finish in the same second', () => {
+  it("overwrites neither run's outcome: the second one's names carry its run id", async () => {
+    // Prepare: as the role the vendor lets us assume (finalize's own role writes the other dataflow's); a delivery and its redelivery (a duplicate), finished within the same second.
+    const flow = flows.dataflow('vendor-role');
+    const report = (runId: string, status: string) =>
+      ({ runId, dataflow: flow.name, status, dryRun: false, startedAt: '2026-11-29T11:00:00.000Z', finishedAt: '2026-11-29T11:00:05.000Z', durationMs: 5000, rows: { total: 0, accepted: 0, rejected: 0, valid: 0 }, rejectionsByCode: {}, files: [] }) as unknown as Report;
+
+    // Act
+    const first = await writeBackToS3(flow, pullDeps(), 'exports/badges/same/events_11.csv', report('run-a', 'FAILED'), undefined);
+    const second = await writeBackToS3(flow, pullDeps(), 'exports/badges/same/events_11.csv', report('run-b', 'SKIPPED_DUPLICATE'), undefined);
+
+    // Assess
+    expect([first, second]).toEqual([['s3://brand-exports/exports/results/same/result_20261129110005_events_11.csv.summary.txt'], ['s3://brand-exports/exports/results/same/result_20261129110005_run-b_events_11.csv.summary.txt']]);
+    expect(await readText(flows.s3.client, ROLE_BUCKET, 'exports/results/same/result_20261129110005_events_11.csv.summary.txt')).toContain('Status:    FAILED');
+    expect(await readText(flows.s3.client, ROLE_BUCKET, 'exports/results/same/result_20261129110005_run-b_events_11.csv.summary.txt')).toContain('Status:    SKIPPED_DUPLICATE');
   });
 });
 

@@ -530,6 +530,7 @@ export const configSchema = z
       });
     });
     checkErrorPrefixes(config.dataflows, ctx);
+    checkVendorBuckets(config.dataflows, ctx);
   });
 
 const overlaps = (a: string, b: string) => a.startsWith(b) || b.startsWith(a);
@@ -559,6 +560,33 @@ function checkErrorPrefixes(flows: ReadonlyArray<{ source: { type: string; prefi
       }
     });
   });
+}
+
+/**
+ * Two dataflows polling the same vendor bucket: the poll lists `vendorPrefix` with every folder under it, so one
+ * dataflow's prefix must not overlap the other's prefix (a file would be taken by both, or by the wrong one), nor its
+ * processedPrefix or errorPrefix (the files it moved or wrote back would be taken again as new deliveries).
+ */
+function checkVendorBuckets(flows: ReadonlyArray<{ name: string; source: { type: string; bucket?: string; vendorPrefix?: string; processedPrefix?: string; errorPrefix?: string } }>, ctx: z.RefinementCtx): void {
+  const polled = flows.flatMap((flow, i) => (flow.source.type === 's3' && flow.source.bucket !== undefined && flow.source.vendorPrefix !== undefined ? [{ i, name: flow.name, source: flow.source, theirs: flow.source.vendorPrefix }] : []));
+  for (const a of polled) {
+    for (const b of polled) {
+      if (a.i === b.i || a.source.bucket !== b.source.bucket) continue;
+      if (a.i < b.i && overlaps(a.theirs, b.theirs)) {
+        ctx.addIssue({ code: 'custom', path: ['dataflows', b.i, 'source', 'prefix'], message: `overlaps dataflows[${a.i}].source.prefix "${a.theirs}" in bucket "${a.source.bucket}": a file would be taken by both dataflows` });
+      }
+      for (const key of ['processedPrefix', 'errorPrefix'] as const) {
+        const other = b.source[key];
+        if (other !== undefined && overlaps(other, a.theirs)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['dataflows', b.i, 'source', key],
+            message: `overlaps dataflows[${a.i}].source.prefix "${a.theirs}" in bucket "${a.source.bucket}": the files dataflow "${b.name}" puts there would be taken again by dataflow "${a.name}"; use a prefix outside it`,
+          });
+        }
+      }
+    }
+  }
 }
 
 /** The validated configuration, defaults applied. */

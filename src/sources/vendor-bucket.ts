@@ -134,6 +134,7 @@ export async function pullVendorBucket(flow: Dataflow, deps: VendorBucketDeps): 
       } else {
         try {
           const outcome = await takeObject(client, flow, source, object, deps);
+          if (outcome === undefined) continue;
           if ('waiting' in outcome) result.waiting.push({ path, reason: outcome.waiting });
           else result.taken.push(outcome);
         } catch (error) {
@@ -150,34 +151,48 @@ export async function pullVendorBucket(flow: Dataflow, deps: VendorBucketDeps): 
   return result;
 }
 
-async function takeObject(client: S3Client, flow: Dataflow, source: VendorBucketSource, object: VendorObject, deps: VendorBucketDeps): Promise<PullResult['taken'][number] | { waiting: string }> {
+/**
+ * Copies one object into the inbox and moves it. Undefined: another poll running at the same time (the schedule and an
+ * operator's) took it, or the vendor removed it: nothing to report. The inbox object is created only if absent
+ * (If-None-Match), so two polls never make two versions of it, i.e. two runs.
+ */
+async function takeObject(client: S3Client, flow: Dataflow, source: VendorBucketSource, object: VendorObject, deps: VendorBucketDeps): Promise<PullResult['taken'][number] | { waiting: string } | undefined> {
   const { s3, buckets } = deps;
   const key = `${flow.source.prefix}${fileNameOf(object.key)}`;
   const origin = `s3://${source.bucket}/${object.key}`;
-  const existing = (await headObject(s3, buckets.inbox, key))?.metadata;
-  let movedTo: string;
-  if (existing !== undefined) {
-    // Copied by an earlier poll that stopped before the move: move it now. Another object of the same name waits until
-    // the one being imported has left the inbox prefix.
-    if (existing[PULL_METADATA.origin] !== encodeURI(origin) || existing[VENDOR_ETAG_METADATA] !== object.etag) {
-      return { waiting: `s3://${buckets.inbox}/${key} is still being imported from another object of the same name` };
-    }
-    movedTo = decodeURI(existing[PULL_METADATA.movedTo] ?? '').replace(`s3://${source.bucket}/`, '') || (await processedKeyFor(client, source, object));
-  } else {
-    movedTo = await processedKeyFor(client, source, object);
+  let existing = (await headObject(s3, buckets.inbox, key))?.metadata;
+  let movedTo: string | undefined;
+  if (existing === undefined) {
+    const target = await processedKeyFor(client, source, object);
     const metadata = {
       [PULL_METADATA.origin]: encodeURI(origin),
       [PULL_METADATA.path]: encodeURI(object.key),
-      [PULL_METADATA.movedTo]: encodeURI(`s3://${source.bucket}/${movedTo}`),
+      [PULL_METADATA.movedTo]: encodeURI(`s3://${source.bucket}/${target}`),
       [PULL_METADATA.size]: String(object.size),
       [PULL_METADATA.mtime]: String(object.lastModified),
       [VENDOR_ETAG_METADATA]: object.etag,
     };
     // Exactly the version listed (If-Match): S3 objects appear whole, so the copy is never of a half-written file.
-    await streamInto(client, source.bucket, object, s3, buckets.inbox, key, metadata);
+    const copied = await streamInto(client, source.bucket, object, s3, buckets.inbox, key, metadata);
+    if (copied === 'gone') return undefined;
+    if (copied === 'copied') movedTo = target;
+    // 'exists': another poll copied it a moment ago; it is moved below like a copy an earlier poll left.
+    else existing = (await headObject(s3, buckets.inbox, key))?.metadata ?? {};
+  }
+  if (movedTo === undefined) {
+    // Copied by an earlier poll that stopped before the move: move it now. Another object of the same name waits until
+    // the one being imported has left the inbox prefix.
+    if (existing?.[PULL_METADATA.origin] !== encodeURI(origin) || existing[VENDOR_ETAG_METADATA] !== object.etag) {
+      return { waiting: `s3://${buckets.inbox}/${key} is still being imported from another object of the same name` };
+    }
+    movedTo = decodeURI(existing[PULL_METADATA.movedTo] ?? '').replace(`s3://${source.bucket}/`, '') || (await processedKeyFor(client, source, object));
   }
   await deps.afterCopy?.(object.key);
   const moved = await moveInVendorBucket(client, source, object, movedTo);
+  if (moved === 'gone') {
+    deps.log.info('Vendor bucket object already moved by another poll (or removed by the vendor)', { dataflow: flow.name, path: origin, key });
+    return undefined;
+  }
   if (!moved) {
     return { waiting: `overwritten after it was copied: the copied version (ETag ${object.etag}) is imported; the new one stays in place for the next poll` };
   }
@@ -192,18 +207,37 @@ async function processedKeyFor(client: S3Client, source: VendorBucketSource, obj
   return `${target}.${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`;
 }
 
-/** GetObject (If-Match the listed ETag) streamed into an Upload: multipart past one part, so any size. */
-async function streamInto(from: S3Client, bucket: string, object: VendorObject, to: S3Client, toBucket: string, toKey: string, metadata?: Record<string, string>): Promise<void> {
+/**
+ * GetObject (If-Match the listed ETag) streamed into an Upload: multipart past one part, so any size. With metadata (a
+ * copy into the inbox) only if no object is there yet: `exists` when one is. `gone`: the source no longer exists.
+ */
+async function streamInto(from: S3Client, bucket: string, object: VendorObject, to: S3Client, toBucket: string, toKey: string, metadata?: Record<string, string>): Promise<'copied' | 'exists' | 'gone'> {
   let body: Readable | undefined;
   try {
-    const got = await from.send(new GetObjectCommand({ Bucket: bucket, Key: object.key, IfMatch: `"${object.etag}"` }));
+    const got = await from.send(new GetObjectCommand({ Bucket: bucket, Key: object.key, IfMatch: `"${object.etag}"` })).catch((error: unknown) => {
+      if (notFound(error)) return undefined;
+      throw error;
+    });
+    if (!got) return 'gone';
     body = got.Body as Readable;
-    await new Upload({ client: to, params: { Bucket: toBucket, Key: toKey, Body: body, ...(metadata ? { Metadata: metadata } : {}) }, queueSize: 4 }).done();
+    const params = { Bucket: toBucket, Key: toKey, Body: body, ...(metadata ? { Metadata: metadata, IfNoneMatch: '*' } : {}) };
+    try {
+      await new Upload({ client: to, params, queueSize: 4 }).done();
+    } catch (error) {
+      if (metadata && preconditionFailed(error)) return 'exists';
+      throw error;
+    }
+    return 'copied';
   } catch (error) {
     body?.destroy();
     throw new VendorBucketError(`Copying s3://${bucket}/${object.key} into s3://${toBucket}/${toKey} failed: ${(error as Error).name}: ${(error as Error).message}`);
   }
 }
+
+const notFound = (error: unknown) => {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+};
 
 const preconditionFailed = (error: unknown) => {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -214,17 +248,19 @@ const preconditionFailed = (error: unknown) => {
  * Moves the copied version to the processed key: a copy conditional on its ETag, then a delete conditional on it, so
  * that an object the vendor overwrote meanwhile is neither moved nor deleted (false: it stays for the next poll).
  */
-async function moveInVendorBucket(client: S3Client, source: VendorBucketSource, object: VendorObject, target: string): Promise<boolean> {
+async function moveInVendorBucket(client: S3Client, source: VendorBucketSource, object: VendorObject, target: string): Promise<boolean | 'gone'> {
   try {
     if (object.size <= MAX_COPY_BYTES) {
       const copySource = `${source.bucket}/${object.key.split('/').map(encodeURIComponent).join('/')}`;
       await client.send(new CopyObjectCommand({ Bucket: source.bucket, Key: target, CopySource: copySource, CopySourceIfMatch: `"${object.etag}"` }));
-    } else {
-      await streamInto(client, source.bucket, object, client, source.bucket, target);
+    } else if ((await streamInto(client, source.bucket, object, client, source.bucket, target)) === 'gone') {
+      return 'gone';
     }
     await client.send(new DeleteObjectCommand({ Bucket: source.bucket, Key: object.key, IfMatch: `"${object.etag}"` }));
     return true;
   } catch (error) {
+    // Another poll moved it between our list and our move (or the vendor removed it): nothing left to move.
+    if (notFound(error)) return 'gone';
     if (preconditionFailed(error) || (error instanceof VendorBucketError && /PreconditionFailed/.test(error.message))) return false;
     throw new VendorBucketError(`Moving s3://${source.bucket}/${object.key} to ${target} failed: ${(error as Error).name}: ${(error as Error).message}`);
   }
@@ -249,17 +285,25 @@ export async function writeBackToS3(
   const bucket = vendor ? vendor.bucket : deps.buckets.inbox;
   const relative = vendor && fileKey.startsWith(vendor.vendorPrefix) ? fileKey.slice(vendor.vendorPrefix.length) : fileNameOf(fileKey);
   const dir = `${source.errorPrefix}${relative.slice(0, relative.length - fileNameOf(relative).length)}`;
-  const names = writeBackNames(report, fileNameOf(fileKey));
   const written: string[] = [];
   try {
-    const body = rejected ? await rejected() : undefined;
-    if (body) {
-      await new Upload({ client, params: { Bucket: bucket, Key: `${dir}${names.rejected}`, Body: body, ContentType: 'text/csv; charset=utf-8' } }).done();
-      written.push(`s3://${bucket}/${dir}${names.rejected}`);
+    // Names are to the second: another run of a file of the same name may have finished in the same second. Nothing is
+    // overwritten (If-None-Match); the second run's names then carry its run id.
+    for (const names of [writeBackNames(report, fileNameOf(fileKey)), writeBackNames(report, `${report.runId}_${fileNameOf(fileKey)}`)]) {
+      const put = (key: string, body: Readable | string, contentType: string) =>
+        new Upload({ client, params: { Bucket: bucket, Key: `${dir}${key}`, Body: body, ContentType: contentType, IfNoneMatch: '*' } }).done().then(
+          () => void written.push(`s3://${bucket}/${dir}${key}`),
+          (error: unknown) => {
+            if (written.length === 0 && preconditionFailed(error)) return 'taken' as const;
+            throw error;
+          },
+        );
+      const body = rejected ? await rejected() : undefined;
+      if (body && (await put(names.rejected, body, 'text/csv; charset=utf-8')) === 'taken') continue;
+      const text = vendorSummary(report, fileNameOf(fileKey), body ? names.rejected : undefined);
+      if ((await put(names.summary, text, 'text/plain; charset=utf-8')) === 'taken') continue;
+      break;
     }
-    const text = vendorSummary(report, fileNameOf(fileKey), body ? names.rejected : undefined);
-    await new Upload({ client, params: { Bucket: bucket, Key: `${dir}${names.summary}`, Body: text, ContentType: 'text/plain; charset=utf-8' } }).done();
-    written.push(`s3://${bucket}/${dir}${names.summary}`);
   } finally {
     if (client !== deps.s3) client.destroy();
   }

@@ -178,6 +178,37 @@ describe('Function: compileExpression (direct form)', () => {
     // Assess
     expect(differences).toEqual([]);
   });
+
+  it('leaves an expression too deeply nested for the direct form to cel-js instead of overflowing the stack', () => {
+    // Prepare: 2,000 terms fit in the configuration's 4,096 characters and parse, 2,000 levels deep
+    const source = Array.from({ length: 2000 }, () => 'badge_code').join('+');
+
+    // Act
+    const evaluate = compileExpression(source, header, 'x');
+
+    // Assess
+    expect(evaluate(records[0]!)).toEqual({ ok: true, value: records[0]![2]!.trim().repeat(2000) });
+  });
+
+  it('answers a result longer than a string can be with a one-line message, as cel-js does, instead of throwing', () => {
+    // Prepare: 1,024 copies of a 600,000-character field (under csv.maxRecordBytes), in a tree ten levels deep that
+    // fits in 4,096 characters, are more than V8's longest string
+    const pairs = (depth: number): string => (depth === 0 ? 'a' : `(${pairs(depth - 1)}+${pairs(depth - 1)})`);
+    const source = pairs(10);
+    const long = ['b'.repeat(600_000)];
+    const direct = compileExpression(source, ['a'], 'x');
+    const interpreted = compileExpression(source, ['a'], 'x', { interpret: true });
+
+    // Act
+    const results = [direct(long), interpreted(long)];
+
+    // Assess
+    expect(direct.direct).toBe(true);
+    expect(results).toEqual([
+      { ok: false, message: 'Invalid string length' },
+      { ok: false, message: 'Invalid string length' },
+    ]);
+  });
 });
 
 function big(_key: string, value: unknown): unknown {

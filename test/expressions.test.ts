@@ -1,5 +1,7 @@
 import { compileExpression, isColumnVariable, toBoolean, toFieldText } from '../src/core/expressions';
+import { parseConfig } from '../src/config/load';
 import { AmbiguousColumnError, ConfigError, MissingColumnError } from '../src/errors';
+import { configDocument } from './support/factories';
 
 const HEADER = ['member_id', 'channel', ' badge_code ', 'Event Date', 'points', 'int'];
 const PATH = 'dataflows[0].mapping.badgeMetaId.expression';
@@ -84,6 +86,23 @@ describe('Function: compileExpression', () => {
     // Assess
     expect(act).toThrow(ConfigError);
     expect(act).toThrow(`${PATH}: is not a valid CEL expression: Unexpected token: EOF (at character 11)`);
+  });
+});
+
+describe('Function: parseConfig, on an expression', () => {
+  it('refuses an expression nested deeper than evaluation can go, naming its JSON path', () => {
+    // Prepare: both parse within 4,096 characters (cel-js limits brackets, not operator chains); cel-js's evaluation
+    // of the first overflows the stack on every record
+    const [flow] = configDocument().dataflows as Array<Record<string, unknown>>;
+    const withFilter = (expression: string) => ({ dataflows: [{ ...flow, filter: { expression } }] });
+    const nots = `${'!'.repeat(4000)}true`;
+    const sums = `${Array.from({ length: 1500 }, () => 'a').join('+')} == ""`;
+
+    // Act / Assess
+    expect(compileExpression(nots, ['a'], 'x', { interpret: true })(['a'])).toEqual({ ok: false, message: 'Maximum call stack size exceeded' });
+    expect(() => parseConfig(withFilter(nots))).toThrow('dataflows[0].filter.expression: nests 4001 levels deep, more than 500');
+    expect(() => parseConfig(withFilter(sums))).toThrow('dataflows[0].filter.expression: nests 1501 levels deep, more than 500');
+    expect(parseConfig(withFilter(`${Array.from({ length: 300 }, () => 'a=="x"').join('||')}`)).dataflows[0]!.filter).toBeDefined();
   });
 });
 

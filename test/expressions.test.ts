@@ -230,6 +230,60 @@ describe('Function: compileExpression (direct form)', () => {
   });
 });
 
+describe('Function: compileExpression (direct form, differential fuzz)', () => {
+  // Headers that are CEL names (size, timestamp, dyn, type…), have spaces, or read as row["…"]; values with
+  // surrogate pairs, a lone surrogate, combining marks, a BOM, whitespace, digits and signs.
+  const header = ['a', 'b', 'Event Date', 'size', 'timestamp', 'dyn', 'type', 'cel', 'x y', 'constructor', 'toString', 'has'];
+  // Few values, the same as the literals', so that comparisons go both ways (' ', '\uFEFF' and '\t' trim away).
+  const values = ['', ' ', 'a', '😀', 'store', '12', '\uD800', 'e\u0301', '\uFEFF', '\t12 ', 'null'];
+  const texts = ['a', 'b', 'row["Event Date"]', 'row.a', 'row["x y"]', '""', '"a"', '"😀"', '"store"', '"12"', 'size', 'timestamp', 'dyn', 'type', 'cel', 'constructor', 'toString', 'has', 'row.missing', 'row["size"]', 'row.constructor'];
+  const ints = ['1', '0', '-1', '2', 'size(a)', 'size(b)', 'size("😀")', 'size(row["Event Date"])', '9223372036854775807'];
+  const bools = ['a == "a"', 'b != ""', 'row["x y"] == a', 'a.endsWith("a")', 'b.startsWith("s")', 'dyn.contains("2")', 'a in ["", "store"]', 'size(b) > 1', 'b.endsWith("e")', 'size(a) <= size(b)', 'size(b) >= 1', 'a < size(b)'];
+  const others = ['null', 'true', 'false', '1.5', '1u', 'int(a)', '[1]', '{}', 'b"x"'];
+  // mulberry32, seeded: the same expressions on every run
+  let seed = 42;
+  const next = (n: number) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+  const pick = <T>(xs: readonly T[]): T => xs[next(xs.length)]!;
+  const shapes: Array<(x: () => string) => string> = [
+    (x) => `${x()} == ${x()}`,
+    (x) => `${x()} != ${x()}`,
+    (x) => `(${x()}) ? (${x()}) : (${x()})`,
+    (x) => `(${x()}) && (${x()})`,
+    (x) => `(${x()}) || (${x()})`,
+    (x) => `!(${x()})`,
+    (x) => `(${x()}) + (${x()})`,
+    (x) => `(${x()}) ${pick(['<', '<=', '>', '>='])} (${x()})`,
+    (x) => `(${x()}) in [${pick(['', '"a"', '"a", ""', '"😀", "store"', '1', '"a", 1'])}]`,
+    (x) => `size(${x()})`,
+    (x) => `(${x()}).${pick(['startsWith', 'endsWith', 'contains'])}(${x()})`,
+  ];
+  const generate = (depth: number): string => (depth <= 0 || next(8) === 0 ? pick([...texts, ...bools, ...bools, ...ints, ...others]) : pick(shapes)(() => generate(depth - 1)));
+
+  it('gives what cel-js gives, value and error alike, on thousands of generated expressions and records', () => {
+    // Prepare
+    const sources = Array.from({ length: 3000 }, () => generate(1 + next(3)));
+    let direct = 0;
+
+    // Act
+    const differences = sources.flatMap((source) => {
+      const fast = compileExpression(source, header, 'x');
+      const interpreted = compileExpression(source, header, 'x', { interpret: true });
+      if (fast.direct) direct += 1;
+      const records = Array.from({ length: 8 }, () => header.map(() => pick(values)));
+      return records.map((r) => ({ source, record: r, direct: JSON.stringify(fast(r), big), interpreted: JSON.stringify(interpreted(r), big) })).filter((d) => d.direct !== d.interpreted);
+    });
+
+    // Assess
+    expect(differences).toEqual([]);
+    expect(direct).toBeGreaterThan(300);
+  });
+});
+
 function big(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? `${value}n` : value;
 }

@@ -54,12 +54,42 @@ export const celExpression = z
       ctx.addIssue({ code: 'custom', message: 'is empty: write a CEL expression, e.g. "badge_code" or "row[\\"Badge Code\\"]"' });
       return;
     }
+    let depth: number;
     try {
-      parseCel(source);
+      depth = astDepth(parseCel(source).ast);
     } catch (error) {
       ctx.addIssue({ code: 'custom', message: `is not a valid CEL expression: ${celErrorMessage(error)}` });
+      return;
+    }
+    if (depth > MAX_EXPRESSION_DEPTH) {
+      ctx.addIssue({ code: 'custom', message: `nests ${depth} levels deep, more than ${MAX_EXPRESSION_DEPTH}: evaluating it could overflow the stack on every record (write a long chain of == as x in ["a", "b", …])` });
     }
   });
+
+/**
+ * The deepest an expression's syntax tree may nest. cel-js limits brackets and calls to 250 levels at parse time, but
+ * not chains of operators: `!!!…!true` or `a+a+…+a` 2,000 terms long parse within 4,096 characters, and evaluating
+ * them (it recurses once a level) overflows the stack on every record.
+ */
+export const MAX_EXPRESSION_DEPTH = 500;
+
+/** How deep a syntax tree nests, walked without recursion (the tree may be deeper than the stack allows). */
+function astDepth(root: ParsedAst): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (Array.isArray(item)) {
+      for (const child of item) stack.push([child, depth]);
+    } else if (typeof item === 'object' && item !== null && 'op' in item) {
+      deepest = Math.max(deepest, depth);
+      // A literal's args are its value (a string, bytes…), never a subtree.
+      if ((item as ParsedAst).op !== 'value') stack.push([(item as ParsedAst).args, depth + 1]);
+    }
+  }
+  return deepest;
+}
+type ParsedAst = ReturnType<typeof parseCel>['ast'];
 
 const ONE_SOURCE = 'needs exactly one of "column", "value" or "expression"';
 const oneSource = (m: { column?: string; value?: string | number; expression?: string }) =>

@@ -120,6 +120,9 @@ interface Direct {
   evaluate: (fields: readonly string[]) => Scalar;
 }
 
+/** The deepest AST the direct form compiles (real mappings and filters are a few levels deep). */
+const DIRECT_MAX_DEPTH = 64;
+
 /** CEL's size() of a string: its Unicode code points, as a CEL int. */
 function codePoints(text: string): bigint {
   if (!/[\uD800-\uDFFF]/.test(text)) return BigInt(text.length);
@@ -134,13 +137,17 @@ function codePoints(text: string): bigint {
  * can fail on a record: CEL's error semantics never come into play. Anything else (a conversion such as `int()`, a
  * macro, `row` as a whole, a key the header lacks, mixed types) is undefined here, and cel-js evaluates it.
  */
-function compileDirect(node: ASTNode, index: ReadonlyMap<string, number>): Direct | undefined {
+function compileDirect(node: ASTNode, index: ReadonlyMap<string, number>, depth = 0): Direct | undefined {
+  // Its compiler and its closures recurse once a level: deeper than this (`a+a+…+a` two thousand terms long parses),
+  // the stack could overflow, at compile time or per record, where cel-js evaluates it.
+  if (depth > DIRECT_MAX_DEPTH) return undefined;
+  const sub = (n: ASTNode) => compileDirect(n, index, depth + 1);
   const column = (name: string): Direct | undefined => {
     const i = index.get(name);
     return i === undefined ? undefined : { type: 'string', evaluate: (fields) => (fields[i] ?? '').trim() };
   };
   const typed = (n: ASTNode, type: Direct['type']) => {
-    const d = compileDirect(n, index);
+    const d = sub(n);
     return d?.type === type ? d.evaluate : undefined;
   };
   switch (node.op) {
@@ -159,13 +166,13 @@ function compileDirect(node: ASTNode, index: ReadonlyMap<string, number>): Direc
     }
     case '==':
     case '!=': {
-      const [a, b] = node.args.map((n) => compileDirect(n, index));
+      const [a, b] = node.args.map(sub);
       if (!a || !b || a.type !== b.type || a.type === 'null') return undefined;
       const [x, y] = [a.evaluate, b.evaluate];
       return { type: 'bool', evaluate: node.op === '==' ? (f) => x(f) === y(f) : (f) => x(f) !== y(f) };
     }
     default:
-      return compileDirectOperator(node, index, typed);
+      return compileDirectOperator(node, sub, typed);
   }
 }
 
@@ -179,7 +186,7 @@ const STRING_METHODS = new Map<string, (a: string, b: string) => boolean>([
 type TypedCompiler = (n: ASTNode, type: Direct['type']) => Direct['evaluate'] | undefined;
 
 /** compileDirect's operators other than access and equality (see there). */
-function compileDirectOperator(node: ASTNode, index: ReadonlyMap<string, number>, typed: TypedCompiler): Direct | undefined {
+function compileDirectOperator(node: ASTNode, sub: (n: ASTNode) => Direct | undefined, typed: TypedCompiler): Direct | undefined {
   const bools = (ns: readonly ASTNode[]) => ns.map((n) => typed(n, 'bool'));
   switch (node.op) {
     case '&&':
@@ -193,7 +200,7 @@ function compileDirectOperator(node: ASTNode, index: ReadonlyMap<string, number>
       return x && { type: 'bool', evaluate: (f) => !(x(f) as boolean) };
     }
     case '?:': {
-      const [c, a, b] = [typed(node.args[0], 'bool'), compileDirect(node.args[1], index), compileDirect(node.args[2], index)];
+      const [c, a, b] = [typed(node.args[0], 'bool'), sub(node.args[1]), sub(node.args[2])];
       if (!c || !a || !b || a.type !== b.type) return undefined;
       const [x, y] = [a.evaluate, b.evaluate];
       return { type: a.type, evaluate: (f) => (c(f) ? x(f) : y(f)) };
@@ -275,7 +282,15 @@ export function compileExpression(source: string, header: readonly string[], pat
   const direct = options.interpret ? undefined : compileDirect(program.ast, index);
   if (direct) {
     const evaluate = direct.evaluate;
-    return Object.assign((fields: readonly string[]): ExpressionResult => ({ ok: true, value: evaluate(fields) }), { direct: true });
+    // Nothing in it fails on a record's types, but a string can outgrow V8's longest (RangeError), as under cel-js.
+    const run = (fields: readonly string[]): ExpressionResult => {
+      try {
+        return { ok: true, value: evaluate(fields) };
+      } catch (error) {
+        return { ok: false, message: celErrorMessage(error) };
+      }
+    };
+    return Object.assign(run, { direct: true });
   }
   const build = contextBuilder(variables, uses, index);
   return (fields) => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -307,6 +307,35 @@ describe('CLI: badges-import init', () => {
     expect(kept).toBe('{"mine": true}\n');
     expect(forced.code).toBe(0);
     expect(JSON.parse(readFileSync(out, 'utf8')).dataflows[0].name).toBe('plain');
+  });
+
+  it('refuses an --out whose directory does not exist before drafting, and says so plainly', async () => {
+    // Prepare
+    const sample = join(work, 'plain.csv');
+    writeFileSync(sample, sampleText());
+    const out = join(work, 'no-such-dir', 'config.json');
+
+    // Act
+    const { code, stderr } = await runCli(['init', '--sample', sample, '--out', out]);
+
+    // Assess
+    expect({ code, stderr }).toEqual({ code: 2, stderr: `--out ${out}: the directory ${join(work, 'no-such-dir')} does not exist; create it, or choose another --out\n` });
+  });
+
+  it('does not write through a dangling symlink at --out without --force', async () => {
+    // Prepare: --out is a symlink to a file that does not exist yet (existsSync follows it and says false).
+    const sample = join(work, 'plain.csv');
+    writeFileSync(sample, sampleText());
+    const target = join(work, 'elsewhere.txt');
+    const out = join(work, 'dangling.json');
+    symlinkSync(target, out);
+
+    // Act
+    const { code, stderr } = await runCli(['init', '--sample', sample, '--out', out]);
+
+    // Assess
+    expect({ code, stderr }).toEqual({ code: 2, stderr: `--out ${out} exists: init does not overwrite it; pass --force, or choose another --out\n` });
+    expect(existsSync(target)).toBe(false);
   });
 
   it('asks for --secrets for a PGP sample', async () => {

@@ -182,6 +182,42 @@ describe('Function: inferDraft', () => {
     expect(draft.decisions.find((d) => d.subject === 'not mapped')).toEqual({ subject: 'not mapped', choice: 'created_at', why: 'also dates: created_at' });
   });
 
+  it('does not take a column of epoch seconds named for the event for the customer ids, when the ids have 10 digits too', () => {
+    // Prepare: 10-digit customer ids are also epoch seconds of 2026; the event column comes first.
+    const records = sampleRecords(20, { base: 1_790_000_000 });
+    const text = delimited([['event_ts', 'id', 'badge'], ...records.map((r) => [formatDate(r.event, 'epoch-s'), r.customer, r.badge])], ',');
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    expect(draft.document.dataflows[0].mapping).toMatchObject({ customerId: { column: 'id' }, earnEventDate: { column: 'event_ts', format: 'epoch-s' } });
+  });
+
+  it('says it could not tell customer ids from epoch seconds when no header names either', () => {
+    // Prepare
+    const records = sampleRecords(20, { base: 1_790_000_000 });
+    const text = delimited([['a', 'b', 'c'], ...records.map((r) => [formatDate(r.event, 'epoch-s'), r.customer, r.badge])], ',');
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    expect(draft.review.find((r) => r.path === 'mapping.customerId.column')?.message).toMatch(/^the values of a also read as epoch-s, and b also holds whole numbers: .*check which column holds them/);
+  });
+
+  it('says which other columns also hold 24-hexadecimal values when no header names the badge', () => {
+    // Prepare: a transaction reference of the same shape comes before the badge column.
+    const records = sampleRecords(20);
+    const text = delimited([['member', 'txn_ref', 'code', 'event_date'], ...records.map((r, i) => [r.customer, `abcdef0123456789abcd${String(1000 + i)}`, r.badge, formatDate(r.event, 'yyyy-MM-dd')])], ',');
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    expect(draft.review.find((r) => r.path === 'mapping.badgeMetaId.column')?.message).toMatch(/txn_ref and code both hold 24-hexadecimal values/);
+  });
+
   it('explains a file whose first row is data, and proposes a header line', () => {
     // Prepare
     const text = sampleText().split('\n').slice(1).join('\n');

@@ -100,17 +100,46 @@ const share = (n: number, of: number) => (of === 0 ? 0 : n / of);
 const isDate = (c: Column) => c.date !== undefined && share(c.date.fits, c.date.of) >= 0.5;
 const hinted = (c: Column, hint: RegExp) => (hint.test(c.name) ? 1 : 0);
 
-/** The customer id column: mostly whole numbers; a header hint first, then a column that does not read as dates. */
+const customerLike = (c: Column) => share(c.customers, c.values.length) >= 0.5;
+const badgeLike = (c: Column) => share(c.badges, c.values.length) >= 0.5;
+/** A header that names a date or time (and not a customer): its whole numbers are epoch instants, not ids. */
+const dateNamed = (c: Column) => (!HINTS.customer.test(c.name) && (HINTS.event.test(c.name) || HINTS.expiry.test(c.name)) ? 1 : 0);
+
+/**
+ * The customer id column: mostly whole numbers; a header naming customers first, then one whose header does not name
+ * a date (10-digit ids are also epoch seconds of 2001–2100), then a column that does not read as dates.
+ */
 function pickCustomer(columns: Column[]): Column | undefined {
   return columns
-    .filter((c) => share(c.customers, c.values.length) >= 0.5)
-    .sort((a, b) => hinted(b, HINTS.customer) - hinted(a, HINTS.customer) || Number(isDate(a)) - Number(isDate(b)) || share(b.customers, b.values.length) - share(a.customers, a.values.length) || a.index - b.index)[0];
+    .filter(customerLike)
+    .sort((a, b) => hinted(b, HINTS.customer) - hinted(a, HINTS.customer) || dateNamed(a) - dateNamed(b) || Number(isDate(a)) - Number(isDate(b)) || share(b.customers, b.values.length) - share(a.customers, a.values.length) || a.index - b.index)[0];
 }
 
 function pickBadge(columns: Column[]): Column | undefined {
   return columns
-    .filter((c) => share(c.badges, c.values.length) >= 0.5)
+    .filter(badgeLike)
     .sort((a, b) => hinted(b, HINTS.badge) - hinted(a, HINTS.badge) || share(b.badges, b.values.length) - share(a.badges, a.values.length) || a.index - b.index)[0];
+}
+
+/** Columns the values alone cannot tell apart, when no header settles it: customer ids against epoch seconds, two 24-hex columns. */
+function rivalsReview(columns: Column[], customer: Column, badge: Column | undefined): Review[] {
+  const review: Review[] = [];
+  const rivals = columns.filter((c) => c !== customer && customerLike(c));
+  if (!HINTS.customer.test(customer.name) && rivals.length > 0 && (isDate(customer) || rivals.some(isDate))) {
+    const own = isDate(customer) ? `the values of ${customer.name} also read as ${customer.date!.format}` : `${customer.name} holds whole numbers that do not read as dates`;
+    review.push({
+      path: 'mapping.customerId.column',
+      message: `${own}, and ${rivals.map((c) => c.name).join(', ')} also hold${rivals.length === 1 ? 's' : ''} whole numbers: no header names the customer ids, so the draft takes ${customer.name}; check which column holds them (the sample check cannot tell: both read)`,
+    });
+  }
+  const badges = columns.filter((c) => c !== customer && badgeLike(c));
+  if (badge && !HINTS.badge.test(badge.name) && badges.length > 1) {
+    review.push({
+      path: 'mapping.badgeMetaId.column',
+      message: `${badges.map((c) => c.name).join(' and ')} ${badges.length === 2 ? 'both' : 'all'} hold 24-hexadecimal values and no header names the badge: the draft takes ${badge.name}; check which holds the badge ids`,
+    });
+  }
+  return review;
 }
 
 /** In how many records the first column's date is later than the second's (both read), of how many. */
@@ -297,7 +326,7 @@ function assignRoles(header: readonly string[], records: readonly string[][], de
   const mapped = new Set(typed.map((t) => t.column));
   const unmapped = columns.filter((c) => !mapped.has(c));
   if (unmapped.length > 0) decisions.push({ subject: 'not mapped', choice: unmapped.map((c) => c.name).join(', '), why: dates.others.length > 0 ? `also dates: ${dates.others.map((c) => c.name).join(', ')}` : 'the API takes only the four fields above' });
-  return { mapping: mappingOf(customer, badge, dates), decisions, review: rolesReview(badge, dates) };
+  return { mapping: mappingOf(customer, badge, dates), decisions, review: [...rivalsReview(columns, customer, badge), ...rolesReview(badge, dates)] };
 }
 
 function mappingOf(customer: Column, badge: Column | undefined, dates: Dates): Record<string, Record<string, string>> {

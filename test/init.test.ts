@@ -99,6 +99,12 @@ describe('Function: guessDateFormat', () => {
     [['2026-10-05T09:07:00Z', '2026-10-17T09:07:00+05:30'], 'iso'],
     [['1791100800', '1791187200'], 'epoch-s'],
     [['1791100800000', '1791187200123'], 'epoch-ms'],
+    [['13/10/26', '02/10/26'], 'dd/MM/yy'],
+    [['10/13/26', '10/02/26'], 'MM/dd/yy'],
+    [['2026-10-05 09:07:00.123', '2026-10-17 23:59:59.000'], 'yyyy-MM-dd HH:mm:ss.SSS'],
+    [['2026-10-05 09:07:00+05:30', '2026-10-17 23:59:59-03:00'], 'yyyy-MM-dd HH:mm:ssZZ'],
+    [['10/13/2026 10:00 AM', '10/02/2026 01:00 PM'], 'MM/dd/yyyy hh:mm a'],
+    [['13-Oct-2026', '02-Nov-2026'], 'dd-MMM-yyyy'],
   ])('reads %j as %s', (values, format) => {
     expect(guessDateFormat(values)?.format).toBe(format);
   });
@@ -114,6 +120,15 @@ describe('Function: guessDateFormat', () => {
   it('does not take customer ids or amounts for epoch dates', () => {
     expect(guessDateFormat(['4100201', '4100202'])).toBeUndefined();
     expect(guessDateFormat(['12', '4500'])).toBeUndefined();
+  });
+
+  it('says a two-digit year is read in 2000–2060 or 1961–1999, and does not swap a month name for a day', () => {
+    // Act
+    const guess = guessDateFormat(['05/10/26', '11/12/26']);
+
+    // Assess
+    expect(guess).toMatchObject({ format: 'dd/MM/yy', alsoFits: 'MM/dd/yy', twoDigitYear: true });
+    expect(swapDayMonth('dd-MMM-yyyy')).toBeUndefined();
   });
 
   it('swaps day and month tokens only', () => {
@@ -216,6 +231,18 @@ describe('Function: inferDraft', () => {
 
     // Assess
     expect(draft.review.find((r) => r.path === 'mapping.badgeMetaId.column')?.message).toMatch(/txn_ref and code both hold 24-hexadecimal values/);
+  });
+
+  it('drafts two-digit years, and says which century the product reads them in', () => {
+    // Prepare
+    const text = sampleText({ event: 'dd/MM/yy', expiry: 'dd/MM/yy' });
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    expect(draft.document.dataflows[0].mapping).toMatchObject({ earnEventDate: { format: 'dd/MM/yy' }, earnExpiresOn: { format: 'dd/MM/yy' } });
+    expect(draft.review.filter((r) => /two-digit years: the product reads 00–60 as 2000–2060/.test(r.message)).map((r) => r.path)).toEqual(['mapping.earnEventDate.format', 'mapping.earnExpiresOn.format']);
   });
 
   it('explains a file whose first row is data, and proposes a header line', () => {

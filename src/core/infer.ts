@@ -291,6 +291,9 @@ function dateReview(field: string, column: Column): Review[] {
   if (d.alsoFits) {
     items.push({ path: `mapping.${field}.format`, message: `every value of ${column.name} also reads as ${d.alsoFits} (no day above 12 in the sample): the draft takes ${d.format}; if the vendor writes it the other way, set "${d.alsoFits}"` });
   }
+  if (d.twoDigitYear) {
+    items.push({ path: `mapping.${field}.format`, message: `${column.name} writes two-digit years: the product reads 00–60 as 2000–2060 and 61–99 as 1961–1999; have the vendor write four digits if dates may fall outside that` });
+  }
   if (d.fits < d.of) {
     items.push({ path: `mapping.${field}.format`, message: `${d.of - d.fits} of ${d.of} values of ${column.name} do not read as ${d.format}: the run rejects those records INVALID_DATE (see the sample check)` });
   }

@@ -245,6 +245,22 @@ describe('Function: inferDraft', () => {
     expect(draft.review.filter((r) => /two-digit years: the product reads 00–60 as 2000–2060/.test(r.message)).map((r) => r.path)).toEqual(['mapping.earnEventDate.format', 'mapping.earnExpiresOn.format']);
   });
 
+  it('says a cut prefix holds no whole record, rather than that the file has none', () => {
+    // Prepare: the first record is longer than the bytes read.
+    const text = `member_id,badge_id,event_date,note\n1001,6571a3b9e4b0c1a2b3c4d5e7,2026-10-01,${'x'.repeat(2000)}\n`;
+
+    // Act + Assess
+    expect(() => inferDraft(Buffer.from(text).subarray(0, 1000), { name: 'x', cut: true })).toThrow(/^The first 1,000 bytes of the sample's text hold no whole record below its first line/);
+  });
+
+  it('names the column of customer ids written with leading zeros, which the product rejects', () => {
+    // Prepare
+    const text = 'member_id,badge_id,event_date\n0001001,6571a3b9e4b0c1a2b3c4d5e7,2026-10-01\n0001002,6571a3b9e4b0c1a2b3c4d5e7,2026-10-02\n';
+
+    // Act + Assess
+    expect(() => inferDraft(Buffer.from(text), { name: 'x', cut: false })).toThrow(/member_id holds whole numbers with leading zeros \(e\.g\. "0001001"\), which the product rejects INVALID_CUSTOMER_ID/);
+  });
+
   it('explains a file whose first row is data, and proposes a header line', () => {
     // Prepare
     const text = sampleText().split('\n').slice(1).join('\n');

@@ -235,7 +235,11 @@ export function inferDraft(bytes: Buffer, options: InferOptions): Draft {
   const limit = (options.maxRecords ?? DEFAULT_MAX_RECORDS) + 1;
   const dialect = detectDialect(decoded.text, limit, options.cut);
   const [header, ...records] = dialect.split.records;
-  if (!header || records.length === 0) throw new SampleError('The sample has no record below its first line: init needs a header and some records to see the shapes of the values');
+  if (!header || records.length === 0) {
+    // A cut prefix may hold the header and only part of the first record: say so, not that the file has no records.
+    if (options.cut) throw new SampleError(`The first ${bytes.length.toLocaleString('en-US')} bytes of the sample's text hold no whole record below its first line: a record (or a quoted field) is longer than that; init reads only that much`);
+    throw new SampleError('The sample has no record below its first line: init needs a header and some records to see the shapes of the values');
+  }
   const roles = assignRoles(header, records, dialect.delimiter);
   const decisions: Decision[] = [
     { subject: 'encoding', choice: decoded.encoding, why: decoded.why },
@@ -304,7 +308,11 @@ function dateReview(field: string, column: Column): Review[] {
 function assignRoles(header: readonly string[], records: readonly string[][], delimiter: string): Roles {
   const columns = profile(records, header);
   const customer = pickCustomer(columns);
-  if (!customer) throw new SampleError(`No column holds customer ids (positive whole numbers below 2^53) in most records: columns ${columns.map((c) => `"${c.name}"`).join(', ')}; the product sends a numeric customerId`);
+  if (!customer) {
+    const zeros = columns.find((c) => share(c.values.filter((v) => /^0\d+$/.test(v)).length, c.values.length) >= 0.5);
+    const why = zeros ? `; ${zeros.name} holds whole numbers with leading zeros (e.g. "${zeros.values.find((v) => /^0\d+$/.test(v))}"), which the product rejects INVALID_CUSTOMER_ID: have the vendor write them without` : '';
+    throw new SampleError(`No column holds customer ids (positive whole numbers below 2^53) in most records: columns ${columns.map((c) => `"${c.name}"`).join(', ')}; the product sends a numeric customerId${why}`);
+  }
   const badge = pickBadge(columns.filter((c) => c !== customer));
   const dateColumns = columns.filter((c) => c !== customer && c !== badge && isDate(c));
   if (dateColumns.length === 0) throw new SampleError(`No column holds dates in a format init knows (Connect+'s, ISO 8601, epoch seconds or milliseconds): columns ${columns.map((c) => `"${c.name}"`).join(', ')}`);

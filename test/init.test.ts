@@ -261,6 +261,17 @@ describe('Function: inferDraft', () => {
     expect(() => inferDraft(Buffer.from(text), { name: 'x', cut: false })).toThrow(/member_id holds whole numbers with leading zeros \(e\.g\. "0001001"\), which the product rejects INVALID_CUSTOMER_ID/);
   });
 
+  it('says when the badge column it takes holds only 24-digit numbers and no header names a badge', () => {
+    // Prepare
+    const text = 'member_id,ref,event_date\n1001,123456789012345678901234,2026-10-01\n1002,123456789012345678901235,2026-10-02\n';
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    expect(draft.review.find((r) => r.path === 'mapping.badgeMetaId.column')?.message).toMatch(/^ref holds 24-digit numbers, which are also 24 hexadecimal characters/);
+  });
+
   it('explains a file whose first row is data, and proposes a header line', () => {
     // Prepare
     const text = sampleText().split('\n').slice(1).join('\n');

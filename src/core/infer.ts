@@ -139,6 +139,9 @@ function rivalsReview(columns: Column[], customer: Column, badge: Column | undef
       message: `${badges.map((c) => c.name).join(' and ')} ${badges.length === 2 ? 'both' : 'all'} hold 24-hexadecimal values and no header names the badge: the draft takes ${badge.name}; check which holds the badge ids`,
     });
   }
+  if (badge && !HINTS.badge.test(badge.name) && badge.values.every((v) => /^\d+$/.test(v))) {
+    review.push({ path: 'mapping.badgeMetaId.column', message: `${badge.name} holds 24-digit numbers, which are also 24 hexadecimal characters, and its header does not name a badge: check that it holds badge ids` });
+  }
   return review;
 }
 

@@ -412,6 +412,14 @@ describe('CLI: badges-import init', () => {
     expect({ code, stderr }).toEqual({ code: 2, stderr: `--out ${out}: the directory ${join(work, 'no-such-dir')} does not exist; create it, or choose another --out\n` });
   });
 
+  it('refuses a directory as --sample with a usage message, not a stack trace', async () => {
+    // Act
+    const { code, stderr } = await runCli(['init', '--sample', work, '--out', join(work, 'dir.json')]);
+
+    // Assess
+    expect({ code, stderr }).toEqual({ code: 2, stderr: `--sample ${work}: is a directory; give one of the vendor's files\n` });
+  });
+
   it('does not write through a dangling symlink at --out without --force', async () => {
     // Prepare: --out is a symlink to a file that does not exist yet (existsSync follows it and says false).
     const sample = join(work, 'plain.csv');

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Command, CommanderError, Option } from 'commander';
@@ -334,6 +334,7 @@ interface InitFlags extends Omit<InitOptions, 'secretsFile'> {
 /** `init`: a configuration drafted from a sample; an existing --out is left alone unless --force. */
 async function initCommand(flags: InitFlags): Promise<number> {
   if (!existsSync(flags.sample)) throw new UsageError(`--sample ${flags.sample}: no such file`);
+  if (statSync(flags.sample).isDirectory()) throw new UsageError(`--sample ${flags.sample}: is a directory; give one of the vendor's files`);
   // lstat, not existsSync: a dangling symlink "does not exist" to existsSync, and writing would follow it elsewhere.
   if (lstatSync(flags.out, { throwIfNoEntry: false }) && !flags.force) throw new UsageError(`--out ${flags.out} exists: init does not overwrite it; pass --force, or choose another --out`);
   // Said before the sample is read (a PGP sample takes seconds), not as a raw ENOENT after it.

@@ -272,6 +272,23 @@ describe('Function: inferDraft', () => {
     expect(draft.review.find((r) => r.path === 'mapping.badgeMetaId.column')?.message).toMatch(/^ref holds 24-digit numbers, which are also 24 hexadecimal characters/);
   });
 
+  it('gives records whose expiry column is empty the default expiry, in the column\'s format, instead of a mapping the run rejects', () => {
+    // Prepare: most records leave the expiry empty (the badge does not expire).
+    const records = sampleRecords(30);
+    const text = delimited([['member_id', 'badge_id', 'earned_on', 'expires_on'], ...records.map((r, i) => [r.customer, r.badge, formatDate(r.event, 'dd/MM/yyyy HH:mm'), i % 10 === 0 ? formatDate(r.expiry, 'dd/MM/yyyy') : ''])], ',');
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    const flow = parseConfig(draft.document).dataflows[0]!;
+    const [header, ...rows] = splitRecords(text, ',', '"', 1000, false).records;
+    const mapper = compileMapper(flow, header!);
+    expect(rows.map((r) => mapper(r)).filter((r) => !r.ok)).toEqual([]);
+    expect(flow.mapping.earnExpiresOn).toMatchObject({ expression: 'row["expires_on"].trim() != "" ? row["expires_on"] : "31/12/2099"', format: 'dd/MM/yyyy' });
+    expect(draft.review.find((r) => r.path === 'mapping.earnExpiresOn.expression')?.message).toBe('expires_on is empty in 27 of 30 records: the draft\'s expression gives those the expiry 2099-12-31; set the date your program uses');
+  });
+
   it('explains a file whose first row is data, and proposes a header line', () => {
     // Prepare
     const text = sampleText().split('\n').slice(1).join('\n');

@@ -1,3 +1,4 @@
+import { DateTime } from 'luxon';
 import { compileDateParser } from './dates';
 import { type DateGuess, guessDateFormat } from './infer-dates';
 import { type SampleEncoding, SampleError, type SplitRecords, decodeSample, detectDialect, showDelimiter } from './infer-text';
@@ -286,6 +287,25 @@ function dateMapping(column: Column): Record<string, string> {
   return { column: column.name, format: column.date!.format, timeZone: 'UTC' };
 }
 
+/** DEFAULT_EXPIRY written in a date format, as a value of that column would be. */
+function defaultExpiryIn(format: string): string {
+  const ms = Date.parse(`${DEFAULT_EXPIRY}T00:00:00Z`);
+  if (format === 'epoch-s') return String(ms / 1000);
+  if (format === 'epoch-ms') return String(ms);
+  if (format === 'iso') return `${DEFAULT_EXPIRY}T00:00:00Z`;
+  return DateTime.fromMillis(ms, { zone: 'utc' }).toFormat(format, { locale: 'en-US' });
+}
+
+/**
+ * The expiry mapping: its column, or, when the column is empty in some records (no expiry written: the badge does not
+ * expire), an expression giving those DEFAULT_EXPIRY in the column's own format, so that the run does not reject them.
+ */
+function expiryMapping(column: Column): Record<string, string> {
+  if (!column.cells.some((v) => v === '')) return dateMapping(column);
+  const cell = `row[${JSON.stringify(column.name)}]`;
+  return { expression: `${cell}.trim() != "" ? ${cell} : ${JSON.stringify(defaultExpiryIn(column.date!.format))}`, format: column.date!.format, timeZone: 'UTC' };
+}
+
 function dateDecision(field: string, column: Column, why: string): Decision {
   const d = column.date!;
   return { subject: field, choice: `${column.name} (${d.format})`, why: `${percent(d.fits, d.of)} values read as ${d.format}; ${why}` };
@@ -348,7 +368,7 @@ function mappingOf(customer: Column, badge: Column | undefined, dates: Dates): R
     customerId: { column: customer.name },
     badgeMetaId: badge ? { column: badge.name } : { value: PLACEHOLDER_BADGE_ID },
     earnEventDate: dateMapping(dates.event),
-    earnExpiresOn: dates.expiry ? dateMapping(dates.expiry) : { value: DEFAULT_EXPIRY, format: 'yyyy-MM-dd', timeZone: 'UTC' },
+    earnExpiresOn: dates.expiry ? expiryMapping(dates.expiry) : { value: DEFAULT_EXPIRY, format: 'yyyy-MM-dd', timeZone: 'UTC' },
   };
 }
 
@@ -358,6 +378,10 @@ function rolesReview(badge: Column | undefined, dates: Dates): Review[] {
   review.push(...dateReview('earnEventDate', dates.event));
   if (dates.expiry) review.push(...dateReview('earnExpiresOn', dates.expiry));
   else review.push({ path: 'mapping.earnExpiresOn', message: `no expiry column: the draft gives every badge the expiry ${DEFAULT_EXPIRY}; set the date your program uses` });
+  const emptyExpiries = dates.expiry?.cells.filter((v) => v === '').length ?? 0;
+  if (emptyExpiries > 0) {
+    review.push({ path: 'mapping.earnExpiresOn.expression', message: `${dates.expiry!.name} is empty in ${emptyExpiries} of ${dates.expiry!.cells.length} records: the draft's expression gives those the expiry ${DEFAULT_EXPIRY}; set the date your program uses` });
+  }
   const unzoned = [dates.event, ...(dates.expiry ? [dates.expiry] : [])].filter((c) => !c.date!.zoned);
   if (unzoned.length > 0) {
     review.push({ path: 'mapping.*.timeZone', message: `${unzoned.map((c) => c.name).join(' and ')} carry no time zone: the draft reads them as UTC; set timeZone to the vendor's zone (e.g. "Asia/Kolkata") if they are local times` });

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -99,6 +99,12 @@ describe('Function: guessDateFormat', () => {
     [['2026-10-05T09:07:00Z', '2026-10-17T09:07:00+05:30'], 'iso'],
     [['1791100800', '1791187200'], 'epoch-s'],
     [['1791100800000', '1791187200123'], 'epoch-ms'],
+    [['13/10/26', '02/10/26'], 'dd/MM/yy'],
+    [['10/13/26', '10/02/26'], 'MM/dd/yy'],
+    [['2026-10-05 09:07:00.123', '2026-10-17 23:59:59.000'], 'yyyy-MM-dd HH:mm:ss.SSS'],
+    [['2026-10-05 09:07:00+05:30', '2026-10-17 23:59:59-03:00'], 'yyyy-MM-dd HH:mm:ssZZ'],
+    [['10/13/2026 10:00 AM', '10/02/2026 01:00 PM'], 'MM/dd/yyyy hh:mm a'],
+    [['13-Oct-2026', '02-Nov-2026'], 'dd-MMM-yyyy'],
   ])('reads %j as %s', (values, format) => {
     expect(guessDateFormat(values)?.format).toBe(format);
   });
@@ -114,6 +120,15 @@ describe('Function: guessDateFormat', () => {
   it('does not take customer ids or amounts for epoch dates', () => {
     expect(guessDateFormat(['4100201', '4100202'])).toBeUndefined();
     expect(guessDateFormat(['12', '4500'])).toBeUndefined();
+  });
+
+  it('says a two-digit year is read in 2000–2060 or 1961–1999, and does not swap a month name for a day', () => {
+    // Act
+    const guess = guessDateFormat(['05/10/26', '11/12/26']);
+
+    // Assess
+    expect(guess).toMatchObject({ format: 'dd/MM/yy', alsoFits: 'MM/dd/yy', twoDigitYear: true });
+    expect(swapDayMonth('dd-MMM-yyyy')).toBeUndefined();
   });
 
   it('swaps day and month tokens only', () => {
@@ -180,6 +195,98 @@ describe('Function: inferDraft', () => {
     // Assess
     expect(draft.document.dataflows[0].mapping).toMatchObject({ earnEventDate: { column: 'earn_date' }, earnExpiresOn: { column: 'expiry' } });
     expect(draft.decisions.find((d) => d.subject === 'not mapped')).toEqual({ subject: 'not mapped', choice: 'created_at', why: 'also dates: created_at' });
+  });
+
+  it('does not take a column of epoch seconds named for the event for the customer ids, when the ids have 10 digits too', () => {
+    // Prepare: 10-digit customer ids are also epoch seconds of 2026; the event column comes first.
+    const records = sampleRecords(20, { base: 1_790_000_000 });
+    const text = delimited([['event_ts', 'id', 'badge'], ...records.map((r) => [formatDate(r.event, 'epoch-s'), r.customer, r.badge])], ',');
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    expect(draft.document.dataflows[0].mapping).toMatchObject({ customerId: { column: 'id' }, earnEventDate: { column: 'event_ts', format: 'epoch-s' } });
+  });
+
+  it('says it could not tell customer ids from epoch seconds when no header names either', () => {
+    // Prepare
+    const records = sampleRecords(20, { base: 1_790_000_000 });
+    const text = delimited([['a', 'b', 'c'], ...records.map((r) => [formatDate(r.event, 'epoch-s'), r.customer, r.badge])], ',');
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    expect(draft.review.find((r) => r.path === 'mapping.customerId.column')?.message).toMatch(/^the values of a also read as epoch-s, and b also holds whole numbers: .*check which column holds them/);
+  });
+
+  it('says which other columns also hold 24-hexadecimal values when no header names the badge', () => {
+    // Prepare: a transaction reference of the same shape comes before the badge column.
+    const records = sampleRecords(20);
+    const text = delimited([['member', 'txn_ref', 'code', 'event_date'], ...records.map((r, i) => [r.customer, `abcdef0123456789abcd${String(1000 + i)}`, r.badge, formatDate(r.event, 'yyyy-MM-dd')])], ',');
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    expect(draft.review.find((r) => r.path === 'mapping.badgeMetaId.column')?.message).toMatch(/txn_ref and code both hold 24-hexadecimal values/);
+  });
+
+  it('drafts two-digit years, and says which century the product reads them in', () => {
+    // Prepare
+    const text = sampleText({ event: 'dd/MM/yy', expiry: 'dd/MM/yy' });
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    expect(draft.document.dataflows[0].mapping).toMatchObject({ earnEventDate: { format: 'dd/MM/yy' }, earnExpiresOn: { format: 'dd/MM/yy' } });
+    expect(draft.review.filter((r) => /two-digit years: the product reads 00–60 as 2000–2060/.test(r.message)).map((r) => r.path)).toEqual(['mapping.earnEventDate.format', 'mapping.earnExpiresOn.format']);
+  });
+
+  it('says a cut prefix holds no whole record, rather than that the file has none', () => {
+    // Prepare: the first record is longer than the bytes read.
+    const text = `member_id,badge_id,event_date,note\n1001,6571a3b9e4b0c1a2b3c4d5e7,2026-10-01,${'x'.repeat(2000)}\n`;
+
+    // Act + Assess
+    expect(() => inferDraft(Buffer.from(text).subarray(0, 1000), { name: 'x', cut: true })).toThrow(/^The first 1,000 bytes of the sample's text hold no whole record below its first line/);
+  });
+
+  it('names the column of customer ids written with leading zeros, which the product rejects', () => {
+    // Prepare
+    const text = 'member_id,badge_id,event_date\n0001001,6571a3b9e4b0c1a2b3c4d5e7,2026-10-01\n0001002,6571a3b9e4b0c1a2b3c4d5e7,2026-10-02\n';
+
+    // Act + Assess
+    expect(() => inferDraft(Buffer.from(text), { name: 'x', cut: false })).toThrow(/member_id holds whole numbers with leading zeros \(e\.g\. "0001001"\), which the product rejects INVALID_CUSTOMER_ID/);
+  });
+
+  it('says when the badge column it takes holds only 24-digit numbers and no header names a badge', () => {
+    // Prepare
+    const text = 'member_id,ref,event_date\n1001,123456789012345678901234,2026-10-01\n1002,123456789012345678901235,2026-10-02\n';
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    expect(draft.review.find((r) => r.path === 'mapping.badgeMetaId.column')?.message).toMatch(/^ref holds 24-digit numbers, which are also 24 hexadecimal characters/);
+  });
+
+  it('gives records whose expiry column is empty the default expiry, in the column\'s format, instead of a mapping the run rejects', () => {
+    // Prepare: most records leave the expiry empty (the badge does not expire).
+    const records = sampleRecords(30);
+    const text = delimited([['member_id', 'badge_id', 'earned_on', 'expires_on'], ...records.map((r, i) => [r.customer, r.badge, formatDate(r.event, 'dd/MM/yyyy HH:mm'), i % 10 === 0 ? formatDate(r.expiry, 'dd/MM/yyyy') : ''])], ',');
+
+    // Act
+    const draft = inferDraft(Buffer.from(text), { name: 'x', cut: false });
+
+    // Assess
+    const flow = parseConfig(draft.document).dataflows[0]!;
+    const [header, ...rows] = splitRecords(text, ',', '"', 1000, false).records;
+    const mapper = compileMapper(flow, header!);
+    expect(rows.map((r) => mapper(r)).filter((r) => !r.ok)).toEqual([]);
+    expect(flow.mapping.earnExpiresOn).toMatchObject({ expression: 'row["expires_on"].trim() != "" ? row["expires_on"] : "31/12/2099"', format: 'dd/MM/yyyy' });
+    expect(draft.review.find((r) => r.path === 'mapping.earnExpiresOn.expression')?.message).toBe('expires_on is empty in 27 of 30 records: the draft\'s expression gives those the expiry 2099-12-31; set the date your program uses');
   });
 
   it('explains a file whose first row is data, and proposes a header line', () => {
@@ -307,6 +414,43 @@ describe('CLI: badges-import init', () => {
     expect(kept).toBe('{"mine": true}\n');
     expect(forced.code).toBe(0);
     expect(JSON.parse(readFileSync(out, 'utf8')).dataflows[0].name).toBe('plain');
+  });
+
+  it('refuses an --out whose directory does not exist before drafting, and says so plainly', async () => {
+    // Prepare
+    const sample = join(work, 'plain.csv');
+    writeFileSync(sample, sampleText());
+    const out = join(work, 'no-such-dir', 'config.json');
+
+    // Act
+    const { code, stderr } = await runCli(['init', '--sample', sample, '--out', out]);
+
+    // Assess
+    expect({ code, stderr }).toEqual({ code: 2, stderr: `--out ${out}: the directory ${join(work, 'no-such-dir')} does not exist; create it, or choose another --out\n` });
+  });
+
+  it('refuses a directory as --sample with a usage message, not a stack trace', async () => {
+    // Act
+    const { code, stderr } = await runCli(['init', '--sample', work, '--out', join(work, 'dir.json')]);
+
+    // Assess
+    expect({ code, stderr }).toEqual({ code: 2, stderr: `--sample ${work}: is a directory; give one of the vendor's files\n` });
+  });
+
+  it('does not write through a dangling symlink at --out without --force', async () => {
+    // Prepare: --out is a symlink to a file that does not exist yet (existsSync follows it and says false).
+    const sample = join(work, 'plain.csv');
+    writeFileSync(sample, sampleText());
+    const target = join(work, 'elsewhere.txt');
+    const out = join(work, 'dangling.json');
+    symlinkSync(target, out);
+
+    // Act
+    const { code, stderr } = await runCli(['init', '--sample', sample, '--out', out]);
+
+    // Assess
+    expect({ code, stderr }).toEqual({ code: 2, stderr: `--out ${out} exists: init does not overwrite it; pass --force, or choose another --out\n` });
+    expect(existsSync(target)).toBe(false);
   });
 
   it('asks for --secrets for a PGP sample', async () => {

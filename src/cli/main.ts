@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Command, CommanderError, Option } from 'commander';
@@ -334,7 +334,11 @@ interface InitFlags extends Omit<InitOptions, 'secretsFile'> {
 /** `init`: a configuration drafted from a sample; an existing --out is left alone unless --force. */
 async function initCommand(flags: InitFlags): Promise<number> {
   if (!existsSync(flags.sample)) throw new UsageError(`--sample ${flags.sample}: no such file`);
-  if (existsSync(flags.out) && !flags.force) throw new UsageError(`--out ${flags.out} exists: init does not overwrite it; pass --force, or choose another --out`);
+  if (statSync(flags.sample).isDirectory()) throw new UsageError(`--sample ${flags.sample}: is a directory; give one of the vendor's files`);
+  // lstat, not existsSync: a dangling symlink "does not exist" to existsSync, and writing would follow it elsewhere.
+  if (lstatSync(flags.out, { throwIfNoEntry: false }) && !flags.force) throw new UsageError(`--out ${flags.out} exists: init does not overwrite it; pass --force, or choose another --out`);
+  // Said before the sample is read (a PGP sample takes seconds), not as a raw ENOENT after it.
+  if (!existsSync(dirname(resolve(flags.out)))) throw new UsageError(`--out ${flags.out}: the directory ${dirname(resolve(flags.out))} does not exist; create it, or choose another --out`);
   const result = await draftConfiguration({ ...flags, secretsFile: flags.secrets });
   writeFileSync(flags.out, result.json);
   const secrets = flags.secrets ? ` --secrets ${flags.secrets}` : '';

@@ -33,6 +33,22 @@ export const CANDIDATE_DATE_FORMATS = [
   'yyyy-dd-MM HH:mm:ss',
   'yyyyMMdd',
   'yyyyMMddHHmmss',
+  // Database and spreadsheet exports: fractions of a second, an offset, a 12-hour clock, a month name, two-digit years.
+  'yyyy-MM-dd HH:mm:ss.SSS',
+  'yyyy-MM-dd HH:mm:ssZZ',
+  'MM/dd/yyyy hh:mm:ss a',
+  'dd/MM/yyyy hh:mm:ss a',
+  'MM/dd/yyyy hh:mm a',
+  'dd/MM/yyyy hh:mm a',
+  'dd-MMM-yyyy HH:mm:ss',
+  'dd-MMM-yyyy',
+  'dd/MM/yy',
+  'MM/dd/yy',
+  'd/M/yy',
+  'M/d/yy',
+  'dd-MM-yy',
+  'MM-dd-yy',
+  'dd.MM.yy',
   'iso',
   'epoch-s',
   'epoch-ms',
@@ -53,6 +69,8 @@ export interface DateGuess {
   alsoFits?: string;
   /** The values carry their own offset (epoch, or ISO with Z or ±hh:mm): the time zone does not change the instant. */
   zoned: boolean;
+  /** The format has a two-digit year: Luxon reads 00–60 as 2000–2060 and 61–99 as 1961–1999. */
+  twoDigitYear?: true;
 }
 
 /** A regular expression for the shape of a token format, to skip formats that cannot match before parsing. */
@@ -60,8 +78,11 @@ function shapeOf(format: string): RegExp {
   if (format === 'iso') return /^\d{4}-\d{2}-\d{2}T\d{2}/i;
   if (format === 'epoch-s') return /^\d{9,11}$/;
   if (format === 'epoch-ms') return /^\d{12,14}$/;
-  const tokens: Record<string, string> = { yyyy: '\\d{4}', MM: '\\d{2}', dd: '\\d{2}', HH: '\\d{2}', mm: '\\d{2}', ss: '\\d{2}', M: '\\d{1,2}', d: '\\d{1,2}', H: '\\d{1,2}' };
-  const source = format.replace(/yyyy|MM|dd|HH|mm|ss|M|d|H|[.*+?^${}()|[\]\\/]/g, (token) => tokens[token] ?? `\\${token}`);
+  const tokens: Record<string, string> = {
+    yyyy: '\\d{4}', yy: '\\d{2}', MMM: '[A-Za-z]{3}', MM: '\\d{2}', dd: '\\d{2}', HH: '\\d{2}', hh: '\\d{2}', mm: '\\d{2}', ss: '\\d{2}', SSS: '\\d{3}',
+    ZZ: '[+-]\\d{2}:\\d{2}', a: '[AaPp][Mm]', M: '\\d{1,2}', d: '\\d{1,2}', H: '\\d{1,2}',
+  };
+  const source = format.replace(/yyyy|yy|MMM|MM|dd|HH|hh|mm|ss|SSS|ZZ|a|M|d|H|[.*+?^${}()|[\]\\/]/g, (token) => tokens[token] ?? `\\${token}`);
   return new RegExp(`^${source}$`);
 }
 
@@ -81,7 +102,8 @@ function fitsOf(format: string, values: readonly string[]): number {
 
 /** The same format with day and month swapped (`dd/MM/yyyy` → `MM/dd/yyyy`), or undefined when it has no day and month. */
 export function swapDayMonth(format: string): string | undefined {
-  if (format === 'iso' || format.startsWith('epoch-') || !/d/.test(format) || !/M/.test(format)) return undefined;
+  // A month name (MMM) is no day: there is nothing to swap.
+  if (format === 'iso' || format.startsWith('epoch-') || !/d/.test(format) || !/M/.test(format) || /MMM/.test(format)) return undefined;
   return format.replace(/d+|M+/g, (token) => (token[0] === 'd' ? 'M'.repeat(token.length) : 'd'.repeat(token.length)));
 }
 
@@ -99,6 +121,7 @@ export function guessDateFormat(values: readonly string[]): DateGuess | undefine
   if (!best) return undefined;
   const swapped = swapDayMonth(best.format);
   const alsoFits = swapped !== undefined && fitsOf(swapped, values) === best.fits ? swapped : undefined;
-  const zoned = best.format.startsWith('epoch-') || (best.format === 'iso' && values.every((v) => /(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$/.test(v)));
-  return { format: best.format, fits: best.fits, of: values.length, ...(alsoFits ? { alsoFits } : {}), zoned };
+  const zoned = best.format.startsWith('epoch-') || best.format.endsWith('ZZ') || (best.format === 'iso' && values.every((v) => /(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$/.test(v)));
+  const twoDigitYear = !/yyyy/.test(best.format) && /yy/.test(best.format);
+  return { format: best.format, fits: best.fits, of: values.length, ...(alsoFits ? { alsoFits } : {}), zoned, ...(twoDigitYear ? { twoDigitYear } : {}) };
 }

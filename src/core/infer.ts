@@ -1,3 +1,4 @@
+import { DateTime } from 'luxon';
 import { compileDateParser } from './dates';
 import { type DateGuess, guessDateFormat } from './infer-dates';
 import { type SampleEncoding, SampleError, type SplitRecords, decodeSample, detectDialect, showDelimiter } from './infer-text';
@@ -100,17 +101,49 @@ const share = (n: number, of: number) => (of === 0 ? 0 : n / of);
 const isDate = (c: Column) => c.date !== undefined && share(c.date.fits, c.date.of) >= 0.5;
 const hinted = (c: Column, hint: RegExp) => (hint.test(c.name) ? 1 : 0);
 
-/** The customer id column: mostly whole numbers; a header hint first, then a column that does not read as dates. */
+const customerLike = (c: Column) => share(c.customers, c.values.length) >= 0.5;
+const badgeLike = (c: Column) => share(c.badges, c.values.length) >= 0.5;
+/** A header that names a date or time (and not a customer): its whole numbers are epoch instants, not ids. */
+const dateNamed = (c: Column) => (!HINTS.customer.test(c.name) && (HINTS.event.test(c.name) || HINTS.expiry.test(c.name)) ? 1 : 0);
+
+/**
+ * The customer id column: mostly whole numbers; a header naming customers first, then one whose header does not name
+ * a date (10-digit ids are also epoch seconds of 2001–2100), then a column that does not read as dates.
+ */
 function pickCustomer(columns: Column[]): Column | undefined {
   return columns
-    .filter((c) => share(c.customers, c.values.length) >= 0.5)
-    .sort((a, b) => hinted(b, HINTS.customer) - hinted(a, HINTS.customer) || Number(isDate(a)) - Number(isDate(b)) || share(b.customers, b.values.length) - share(a.customers, a.values.length) || a.index - b.index)[0];
+    .filter(customerLike)
+    .sort((a, b) => hinted(b, HINTS.customer) - hinted(a, HINTS.customer) || dateNamed(a) - dateNamed(b) || Number(isDate(a)) - Number(isDate(b)) || share(b.customers, b.values.length) - share(a.customers, a.values.length) || a.index - b.index)[0];
 }
 
 function pickBadge(columns: Column[]): Column | undefined {
   return columns
-    .filter((c) => share(c.badges, c.values.length) >= 0.5)
+    .filter(badgeLike)
     .sort((a, b) => hinted(b, HINTS.badge) - hinted(a, HINTS.badge) || share(b.badges, b.values.length) - share(a.badges, a.values.length) || a.index - b.index)[0];
+}
+
+/** Columns the values alone cannot tell apart, when no header settles it: customer ids against epoch seconds, two 24-hex columns. */
+function rivalsReview(columns: Column[], customer: Column, badge: Column | undefined): Review[] {
+  const review: Review[] = [];
+  const rivals = columns.filter((c) => c !== customer && customerLike(c));
+  if (!HINTS.customer.test(customer.name) && rivals.length > 0 && (isDate(customer) || rivals.some(isDate))) {
+    const own = isDate(customer) ? `the values of ${customer.name} also read as ${customer.date!.format}` : `${customer.name} holds whole numbers that do not read as dates`;
+    review.push({
+      path: 'mapping.customerId.column',
+      message: `${own}, and ${rivals.map((c) => c.name).join(', ')} also hold${rivals.length === 1 ? 's' : ''} whole numbers: no header names the customer ids, so the draft takes ${customer.name}; check which column holds them (the sample check cannot tell: both read)`,
+    });
+  }
+  const badges = columns.filter((c) => c !== customer && badgeLike(c));
+  if (badge && !HINTS.badge.test(badge.name) && badges.length > 1) {
+    review.push({
+      path: 'mapping.badgeMetaId.column',
+      message: `${badges.map((c) => c.name).join(' and ')} ${badges.length === 2 ? 'both' : 'all'} hold 24-hexadecimal values and no header names the badge: the draft takes ${badge.name}; check which holds the badge ids`,
+    });
+  }
+  if (badge && !HINTS.badge.test(badge.name) && badge.values.every((v) => /^\d+$/.test(v))) {
+    review.push({ path: 'mapping.badgeMetaId.column', message: `${badge.name} holds 24-digit numbers, which are also 24 hexadecimal characters, and its header does not name a badge: check that it holds badge ids` });
+  }
+  return review;
 }
 
 /** In how many records the first column's date is later than the second's (both read), of how many. */
@@ -206,7 +239,11 @@ export function inferDraft(bytes: Buffer, options: InferOptions): Draft {
   const limit = (options.maxRecords ?? DEFAULT_MAX_RECORDS) + 1;
   const dialect = detectDialect(decoded.text, limit, options.cut);
   const [header, ...records] = dialect.split.records;
-  if (!header || records.length === 0) throw new SampleError('The sample has no record below its first line: init needs a header and some records to see the shapes of the values');
+  if (!header || records.length === 0) {
+    // A cut prefix may hold the header and only part of the first record: say so, not that the file has no records.
+    if (options.cut) throw new SampleError(`The first ${bytes.length.toLocaleString('en-US')} bytes of the sample's text hold no whole record below its first line: a record (or a quoted field) is longer than that; init reads only that much`);
+    throw new SampleError('The sample has no record below its first line: init needs a header and some records to see the shapes of the values');
+  }
   const roles = assignRoles(header, records, dialect.delimiter);
   const decisions: Decision[] = [
     { subject: 'encoding', choice: decoded.encoding, why: decoded.why },
@@ -250,6 +287,25 @@ function dateMapping(column: Column): Record<string, string> {
   return { column: column.name, format: column.date!.format, timeZone: 'UTC' };
 }
 
+/** DEFAULT_EXPIRY written in a date format, as a value of that column would be. */
+function defaultExpiryIn(format: string): string {
+  const ms = Date.parse(`${DEFAULT_EXPIRY}T00:00:00Z`);
+  if (format === 'epoch-s') return String(ms / 1000);
+  if (format === 'epoch-ms') return String(ms);
+  if (format === 'iso') return `${DEFAULT_EXPIRY}T00:00:00Z`;
+  return DateTime.fromMillis(ms, { zone: 'utc' }).toFormat(format, { locale: 'en-US' });
+}
+
+/**
+ * The expiry mapping: its column, or, when the column is empty in some records (no expiry written: the badge does not
+ * expire), an expression giving those DEFAULT_EXPIRY in the column's own format, so that the run does not reject them.
+ */
+function expiryMapping(column: Column): Record<string, string> {
+  if (!column.cells.some((v) => v === '')) return dateMapping(column);
+  const cell = `row[${JSON.stringify(column.name)}]`;
+  return { expression: `${cell}.trim() != "" ? ${cell} : ${JSON.stringify(defaultExpiryIn(column.date!.format))}`, format: column.date!.format, timeZone: 'UTC' };
+}
+
 function dateDecision(field: string, column: Column, why: string): Decision {
   const d = column.date!;
   return { subject: field, choice: `${column.name} (${d.format})`, why: `${percent(d.fits, d.of)} values read as ${d.format}; ${why}` };
@@ -262,6 +318,9 @@ function dateReview(field: string, column: Column): Review[] {
   if (d.alsoFits) {
     items.push({ path: `mapping.${field}.format`, message: `every value of ${column.name} also reads as ${d.alsoFits} (no day above 12 in the sample): the draft takes ${d.format}; if the vendor writes it the other way, set "${d.alsoFits}"` });
   }
+  if (d.twoDigitYear) {
+    items.push({ path: `mapping.${field}.format`, message: `${column.name} writes two-digit years: the product reads 00–60 as 2000–2060 and 61–99 as 1961–1999; have the vendor write four digits if dates may fall outside that` });
+  }
   if (d.fits < d.of) {
     items.push({ path: `mapping.${field}.format`, message: `${d.of - d.fits} of ${d.of} values of ${column.name} do not read as ${d.format}: the run rejects those records INVALID_DATE (see the sample check)` });
   }
@@ -272,7 +331,11 @@ function dateReview(field: string, column: Column): Review[] {
 function assignRoles(header: readonly string[], records: readonly string[][], delimiter: string): Roles {
   const columns = profile(records, header);
   const customer = pickCustomer(columns);
-  if (!customer) throw new SampleError(`No column holds customer ids (positive whole numbers below 2^53) in most records: columns ${columns.map((c) => `"${c.name}"`).join(', ')}; the product sends a numeric customerId`);
+  if (!customer) {
+    const zeros = columns.find((c) => share(c.values.filter((v) => /^0\d+$/.test(v)).length, c.values.length) >= 0.5);
+    const why = zeros ? `; ${zeros.name} holds whole numbers with leading zeros (e.g. "${zeros.values.find((v) => /^0\d+$/.test(v))}"), which the product rejects INVALID_CUSTOMER_ID: have the vendor write them without` : '';
+    throw new SampleError(`No column holds customer ids (positive whole numbers below 2^53) in most records: columns ${columns.map((c) => `"${c.name}"`).join(', ')}; the product sends a numeric customerId${why}`);
+  }
   const badge = pickBadge(columns.filter((c) => c !== customer));
   const dateColumns = columns.filter((c) => c !== customer && c !== badge && isDate(c));
   if (dateColumns.length === 0) throw new SampleError(`No column holds dates in a format init knows (Connect+'s, ISO 8601, epoch seconds or milliseconds): columns ${columns.map((c) => `"${c.name}"`).join(', ')}`);
@@ -297,7 +360,7 @@ function assignRoles(header: readonly string[], records: readonly string[][], de
   const mapped = new Set(typed.map((t) => t.column));
   const unmapped = columns.filter((c) => !mapped.has(c));
   if (unmapped.length > 0) decisions.push({ subject: 'not mapped', choice: unmapped.map((c) => c.name).join(', '), why: dates.others.length > 0 ? `also dates: ${dates.others.map((c) => c.name).join(', ')}` : 'the API takes only the four fields above' });
-  return { mapping: mappingOf(customer, badge, dates), decisions, review: rolesReview(badge, dates) };
+  return { mapping: mappingOf(customer, badge, dates), decisions, review: [...rivalsReview(columns, customer, badge), ...rolesReview(badge, dates)] };
 }
 
 function mappingOf(customer: Column, badge: Column | undefined, dates: Dates): Record<string, Record<string, string>> {
@@ -305,7 +368,7 @@ function mappingOf(customer: Column, badge: Column | undefined, dates: Dates): R
     customerId: { column: customer.name },
     badgeMetaId: badge ? { column: badge.name } : { value: PLACEHOLDER_BADGE_ID },
     earnEventDate: dateMapping(dates.event),
-    earnExpiresOn: dates.expiry ? dateMapping(dates.expiry) : { value: DEFAULT_EXPIRY, format: 'yyyy-MM-dd', timeZone: 'UTC' },
+    earnExpiresOn: dates.expiry ? expiryMapping(dates.expiry) : { value: DEFAULT_EXPIRY, format: 'yyyy-MM-dd', timeZone: 'UTC' },
   };
 }
 
@@ -315,6 +378,10 @@ function rolesReview(badge: Column | undefined, dates: Dates): Review[] {
   review.push(...dateReview('earnEventDate', dates.event));
   if (dates.expiry) review.push(...dateReview('earnExpiresOn', dates.expiry));
   else review.push({ path: 'mapping.earnExpiresOn', message: `no expiry column: the draft gives every badge the expiry ${DEFAULT_EXPIRY}; set the date your program uses` });
+  const emptyExpiries = dates.expiry?.cells.filter((v) => v === '').length ?? 0;
+  if (emptyExpiries > 0) {
+    review.push({ path: 'mapping.earnExpiresOn.expression', message: `${dates.expiry!.name} is empty in ${emptyExpiries} of ${dates.expiry!.cells.length} records: the draft's expression gives those the expiry ${DEFAULT_EXPIRY}; set the date your program uses` });
+  }
   const unzoned = [dates.event, ...(dates.expiry ? [dates.expiry] : [])].filter((c) => !c.date!.zoned);
   if (unzoned.length > 0) {
     review.push({ path: 'mapping.*.timeZone', message: `${unzoned.map((c) => c.name).join(' and ')} carry no time zone: the draft reads them as UTC; set timeZone to the vendor's zone (e.g. "Asia/Kolkata") if they are local times` });

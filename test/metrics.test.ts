@@ -1,4 +1,5 @@
 import { powertoolsMetrics } from '../src/aws/metrics';
+import { readEmf } from '../src/local/lambda';
 
 describe('Function: powertoolsMetrics', () => {
   it('writes each value as an Embedded Metric Format line in namespace BadgesImport, by service and dataflow', () => {
@@ -39,5 +40,23 @@ describe('Function: powertoolsMetrics', () => {
     expect(documents.map((d) => d._aws.CloudWatchMetrics[0]!.Dimensions)).toEqual([[['service', 'dataflow']], [['service']]]);
     expect(documents[1]).toMatchObject({ service: 'badges-import', FilesFailed: 1 });
     expect(documents[1]).not.toHaveProperty('dataflow');
+  });
+
+  it('is read back by the twin once per value: the stack-wide line is not a dataflow\'s second value', () => {
+    // Prepare
+    const lines: string[] = [];
+    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+    try {
+      powertoolsMetrics()('FilesFailed', 'Count', 1, 'weekly-events');
+    } finally {
+      write.mockRestore();
+    }
+    const read: unknown[][] = [];
+
+    // Act
+    for (const line of lines) readEmf(line, (...call) => void read.push(call));
+
+    // Assess
+    expect(read).toEqual([['FilesFailed', 'Count', 1, 'weekly-events', undefined]]);
   });
 });

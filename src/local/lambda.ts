@@ -177,6 +177,8 @@ export function readEmf(line: string, sink: MetricsSink): void {
     return;
   }
   for (const directive of (document._aws?.CloudWatchMetrics ?? []) as Array<{ Dimensions: string[][]; Metrics: Array<{ Name: string; Unit: string }> }>) {
+    // A stack-wide line (STACK_WIDE_METRICS: `service` alone) repeats a value the sink had with its dataflow.
+    if (!directive.Dimensions.flat().includes('dataflow')) continue;
     const dimensions: Record<string, string> = {};
     for (const name of directive.Dimensions.flat()) if (name !== 'service' && name !== 'dataflow') dimensions[name] = String(document[name]);
     for (const metric of directive.Metrics) {

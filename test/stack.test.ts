@@ -342,8 +342,10 @@ describe('IAM: every role, statement by statement', () => {
         ...[...prefixes, 'replays/', 'processed/', 'failed/'].map((p) => `s3:DeleteObject,s3:DeleteObjectVersion,s3:GetObject,s3:GetObjectVersion -> Inbox/${p}*`),
         's3:PutObject -> Inbox/processed/*',
         's3:PutObject -> Inbox/failed/*',
-        // The SFTP write-back reads the rejected records it wrote.
+        // The SFTP (and S3 errorPrefix) write-back reads the rejected records it wrote.
         's3:GetObject -> DeadLetter/rejected/*',
+        // offline-event's outcomes are written back under its errorPrefix in the inbox, and nowhere else.
+        's3:AbortMultipartUpload,s3:PutObject -> Inbox/results/offline-event/*',
         'sns:Publish -> OperationsAlerts',
         'kms:Decrypt,kms:GenerateDataKey* -> OperationsAlertsKey',
         'secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:sftp/key-??????',

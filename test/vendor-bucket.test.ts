@@ -383,6 +383,12 @@ describe('Configuration: S3 sources', () => {
     expect(problemsOf({ ...vendor, roleArn: 'arn:aws:iam::1:role/x' })).toEqual(['dataflows[0].source.roleArn: must be an IAM role ARN, e.g. "arn:aws:iam::111122223333:role/badges-reader"']);
   });
 
+  it('refuses vendorAccess with a vendor bucket: it would open our inbox, and their bucket is theirs to grant', () => {
+    expect(problemsOf({ ...vendor, vendorAccess: { principals: ['111122223333'] } })).toEqual([
+      'dataflows[0].source.vendorAccess: is only used without "bucket": it opens our inbox to the vendor; their own bucket is theirs to grant',
+    ]);
+  });
+
   it("refuses an inbox drop's errorPrefix under any dataflow's prefix or under processed/, and vendor-bucket keys without a bucket", () => {
     const other = { ...base, name: 'w', source: { type: 's3', prefix: 'inbox/w/' } };
     expect(problemsOf({ type: 's3', prefix: 'inbox/v/', errorPrefix: 'inbox/w/results/' }, {}, [other])).toEqual([

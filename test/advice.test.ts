@@ -91,6 +91,24 @@ describe('Function: adviceFor', () => {
       expect(vendor).toMatch(/3 records were rejected as invalid and need fixing/);
     });
 
+    it('does not tell the operator of a dry run that the content is claimed: a dry run claims nothing', () => {
+      // Prepare
+      const report = reportOf({
+        status: 'COMPLETED_WITH_REJECTIONS',
+        dryRun: true,
+        rows: { total: 40, accepted: 0, rejected: 4, valid: 36 },
+        rejectionsByCode: { INVALID_DATE: 4 },
+        rejectedByStage: { validate: 4, api: 0 },
+      });
+
+      // Act
+      const operator = adviceFor(report, 'operator') ?? '';
+
+      // Assess
+      expect(operator).not.toMatch(/deliver this file again|stays claimed/i);
+      expect(operator).toMatch(/^A dry run: nothing was sent and the content is not claimed\. 4 records would be rejected/);
+    });
+
     it('tells the operator that an EXPRESSION_ERROR is fixed in the data or in the expression, and only then', () => {
       // Prepare
       const withExpressions = reportOf({

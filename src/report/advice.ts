@@ -48,8 +48,21 @@ export function adviceFor(report: Report, audience: Audience): string | undefine
           : `the ${accepted} badge${accepted === 1 ? '' : 's'} that run accepted would be issued a second time`;
     return `Nothing was sent: the same content was imported by run ${holder.runId} (${holder.key}). \`--force\` imports it again (${again}).`;
   }
-  if (report.status === 'COMPLETED_WITH_REJECTIONS') return rejectionsAdvice(report, audience, rejected);
+  if (report.status === 'COMPLETED_WITH_REJECTIONS') return report.dryRun ? dryRunAdvice(report) : rejectionsAdvice(report, audience, rejected);
   return undefined;
+}
+
+/**
+ * A dry run sent nothing and claimed nothing: the file may be delivered (or run) for real. Its rejected records are
+ * what that run would reject: fixed at the source first, or replayed after the real run.
+ */
+function dryRunAdvice(report: Report): string {
+  const n = report.rows.rejected;
+  return [
+    `A dry run: nothing was sent and the content is not claimed. ${n} record${n === 1 ? '' : 's'} would be rejected (the codes above):`,
+    'fix them in the vendor\'s file (or the mapping) before the real run, or run it as it is and replay the rejected records once fixed.',
+    ...expressionAdvice(report),
+  ].join(' ');
 }
 
 /**

@@ -102,9 +102,8 @@ export function compileMapper(flow: Dataflow, header: readonly string[], now: ()
   const compiled = compileFields(flow, header);
   const epoch = flow.destination.epochUnit === 's' ? (ms: number) => Math.floor(ms / 1000) : (ms: number) => ms;
   return (fields) => {
-    if (fields.length !== compiled.width) {
-      return reject(VALIDATION_CODES.FIELD_COUNT, `The record has ${fields.length} fields; the header has ${compiled.width}`);
-    }
+    const miscounted = fieldCountRejection(fields, compiled.width);
+    if (miscounted) return miscounted;
     const problems: Rejection[] = [];
     const customerId = readCustomerId(compiled.getCustomer(fields, problems), problems);
     const badgeMetaId = readBadgeId(compiled.getBadge(fields, problems), problems);
@@ -200,6 +199,11 @@ function readDates(compiled: CompiledFields, fields: readonly string[], nowMs: n
     });
   }
   return { event, expiry };
+}
+
+/** FIELD_COUNT when a record's fields do not number the header's (the stage asks it too, before a filter reads columns). */
+export function fieldCountRejection(fields: readonly string[], width: number): MapResult | undefined {
+  return fields.length === width ? undefined : reject(VALIDATION_CODES.FIELD_COUNT, `The record has ${fields.length} fields; the header has ${width}`);
 }
 
 function reject(code: ValidationCode, message: string): MapResult {

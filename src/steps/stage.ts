@@ -12,7 +12,7 @@ import { gunzipIfCompressed } from '../core/unpack';
 import { type CsvFile, type CsvRecord, type GuardedCsvFile, boundariesDisagree, openCsv, rejectLine } from '../core/csv';
 import { replayRecords, replayedDuplicate } from '../core/replay';
 import { type RecordFilter, compileFilter, filteredLine } from '../core/filter';
-import { type ApiItem, type MapResult, type RecordMapper, compileMapper } from '../core/mapping';
+import { type ApiItem, type MapResult, type RecordMapper, compileMapper, fieldCountRejection } from '../core/mapping';
 import { VALIDATION_CODES } from '../codes';
 import { KEY_BYTES, SeenFilter, packKey } from '../core/duplicates';
 import { decodeStagedRecord, encodeStagedRecord } from '../core/staged-record';
@@ -247,10 +247,8 @@ function judge(state: StageState, record: CsvRecord): MapResult | typeof FILTERE
   const repeated = input.replay ? replayedDuplicate(record) : undefined;
   if (repeated) return { ok: false, rejection: { code: VALIDATION_CODES.DUPLICATE_IN_FILE, message: repeated } };
   if (state.filter) {
-    const width = state.csv.header.length;
-    if (record.fields.length !== width) {
-      return { ok: false, rejection: { code: VALIDATION_CODES.FIELD_COUNT, message: `The record has ${record.fields.length} fields; the header has ${width}` } };
-    }
+    const miscounted = fieldCountRejection(record.fields, state.csv.header.length);
+    if (miscounted) return miscounted;
     const verdict = state.filter(record.fields);
     if (!verdict.keep) return verdict.rejection ? { ok: false, rejection: verdict.rejection } : FILTERED_OUT;
   }

@@ -1,6 +1,18 @@
 import { powertoolsMetrics } from '../src/aws/metrics';
 import { readEmf } from '../src/local/lambda';
 
+/** The EMF lines Powertools writes to stdout (where Lambda hands them to CloudWatch) while `emit` runs. */
+function emfLinesOf(emit: () => void): string[] {
+  const lines: string[] = [];
+  const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+  try {
+    emit();
+  } finally {
+    write.mockRestore();
+  }
+  return lines;
+}
+
 describe('Function: powertoolsMetrics', () => {
   it('writes each value as an Embedded Metric Format line in namespace BadgesImport, by service and dataflow', () => {
     // Prepare: Powertools writes EMF documents to stdout, where Lambda hands them to CloudWatch.
@@ -26,14 +38,8 @@ describe('Function: powertoolsMetrics', () => {
 
   it('writes FilesFailed once more by service alone, the metric the stack-wide WorkflowFailed alarm reads', () => {
     // Prepare
-    const lines: string[] = [];
-    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
-    try {
-      // Act
-      powertoolsMetrics()('FilesFailed', 'Count', 1, 'weekly-events');
-    } finally {
-      write.mockRestore();
-    }
+    // Act
+    const lines = emfLinesOf(() => powertoolsMetrics()('FilesFailed', 'Count', 1, 'weekly-events'));
 
     // Assess
     const documents = lines.map((line) => JSON.parse(line) as Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Dimensions: string[][] }> } });
@@ -44,13 +50,7 @@ describe('Function: powertoolsMetrics', () => {
 
   it('is read back by the twin once per value: the stack-wide line is not a dataflow\'s second value', () => {
     // Prepare
-    const lines: string[] = [];
-    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
-    try {
-      powertoolsMetrics()('FilesFailed', 'Count', 1, 'weekly-events');
-    } finally {
-      write.mockRestore();
-    }
+    const lines = emfLinesOf(() => powertoolsMetrics()('FilesFailed', 'Count', 1, 'weekly-events'));
     const read: unknown[][] = [];
 
     // Act

@@ -7,6 +7,16 @@ import { configDocument } from './support/factories';
 
 const work = mkdtempSync(join(tmpdir(), 'twin-synth-'));
 
+/** What synthesizeStack throws for a configuration file (undefined when it synthesizes). */
+function synthesisFailureOf(configFile: string): unknown {
+  try {
+    synthesizeStack(configFile, LOCAL_BUCKETS);
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
 describe('Function: synthesizeStack', () => {
   it('fails with the CDK app’s own words when the app refuses the configuration', () => {
     // Prepare
@@ -14,12 +24,7 @@ describe('Function: synthesizeStack', () => {
     writeFileSync(configFile, JSON.stringify({ dataflows: [{ name: 'no-source' }] }));
 
     // Act
-    let failure: unknown;
-    try {
-      synthesizeStack(configFile, LOCAL_BUCKETS);
-    } catch (error) {
-      failure = error;
-    }
+    const failure = synthesisFailureOf(configFile);
 
     // Assess
     expect(failure).toBeInstanceOf(SynthesisError);
@@ -36,12 +41,7 @@ describe('Function: synthesizeStack', () => {
     writeFileSync(configFile, JSON.stringify(document));
 
     // Act
-    let failure: unknown;
-    try {
-      synthesizeStack(configFile, LOCAL_BUCKETS);
-    } catch (error) {
-      failure = error;
-    }
+    const failure = synthesisFailureOf(configFile);
 
     // Assess
     expect(failure).toBeInstanceOf(SynthesisError);

@@ -10,10 +10,10 @@ import { stage } from '../src/steps/stage';
 import { parseConfig } from '../src/config/load';
 import { replayLocal } from '../src/local/replay';
 import { type LocalRunResult, runObject } from '../src/local/runner';
-import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
+import { LOCAL_BUCKETS } from '../src/local/s3';
 import { finalize } from '../src/steps/finalize';
 import { notificationText } from '../src/report/texts';
-import { localWorkflow } from './support/local';
+import { localWorkflow, startS3LosingAStagedRecord } from './support/local';
 import { SECRETS, configDocument, plainRows, toCsv } from './support/factories';
 import { makeZip } from './support/zips';
 
@@ -195,15 +195,7 @@ describe('Exactly once: conservation', () => {
   it('reports a run whose records do not add up FAILED RECORDS_UNACCOUNTED, never a success', async () => {
     // Prepare: a fault between stage and send: the first staged chunk loses its last record (as a defect in the
     // staging or sending code would lose it), through an S3 that rewrites the object as soon as it is written.
-    let tampered = false;
-    const faulty: LocalS3 = await startLocalS3({
-      onObjectCreated: async (event) => {
-        if (tampered || event.bucket !== LOCAL_BUCKETS.staging || !/\/chunks\/000000\.jsonl$/.test(event.key)) return;
-        tampered = true;
-        const lines = (await readText(faulty.client, event.bucket, event.key))!.split('\n');
-        await faulty.client.send(new PutObjectCommand({ Bucket: event.bucket, Key: event.key, Body: lines.slice(0, -1).join('\n') }));
-      },
-    });
+    const faulty = await startS3LosingAStagedRecord();
     const base = 7_500_000;
     const key = 'inbox/weekly-events/events_conservation.csv';
     const versionId = (await faulty.client.send(new PutObjectCommand({ Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: toCsv(rowsFor(base, 60)) }))).VersionId;
@@ -213,7 +205,7 @@ describe('Exactly once: conservation', () => {
     const result = await runObject(options('weekly-events', { s3: faulty, versionId, metrics: (name, _unit, value) => void metrics.push([name, value]) }), key).finally(() => faulty.close());
 
     // Assess: 59 sent and accepted, one record in neither place: the run says so instead of succeeding.
-    expect(tampered).toBe(true);
+    expect(faulty.tampered()).toBe(true);
     expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'RECORDS_UNACCOUNTED' }, rows: { total: 60, accepted: 59, rejected: 0 } });
     expect(result.report.error!.message).toMatch(/1 record is unaccounted for/);
     expect(metrics).toContainEqual(['RecordsUnaccounted', 1]);

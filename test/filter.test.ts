@@ -1,18 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
-import { readJson, readText } from '../src/aws/s3';
+import { readJson } from '../src/aws/s3';
 import type { ImportedMarker } from '../src/contracts';
 import { parseConfig } from '../src/config/load';
 import { compileFilter } from '../src/core/filter';
 import { replayLocal } from '../src/local/replay';
 import { runObject } from '../src/local/runner';
-import { LOCAL_BUCKETS, type LocalS3, startLocalS3 } from '../src/local/s3';
+import { LOCAL_BUCKETS, type LocalS3 } from '../src/local/s3';
 import { renderHtml } from '../src/report/html';
 import { notificationText, summary, vendorSummary } from '../src/report/texts';
 import type { MetricsSink } from '../src/steps/deps';
 import { unaccountedRecords } from '../src/steps/finalize';
-import { localWorkflow } from './support/local';
+import { localWorkflow, startS3LosingAStagedRecord } from './support/local';
 import { HEADER, configDocument, plainRows, toCsv } from './support/factories';
 
 /**
@@ -217,15 +217,7 @@ describe('Filter: conservation', () => {
 
   it('still reports a run that lost a staged record FAILED RECORDS_UNACCOUNTED: filtered records never make up for it', async () => {
     // Prepare: the first staged chunk loses its last record as soon as it is written (as in exactly-once.test.ts).
-    let tampered = false;
-    const s3: LocalS3 = await startLocalS3({
-      onObjectCreated: async (event) => {
-        if (tampered || event.bucket !== LOCAL_BUCKETS.staging || !/\/chunks\/000000\.jsonl$/.test(event.key)) return;
-        tampered = true;
-        const lines = (await readText(s3.client, event.bucket, event.key))!.split('\n');
-        await s3.client.send(new PutObjectCommand({ Bucket: event.bucket, Key: event.key, Body: lines.slice(0, -1).join('\n') }));
-      },
-    });
+    const s3 = await startS3LosingAStagedRecord();
     faulty = s3;
     const base = 9_500_000;
 
@@ -233,7 +225,7 @@ describe('Filter: conservation', () => {
     const { result, metrics } = await runFile('paid-events', 'events_lost.csv', csvOf(rowsWithStatus(base, 60)), { s3 });
 
     // Assess
-    expect(tampered).toBe(true);
+    expect(s3.tampered()).toBe(true);
     expect(result.report).toMatchObject({ status: 'FAILED', error: { code: 'RECORDS_UNACCOUNTED' }, rows: { total: 60, accepted: 39, rejected: 0, filtered: 20 } });
     expect(result.report.error!.message).toMatch(/60 records were read, but 39 accepted \+ 0 rejected \+ 20 filtered do not add up to it.*: 1 record is unaccounted for/);
     expect(metrics).toContainEqual(['RecordsUnaccounted', 1, undefined]);

@@ -15,16 +15,21 @@ import { threeFlowsDocument, writeConfigFile } from './support/stack-configs';
 const threeFlows = threeFlowsDocument();
 const configFile = writeConfigFile(threeFlows);
 
+/** Synthesizes an app with cdk-nag's AwsSolutions pack; what it threw (a finding not acknowledged), or undefined. */
+function synthesizedWithNag(app: App): unknown {
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  try {
+    app.synth();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
 // Synthesized once for the whole file: every synth bundles the four Lambdas with esbuild.
 const app = new App();
 const stack = new BadgesImportStack(app, 'BadgesImportTest', { config: parseConfig(threeFlows), configFile });
-Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-let nagError: unknown;
-try {
-  app.synth();
-} catch (error) {
-  nagError = error;
-}
+const nagError = synthesizedWithNag(app);
 const template = Template.fromStack(stack);
 
 describe('Stack: BadgesImportStack', () => {
@@ -415,13 +420,7 @@ describe('Stack: S3 sources with errorPrefix and vendor buckets', () => {
   };
   const vendorApp = new App();
   const vendorStack = new BadgesImportStack(vendorApp, 'BadgesImportVendor', { config: parseConfig(document), configFile: writeConfigFile(document) });
-  Validations.of(vendorApp).addPlugins(new AwsSolutionsChecks(vendorApp));
-  let vendorNagError: unknown;
-  try {
-    vendorApp.synth();
-  } catch (error) {
-    vendorNagError = error;
-  }
+  const vendorNagError = synthesizedWithNag(vendorApp);
   const vendorTemplate = Template.fromStack(vendorStack);
 
   it('passes cdk-nag with the vendor bucket prefixes acknowledged', () => {

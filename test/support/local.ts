@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { type LedgerEntry, type Sandbox, type SandboxSettings, startSandbox } from '../../src/api/sandbox';
+import { readText } from '../../src/aws/s3';
 import { StaticSecretsProvider } from '../../src/aws/secrets';
 import { parseConfig } from '../../src/config/load';
 import type { Config, Dataflow } from '../../src/config/schema';
@@ -128,4 +129,22 @@ export function localWorkflow(prefix: string, document: Record<string, unknown>,
       ...extra,
     }),
   };
+}
+
+/**
+ * An embedded S3 with a fault between stage and send: the first staged chunk loses its last record as soon as it is
+ * written (as a defect in the staging or sending code would lose it), so a run's records no longer add up;
+ * `tampered()` says whether it did.
+ */
+export async function startS3LosingAStagedRecord(): Promise<LocalS3 & { tampered: () => boolean }> {
+  let tampered = false;
+  const s3: LocalS3 = await startLocalS3({
+    onObjectCreated: async (event) => {
+      if (tampered || event.bucket !== LOCAL_BUCKETS.staging || !/\/chunks\/000000\.jsonl$/.test(event.key)) return;
+      tampered = true;
+      const lines = (await readText(s3.client, event.bucket, event.key))!.split('\n');
+      await s3.client.send(new PutObjectCommand({ Bucket: event.bucket, Key: event.key, Body: lines.slice(0, -1).join('\n') }));
+    },
+  });
+  return Object.assign(s3, { tampered: () => tampered });
 }

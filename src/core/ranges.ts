@@ -118,46 +118,71 @@ function step(state: number, kind: number): number {
 
 // Every entry state is followed at once as one composite state: the tuple of the five hypotheses' states, a base-6
 // number. Hypotheses that reach the same state stay identical from there on; one table lookup a byte moves them all.
+// The composites reachable from a scan's start (every state, or one known) get dense ids: a few dozen.
 const ENTRIES = ENTRY_STATES.length;
 const POWERS = [1, 6, 36, 216, 1296];
-const COMPOSITES = 6 ** ENTRIES;
-/** A transition that needs more than the table: a line end, a quote opening a field, a hypothesis failing. */
-const EVENT = 0x8000;
-const NEXT = 0x7fff;
 const component = (cs: number, e: number) => Math.floor(cs / POWERS[e]!) % 6;
-
-/** next composite | EVENT, by (composite << 2 | kind). */
-const TRANSITIONS = new Uint16Array(COMPOSITES * 4);
-/** Hypotheses (bit e) that end a record on a line end, open a quoted field on a quote, fail on content. */
-const ENDS = new Uint8Array(COMPOSITES);
-const OPENS = new Uint8Array(COMPOSITES);
-const FAILS = new Uint8Array(COMPOSITES);
-for (let cs = 0; cs < COMPOSITES; cs++) {
-  let ends = 0;
-  let opens = 0;
-  let fails = 0;
-  for (let e = 0; e < ENTRIES; e++) {
-    const s = component(cs, e);
-    if (s === UNQUOTED || s === FIELD_START || s === AFTER_QUOTE) ends |= 1 << e;
-    if (s === RECORD_START || s === FIELD_START) opens |= 1 << e;
-    if (s === AFTER_QUOTE) fails |= 1 << e;
-  }
-  ENDS[cs] = ends;
-  OPENS[cs] = opens;
-  FAILS[cs] = fails;
-  for (let kind = 0; kind < 4; kind++) {
-    let next = 0;
-    for (let e = 0; e < ENTRIES; e++) next += step(component(cs, e), kind) * POWERS[e]!;
-    const event = kind === LINE_END || (kind === QUOTE && opens !== 0) || (kind === CONTENT && fails !== 0);
-    TRANSITIONS[(cs << 2) | kind] = next | (event ? EVENT : 0);
-  }
-}
 
 /** The composite state of a scan entered in `entry` (one hypothesis, the others dead), or in every state. */
 function startComposite(entry: EntryState | undefined): number {
   if (entry === undefined) return ENTRY_STATES.reduce((cs, _s, e) => cs + e * POWERS[e]!, 0);
   const known = ENTRY_STATES.indexOf(entry);
   return ENTRY_STATES.reduce((cs, _s, e) => cs + (e === known ? known : DEAD) * POWERS[e]!, 0);
+}
+
+/** Composite of each dense id, and the id of each composite reached. */
+const COMPOSITE_OF: number[] = [];
+const ID_OF = new Map<number, number>();
+/** By id << 2 | kind: the next id, and whether the byte needs more than the table (see #event). */
+const NEXT_ID: number[] = [];
+const EVENT_AT: boolean[] = [];
+{
+  const idOf = (cs: number): number => {
+    let id = ID_OF.get(cs);
+    if (id === undefined) {
+      id = COMPOSITE_OF.length;
+      ID_OF.set(cs, id);
+      COMPOSITE_OF.push(cs);
+    }
+    return id;
+  };
+  for (const entry of [undefined, ...ENTRY_STATES]) idOf(startComposite(entry));
+  for (let id = 0; id < COMPOSITE_OF.length; id++) {
+    const cs = COMPOSITE_OF[id]!;
+    const states = ENTRY_STATES.map((_s, e) => component(cs, e));
+    for (let kind = 0; kind < 4; kind++) {
+      const next = states.reduce((sum, state, e) => sum + step(state, kind) * POWERS[e]!, 0);
+      NEXT_ID[(id << 2) | kind] = idOf(next);
+      // A line end (lines and records are counted), a quote opening a field, a hypothesis failing.
+      EVENT_AT[(id << 2) | kind] =
+        kind === LINE_END || (kind === QUOTE && states.some((x) => x === RECORD_START || x === FIELD_START)) || (kind === CONTENT && states.includes(AFTER_QUOTE));
+    }
+  }
+}
+const STATES = COMPOSITE_OF.length;
+/** By id: the hypotheses (bit e) that end a record on a line end, open a quoted field on a quote, fail on content. */
+const ENDS = new Uint8Array(STATES);
+const OPENS = new Uint8Array(STATES);
+const FAILS = new Uint8Array(STATES);
+for (let id = 0; id < STATES; id++) {
+  for (let e = 0; e < ENTRIES; e++) {
+    const state = component(COMPOSITE_OF[id]!, e);
+    if (state === UNQUOTED || state === FIELD_START || state === AFTER_QUOTE) ENDS[id] = ENDS[id]! | (1 << e);
+    if (state === RECORD_START || state === FIELD_START) OPENS[id] = OPENS[id]! | (1 << e);
+    if (state === AFTER_QUOTE) FAILS[id] = FAILS[id]! | (1 << e);
+  }
+}
+
+/**
+ * By id << 2 | kind: (next id << 1) | 1 when the byte goes to #event; and 1 in SKIP when the byte changes nothing (a
+ * self-loop without event: content inside a field, a delimiter inside quotes), so that the hot loop passes it after
+ * two loads that do not depend on the previous byte's (branchy code outruns a chain of dependent table lookups).
+ */
+const TABLE = new Int32Array(STATES << 2);
+const SKIP = new Uint8Array(STATES << 2);
+for (let at = 0; at < STATES << 2; at++) {
+  TABLE[at] = (NEXT_ID[at]! << 1) | (EVENT_AT[at] ? 1 : 0);
+  SKIP[at] = NEXT_ID[at] === at >> 2 && !EVENT_AT[at] ? 1 : 0;
 }
 
 /**
@@ -173,7 +198,8 @@ export class BoundaryScanner {
   readonly #atFileStart: boolean;
   readonly #dropBom: boolean;
   readonly #entries: number;
-  #cs: number;
+  /** The composite state's id (see COMPOSITE_OF). */
+  #id: number;
   /** Absolute offset of the next byte. */
   #at: number;
   #lineEnds = 0;
@@ -181,12 +207,12 @@ export class BoundaryScanner {
   #firstByte = -1;
   /** The first bytes while they may be a BOM to drop (at the file start only); undefined once decided. */
   #head: Buffer | undefined;
-  /** Per composite state: records ended from it, and just past the last one. */
-  readonly #records = new Float64Array(COMPOSITES);
-  readonly #lastEnd = new Float64Array(COMPOSITES).fill(-1);
-  /** Per composite state: where (and after how many line ends) a quoted field was last opened from it. */
-  readonly #openAt = new Float64Array(COMPOSITES).fill(-1);
-  readonly #openLineEnds = new Float64Array(COMPOSITES);
+  /** Per composite state (id): records ended from it, and just past the last one. */
+  readonly #records = new Float64Array(STATES);
+  readonly #lastEnd = new Float64Array(STATES).fill(-1);
+  /** Per composite state (id): where (and after how many line ends) a quoted field was last opened from it. */
+  readonly #openAt = new Float64Array(STATES).fill(-1);
+  readonly #openLineEnds = new Float64Array(STATES);
   /** Per hypothesis: its first record end, its failure. */
   readonly #firstEnd: Array<{ at: number; lineEnds: number } | undefined> = [];
   #noFirstEnd: number;
@@ -213,7 +239,7 @@ export class BoundaryScanner {
     this.#dropBom = position.atFileStart && csv.encoding !== 'latin1';
     this.#head = this.#dropBom ? Buffer.alloc(0) : undefined;
     const entry = position.atFileStart ? 'recordStart' : position.entry;
-    this.#cs = startComposite(entry);
+    this.#id = ID_OF.get(startComposite(entry))!;
     this.#entries = entry === undefined ? 0b11111 : 1 << ENTRY_STATES.indexOf(entry);
     this.#noFirstEnd = this.#entries;
     this.#hash = position.hash ?? false;
@@ -280,19 +306,22 @@ export class BoundaryScanner {
     };
   }
 
-  /** The hot loop: one table lookup a byte; line ends, quotes opening a field and failures go to #event. */
+  /** The hot loop: table lookups by byte kind; line ends, quotes opening a field and failures go to #event. */
   #scan(chunk: Buffer): void {
     const kinds = this.#kinds;
-    const table = TRANSITIONS;
     const n = chunk.length;
     if (n === 0) return;
-    let cs = this.#cs;
+    let id = this.#id;
+    let row = id << 2;
     for (let i = 0; i < n; i++) {
-      const t = table[(cs << 2) | kinds[chunk[i]!]!]!;
-      if (t & EVENT) this.#event(cs, chunk, i);
-      cs = t & NEXT;
+      const at = row | kinds[chunk[i]!]!;
+      if (SKIP[at] === 1) continue;
+      const t = TABLE[at]!;
+      if (t & 1) this.#event(id, chunk, i);
+      id = t >> 1;
+      row = id << 2;
     }
-    this.#cs = cs;
+    this.#id = id;
     this.#at += n;
     this.#lastByte = chunk[n - 1]!;
   }
@@ -336,7 +365,7 @@ export class BoundaryScanner {
 
   /** Hypothesis e's outcome, gathered from the composite states it went through. */
   #outcome(e: number, atFileEnd: boolean): EntryOutcome {
-    const state = component(this.#cs, e);
+    const state = component(COMPOSITE_OF[this.#id]!, e);
     if (state === DEAD) {
       const error = this.#errors[e]!;
       return { exit: 'error', records: 0, error };
@@ -346,7 +375,7 @@ export class BoundaryScanner {
     let lastRecordEnd = -1;
     let openAt = -1;
     let openLineEnds = 0;
-    for (let cs = 0; cs < COMPOSITES; cs++) {
+    for (let cs = 0; cs < STATES; cs++) {
       if (ENDS[cs]! & bit) {
         records += this.#records[cs]!;
         lastRecordEnd = Math.max(lastRecordEnd, this.#lastEnd[cs]!);

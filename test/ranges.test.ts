@@ -63,6 +63,7 @@ async function readInRanges(bytes: Buffer, scans: RangeScan[], csv: Csv, cache =
   try {
     const plan = planRanges(scans);
     reading.plan = plan;
+    checkCuts(bytes, plan);
     const head = await openCsv(Readable.from([bytes.subarray(0, plan.headerEnd)]), csv);
     reading.header = head.header;
     if ((await drain(head, [])) !== 0) throw new Error('the header range holds records');
@@ -95,6 +96,22 @@ async function readInRanges(bytes: Buffer, scans: RangeScan[], csv: Csv, cache =
     return { records: [], error: describeError(error) };
   }
   return reading;
+}
+
+/**
+ * What a plan promises besides the records: consecutive ranges after the header, none starting inside a `\r\n`, and
+ * each one's firstLine the line its first byte is on.
+ */
+function checkCuts(bytes: Buffer, plan: RangePlan): void {
+  let expected = plan.headerEnd;
+  for (const range of plan.ranges) {
+    if (range.start !== expected || range.end <= range.start) throw new Error(`range ${range.index} is [${range.start}, ${range.end}), expected to start at ${expected}`);
+    if (bytes[range.start] === 0x0a && bytes[range.start - 1] === 0x0d) throw new Error(`range ${range.index} starts inside a \\r\\n`);
+    const before = bytes.subarray(0, range.start).toString('latin1');
+    const line = 1 + before.split(/\r\n|\r|\n/).length - 1;
+    if (range.firstLine !== line) throw new Error(`range ${range.index} starts on line ${line}, planned ${range.firstLine}`);
+    expected = range.end;
+  }
 }
 
 function random(seed: number): () => number {

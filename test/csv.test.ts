@@ -122,6 +122,76 @@ describe('Function: openCsv', () => {
   });
 });
 
+describe('Function: openCsv, on a range of the file after its header', () => {
+  const csv = makeDataflow().csv;
+  const range = (firstRecord: number, firstLine: number, offset: number, atFileStart = false) => ({ header: ['id', 'note'], firstRecord, firstLine, offset, atFileStart });
+  const readRange = async (text: string | Buffer, r: ReturnType<typeof range>, settings = csv) => {
+    const file = await openCsv(Readable.from([Buffer.isBuffer(text) ? text : Buffer.from(text)]), settings, r);
+    const records: CsvRecord[] = [];
+    for await (const record of file.records) records.push(record);
+    return { header: file.header, records, recordsSeen: file.recordsSeen() };
+  };
+
+  it('takes the header given, reads every line as records, and numbers them from firstRecord', async () => {
+    // Act: a range whose first line would be a header if read as a whole file.
+    const read = await readRange('41,a\n\n42,"b\nc"\r\n43,d', range(41, 120, 5000));
+
+    // Assess
+    expect(read.header).toEqual(['id', 'note']);
+    expect(read.records.map((r) => [r.number, ...r.fields])).toEqual([
+      [41, '41', 'a'],
+      [42, '42', 'b\nc'],
+      [43, '43', 'd'],
+    ]);
+    expect(read.recordsSeen).toBe(3);
+  });
+
+  it("names the file's line when the range is malformed", async () => {
+    // Act + Assess: the range starts on line 120; the bad close is on its third line.
+    await expect(readRange('1,a\n2,b\n3,"x"y\n', range(7, 120, 5000))).rejects.toThrow(/at line 122: a quoted field is closed by a quote followed by "y"/);
+    await expect(readRange('1,a\r\n2,"open\r\n', range(7, 120, 5000))).rejects.toThrow(/at line 121: the quoted field that starts there is never closed/);
+  });
+
+  it("names the file's byte offset when the range is not UTF-8", async () => {
+    // Act + Assess: 0xfc is the range's 7th byte, and the range starts at byte 5000.
+    await expect(readRange(Buffer.from('1,a\n2,Müller\n', 'latin1'), range(7, 120, 5000))).rejects.toThrow(/not UTF-8: byte 5007 \(0xfc/);
+  });
+
+  it('reads a UTF-8 BOM as text in a range that does not start the file, and drops it at the file start', async () => {
+    // Prepare: after a BOM read as text, the quote does not start the field.
+    const text = '\uFEFF"a",b\n';
+
+    // Act
+    const inside = await readRange(text, range(3, 5, 100));
+    const atStart = await readRange(text, range(1, 1, 0, true));
+
+    // Assess
+    expect(inside.records[0]!.fields).toEqual(['\uFEFF"a"', 'b']);
+    expect(atStart.records[0]!.fields).toEqual(['a', 'b']);
+  });
+
+  it('decodes a latin1 range', async () => {
+    // Act
+    const read = await readRange(Buffer.from('5,Zürich\n', 'latin1'), range(5, 9, 77), { ...csv, encoding: 'latin1' });
+
+    // Assess
+    expect(read.records).toEqual([{ number: 5, fields: ['5', 'Zürich'] }]);
+  });
+
+  it('replaces a record over csv.maxRecordBytes and counts it once', async () => {
+    // Act
+    const read = await readRange(`1,a\n2,"${'x\n'.repeat(40)}"\n3,c\n`, range(10, 1, 100), { ...csv, maxRecordBytes: 30 });
+
+    // Assess
+    expect(read.records.map((r) => [r.number, r.tooLong ?? false])).toEqual([
+      [10, false],
+      [11, true],
+      [12, false],
+    ]);
+    expect(read.recordsSeen).toBe(3);
+  });
+});
+
 describe('Function: rejectLine', () => {
   it('writes the values unchanged plus number, stage, code and message, readable back as CSV', () => {
     // Prepare

@@ -162,33 +162,74 @@ function radixSort(order: Uint32Array, keys: Uint32Array, scratch: Uint32Array):
   // Two passes: the result is back in `order`.
 }
 
-/** All segments' entries as one Buffer (a single segment is used as it is). */
-function concatenated(segments: readonly Buffer[]): Buffer {
-  for (const s of segments) {
-    if (s.length % ENTRY_BYTES !== 0) throw new RangeError(`A key segment's length (${s.length} bytes) is not a multiple of ${ENTRY_BYTES}`);
+/**
+ * The entries of several segments, numbered 0 … count − 1 in segment order, read where they lie: the segments are
+ * not copied into one Buffer (that would double a settle worker's largest allocation).
+ */
+class Entries {
+  private readonly segments: Buffer[];
+  /** The number of the first entry of each segment, and the count after the last. */
+  private readonly starts: Float64Array;
+  readonly count: number;
+
+  constructor(segments: readonly Buffer[]) {
+    for (const s of segments) {
+      if (s.length % ENTRY_BYTES !== 0) throw new RangeError(`A key segment's length (${s.length} bytes) is not a multiple of ${ENTRY_BYTES}`);
+    }
+    this.segments = segments.filter((s) => s.length > 0);
+    this.starts = new Float64Array(this.segments.length + 1);
+    for (let i = 0; i < this.segments.length; i++) this.starts[i + 1] = this.starts[i]! + this.segments[i]!.length / ENTRY_BYTES;
+    this.count = this.starts[this.segments.length]!;
   }
-  const nonEmpty = segments.filter((s) => s.length > 0);
-  return nonEmpty.length === 1 ? nonEmpty[0]! : Buffer.concat(nonEmpty);
+
+  /** Calls `each(segment, entry)` for each segment with the number of its first entry. */
+  forEachSegment(each: (segment: Buffer, first: number) => void): void {
+    for (let i = 0; i < this.segments.length; i++) each(this.segments[i]!, this.starts[i]!);
+  }
+
+  /** The segment holding entry e. */
+  private segmentOf(e: number): number {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.starts[mid]! <= e) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Entry a's packed key against entry b's, bytewise: negative, 0 or positive. */
+  compareKeys(a: number, b: number): number {
+    const i = this.segmentOf(a);
+    const j = this.segmentOf(b);
+    const x = (a - this.starts[i]!) * ENTRY_BYTES;
+    const y = (b - this.starts[j]!) * ENTRY_BYTES;
+    return this.segments[i]!.compare(this.segments[j]!, y, y + KEY_BYTES, x, x + KEY_BYTES);
+  }
 }
 
 /**
  * Every repeat in one partition's segments (one per range, in any order): each entry whose key a lower record
  * number also has, as `[number, firstNumber]` with firstNumber the lowest number with that key, sorted by number.
  * Exact: keys are compared whole (a fingerprint only orders them), so two keys that share a fingerprint stay apart.
- * Linear sorts on typed arrays: about 20 bytes an entry beside the segments, whatever the count.
+ * Record numbers are distinct (one per record). Linear sorts on typed arrays: 16 bytes an entry beside the segments,
+ * whatever the count, and the result.
  */
 export function settlePartition(segments: readonly Buffer[]): Array<[number, number]> {
-  const entries = concatenated(segments);
-  const n = entries.length / ENTRY_BYTES;
+  const entries = new Entries(segments);
+  const n = entries.count;
   if (n < 2) return [];
   const numbers = new Uint32Array(n);
   const fingerprints = new Uint32Array(n);
   const order = new Uint32Array(n);
-  for (let e = 0; e < n; e++) {
-    numbers[e] = entries.readUInt32LE(e * ENTRY_BYTES + KEY_BYTES);
-    fingerprints[e] = fingerprintOf(entries, e * ENTRY_BYTES);
-    order[e] = e;
-  }
+  entries.forEachSegment((segment, first) => {
+    for (let e = first, at = 0; at < segment.length; e++, at += ENTRY_BYTES) {
+      numbers[e] = segment.readUInt32LE(at + KEY_BYTES);
+      fingerprints[e] = fingerprintOf(segment, at);
+      order[e] = e;
+    }
+  });
   // By number, then (stably) by fingerprint: equal fingerprints sit together, lowest number first.
   const scratch = new Uint32Array(n);
   radixSort(order, numbers, scratch);
@@ -205,36 +246,26 @@ export function settlePartition(segments: readonly Buffer[]): Array<[number, num
   return repeatsByNumber(numbers, firsts, repeats, order, fingerprints);
 }
 
-/** Entry a's packed key against entry b's, bytewise: negative, 0 or positive. */
-function compareKeys(entries: Buffer, a: number, b: number): number {
-  return entries.compare(entries, b * ENTRY_BYTES, b * ENTRY_BYTES + KEY_BYTES, a * ENTRY_BYTES, a * ENTRY_BYTES + KEY_BYTES);
-}
-
-/** Whether entries a and b hold the same packed key. */
-function sameKey(entries: Buffer, a: number, b: number): boolean {
-  return compareKeys(entries, a, b) === 0;
-}
-
 /**
  * Settles one group of entries that share a fingerprint, ordered by number: sets each one's first number and returns
  * how many repeat an earlier one. Almost always the group holds one key; when a collision mixes keys, the group is
  * sorted by whole key (then number) so that even a large, crafted collision stays O(g log g).
  */
-function settleGroup(entries: Buffer, numbers: Uint32Array, group: Uint32Array, firsts: Uint32Array): number {
+function settleGroup(entries: Entries, numbers: Uint32Array, group: Uint32Array, firsts: Uint32Array): number {
   const head = group[0]!;
   let mixed = false;
-  for (let k = 1; k < group.length && !mixed; k++) mixed = !sameKey(entries, head, group[k]!);
+  for (let k = 1; k < group.length && !mixed; k++) mixed = entries.compareKeys(head, group[k]!) !== 0;
   if (!mixed) {
     const first = numbers[head]!;
     for (let k = 0; k < group.length; k++) firsts[group[k]!] = first;
     return group.length - 1;
   }
-  const byKey = Array.from(group).sort((a, b) => compareKeys(entries, a, b) || numbers[a]! - numbers[b]!);
+  const byKey = Array.from(group).sort((a, b) => entries.compareKeys(a, b) || numbers[a]! - numbers[b]!);
   let repeats = 0;
   let first = numbers[byKey[0]!]!;
   firsts[byKey[0]!] = first;
   for (let k = 1; k < byKey.length; k++) {
-    if (sameKey(entries, byKey[k - 1]!, byKey[k]!)) repeats++;
+    if (entries.compareKeys(byKey[k - 1]!, byKey[k]!) === 0) repeats++;
     else first = numbers[byKey[k]!]!;
     firsts[byKey[k]!] = first;
   }

@@ -112,7 +112,8 @@ const INLINE_MAP_CONCURRENCY = 40;
  */
 function stagingPhases(scope: Construct, lambdas: StepLambdas, finalize: IChainable, then: IChainable): IChainable {
   const worker = (mapName: string, taskName: string, itemsPath: string, phase: string) => {
-    const task = stagePhaseTask(scope, lambdas, taskName, JsonPath.entirePayload);
+    // No payload template: the worker's input (the ItemSelector's object) is the Lambda's event as it is.
+    const task = stagePhaseTask(scope, lambdas, taskName);
     // Workers write their results to staging themselves: nothing of theirs goes through the 256 KiB state.
     const map = new InlineMap(scope, mapName, {
       itemsPath,
@@ -134,12 +135,12 @@ function stagingPhases(scope: Construct, lambdas: StepLambdas, finalize: IChaina
   return new Choice(scope, 'Planned?').when(Condition.isPresent('$.plan.scan'), scan).otherwise(ranges);
 }
 
-/** A Task of the stage Lambda with `payload` (its result in `resultPath`, or as the state). */
-function stagePhaseTask(scope: Construct, lambdas: StepLambdas, name: string, payload: Record<string, unknown> | string, resultPath?: string): LambdaInvoke {
+/** A Task of the stage Lambda with `payload` (else its input), its result in `resultPath` (else the state). */
+function stagePhaseTask(scope: Construct, lambdas: StepLambdas, name: string, payload?: Record<string, unknown>, resultPath?: string): LambdaInvoke {
   return new LambdaInvoke(scope, name, {
     lambdaFunction: lambdas.stage,
     payloadResponseOnly: true,
-    payload: typeof payload === 'string' ? TaskInput.fromJsonPathAt(payload) : TaskInput.fromObject(payload),
+    ...(payload ? { payload: TaskInput.fromObject(payload) } : {}),
     ...(resultPath ? { resultPath } : {}),
     taskTimeout: Timeout.duration(Duration.minutes(15)),
     retryOnServiceExceptions: false,

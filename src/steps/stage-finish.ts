@@ -180,7 +180,8 @@ export async function finishStaging(event: StageEvent, deps: StepDeps, flow: Dat
   const valid = records - rejected - filtered;
   deps.log.info('Staged', { key: input.key, records, valid, rejected, filtered, chunks: chunks.length, ranges: results.length, bytes: summary.bytes, duplicateOf: duplicateOf?.runId });
   // The plan stays in staging: what follows (send, finalize) does not read it.
-  const { plan: _plan, ...rest } = base;
+  const rest: StageBase = { ...base };
+  delete rest.plan;
   return {
     ...rest,
     ...(duplicateOf ? { duplicateOf } : {}),

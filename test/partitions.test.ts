@@ -1,6 +1,6 @@
 import { KEY_BYTES, packKey } from '../src/core/duplicates';
 import type { ApiItem } from '../src/core/mapping';
-import { ENTRIES_PER_PARTITION, ENTRY_BYTES, KeyPartitions, fingerprintOf, partitionOf, partitionsFor, settlePartition } from '../src/core/partitions';
+import { ENTRIES_PER_PARTITION, ENTRY_BYTES, KeyPartitions, fingerprintOf, partitionOf, partitionsFor, settlePartition, settlePartitionTyped } from '../src/core/partitions';
 import { KNOWN_BADGES } from './support/factories';
 
 const EVENT = 1_700_000_000_000;
@@ -176,8 +176,11 @@ describe('Function: settlePartition', () => {
 
     // Act
     const found = settlePartition(segments);
+    const typed = settlePartitionTyped(segments);
 
-    // Assess
+    // Assess: the typed result says the same.
+    expect(Array.from(typed.numbers)).toEqual([40, 700, 2_000, 3_000_000_000]);
+    expect(Array.from(typed.firsts)).toEqual([12, 12, 12, 12]);
     expect(found).toEqual([
       [40, 12],
       [700, 12],
@@ -226,6 +229,14 @@ describe('Function: settlePartition', () => {
     expect(settlePartition([])).toEqual([]);
     expect(settlePartition([Buffer.alloc(0), Buffer.alloc(0)])).toEqual([]);
     expect(settlePartition([one, Buffer.alloc(0)])).toEqual([]);
+  });
+
+  it('refuses segments where one record number comes twice with one key', () => {
+    // Prepare: record 7 twice (a range's keys read twice, say).
+    const key = packed(itemOf(9));
+
+    // Act / Assess
+    expect(() => settlePartition([segment([[key, 7], [key, 3]]), segment([[key, 7]])])).toThrow('Record number 7 appears more than once');
   });
 
   it('refuses a segment that is not whole entries', () => {

@@ -9,6 +9,8 @@
  *    share. Prints the worker's peak RSS (target: under 256 MB) beside its RSS before reading anything, and the
  *    settlement's CPU time as a ratio to V8's native sort of as many doubles in the same process (the least a sort of
  *    the entries costs). The duplicates it wrote are checked against the ones the generator made, entry by entry.
+ *    BENCH_SETTLE_OUTPUT=typed settles with settlePartitionTyped and writes the repeats as binary (8 bytes each)
+ *    instead of settlePartition's pairs as JSON.
  * 2. The range side in this process: KeyPartitions.add and toObject for the same entries over 50 partitions (a
  *    50M-row file), as a ratio to packing the keys into one Buffer (what any key store costs at least).
  * CPU time (process.cpuUsage), not wall time: the machine is shared.
@@ -16,7 +18,7 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { KEY_BYTES, packKey } from '../src/core/duplicates';
 import type { ApiItem } from '../src/core/mapping';
 import { ENTRIES_PER_PARTITION, ENTRY_BYTES, KeyPartitions, partitionsFor } from '../src/core/partitions';
@@ -26,6 +28,8 @@ import { buildStageWorker, stageProcessFlags } from './stage-process';
 
 const BADGES = ['6571a3b9e4b0c1a2b3c4d5e6', '6571a3b9e4b0c1a2b3c4d5e7', '6571a3b9e4b0c1a2b3c4d5e8'];
 const RANGES = 16;
+/** How the worker settles and writes: 'json' (settlePartition, pairs as JSON, as the stage does) or 'typed'. */
+const OUTPUT = process.env.BENCH_SETTLE_OUTPUT === 'typed' ? 'typed' : 'json';
 
 /** The item of record `n` (1-based) of `entries`, the last `share` of them repeating the records before. */
 function itemOf(n: number, entries: number, share: number): ApiItem {
@@ -62,6 +66,14 @@ interface SettleRun {
   maxRssKb: number;
 }
 
+/** The repeats the worker wrote, in either form. */
+async function writtenDuplicates(client: S3Client): Promise<Array<[number, number]>> {
+  if (OUTPUT !== 'typed') return (await readJson<{ duplicates: Array<[number, number]> }>(client, LOCAL_BUCKETS.staging, 'bench/settle/duplicates.json'))?.duplicates ?? [];
+  const response = await client.send(new GetObjectCommand({ Bucket: LOCAL_BUCKETS.staging, Key: 'bench/settle/duplicates.bin' }));
+  const body = Buffer.from(await response.Body!.transformToByteArray());
+  return Array.from({ length: body.length / 8 }, (_, k) => [body.readUInt32LE(k * 8), body.readUInt32LE(k * 8 + 4)] as [number, number]);
+}
+
 /** Whether `duplicates` are exactly the repeats itemOf made: every record past the distinct ones, with its first. */
 function agreesWithGenerator(duplicates: Array<[number, number]>, entries: number, share: number): boolean {
   const distinct = Math.ceil(entries * (1 - share));
@@ -81,15 +93,14 @@ async function settleOnce(worker: string, flags: string[], entries: number, shar
     }
     // Asynchronous: the embedded S3 serving the worker runs in this process's event loop.
     const result = await new Promise<{ failed: boolean; stdout: string; stderr: string }>((resolve) =>
-      execFile(process.execPath, [...flags, worker, s3.endpoint, JSON.stringify(ranges)], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => resolve({ failed: error !== null, stdout, stderr })),
+      execFile(process.execPath, [...flags, worker, s3.endpoint, JSON.stringify(ranges), OUTPUT], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => resolve({ failed: error !== null, stdout, stderr })),
     );
     if (result.failed) {
       const last = result.stderr.split('\n').filter((l) => /heap|memory|Error/i.test(l)).slice(-3).join(' | ');
       throw new Error(`The settle worker failed at ${entries} entries: ${last || result.stderr.trim().slice(-400)}`);
     }
     const run = JSON.parse(result.stdout.trim().split('\n').pop()!) as SettleRun;
-    const written = await readJson<{ duplicates: Array<[number, number]> }>(s3.client, LOCAL_BUCKETS.staging, 'bench/settle/duplicates.json');
-    return { ...run, agrees: agreesWithGenerator(written?.duplicates ?? [], entries, share) };
+    return { ...run, agrees: agreesWithGenerator(await writtenDuplicates(s3.client), entries, share) };
   } finally {
     await s3.close();
   }
@@ -126,7 +137,7 @@ async function main() {
   mkdirSync(dir, { recursive: true });
   const worker = buildStageWorker(dir, 'settle-worker');
   const flags = stageProcessFlags(join(__dirname, '..', 'examples', 'config.json'));
-  console.log(`settle worker flags: ${flags.join(' ') || '(V8 defaults)'}; ENTRIES_PER_PARTITION ${ENTRIES_PER_PARTITION}; ${RANGES} ranges; ${share * 100}% of entries repeat earlier ones`);
+  console.log(`settle worker flags: ${flags.join(' ') || '(V8 defaults)'}; ENTRIES_PER_PARTITION ${ENTRIES_PER_PARTITION}; ${RANGES} ranges; ${share * 100}% of entries repeat earlier ones; result written as ${OUTPUT}`);
   for (const entries of sizes) {
     const r = await settleOnce(worker, flags, entries, share);
     const peak = r.maxRssKb / 1024;

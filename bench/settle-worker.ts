@@ -3,9 +3,9 @@
 // as JSON. Prints CPU time of the settlement, RSS before and at peak, then (after the peak is taken) the CPU time of
 // a native sort of as many doubles, as the in-process baseline.
 import { readFileSync } from 'node:fs';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { putJson } from '../src/aws/s3';
-import { ENTRY_BYTES, settlePartition } from '../src/core/partitions';
+import { ENTRY_BYTES, settlePartition, settlePartitionTyped } from '../src/core/partitions';
 
 /** The embedded S3's staging bucket (not imported from src/local: that would bundle the whole local stack in). */
 const STAGING = 'staging';
@@ -46,7 +46,8 @@ const cpuSeconds = (since: NodeJS.CpuUsage) => {
 };
 
 async function main() {
-  const [endpoint, rangesJson] = process.argv.slice(2) as [string, string];
+  const [endpoint, rangesJson, output] = process.argv.slice(2) as [string, string, string];
+  const typed = output === 'typed';
   const ranges = JSON.parse(rangesJson) as Array<{ key: string; start: number; end: number }>;
   const s3 = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   // The baseline of the process: Node, the bundle and an S3 client that has made its first request.
@@ -55,10 +56,28 @@ async function main() {
   const segments = await Promise.all(ranges.map((r) => readSegment(s3, r.key, r.start, r.end)));
   const cpu = process.cpuUsage();
   const readRssKb = peakRssKb();
-  const duplicates = settlePartition(segments);
-  const settleCpu = cpuSeconds(cpu);
-  const settledRssKb = peakRssKb();
-  await putJson(s3, STAGING, 'bench/settle/duplicates.json', { duplicates });
+  let count: number;
+  let settleCpu: number;
+  let settledRssKb: number;
+  if (typed) {
+    // The compact way: the typed result written as binary (number, first: uint32 little-endian each).
+    const { numbers, firsts } = settlePartitionTyped(segments);
+    settleCpu = cpuSeconds(cpu);
+    settledRssKb = peakRssKb();
+    const body = Buffer.allocUnsafe(numbers.length * 8);
+    for (let k = 0; k < numbers.length; k++) {
+      body.writeUInt32LE(numbers[k]!, k * 8);
+      body.writeUInt32LE(firsts[k]!, k * 8 + 4);
+    }
+    await s3.send(new PutObjectCommand({ Bucket: STAGING, Key: 'bench/settle/duplicates.bin', Body: body }));
+    count = numbers.length;
+  } else {
+    const duplicates = settlePartition(segments);
+    settleCpu = cpuSeconds(cpu);
+    settledRssKb = peakRssKb();
+    await putJson(s3, STAGING, 'bench/settle/duplicates.json', { duplicates });
+    count = duplicates.length;
+  }
   const maxRssKb = peakRssKb();
   // The baseline, after the peak is read, in the same process (a Map of hex keys, the naive way, runs out of the
   // stack's 142 MB old space near 1M entries: it cannot be the baseline).
@@ -66,7 +85,7 @@ async function main() {
   const sortCpu = process.cpuUsage();
   sortDoubles(entries);
   const baselineCpu = cpuSeconds(sortCpu);
-  process.stdout.write(`${JSON.stringify({ entries, duplicates: duplicates.length, settleCpu, baselineCpu, idleRssKb, readRssKb, settledRssKb, maxRssKb })}\n`);
+  process.stdout.write(`${JSON.stringify({ entries, duplicates: count, settleCpu, baselineCpu, idleRssKb, readRssKb, settledRssKb, maxRssKb })}\n`);
 }
 main().catch((error: unknown) => {
   process.stderr.write(`${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}\n`);

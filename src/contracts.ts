@@ -364,9 +364,6 @@ export const KEYS = {
   unpacked: (runId: string) => `runs/${runId}/plaintext.unpacked`,
   chunk: (runId: string, index: number) => `runs/${runId}/chunks/${String(index).padStart(6, '0')}.jsonl`,
   summary: (runId: string) => `runs/${runId}/stage.json`,
-  validationRejects: (runId: string) => `runs/${runId}/rejects/validate.csv`,
-  /** The records the dataflow's filter left out, as CSV lines (finalize adds the header in the dead-letter bucket). */
-  filteredRecords: (runId: string) => `runs/${runId}/filtered.csv`,
   /** The staging plan (StagePlan): where the plaintext is, its ranges, the header, the partitions. */
   plan: (runId: string) => `runs/${runId}/plan.json`,
   /** A scan worker's RangeScan of nominal range `i` of a plain source. */

@@ -8,6 +8,10 @@ import { stagedNumberOf } from '../core/staged-record';
 export const UPLOADS_IN_FLIGHT = 4;
 /** The key index goes to staging in parts of about 1 MiB (small puts: no multipart buffers held while reading). */
 const INDEX_PART_BYTES = 1024 * 1024;
+/** A chunk body's first size; it grows by doubling, and the next chunk starts at the size the last one reached. */
+const FIRST_BODY_BYTES = 64 * 1024;
+/** The most UTF-8 bytes one UTF-16 code unit takes (a surrogate pair's 4 bytes are 2 per unit). */
+const MAX_UTF8_PER_UNIT = 3;
 
 /**
  * Fills the chunk objects the Distributed Map sends, `recordsPerChunk` staged lines each, and owns their uploads (a
@@ -19,7 +23,14 @@ export class ChunkWriter {
   readonly chunks: ChunkRef[] = [];
   /** Key index parts put so far. */
   indexParts = 0;
-  private lines: string[] = [];
+  /**
+   * The chunk being filled, its lines already UTF-8 and joined by "\n": written into one buffer as they come, because
+   * joining a thousand strings and encoding the result cost more than encoding the records had (the record path's
+   * profile, bench/record-path.ts).
+   */
+  private body: Buffer = Buffer.allocUnsafe(FIRST_BODY_BYTES);
+  private bodyBytes = 0;
+  private lineCount = 0;
   private firstRecord = 1;
   /** Fingerprint and number of each line of the chunk being filled, while the file is read (not for held records). */
   private indexed: number[] = [];
@@ -38,23 +49,41 @@ export class ChunkWriter {
   ) {}
 
   /** Stages a record read from the file, as new: its line, number and key fingerprint (for the key index). */
-  async add(line: string, number: number, fingerprint: number): Promise<void> {
-    if (this.lines.length === 0) this.firstRecord = number;
-    this.lines.push(line);
+  /**
+   * Stages a record read from the file, as new: its line, number and key fingerprint (for the key index). Returns a
+   * promise only when the chunk is full and goes to S3 (then await it: it waits while too many uploads are in flight),
+   * so that the record loop pays for no promise on the other records.
+   */
+  add(line: string, number: number, fingerprint: number): Promise<void> | undefined {
+    if (this.lineCount === 0) this.firstRecord = number;
+    this.append(line);
     this.indexed.push(fingerprint, number);
-    if (this.lines.length >= this.recordsPerChunk) await this.flush();
+    return this.lineCount >= this.recordsPerChunk ? this.flush() : undefined;
   }
 
   /** Stages a held record settled as no duplicate (after the file was read: no key index entry). */
   async addSettled(line: string): Promise<void> {
-    if (this.lines.length === 0) this.firstRecord = stagedNumberOf(line);
-    this.lines.push(line);
-    if (this.lines.length >= this.recordsPerChunk) await this.flush();
+    if (this.lineCount === 0) this.firstRecord = stagedNumberOf(line);
+    this.append(line);
+    if (this.lineCount >= this.recordsPerChunk) await this.flush();
+  }
+
+  /** Writes the line (after a "\n" unless it is the chunk's first) into the body, which grows when it may not hold it. */
+  private append(line: string): void {
+    const room = line.length * MAX_UTF8_PER_UNIT + 1;
+    if (this.bodyBytes + room > this.body.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.body.length * 2, this.bodyBytes + room));
+      this.body.copy(grown, 0, 0, this.bodyBytes);
+      this.body = grown;
+    }
+    if (this.lineCount > 0) this.body[this.bodyBytes++] = 0x0a;
+    this.bodyBytes += this.body.write(line, this.bodyBytes);
+    this.lineCount += 1;
   }
 
   /** Uploads the chunk being filled (and a key index part once it is full); waits while too many uploads are in flight. */
   async flush(): Promise<void> {
-    if (this.lines.length === 0) return;
+    if (this.lineCount === 0) return;
     if (this.indexed.length > 0) {
       const part = Buffer.from(Uint32Array.from(this.indexed).buffer);
       this.indexed = [];
@@ -62,11 +91,14 @@ export class ChunkWriter {
       this.indexPartBytes += part.length;
       if (this.indexPartBytes >= INDEX_PART_BYTES) this.putIndexPart();
     }
-    const ref: ChunkRef = { index: this.chunks.length, key: KEYS.chunk(this.runId, this.chunks.length), records: this.lines.length, firstRecord: this.firstRecord };
+    const ref: ChunkRef = { index: this.chunks.length, key: KEYS.chunk(this.runId, this.chunks.length), records: this.lineCount, firstRecord: this.firstRecord };
     this.chunks.push(ref);
-    // Encoded once here: a string body would be encoded for its checksum and again on the socket.
-    const body = Buffer.from(this.lines.join('\n'));
-    this.lines = [];
+    // A Buffer, not a string: a string body would be encoded for its checksum and again on the socket. The upload
+    // keeps this one; the next chunk gets a new buffer of the size this one reached.
+    const body = this.body.subarray(0, this.bodyBytes);
+    this.body = Buffer.allocUnsafe(this.body.length);
+    this.bodyBytes = 0;
+    this.lineCount = 0;
     this.track(
       this.uploads(() => putText(this.s3, this.bucket, ref.key, body, 'application/x-ndjson')),
       ref.key,

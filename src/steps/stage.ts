@@ -219,7 +219,9 @@ async function routeEveryRecord(state: StageState): Promise<void> {
     if (result === FILTERED_OUT) {
       await state.filtered.add(record);
     } else if (result.ok) {
-      await stageValid(state, record, result.item);
+      // A promise only when a chunk is full or a record is held: no promise to wait on for most records.
+      const staging = stageValid(state, record, result.item);
+      if (staging) await staging;
     } else {
       const shown = record.tooLong ? { number: record.number, fields: csv.header.map(() => '') } : record;
       await rejects.reject(shown, result.rejection.code, result.rejection.message);
@@ -255,14 +257,17 @@ function judge(state: StageState, record: CsvRecord): MapResult | typeof FILTERE
   return state.map(record.fields);
 }
 
-/** A valid record goes to a chunk, unless the duplicate filter may have seen its key: then it is held. */
-async function stageValid(state: StageState, record: CsvRecord, item: ApiItem): Promise<void> {
+/**
+ * A valid record goes to a chunk, unless the duplicate filter may have seen its key: then it is held. Returns a
+ * promise only when there is something to wait for (a full chunk's upload, a held record's write).
+ */
+function stageValid(state: StageState, record: CsvRecord, item: ApiItem): Promise<void> | undefined {
   const { seen, key } = state;
   // A replayed AMBIGUOUS record may have been issued: the send step looks it up before sending it (`c`).
   const line = encodeStagedRecord(record.number, record.fields, item, record.checkFirst);
   packKey(item, key);
-  if (seen.addAndCheck(key)) await state.held.hold(key, record.number, line);
-  else await state.chunks.add(line, record.number, seen.lastFingerprint);
+  if (seen.addAndCheck(key)) return state.held.hold(key, record.number, line);
+  return state.chunks.add(line, record.number, seen.lastFingerprint);
 }
 
 /**

@@ -85,9 +85,9 @@ async function main() {
   const lines = items.map((r) => encodeStagedRecord(r.number, r.fields, r.item));
   // The chunk writer as the stage runs it, its S3 client a stand-in that takes the bodies (their upload is not the path's).
   const chunking = await best(repeat, async () => {
-    const chunks = new ChunkWriter({ send: () => Promise.resolve({}) } as unknown as S3Client, 'staging', 'bench', flow.destination.recordsPerWorker);
+    const chunks = new ChunkWriter({ send: () => Promise.resolve({}) } as unknown as S3Client, 'staging', (j) => `bench/${j}`, flow.destination.recordsPerWorker);
     for (let k = 0; k < lines.length; k++) {
-      const full = chunks.add(lines[k]!, items[k]!.number, 0);
+      const full = chunks.add(lines[k]!, items[k]!.number);
       if (full) await full;
     }
     await chunks.flush();

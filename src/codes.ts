@@ -30,7 +30,6 @@ export const ERROR_CODES = {
   /** The vendor's own bucket (source.bucket) could not be listed, read, moved in or written to, or its role assumed. */
   VENDOR_BUCKET_FAILED: 'VENDOR_BUCKET_FAILED',
   ENCODING_MISMATCH: 'ENCODING_MISMATCH',
-  TOO_MANY_DUPLICATES: 'TOO_MANY_DUPLICATES',
   REPLAY_FILE_INVALID: 'REPLAY_FILE_INVALID',
   /** The token endpoint did not give a usable token (retried by the client; fatal only once retries are used up). */
   TOKEN_UNAVAILABLE: 'TOKEN_UNAVAILABLE',

@@ -142,12 +142,6 @@ export class EncodingError extends BadgesImportError {
   static override readonly fatal = true;
 }
 
-/** So many records repeat earlier ones that settling them would not fit in memory: the file is refused. */
-export class TooManyDuplicatesError extends BadgesImportError {
-  static override readonly code = ERROR_CODES.TOO_MANY_DUPLICATES;
-  static override readonly fatal = true;
-}
-
 /** A replay file that is not a rejected-records file, or has a record without its original number. */
 export class ReplayFileError extends BadgesImportError {
   static override readonly code = ERROR_CODES.REPLAY_FILE_INVALID;
@@ -175,7 +169,6 @@ export const WORKFLOW_ERRORS = [
   UnsafeArchiveError,
   ReplayFileError,
   EncodingError,
-  TooManyDuplicatesError,
   FileNotMatchedError,
   SftpError,
   HostKeyMismatchError,

@@ -50,7 +50,7 @@ describe('Class: ChunkWriter', () => {
     expect(await readText(s3.client, LOCAL_BUCKETS.staging, writer.chunks[0]!.key)).toBe(lines.join('\n'));
   });
 
-  it('asks the record loop to wait only when a chunk is full', () => {
+  it('asks the record loop to wait only when a chunk is full', async () => {
     // Prepare
     const writer = new ChunkWriter(s3.client, LOCAL_BUCKETS.staging, (j) => `runs/chunk-writer-wait/${j}.jsonl`, 2);
 
@@ -61,6 +61,6 @@ describe('Class: ChunkWriter', () => {
     // Assess
     expect(first).toBeUndefined();
     expect(second).toBeInstanceOf(Promise);
-    return second;
+    await second;
   });
 });

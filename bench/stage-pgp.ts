@@ -18,7 +18,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { LOCAL_BUCKETS } from '../src/local/s3';
 import { generateEvents } from './generate';
 import { buildStageWorker, stageProcessFlags } from './stage-process';
-import { type PipelineRun, countStagedObjects, describeWorkers, runPipeline, startCountingS3 } from './stage-pipeline';
+import { type PipelineRun, countStagedObjects, describePhases, describeWorkers, runPipeline, startCountingS3, warmWorkersFor } from './stage-pipeline';
 
 const root = join(__dirname, '..');
 const dir = join(root, '.bench');
@@ -94,7 +94,7 @@ async function main() {
         if (!dry && i % 2 === 1) fastestBaseline = Math.min(fastestBaseline, baseline(encrypted));
         const before = new Map(requests);
         const serverCpu = process.cpuUsage();
-        const run = await runPipeline({ s3, worker, nodeFlags, configFile, secretsFile, key, runId: `pgp-${rows}-${Date.now()}`, parallel, dir });
+        const run = await runPipeline({ s3, worker, nodeFlags, configFile, secretsFile, key, runId: `pgp-${rows}-${Date.now()}`, parallel, warm: warmWorkersFor(statSync(encrypted).size * 2, rows) });
         const s3Cpu = process.cpuUsage(serverCpu);
         if (!dry && i % 2 === 0) fastestBaseline = Math.min(fastestBaseline, baseline(encrypted));
         for (const w of run.workers) rssByPhase[w.phase] = Math.max(rssByPhase[w.phase] ?? 0, w.maxRssKb / 1024);
@@ -110,6 +110,7 @@ async function main() {
       const ratio = dry ? '' : `  gpg|mlr ${fastestBaseline.toFixed(2)} s  ratio ${(run.seconds / fastestBaseline).toFixed(2)} (target <= 1.0)`;
       console.log(`${String(rows).padStart(9)} rows (${mb.toFixed(0)} MB encrypted)  staging ${run.seconds.toFixed(2)} s${ratio}  (${run.output.records} records, ${run.output.rejected} rejected, ${run.output.chunkCount} chunks)`);
       for (const line of describeWorkers(run.workers)) console.log(line);
+      console.log(describePhases(run));
       const total = [...counted!.values()].reduce((a, b) => a + b, 0);
       console.log(`    S3: ${staged.objects} objects staged (${(staged.bytes / 1e6).toFixed(0)} MB); ${total} requests: ${[...counted!].filter(([, n]) => n > 0).map(([a, n]) => `${a.replace('s3:', '')} ${n}`).join(', ')}`);
       console.log(`    peak RSS of any worker ${Math.max(...Object.values(rssByPhase)).toFixed(0)} MB (target <= 256 MB)`);

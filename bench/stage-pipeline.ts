@@ -5,10 +5,9 @@
  * running in this process. It counts the S3 requests by action (through the embedded S3's authorization hook, which
  * allows them all here) and the peak RSS of every worker process.
  */
-import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { type ChildProcess, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { paginateListObjectsV2 } from '@aws-sdk/client-s3';
 import type { StageEvent, StageOutput, StagePlanRef } from '../src/contracts';
 import { type LocalS3, LOCAL_BUCKETS, startLocalS3 } from '../src/local/s3';
@@ -22,19 +21,25 @@ export interface WorkerRun {
   maxRssKb: number;
 }
 
-/** What the worker process prints (bench/stage-worker.ts). */
+/** What the worker process answers (bench/stage-worker.ts). */
 interface WorkerReport {
   output: unknown;
   seconds: number;
   cpuSeconds: number;
   maxRssKb: number;
+  error?: string;
 }
 
-/** A pipeline run: the staging phase's wall time (prepare started → finish returned), its output, every worker. */
+/**
+ * A pipeline run: the staging phase's wall time (prepare started → finish returned), each phase's (its first worker
+ * started → its last returned), its output, every worker, and the workers that had to be started on the clock.
+ */
 export interface PipelineRun {
   seconds: number;
+  phaseSeconds: Record<string, number>;
   output: StageOutput;
   workers: WorkerRun[];
+  coldStarts: number;
 }
 
 /** The embedded S3, allowing every request and counting them by action (`s3:PutObject`, `s3:GetObject`, …). */
@@ -62,8 +67,11 @@ export interface PipelineSettings {
   runId: string;
   /** Workers of one inline Map at once (default 2). */
   parallel?: number;
-  /** Where the events handed to the workers are written. */
-  dir: string;
+  /**
+   * Worker processes started (loaded, waiting for their event) before the clock starts, as warm Lambdas (default 8);
+   * see warmWorkersFor.
+   */
+  warm?: number;
 }
 
 /**
@@ -73,26 +81,45 @@ export interface PipelineSettings {
 export async function runPipeline(settings: PipelineSettings): Promise<PipelineRun> {
   const { runId, key, configFile } = settings;
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as { dataflows: Array<{ name: string }> };
-  const startedAt = new Date().toISOString();
-  const workers: WorkerRun[] = [];
-  const started = process.hrtime.bigint();
-  const invoke = async (event: StageEvent): Promise<unknown> => {
-    const report = await runWorker(settings, event);
-    workers.push({ phase: event.phase ?? 'prepare', index: event.index ?? 0, seconds: report.seconds, cpuSeconds: report.cpuSeconds, maxRssKb: report.maxRssKb });
-    return report.output;
-  };
-  let state = (await invoke({ input: { dataflow: config.dataflows[0]!.name, bucket: LOCAL_BUCKETS.inbox, key }, runId, startedAt })) as StageOutput;
-  if (!state.plan) throw new Error(`prepare planned nothing: ${JSON.stringify(state)}`);
-  const each = (phase: 'scan' | 'range' | 'settle', indexes: number[]) => inParallel(indexes, settings.parallel ?? 2, (index) => invoke({ phase, input: state, runId, startedAt, index }));
-  if (state.plan.scan) {
-    await each('scan', state.plan.scan);
-    state = { ...state, plan: (await invoke({ phase: 'plan', input: state, runId, startedAt })) as StagePlanRef };
+  const pool = new WorkerPool(settings);
+  await pool.warm(settings.warm ?? 8);
+  try {
+    const startedAt = new Date().toISOString();
+    const workers: WorkerRun[] = [];
+    const phaseSeconds: Record<string, number> = {};
+    const started = process.hrtime.bigint();
+    const invoke = async (event: StageEvent): Promise<unknown> => {
+      const report = await pool.invoke(event);
+      workers.push({ phase: event.phase ?? 'prepare', index: event.index ?? 0, seconds: report.seconds, cpuSeconds: report.cpuSeconds, maxRssKb: report.maxRssKb });
+      return report.output;
+    };
+    const timed = async <T>(phase: string, work: () => Promise<T>): Promise<T> => {
+      const from = process.hrtime.bigint();
+      const result = await work();
+      phaseSeconds[phase] = Number(process.hrtime.bigint() - from) / 1e9;
+      return result;
+    };
+    let state = (await timed('prepare', () => invoke({ input: { dataflow: config.dataflows[0]!.name, bucket: LOCAL_BUCKETS.inbox, key }, runId, startedAt }))) as StageOutput;
+    if (!state.plan) throw new Error(`prepare planned nothing: ${JSON.stringify(state)}`);
+    const each = (phase: 'scan' | 'range' | 'settle', indexes: number[]) =>
+      timed(phase, () => inParallel(indexes, settings.parallel ?? 2, (index) => invoke({ phase, input: state, runId, startedAt, index })));
+    if (state.plan.scan) {
+      await each('scan', state.plan.scan);
+      state = { ...state, plan: (await timed('plan', () => invoke({ phase: 'plan', input: state, runId, startedAt }))) as StagePlanRef };
+    }
+    await each('range', state.plan!.ranges);
+    await each('settle', state.plan!.partitions);
+    const output = (await timed('finish', () => invoke({ phase: 'finish', input: state, runId, startedAt }))) as StageOutput;
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return { seconds, phaseSeconds, output, workers, coldStarts: pool.coldStarts };
+  } finally {
+    pool.close();
   }
-  await each('range', state.plan!.ranges);
-  await each('settle', state.plan!.partitions);
-  const output = (await invoke({ phase: 'finish', input: state, runId, startedAt })) as StageOutput;
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return { seconds, output, workers };
+}
+
+/** Enough warm workers for a file of `bytes` and `rows`: its scans or ranges (8 MiB or more each), partitions, 4 more; at most 48. */
+export function warmWorkersFor(bytes: number, rows: number): number {
+  return Math.min(48, Math.ceil(bytes / (8 * 1024 * 1024)) + Math.ceil(rows / 1_000_000) + 4);
 }
 
 async function inParallel(indexes: number[], parallel: number, run: (index: number) => Promise<unknown>): Promise<void> {
@@ -103,13 +130,58 @@ async function inParallel(indexes: number[], parallel: number, run: (index: numb
   await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, lane));
 }
 
-async function runWorker(settings: PipelineSettings, event: StageEvent): Promise<WorkerReport> {
-  const eventFile = join(settings.dir, `event-${event.runId}-${event.phase ?? 'prepare'}-${event.index ?? 0}.json`);
-  writeFileSync(eventFile, JSON.stringify(event));
-  const args = [...settings.nodeFlags, settings.worker, settings.s3.endpoint, settings.configFile, eventFile, ...(settings.secretsFile ? [settings.secretsFile] : [])];
-  // Asynchronous: the embedded S3 serving the worker runs in this process's event loop.
-  const { stdout } = await promisify(execFile)(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as WorkerReport;
+/**
+ * Worker processes, loaded and waiting (warm Lambdas), each taking exactly one invocation so that its peak RSS is that
+ * invocation's. One is started in the place of each taken; when none is ready, one is started on the clock (cold).
+ */
+class WorkerPool {
+  coldStarts = 0;
+  private readonly ready: ChildProcess[] = [];
+  private readonly starting = new Set<Promise<void>>();
+  private readonly all = new Set<ChildProcess>();
+
+  constructor(private readonly settings: PipelineSettings) {}
+
+  async warm(count: number): Promise<void> {
+    for (let i = 0; i < count; i++) this.start();
+    await Promise.all(this.starting);
+  }
+
+  async invoke(event: StageEvent): Promise<WorkerReport> {
+    if (this.ready.length === 0) {
+      this.coldStarts += 1;
+      this.start();
+      while (this.ready.length === 0) await Promise.race(this.starting);
+    }
+    const child = this.ready.shift()!;
+    // Kept topped up to one more than the Map's workers at once (a long run outlives the processes warmed for it).
+    if (this.ready.length + this.starting.size <= (this.settings.parallel ?? 2)) this.start();
+    const answer = once(child, 'message') as Promise<[WorkerReport]>;
+    const exit = once(child, 'exit').then(([code]) => {
+      throw new Error(`The ${event.phase ?? 'prepare'} worker ${event.index ?? 0} exited (${String(code)}) without answering`);
+    });
+    child.send(event);
+    const [report] = await Promise.race([answer, exit]);
+    exit.catch(() => undefined);
+    if (report.error) throw new Error(`The ${event.phase ?? 'prepare'} worker ${event.index ?? 0} failed: ${report.error}`);
+    return report;
+  }
+
+  close(): void {
+    for (const child of this.all) if (child.exitCode === null) child.kill();
+  }
+
+  private start(): void {
+    const { worker, nodeFlags, s3, configFile, secretsFile } = this.settings;
+    const child = fork(worker, [s3.endpoint, configFile, secretsFile ?? ''], { execArgv: nodeFlags, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.all.add(child);
+    child.on('exit', () => this.all.delete(child));
+    const loaded = (once(child, 'message') as Promise<[unknown]>).then(() => {
+      this.ready.push(child);
+      this.starting.delete(loaded);
+    });
+    this.starting.add(loaded);
+  }
 }
 
 /** Objects the run left in staging (under runs/<runId>/). */
@@ -142,4 +214,10 @@ export function describeWorkers(workers: WorkerRun[]): string[] {
     const slowest = Math.max(...of.map((w) => w.seconds));
     return `    ${phase.padEnd(7)} ${String(of.length).padStart(3)} worker(s)  peak RSS ${rss} MB  CPU ${cpu.toFixed(2)} s  slowest ${slowest.toFixed(2)} s`;
   });
+}
+
+/** Each phase's wall time (its first worker started → its last returned), and the workers started on the clock. */
+export function describePhases(run: PipelineRun): string {
+  const phases = Object.entries(run.phaseSeconds).map(([phase, seconds]) => `${phase} ${seconds.toFixed(2)} s`);
+  return `    phases: ${phases.join(', ')}${run.coldStarts > 0 ? `; ${run.coldStarts} worker(s) started on the clock (cold)` : ''}`;
 }

@@ -1,5 +1,7 @@
-// Runs one phase of the stage (one Lambda invocation) in its own process, so that its peak RSS is the phase's alone
-// (the embedded S3 runs in the parent). Arguments: S3 endpoint, configuration file, event file (JSON), secrets file.
+// One phase of the stage (one Lambda invocation) in a process of its own, so that its peak RSS is the phase's alone
+// (the embedded S3 runs in the parent). Arguments: S3 endpoint, configuration file, secrets file ('' for none), and
+// the event file (JSON). Forked with an IPC channel and no event file, it loads and then waits for its one event as
+// a message (a warm Lambda: the bench starts these before its clock), and answers with its report.
 import { readFileSync } from 'node:fs';
 import { S3Client } from '@aws-sdk/client-s3';
 import { StaticSecretsProvider } from '../src/aws/secrets';
@@ -9,11 +11,11 @@ import { LOCAL_BUCKETS } from '../src/local/s3';
 import { silentLog } from '../src/steps/deps';
 import { stage } from '../src/steps/stage';
 
-async function main() {
-  const [endpoint, configFile, eventFile, secretsFile] = process.argv.slice(2) as [string, string, string, string | undefined];
+const [endpoint, configFile, secretsFile, eventFile] = process.argv.slice(2) as [string, string, string, string | undefined];
+
+async function run(event: StageEvent) {
   const s3 = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   const config = loadConfig(configFile);
-  const event = JSON.parse(readFileSync(eventFile, 'utf8')) as StageEvent;
   const started = process.hrtime.bigint();
   const cpu = process.cpuUsage();
   const output = await stage(event, {
@@ -28,7 +30,17 @@ async function main() {
   // CPU time (user + system) of the phase alone: the embedded S3 runs in the parent, and a shared machine's other
   // load stretches wall time far more than it does this.
   const used = process.cpuUsage(cpu);
-  const cpuSeconds = (used.user + used.system) / 1e6;
-  process.stdout.write(`${JSON.stringify({ output, seconds, cpuSeconds, maxRssKb: process.resourceUsage().maxRSS })}\n`);
+  return { output, seconds, cpuSeconds: (used.user + used.system) / 1e6, maxRssKb: process.resourceUsage().maxRSS };
 }
-void main();
+
+if (eventFile) {
+  void run(JSON.parse(readFileSync(eventFile, 'utf8')) as StageEvent).then((report) => process.stdout.write(`${JSON.stringify(report)}\n`));
+} else {
+  process.once('message', (event: StageEvent) => {
+    void run(event).then(
+      (report) => process.send!(report, () => process.disconnect()),
+      (error: unknown) => process.send!({ error: String((error as Error).stack ?? error) }, () => process.disconnect()),
+    );
+  });
+  process.send!('ready');
+}

@@ -23,7 +23,7 @@ import { compileMapper } from '../src/core/mapping';
 import { type LocalS3, LOCAL_BUCKETS } from '../src/local/s3';
 import { generateEvents } from './generate';
 import { buildStageWorker, stageProcessFlags } from './stage-process';
-import { countStagedObjects, describeWorkers, runPipeline, startCountingS3 } from './stage-pipeline';
+import { countStagedObjects, describePhases, describeWorkers, runPipeline, startCountingS3, warmWorkersFor } from './stage-pipeline';
 
 interface StageRun {
   seconds: number;
@@ -61,9 +61,8 @@ function expressionConfig(dir: string, configFile: string): { file: string; filt
   return { file, filter };
 }
 
-async function runStage(s3: LocalS3, nodeFlags: string[], worker: string, configFile: string, key: string, runId: string): Promise<StageRun & { lines: string[] }> {
-  const dir = join(__dirname, '..', '.bench');
-  const run = await runPipeline({ s3, worker, nodeFlags, configFile, key, runId, dir, parallel: Number(process.env.BENCH_PARALLEL ?? 2) });
+async function runStage(s3: LocalS3, nodeFlags: string[], worker: string, configFile: string, key: string, runId: string, warm: number): Promise<StageRun & { lines: string[] }> {
+  const run = await runPipeline({ s3, worker, nodeFlags, configFile, key, runId, parallel: Number(process.env.BENCH_PARALLEL ?? 2), warm });
   const { output, workers } = run;
   return {
     seconds: run.seconds,
@@ -72,7 +71,7 @@ async function runStage(s3: LocalS3, nodeFlags: string[], worker: string, config
     rejected: output.rejected,
     chunks: output.chunkCount,
     maxRssKb: Math.max(...workers.map((w) => w.maxRssKb)),
-    lines: describeWorkers(workers),
+    lines: [...describeWorkers(workers), describePhases(run)],
   };
 }
 
@@ -96,8 +95,9 @@ async function compareExpressions(s3: LocalS3, dir: string, worker: string, node
   };
   for (let i = 0; i < repeat; i++) {
     // Each goes first every other time: the first of a pair meets a machine that may have been idle.
-    const runColumns = () => runStage(s3, nodeFlags, worker, configFile, key, `bench-columns-${rows}-${i}`);
-    const runExpressions = () => runStage(s3, nodeFlags, worker, expressions.file, key, `bench-expressions-${rows}-${i}`);
+    const warm = warmWorkersFor(statSync(file).size, rows);
+    const runColumns = () => runStage(s3, nodeFlags, worker, configFile, key, `bench-columns-${rows}-${i}`, warm);
+    const runExpressions = () => runStage(s3, nodeFlags, worker, expressions.file, key, `bench-expressions-${rows}-${i}`, warm);
     let columns: StageRun;
     let computed: StageRun;
     if (i % 2 === 0) {
@@ -172,7 +172,7 @@ async function main() {
       const { file, key } = await upload(s3, dir, rows);
       const before = new Map(requests);
       const runId = `bench-${rows}-${Date.now()}`;
-      const r = await runStage(s3, nodeFlags, worker, configFile, key, runId);
+      const r = await runStage(s3, nodeFlags, worker, configFile, key, runId, warmWorkersFor(statSync(file).size, rows));
       const mb = statSync(file).size / 1e6;
       results.push({ rows, mb, seconds: r.seconds, rssMb: r.maxRssKb / 1024 });
       console.log(

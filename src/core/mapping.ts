@@ -101,21 +101,17 @@ type ParsedDate = Extract<ReturnType<DateParser>, { ok: true }>;
 export function compileMapper(flow: Dataflow, header: readonly string[], now: () => number = Date.now): RecordMapper {
   const compiled = compileFields(flow, header);
   const epoch = flow.destination.epochUnit === 's' ? (ms: number) => Math.floor(ms / 1000) : (ms: number) => ms;
-  // One list of problems for every record (the mapper is synchronous, and a rejection copies what it needs out of
-  // it): no array allocated for each of a file's records, almost all of which have no problem.
-  const problems: Rejection[] = [];
   return (fields) => {
     const miscounted = fieldCountRejection(fields, compiled.width);
     if (miscounted) return miscounted;
-    problems.length = 0;
+    const problems: Rejection[] = [];
     const customerId = readCustomerId(compiled.getCustomer(fields, problems), problems);
     const badgeMetaId = readBadgeId(compiled.getBadge(fields, problems), problems);
-    const event = readDate(compiled.event, fields, problems);
-    const expiry = readDate(compiled.expiry, fields, problems);
-    if (event && expiry) checkDates(event, expiry, now(), problems);
-    if (problems.length > 0 || !event || !expiry) {
+    const dates = readDates(compiled, fields, now(), problems);
+    if (problems.length > 0 || !dates) {
       return reject(problems[0]!.code, problems.map((p) => p.message).join('; '));
     }
+    const { event, expiry } = dates;
     return {
       ok: true,
       item: {
@@ -185,8 +181,11 @@ function readDate({ field, get, parse }: CompiledDate, fields: readonly string[]
   return date?.ok ? date : undefined;
 }
 
-/** Both dates, checked against each other and the clock. */
-function checkDates(event: ParsedDate, expiry: ParsedDate, nowMs: number, problems: Rejection[]): void {
+/** Both dates, parsed and checked against each other and the clock; undefined (with problems) when either is unusable. */
+function readDates(compiled: CompiledFields, fields: readonly string[], nowMs: number, problems: Rejection[]): { event: ParsedDate; expiry: ParsedDate } | undefined {
+  const event = readDate(compiled.event, fields, problems);
+  const expiry = readDate(compiled.expiry, fields, problems);
+  if (!event || !expiry) return undefined;
   if (expiry.epochMs <= event.epochMs) {
     problems.push({
       code: VALIDATION_CODES.EXPIRY_BEFORE_EVENT,
@@ -199,6 +198,7 @@ function checkDates(event: ParsedDate, expiry: ParsedDate, nowMs: number, proble
       message: `earnEventDate (${event.iso}) is more than 24 hours in the future; the API refuses it (750)`,
     });
   }
+  return { event, expiry };
 }
 
 /** FIELD_COUNT when a record's fields do not number the header's (the stage asks it too, before a filter reads columns). */

@@ -87,8 +87,7 @@ async function main() {
   const chunking = await best(repeat, async () => {
     const chunks = new ChunkWriter({ send: () => Promise.resolve({}) } as unknown as S3Client, 'staging', (j) => `bench/${j}`, flow.destination.recordsPerWorker);
     for (let k = 0; k < lines.length; k++) {
-      const full = chunks.add(lines[k]!, items[k]!.number);
-      if (full) await full;
+      await chunks.add(lines[k]!, items[k]!.number);
     }
     await chunks.flush();
     await chunks.drain();

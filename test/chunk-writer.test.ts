@@ -20,10 +20,7 @@ describe('Class: ChunkWriter', () => {
     const lines = Array.from({ length: 20 }, (_, k) => `${LINES[k % LINES.length]!}#${k}`);
 
     // Act
-    for (const [k, line] of lines.entries()) {
-      const full = writer.add(line, k + 1);
-      if (full) await full;
-    }
+    for (const [k, line] of lines.entries()) await writer.add(line, k + 1);
     await writer.flush();
     await writer.drain();
 
@@ -40,27 +37,10 @@ describe('Class: ChunkWriter', () => {
     const lines = ['é'.repeat(40_000), '日'.repeat(30_000)];
 
     // Act
-    for (const [k, line] of lines.entries()) {
-      const full = writer.add(line, k + 1);
-      if (full) await full;
-    }
+    for (const [k, line] of lines.entries()) await writer.add(line, k + 1);
     await writer.drain();
 
     // Assess
     expect(await readText(s3.client, LOCAL_BUCKETS.staging, writer.chunks[0]!.key)).toBe(lines.join('\n'));
-  });
-
-  it('asks the record loop to wait only when a chunk is full', async () => {
-    // Prepare
-    const writer = new ChunkWriter(s3.client, LOCAL_BUCKETS.staging, (j) => `runs/chunk-writer-wait/${j}.jsonl`, 2);
-
-    // Act
-    const first = writer.add('a', 1);
-    const second = writer.add('b', 2);
-
-    // Assess
-    expect(first).toBeUndefined();
-    expect(second).toBeInstanceOf(Promise);
-    await second;
   });
 });

@@ -50,17 +50,13 @@ export class ChunkWriter {
     private readonly recordsPerChunk: number,
   ) {}
 
-  /**
-   * Stages a record: its staged line and number. Returns a promise only when the chunk is full and goes to S3 (then
-   * await it: it waits while too many uploads are in flight), so that the record loop pays for no promise on the
-   * other records.
-   */
-  add(line: string, number: number): Promise<void> | undefined {
+  /** Stages a record: its staged line and number. */
+  async add(line: string, number: number): Promise<void> {
     if (this.lineCount === 0) this.firstRecord = number;
     this.append(line);
     if (number < this.minRecord) this.minRecord = number;
     if (number > this.maxRecord) this.maxRecord = number;
-    return this.lineCount >= this.recordsPerChunk ? this.flush() : undefined;
+    if (this.lineCount >= this.recordsPerChunk) await this.flush();
   }
 
   /** Writes the line (after a "\n" unless it is the chunk's first) into the body, which grows when it may not hold it. */

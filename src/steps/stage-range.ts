@@ -120,9 +120,7 @@ async function routeEveryRecord(state: RangeState): Promise<void> {
     if (result === FILTERED_OUT) {
       await state.filtered.write(filteredLine(record, state.flow.filter?.expression ?? '', state.flow.csv));
     } else if (result.ok) {
-      // A promise only when a chunk is full: most records have nothing to wait for.
-      const full = stageValid(state, record, result.item);
-      if (full) await full;
+      await stageValid(state, record, result.item);
     } else {
       const shown = record.tooLong ? { number: record.number, fields: csv.header.map(() => '') } : record;
       const { code, message } = result.rejection;
@@ -164,16 +162,13 @@ function judge(state: RangeState, record: CsvRecord): MapResult | typeof FILTERE
   return state.map(record.fields);
 }
 
-/**
- * A valid record goes to a chunk, and its key to its partition (settled exactly once every range is staged). Returns
- * a promise only when the chunk is full and goes to S3.
- */
-function stageValid(state: RangeState, record: CsvRecord, item: ApiItem): Promise<void> | undefined {
+/** A valid record goes to a chunk, and its key to its partition (settled exactly once every range is staged). */
+async function stageValid(state: RangeState, record: CsvRecord, item: ApiItem): Promise<void> {
   // A replayed AMBIGUOUS record may have been issued: the send step looks it up before sending it (`c`).
   const line = encodeStagedRecord(record.number, record.fields, item, record.checkFirst);
   packKey(item, state.key);
   state.keys.add(state.key, 0, record.number);
-  return state.chunks.add(line, record.number);
+  await state.chunks.add(line, record.number);
 }
 
 /** Writes the range's keys object and its result. */

@@ -30,7 +30,21 @@ async function run(event: StageEvent) {
   // CPU time (user + system) of the phase alone: the embedded S3 runs in the parent, and a shared machine's other
   // load stretches wall time far more than it does this.
   const used = process.cpuUsage(cpu);
-  return { output, seconds, cpuSeconds: (used.user + used.system) / 1e6, maxRssKb: process.resourceUsage().maxRSS };
+  return { output, seconds, cpuSeconds: (used.user + used.system) / 1e6, maxRssKb: peakRssKb() };
+}
+
+/**
+ * This process's peak RSS: VmHWM on Linux (getrusage's maxRSS of a spawned child can carry its parent's peak across
+ * the spawn, as i13-dups found), else maxRSS.
+ */
+function peakRssKb(): number {
+  try {
+    const hwm = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (hwm) return Number(hwm);
+  } catch {
+    // Not Linux: maxRSS below.
+  }
+  return process.resourceUsage().maxRSS;
 }
 
 if (eventFile) {

@@ -11,7 +11,7 @@
  * belongs to e2e.
  */
 const UNIT_SUITES = [
-  'advice', 'client', 'codes', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'expressions', 'guard', 'house',
+  'advice', 'chunk-writer', 'client', 'codes', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'expressions', 'guard', 'house',
   'init',
   'mapping', 'metrics', 'projects', 'replay-quote', 'report-texts', 'sandbox', 'secrets', 'send', 'staged-record', 'sweep',
   'unpack', 'zip',

@@ -1,18 +1,18 @@
 /**
- * `npm run bench:stage`: the stage step on generated files of growing size, each in a fresh process against the
- * embedded S3. The step runs bundled by esbuild and minified, as the Lambda runs it, on plain Node (no tsx in the
- * process). Prints time, records/s and peak RSS per size, and the RSS ratio between the largest and smallest file
- * (flat memory: close to 1). Sizes: BENCH_ROWS="500000,1000000,2000000" (default).
+ * `npm run bench:stage:plain` (the first half of `npm run bench:stage`): the staging pipeline on plain generated files
+ * of growing size against the embedded S3: prepare → scan workers → plan → range workers → settle workers → finish,
+ * each phase a process running the stage bundled as deployed (bench/stage-pipeline.ts), the Maps' workers two at a
+ * time (BENCH_PARALLEL). Prints the staging time, records/s, the peak RSS of every worker by phase, and the ratio of
+ * the largest worker's peak RSS between the largest and smallest file (flat memory: close to 1). Sizes:
+ * BENCH_ROWS="500000,1000000,2000000" (default). BENCH_DRY=1: also the S3 objects and requests of each run.
  *
  * Then the cost of expressions (issue 12): the 1M-row file (or the first size when 1M is not among them) staged with
  * the columns mapped as they are, and with two mapped fields computed by CEL expressions and a filter, alternately
- * BENCH_REPEAT times (default 3); the ratio of the fastest runs (CPU time of the step's process, which a shared
- * machine's load stretches less than wall time; wall time beside it) is the expressions' cost (target ≤ 1.10). When the
- * configuration does not take a `filter` yet, the filter's condition is evaluated inside a third mapped expression
- * instead, and the output says so. BENCH_EXPRESSIONS=0 skips the comparison.
+ * BENCH_REPEAT times (default 3); the ratio of the fastest runs (CPU time of the stage's processes, summed, which a
+ * shared machine's load stretches less than wall time; wall time beside it) is the expressions' cost (target ≤ 1.10).
+ * When the configuration does not take a `filter` yet, the filter's condition is evaluated inside a third mapped
+ * expression instead, and the output says so. BENCH_EXPRESSIONS=0 skips the comparison.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -20,9 +20,10 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { loadConfig, parseConfig } from '../src/config/load';
 import { compileExpression, toBoolean } from '../src/core/expressions';
 import { compileMapper } from '../src/core/mapping';
-import { type LocalS3, LOCAL_BUCKETS, startLocalS3 } from '../src/local/s3';
+import { type LocalS3, LOCAL_BUCKETS } from '../src/local/s3';
 import { generateEvents } from './generate';
 import { buildStageWorker, stageProcessFlags } from './stage-process';
+import { countStagedObjects, describePhases, describeWorkers, runPipeline, startCountingS3, warmWorkersFor } from './stage-pipeline';
 
 interface StageRun {
   seconds: number;
@@ -60,10 +61,18 @@ function expressionConfig(dir: string, configFile: string): { file: string; filt
   return { file, filter };
 }
 
-async function runStage(s3: LocalS3, nodeFlags: string[], worker: string, configFile: string, key: string, runId: string): Promise<StageRun> {
-  // Asynchronous: the embedded S3 serving the worker runs in this process's event loop.
-  const { stdout: out } = await promisify(execFile)(process.execPath, [...nodeFlags, worker, s3.endpoint, configFile, key, runId], { encoding: 'utf8' });
-  return JSON.parse(out.trim().split('\n').pop()!) as StageRun;
+async function runStage(s3: LocalS3, nodeFlags: string[], worker: string, configFile: string, key: string, runId: string, warm: number): Promise<StageRun & { lines: string[] }> {
+  const run = await runPipeline({ s3, worker, nodeFlags, configFile, key, runId, parallel: Number(process.env.BENCH_PARALLEL ?? 2), warm });
+  const { output, workers } = run;
+  return {
+    seconds: run.seconds,
+    cpuSeconds: workers.reduce((sum, w) => sum + w.cpuSeconds, 0),
+    records: output.records,
+    rejected: output.rejected,
+    chunks: output.chunkCount,
+    maxRssKb: Math.max(...workers.map((w) => w.maxRssKb)),
+    lines: [...describeWorkers(workers), describePhases(run)],
+  };
 }
 
 async function upload(s3: LocalS3, dir: string, rows: number): Promise<{ file: string; key: string }> {
@@ -86,8 +95,9 @@ async function compareExpressions(s3: LocalS3, dir: string, worker: string, node
   };
   for (let i = 0; i < repeat; i++) {
     // Each goes first every other time: the first of a pair meets a machine that may have been idle.
-    const runColumns = () => runStage(s3, nodeFlags, worker, configFile, key, `bench-columns-${rows}-${i}`);
-    const runExpressions = () => runStage(s3, nodeFlags, worker, expressions.file, key, `bench-expressions-${rows}-${i}`);
+    const warm = warmWorkersFor(statSync(file).size, rows);
+    const runColumns = () => runStage(s3, nodeFlags, worker, configFile, key, `bench-columns-${rows}-${i}`, warm);
+    const runExpressions = () => runStage(s3, nodeFlags, worker, expressions.file, key, `bench-expressions-${rows}-${i}`, warm);
     let columns: StageRun;
     let computed: StageRun;
     if (i % 2 === 0) {
@@ -155,22 +165,30 @@ async function main() {
   const worker = buildStageWorker(dir);
   const nodeFlags = stageProcessFlags(configFile);
   console.log(`stage process flags: ${nodeFlags.join(' ') || '(V8 defaults)'}`);
-  const s3 = await startLocalS3();
+  const { s3, requests } = await startCountingS3();
   const results: Array<{ rows: number; mb: number; seconds: number; rssMb: number }> = [];
   try {
     for (const rows of sizes) {
       const { file, key } = await upload(s3, dir, rows);
-      const r = await runStage(s3, nodeFlags, worker, configFile, key, `bench-${rows}`);
+      const before = new Map(requests);
+      const runId = `bench-${rows}-${Date.now()}`;
+      const r = await runStage(s3, nodeFlags, worker, configFile, key, runId, warmWorkersFor(statSync(file).size, rows));
       const mb = statSync(file).size / 1e6;
       results.push({ rows, mb, seconds: r.seconds, rssMb: r.maxRssKb / 1024 });
       console.log(
-        `${String(rows).padStart(9)} rows  ${mb.toFixed(1).padStart(6)} MB  ${r.seconds.toFixed(2).padStart(7)} s  ${Math.round(r.records / r.seconds).toLocaleString('en-US').padStart(9)} records/s  peak RSS ${(r.maxRssKb / 1024).toFixed(0).padStart(4)} MB  (${r.rejected} rejected, ${r.chunks} chunks)`,
+        `${String(rows).padStart(9)} rows  ${mb.toFixed(1).padStart(6)} MB  ${r.seconds.toFixed(2).padStart(7)} s  ${Math.round(r.records / r.seconds).toLocaleString('en-US').padStart(9)} records/s  largest worker's peak RSS ${(r.maxRssKb / 1024).toFixed(0).padStart(4)} MB  (${r.rejected} rejected, ${r.chunks} chunks)`,
       );
+      for (const line of r.lines) console.log(line);
+      if (process.env.BENCH_DRY === '1') {
+        const staged = await countStagedObjects(s3, runId);
+        const counted = [...requests].map(([action, n]) => [action, n - (before.get(action) ?? 0)] as const).filter(([, n]) => n > 0);
+        console.log(`    S3: ${staged.objects} objects staged (${(staged.bytes / 1e6).toFixed(0)} MB); ${counted.reduce((a, [, n]) => a + n, 0)} requests: ${counted.map(([a, n]) => `${a.replace('s3:', '')} ${n}`).join(', ')}`);
+      }
     }
     if (results.length > 1) {
       const first = results[0]!;
       const last = results[results.length - 1]!;
-      console.log(`peak RSS ratio ${last.rows}/${first.rows} rows: ${(last.rssMb / first.rssMb).toFixed(2)} (1.00 = flat)`);
+      console.log(`largest worker's peak RSS ratio ${last.rows}/${first.rows} rows: ${(last.rssMb / first.rssMb).toFixed(2)} (1.00 = flat)`);
     }
     if (process.env.BENCH_EXPRESSIONS !== '0') {
       await compareExpressions(s3, dir, worker, nodeFlags, configFile, sizes.includes(1_000_000) ? 1_000_000 : sizes[0]!);

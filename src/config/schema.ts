@@ -2,6 +2,10 @@ import { ParseError, parse as parseCel } from '@marcbachmann/cel-js';
 import { IANAZone } from 'luxon';
 import { z } from 'zod';
 
+/** A brand's largest export (10 GB, some 50M rows) fits a file by default: `csv.maxRecords`. */
+export const DEFAULT_MAX_FILE_RECORDS = 50_000_000;
+/** The most `csv.maxRecords` may say: a billion records is 20 times the largest export this was built for. */
+export const MAX_FILE_RECORDS = 1_000_000_000;
 /** Connect+'s "Grouping limit" range: 1–1000 records per request. */
 export const MAX_BATCH_SIZE = 1000;
 /** The API fields that every dataflow must map (the Connect+ template makes these four mandatory). */
@@ -327,6 +331,13 @@ const csvSettings = z
     quote: structuralCharacter('"'),
     /** A record longer than this (bytes, quoted newlines included) is rejected as RECORD_TOO_LONG. @default 1048576 */
     maxRecordBytes: z.int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    /**
+     * Most data records one file may hold; a larger file is refused (FILE_TOO_LARGE) before anything is sent. The
+     * state machine's timeout is sized so that a file of this many records is staged and sent at the configured rate
+     * (src/config/limits.ts): raise it for larger files, lower it to let a stuck run time out sooner. Connect+ takes 2M
+     * by default. @default 50000000
+     */
+    maxRecords: z.int().min(1).max(MAX_FILE_RECORDS).default(DEFAULT_MAX_FILE_RECORDS),
   })
   .refine((csv) => csv.delimiter !== csv.quote, { message: 'delimiter and quote must be different characters', path: ['quote'] })
   .prefault({});

@@ -516,7 +516,13 @@ export function dataflowIdOf(name: string): string {
     .join('');
 }
 
-/** A worker must finish its chunk well inside the send Lambda's 5 minutes, pacing included. */
+/**
+ * A worker must finish its chunk well inside the send Lambda's 5 minutes: its requests, paced at its share of the
+ * dataflow's rate (`maxRequestsPerMinute / maxConcurrency`), may take at most this long, leaving two minutes for the
+ * requests themselves and their retries. A worker that runs out of time dies with its chunk unsettled: every record
+ * of it is AMBIGUOUS. The defaults (10 requests a worker) take 4.8 s at 1000 requests a minute and 96 s at 50, the
+ * slowest API limit Capillary documents.
+ */
 export const MAX_SECONDS_PER_WORKER = 180;
 
 export const configSchema = z

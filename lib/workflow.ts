@@ -45,6 +45,8 @@ export interface WorkflowProps {
   lambdas: StepLambdas;
   /** Where the Distributed Map reads the chunk list and writes its results. */
   staging: IBucket;
+  /** How long one execution may run: src/config/limits.ts derives it from the configuration (workflowTimeout). */
+  timeout: Duration;
 }
 
 // The states are created in `scope` (the stack): a state's construct ID is its name in the definition, and the state
@@ -55,7 +57,7 @@ export interface WorkflowProps {
  * stage Lambda's), then (unless there is nothing to send) a Distributed Map of Send over the staged chunks, then
  * Finalize, which every path ends in, a failure included. Nothing is sent before FinishStage has returned.
  */
-export function buildWorkflow(scope: Construct, { lambdas, staging }: WorkflowProps): StateMachine {
+export function buildWorkflow(scope: Construct, { lambdas, staging, timeout }: WorkflowProps): StateMachine {
   const finalize = finalizeState(scope, lambdas);
   const stage = stageState(scope, lambdas, finalize);
   const sendChunks = sendChunksState(scope, lambdas, staging, finalize);
@@ -70,7 +72,7 @@ export function buildWorkflow(scope: Construct, { lambdas, staging }: WorkflowPr
   );
   return new StateMachine(scope, 'Workflow', {
     definitionBody: DefinitionBody.fromChainable(definition),
-    timeout: Duration.hours(24),
+    timeout,
     // X-Ray: a trace follows a file from the state machine into each step's Lambda (which traces actively too).
     tracingEnabled: true,
     logs: { destination: new LogGroup(scope, 'WorkflowLogs', { retention: RetentionDays.THREE_MONTHS }), level: LogLevel.ALL, includeExecutionData: false },

@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   TOKEN_UNAVAILABLE: 'TOKEN_UNAVAILABLE',
   /** Step Functions' `States.Timeout`: a step ran out of time. */
   STEP_TIMEOUT: 'STEP_TIMEOUT',
+  /** The file holds more records than its dataflow's csv.maxRecords (what the workflow's timeout was sized for). */
+  FILE_TOO_LARGE: 'FILE_TOO_LARGE',
   /** A finished run's records do not add up (read ≠ accepted + rejected): reported FAILED, never a success. */
   RECORDS_UNACCOUNTED: 'RECORDS_UNACCOUNTED',
   /** CLI only: a report.json that cannot be read as one. */

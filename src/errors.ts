@@ -149,6 +149,15 @@ export class ReplayFileError extends BadgesImportError {
 }
 
 /**
+ * The file holds more records than its dataflow's `csv.maxRecords`: the state machine's timeout is sized for files up
+ * to that many records at the configured rate (src/config/limits.ts), so a larger one is refused before anything is sent.
+ */
+export class FileTooLargeError extends BadgesImportError {
+  static override readonly code = ERROR_CODES.FILE_TOO_LARGE;
+  static override readonly fatal = true;
+}
+
+/**
  * The named errors of the per-file workflow, each once: what the state machine's Catch and the report derive from.
  * (A test checks that every error class exported here is listed.)
  */
@@ -173,6 +182,7 @@ export const WORKFLOW_ERRORS = [
   SftpError,
   HostKeyMismatchError,
   VendorBucketError,
+  FileTooLargeError,
 ] as const;
 
 const FATAL_ERRORS = WORKFLOW_ERRORS.filter((error) => error.fatal);

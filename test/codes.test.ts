@@ -102,6 +102,7 @@ describe('Classes: the named errors', () => {
       'UnsafeArchiveError',
       'ReplayFileError',
       'EncodingError',
+      'FileTooLargeError',
     ]);
   });
 

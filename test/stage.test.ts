@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { buildStageWorker } from '../bench/stage-process';
 import { putText, readJson, readText } from '../src/aws/s3';
 import { StaticSecretsProvider } from '../src/aws/secrets';
@@ -101,6 +102,20 @@ describe('Function: stage', () => {
     // Assess
     expect(output.skipped).toMatch(/does not match/);
     expect(output.chunkCount).toBe(0);
+  });
+
+  it('refuses a file of more records than csv.maxRecords as FILE_TOO_LARGE before any range is staged', async () => {
+    // Prepare: 1,200 records against a limit of 1,000, cut into several ranges.
+    await putText(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/events_big.csv', toCsv(Array.from({ length: 1200 }, (_, i) => validRow(i + 1))));
+    const flowDeps = { ...deps(), config: makeConfig({ csv: { delimiter: ',', maxRecords: 1000 } }), stagePlan: { rangeBytes: 8192 } };
+
+    // Act
+    const outcome = stageFile(event('inbox/weekly-events/events_big.csv', 'run-big'), flowDeps);
+
+    // Assess
+    await expect(outcome).rejects.toMatchObject({ code: 'FILE_TOO_LARGE', message: expect.stringMatching(/more than 1000 records/) });
+    const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: LOCAL_BUCKETS.staging, Prefix: 'runs/run-big/' }));
+    expect((listed.Contents ?? []).map((o) => o.Key).filter((k) => /chunk|range/.test(k!))).toEqual([]);
   });
 
   it('fails when a chunk cannot be staged, rather than report a chunk that is not there', async () => {

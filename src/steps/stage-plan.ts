@@ -1,6 +1,7 @@
 import { type Hash, createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import type { Dataflow } from '../config/schema';
+import { checkFileRecords } from '../config/limits';
 import { KEYS, type StageEvent, type StagePlanRef } from '../contracts';
 import { openRange, putJson, readJson } from '../aws/s3';
 import { type CsvFile, openCsv } from '../core/csv';
@@ -125,6 +126,8 @@ export async function completePlan(deps: StepDeps, flow: Dataflow, plan: StagePl
   const planned = planRanges(scans, { rangeBytes: rangeBytesFor(plan.text.size, deps.stagePlan) });
   const header = await readHeader(deps, flow, plan.text, planned.headerEnd);
   const { records } = planned;
+  // Counted exactly before any range is parsed: a file over csv.maxRecords (the workflow's timeout is sized for it) sends nothing.
+  checkFileRecords(flow, records);
   return { ...plan, scans: undefined, header, ranges: planned.ranges, records, partitions: partitionCount(records, deps.stagePlan), contentSha256, tree };
 }
 

@@ -377,7 +377,7 @@ export const KEYS = {
   /** The packed keys and numbers of a range's staged records, one segment per partition (KeyPartitions). */
   rangeKeys: (runId: string, r: number) => `runs/${runId}/ranges/${pad(r)}/keys.bin`,
   /** A settle worker's `{ duplicates: Array<[number, firstNumber]> }`, sorted by number. */
-  partitionDuplicates: (runId: string, p: number) => `runs/${runId}/partitions/${pad(p)}.json`,
+  partitionDuplicates: (runId: string, p: number) => `runs/${runId}/partitions/${pad(p)}.bin`,
   /** The DUPLICATE_IN_FILE rejects (CSV lines without a header), in record order. */
   duplicateRejects: (runId: string) => `runs/${runId}/rejects/duplicates.csv`,
   /** The record numbers of chunk `i` that are not sent (JSON array, sorted): ChunkRef.skipKey. */

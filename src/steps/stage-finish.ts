@@ -2,15 +2,16 @@ import { createInterface } from 'node:readline';
 import pLimit from 'p-limit';
 import type { Dataflow } from '../config/schema';
 import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, type StageOutput, type StageSummary } from '../contracts';
-import { createObjectWriter, openObject, openRange, putJson, putJsonIfAbsent, readJson } from '../aws/s3';
+import { createObjectWriter, openObject, openRange, putJson, putJsonIfAbsent, putText, readJson } from '../aws/s3';
 import { rejectLine } from '../core/csv';
-import { settlePartition } from '../core/partitions';
-import { decodeStagedRecord } from '../core/staged-record';
+import { settlePartitionTyped } from '../core/partitions';
+import { decodeStagedRecord, stagedNumberOf } from '../core/staged-record';
 import { VALIDATION_CODES } from '../codes';
 import { SourceReadError } from '../errors';
 import { UPLOADS_IN_FLIGHT } from './chunk-writer';
 import { METRICS, type StepDeps } from './deps';
 import { type StagePlan, readPlan } from './stage-plan';
+import type { RangeChunk } from './chunk-writer';
 import type { RangeResult } from './stage-range';
 
 /** Staging objects read at once by settle and finish. */
@@ -52,46 +53,54 @@ export async function settleDuplicates(event: StageEvent, deps: StepDeps): Promi
       }),
     ),
   );
-  const duplicates = settlePartition(segments).sort((a, b) => a[0] - b[0]);
-  await putJson(s3, buckets.staging, KEYS.partitionDuplicates(event.runId, p), { duplicates });
+  // Binary, 8 bytes a repeat (its number, then the first's: two little-endian uint32 arrays), sorted by number: a
+  // partition of a file repeated whole holds as many repeats as entries, which JSON pairs would hold at ~72 bytes each.
+  const { numbers, firsts } = settlePartitionTyped(segments);
+  await putText(s3, buckets.staging, KEYS.partitionDuplicates(event.runId, p), Buffer.concat([bytesOf(numbers), bytesOf(firsts)]), 'application/octet-stream');
 }
 
-/** Every repeat of the file, by record number (ascending), with the number of the record it repeats. */
-interface Repeats {
-  numbers: Float64Array;
-  firsts: Float64Array;
-  /** Found in a chunk (each is, exactly once). */
+function bytesOf(array: Uint32Array): Buffer {
+  return Buffer.from(array.buffer, array.byteOffset, array.byteLength);
+}
+
+/**
+ * One partition's repeats, as settle wrote them: `numbers[k]` (ascending) repeats `firsts[k]`; `found[k]` once read
+ * back from its chunk. Kept per partition, in typed arrays (9 bytes a repeat): a chunk's repeats are found by binary
+ * search in each partition, so they are never merged into one list.
+ */
+interface PartitionRepeats {
+  numbers: Uint32Array;
+  firsts: Uint32Array;
   found: Uint8Array;
 }
 
-async function readRepeats(deps: StepDeps, runId: string, partitions: number): Promise<Repeats> {
+async function readRepeats(deps: StepDeps, runId: string, partitions: number): Promise<PartitionRepeats[]> {
   const limit = pLimit(READS_IN_FLIGHT);
-  const lists = await Promise.all(
+  return Promise.all(
     Array.from({ length: partitions }, (_, p) =>
       limit(async () => {
-        const settled = await readJson<{ duplicates: Array<[number, number]> }>(deps.s3, deps.buckets.staging, KEYS.partitionDuplicates(runId, p));
-        if (!settled) throw new SourceReadError(`The duplicates of partition ${p} are missing`);
-        return settled.duplicates;
+        const body = await openObject(deps.s3, deps.buckets.staging, KEYS.partitionDuplicates(runId, p));
+        if (!body) throw new SourceReadError(`The duplicates of partition ${p} are missing`);
+        const parts: Buffer[] = [];
+        for await (const piece of body) parts.push(piece as Buffer);
+        const bytes = Buffer.concat(parts);
+        if (bytes.length % 8 !== 0) throw new SourceReadError(`The duplicates of partition ${p} are cut short (${bytes.length} bytes)`);
+        const count = bytes.length / 8;
+        // Copied into fresh arrays: a Buffer's bytes may not sit at an offset a Uint32Array can view.
+        const numbers = new Uint32Array(count);
+        const firsts = new Uint32Array(count);
+        for (let k = 0; k < count; k++) {
+          numbers[k] = bytes.readUInt32LE(k * 4);
+          firsts[k] = bytes.readUInt32LE((count + k) * 4);
+        }
+        return { numbers, firsts, found: new Uint8Array(count) };
       }),
     ),
   );
-  const count = lists.reduce((n, l) => n + l.length, 0);
-  const numbers = new Float64Array(count);
-  const firsts = new Float64Array(count);
-  let at = 0;
-  for (const list of lists) {
-    for (const [n, first] of list) {
-      numbers[at] = n;
-      firsts[at++] = first;
-    }
-  }
-  // In typed arrays, not objects: a file repeated whole has as many repeats as records.
-  const order = Uint32Array.from({ length: count }, (_, i) => i).sort((a, b) => numbers[a]! - numbers[b]!);
-  return { numbers: Float64Array.from(order, (i) => numbers[i]!), firsts: Float64Array.from(order, (i) => firsts[i]!), found: new Uint8Array(count) };
 }
 
 /** The first position of the ascending `sorted` at or after `n`. */
-function lowerBound(sorted: Float64Array, n: number): number {
+function lowerBound(sorted: Uint32Array, n: number): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
@@ -103,40 +112,44 @@ function lowerBound(sorted: Float64Array, n: number): number {
 }
 
 /** A chunk's repeats, read back from it: their reject lines (record order) and the numbers to skip (sorted). */
-async function repeatsOfChunk(deps: StepDeps, flow: Dataflow, key: string, repeats: Repeats, from: number, to: number): Promise<{ lines: string[]; skip: number[] }> {
-  const wanted = new Map<number, number>();
-  for (let i = from; i < to; i++) if (!repeats.found[i]) wanted.set(repeats.numbers[i]!, i);
-  const lines: string[] = [];
-  const skip: number[] = [];
-  if (wanted.size === 0) return { lines, skip };
-  const body = await openObject(deps.s3, deps.buckets.staging, key);
-  if (!body) throw new SourceReadError(`Staged chunk s3://${deps.buckets.staging}/${key} is missing`);
+async function repeatsOfChunk(deps: StepDeps, flow: Dataflow, chunk: RangeChunk, repeats: PartitionRepeats[]): Promise<{ lines: string[]; skip: number[] }> {
+  /** Each repeat the chunk may hold: its partition and place there, by number. */
+  const wanted = new Map<number, { part: PartitionRepeats; k: number }>();
+  for (const part of repeats) {
+    const to = lowerBound(part.numbers, chunk.maxRecord + 1);
+    for (let k = lowerBound(part.numbers, chunk.minRecord); k < to; k++) if (!part.found[k]) wanted.set(part.numbers[k]!, { part, k });
+  }
+  const lines: Array<{ n: number; line: string }> = [];
+  if (wanted.size === 0) return { lines: [], skip: [] };
+  const body = await openObject(deps.s3, deps.buckets.staging, chunk.key);
+  if (!body) throw new SourceReadError(`Staged chunk s3://${deps.buckets.staging}/${chunk.key} is missing`);
   for await (const line of createInterface({ input: body, crlfDelay: Infinity })) {
     if (line === '') continue;
+    // The number first, without parsing the line: most lines of the chunk are no repeat.
+    const at = wanted.get(stagedNumberOf(line));
+    if (at === undefined) continue;
     const staged = decodeStagedRecord(line);
-    const i = wanted.get(staged.n);
-    if (i === undefined) continue;
-    repeats.found[i] = 1;
-    skip.push(staged.n);
-    const message = `The same customerId, badgeMetaId and earnEventDate as record ${repeats.firsts[i]}: not sent twice`;
-    lines.push(rejectLine({ number: staged.n, fields: staged.f }, 'validate', VALIDATION_CODES.DUPLICATE_IN_FILE, message, flow.csv));
+    at.part.found[at.k] = 1;
+    const message = `The same customerId, badgeMetaId and earnEventDate as record ${at.part.firsts[at.k]}: not sent twice`;
+    lines.push({ n: staged.n, line: rejectLine({ number: staged.n, fields: staged.f }, 'validate', VALIDATION_CODES.DUPLICATE_IN_FILE, message, flow.csv) });
   }
-  return { lines, skip: skip.sort((a, b) => a - b) };
+  lines.sort((a, b) => a.n - b.n);
+  return { lines: lines.map((l) => l.line), skip: lines.map((l) => l.n) };
 }
 
 /**
  * Numbers every range's chunks in record order for the Distributed Map, and takes the repeats out of them: each is
  * rejected DUPLICATE_IN_FILE (its fields read back from its chunk) and listed in its chunk's skip list.
  */
-async function chunkList(deps: StepDeps, flow: Dataflow, runId: string, results: RangeResult[], repeats: Repeats): Promise<{ chunks: ChunkRef[]; duplicatesKey?: string }> {
+async function chunkList(deps: StepDeps, flow: Dataflow, runId: string, results: RangeResult[], repeats: PartitionRepeats[]): Promise<{ chunks: ChunkRef[]; duplicatesKey?: string }> {
   const all = results.flatMap((r) => r.chunks);
   const chunks: ChunkRef[] = [];
-  const writer = repeats.numbers.length > 0 ? createObjectWriter(deps.s3, deps.buckets.staging, KEYS.duplicateRejects(runId)) : undefined;
+  const writer = repeatCount(repeats) > 0 ? createObjectWriter(deps.s3, deps.buckets.staging, KEYS.duplicateRejects(runId)) : undefined;
   const limit = pLimit(UPLOADS_IN_FLIGHT);
   // In batches: a few chunks read back at once (each holds its repeats' reject lines), their rejects written in record order.
   for (let from = 0; from < all.length; from += UPLOADS_IN_FLIGHT) {
     const batch = all.slice(from, from + UPLOADS_IN_FLIGHT);
-    const read = await Promise.all(batch.map((c) => limit(() => repeatsOfChunk(deps, flow, c.key, repeats, lowerBound(repeats.numbers, c.minRecord), lowerBound(repeats.numbers, c.maxRecord + 1)))));
+    const read = await Promise.all(batch.map((c) => limit(() => repeatsOfChunk(deps, flow, c, repeats))));
     for (const [k, chunk] of batch.entries()) {
       const index = from + k;
       const { lines, skip } = read[k]!;
@@ -146,9 +159,15 @@ async function chunkList(deps: StepDeps, flow: Dataflow, runId: string, results:
     }
   }
   await writer?.end();
-  const missing = repeats.found.indexOf(0);
-  if (missing >= 0) throw new SourceReadError(`Record ${repeats.numbers[missing]} repeats an earlier record but is in no staged chunk; nothing was sent`);
+  for (const part of repeats) {
+    const missing = part.found.indexOf(0);
+    if (missing >= 0) throw new SourceReadError(`Record ${part.numbers[missing]} repeats an earlier record but is in no staged chunk; nothing was sent`);
+  }
   return { chunks, ...(writer ? { duplicatesKey: KEYS.duplicateRejects(runId) } : {}) };
+}
+
+function repeatCount(repeats: PartitionRepeats[]): number {
+  return repeats.reduce((n, part) => n + part.numbers.length, 0);
 }
 
 /** The run's fields every stage output carries (StageRun.base in stage.ts). */
@@ -165,7 +184,7 @@ export async function finishStaging(event: StageEvent, deps: StepDeps, flow: Dat
   const results = await readRangeResults(deps, runId, plan);
   const repeats = await readRepeats(deps, runId, plan.partitions ?? 1);
   const { chunks, duplicatesKey } = await chunkList(deps, flow, runId, results, repeats);
-  const summary = summaryOf(flow, plan, results, repeats.numbers.length, duplicatesKey);
+  const summary = summaryOf(flow, plan, results, repeatCount(repeats), duplicatesKey);
   await putJson(s3, buckets.staging, base.summaryKey, summary);
   await putJson(s3, buckets.staging, base.chunksKey, chunks);
   // Claimed now, atomically, so that of two deliveries of the content (two names, two folders, a zip holding it
@@ -173,7 +192,7 @@ export async function finishStaging(event: StageEvent, deps: StepDeps, flow: Dat
   const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, summary.contentSha256, { runId, key: input.key, force: Boolean(input.force) });
   const duplicateOf = claim && !claim.claimed ? claim.holder : undefined;
   const records = results.reduce((n, r) => n + r.records, 0);
-  const rejected = results.reduce((n, r) => n + r.rejected, 0) + repeats.numbers.length;
+  const rejected = results.reduce((n, r) => n + r.rejected, 0) + repeatCount(repeats);
   const filtered = results.reduce((n, r) => n + r.filtered, 0);
   deps.progress?.({ step: 'stage', records, rejected, filtered, done: true });
   deps.metrics?.(METRICS.recordsRead, 'Count', records, flow.name);

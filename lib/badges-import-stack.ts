@@ -3,6 +3,7 @@ import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { STEPFUNCTIONS_USE_DISTRIBUTED_MAP_RESULT_WRITER_V2 } from 'aws-cdk-lib/cx-api';
 import type { Construct } from 'constructs';
 import type { Config } from '../src/config/schema';
+import { buildSendBudget } from './budget';
 import type { StepLambda } from './defaults';
 import { acknowledgeFindings } from './nag';
 import { Operations } from './operations';
@@ -51,6 +52,8 @@ export class BadgesImportStack extends Stack {
     // The alerts topic comes first: finalize publishes each file's summary to it.
     this.operations = new Operations(this, 'Operations', { config });
     const lambdas = buildStepLambdas(this, { config, configFile, buckets: this.buckets, alerts: this.operations.topic });
+    // One rate budget per destination, shared by every Send worker of every execution.
+    buildSendBudget(this, lambdas.send);
     this.stateMachine = buildWorkflow(this, { lambdas, staging: this.buckets.staging });
     const sweep = buildSweepLambda(this, { config, configFile, buckets: this.buckets, stateMachine: this.stateMachine });
     this.lambdas = { ...lambdas, sweep };

@@ -13,6 +13,8 @@ export const ENV = {
   stateMachineArn: 'STATE_MACHINE_ARN',
   configFile: 'BADGES_CONFIG_FILE',
   alertsTopicArn: 'ALERTS_TOPIC_ARN',
+  /** The shared send budget's DynamoDB table (the Send function only); absent, each worker paces itself. */
+  budgetTable: 'BUDGET_TABLE',
 } as const;
 
 /** The Lambda-backed steps. */

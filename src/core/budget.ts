@@ -1,0 +1,116 @@
+/**
+ * The control law of the shared send budget: one schedule of request slots per destination (base URL and
+ * credentials), shared by every worker of every execution that sends to it. Pure: the state is a plain object that an
+ * adapter keeps in a shared store (DynamoDB in AWS, dynalite locally) and changes with conditional writes.
+ *
+ * - Slots: the schedule's tail `next` moves by `interval` for each slot taken; a slot is never earlier than now, and
+ *   idle time earns no burst (a slot taken on an idle schedule is "now", the tail then one interval later).
+ * - A 429 (the first of a congestion episode: its slot was taken in the current `epoch`) cuts the rate
+ *   multiplicatively, remembers the rate that was throttled (`top`), pauses the schedule for the Retry-After the API
+ *   asked (or one new interval), and starts a new epoch, which voids every slot handed out before: their holders take
+ *   a new one instead of sending into the pause. A 429 of an older epoch was already answered: it changes nothing.
+ * - While requests flow without a 429 the rate grows back: quickly (exponentially) toward just under the remembered
+ *   `top`, then slowly beyond it (probing whether the API allows more now), never above the configured
+ *   `maxRequestsPerMinute` of the dataflow taking the slot. Growth counts only time while slots are taken, so an idle
+ *   destination keeps what it learned.
+ */
+import { createHash } from 'node:crypto';
+import { type Destination, secretNamesOf } from '../config/schema';
+
+/** One destination's budget, as the shared store keeps it. Times are epoch milliseconds. */
+export interface BudgetState {
+  /** The schedule's tail: the earliest time the next slot may be given. */
+  next: number;
+  /** Milliseconds between two slots (60000 / requests per minute). */
+  interval: number;
+  /** Increases at each cut: slots of an older epoch are void. */
+  epoch: number;
+  /** The rate (requests per minute) that was last throttled; 0 before any 429. */
+  top: number;
+  /** When the rate last grew (or was cut). */
+  grownAt: number;
+  /** Slots taken (for reports and tests). */
+  taken: number;
+  /** 429s that cut the rate. */
+  cuts: number;
+}
+
+/** The law's constants, tuned with `npm run bench:send` (docs/deploy.md gives the measurements). */
+export const BUDGET_LAW = {
+  /** A 429 multiplies the rate by this. */
+  cut: 0.7,
+  /** The rate recovers quickly up to this share of the rate that was throttled… */
+  recoverTo: 0.95,
+  /** …approaching it at this share of the remaining gap per second… */
+  recoverPerSecond: 0.5,
+  /** …and beyond it grows by this share of the throttled rate per second (probing whether the API allows more now). */
+  probePerSecond: 0.002,
+  /** The rate never falls below this share of the configured maximum. */
+  floor: 1 / 64,
+  /** The rate is recomputed at most this often (ms): one conditional write per destination per tick. */
+  tickMs: 1000,
+  /** Growth counts at most this much time per tick (ms): an idle destination keeps what it learned. */
+  maxGrowthMs: 2000,
+  /** A pause without Retry-After, and the longest one a Retry-After may ask (ms). */
+  maxPauseMs: 60_000,
+} as const;
+
+const MINUTE_MS = 60_000;
+
+/** Requests per minute of a state. */
+export function rateOf(state: Pick<BudgetState, 'interval'>): number {
+  return MINUTE_MS / state.interval;
+}
+
+/** A fresh budget: the configured rate, nothing learned. */
+export function initialBudget(now: number, maxPerMinute: number): BudgetState {
+  return { next: now, interval: MINUTE_MS / maxPerMinute, epoch: 0, top: 0, grownAt: now, taken: 0, cuts: 0 };
+}
+
+/**
+ * Takes the next slot: never before `now`, and the tail moves one interval on. (The adapter does the same with one
+ * atomic update; this is its specification, and the in-memory form the tests use.)
+ */
+export function takeSlot(state: BudgetState, now: number): { at: number; state: BudgetState } {
+  const at = Math.max(now, state.next);
+  return { at, state: { ...state, next: at + state.interval, taken: state.taken + 1 } };
+}
+
+/** Whether the rate is due to be recomputed: a tick has passed, or it is above what this caller allows. */
+export function growthDue(state: BudgetState, now: number, maxPerMinute: number): boolean {
+  return now - state.grownAt >= BUDGET_LAW.tickMs || rateOf(state) > maxPerMinute * (1 + 1e-9);
+}
+
+/** The rate after the time since the last tick without a 429 (see the module's comment), capped at `maxPerMinute`. */
+export function grow(state: BudgetState, now: number, maxPerMinute: number): BudgetState {
+  const seconds = Math.min(Math.max(0, now - state.grownAt), BUDGET_LAW.maxGrowthMs) / 1000;
+  let rate = rateOf(state);
+  if (state.top <= 0) rate = maxPerMinute;
+  else {
+    const target = state.top * BUDGET_LAW.recoverTo;
+    if (rate < target) rate = target - (target - rate) * (1 - BUDGET_LAW.recoverPerSecond) ** seconds;
+    else rate += state.top * BUDGET_LAW.probePerSecond * seconds;
+  }
+  rate = Math.min(maxPerMinute, Math.max(rate, maxPerMinute * BUDGET_LAW.floor));
+  return { ...state, interval: MINUTE_MS / rate, grownAt: now };
+}
+
+/**
+ * After a 429 of the current epoch: the rate cut (and the throttled rate remembered), the schedule paused for
+ * `retryAfterMs` (or one new interval) from now, a new epoch. Slots handed out before are void.
+ */
+export function afterThrottle(state: BudgetState, now: number, maxPerMinute: number, retryAfterMs?: number): BudgetState {
+  const throttledAt = Math.min(rateOf(state), maxPerMinute);
+  const rate = Math.max(throttledAt * BUDGET_LAW.cut, maxPerMinute * BUDGET_LAW.floor);
+  const interval = MINUTE_MS / rate;
+  const pause = retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs >= 0 ? Math.min(retryAfterMs, BUDGET_LAW.maxPauseMs) : interval;
+  return { ...state, interval, top: throttledAt, next: now + pause, epoch: state.epoch + 1, grownAt: now, cuts: state.cuts + 1 };
+}
+
+/**
+ * The key of a destination's budget: the SHA-256 of its base URL and the names of the secrets its credentials are
+ * read from (never their values). Two dataflows that send to the same API with the same credentials share a budget.
+ */
+export function destinationKey(destination: Pick<Destination, 'baseUrl' | 'auth'>): string {
+  return createHash('sha256').update([destination.baseUrl.replace(/\/+$/, ''), ...secretNamesOf(destination.auth)].join('\n')).digest('hex');
+}

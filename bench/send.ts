@@ -10,6 +10,7 @@
  * worker paces itself at its share, as without a table: the baseline), BENCH_SCENARIO=limit|double|three (one only),
  * BENCH_LAW='{"cut":0.6}' (other constants of the law, to tune it).
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { startSandbox } from '../src/api/sandbox';
@@ -51,9 +52,10 @@ async function stageChunks(s3: LocalS3, runId: string, chunks: number, first: nu
 }
 
 /** One execution's Distributed Map: WORKERS warm containers, each with its own budget client, sending every chunk. */
-async function execution(runId: string, refs: ChunkRef[], deps: Parameters<typeof send>[1], dynamo: DynamoDBClient): Promise<SendOutput[]> {
+async function execution(runId: string, refs: ChunkRef[], deps: Parameters<typeof send>[1], dynamo: DynamoDBClient, budgets: DynamoBudget[]): Promise<SendOutput[]> {
   const limit = pLimit(WORKERS);
   const containers = Array.from({ length: WORKERS }, () => ({ container: newContainerState(), budget: SHARED ? new DynamoBudget(dynamo, TABLE) : undefined }));
+  for (const { budget } of containers) if (budget) budgets.push(budget);
   return Promise.all(
     refs.map((chunk) =>
       limit(async () => {
@@ -66,6 +68,25 @@ async function execution(runId: string, refs: ChunkRef[], deps: Parameters<typeo
       }),
     ),
   );
+}
+
+/** BENCH_TRACE=1: once a second, the budget's rate and memory and the sandbox's answers in that second. */
+function traceBudget(client: DynamoDBClient, key: string, counts: Readonly<Record<string, number>>, started: number): NodeJS.Timeout {
+  let last = { ok: 0, throttled: 0 };
+  return setInterval(() => {
+    void readBudget(client, TABLE, key).then((state) => {
+      const now = { ok: counts[200] ?? 0, throttled: counts[429] ?? 0 };
+      const perSecond = (rpm: number) => ((rpm * BATCH) / 60).toFixed(0);
+      console.log(`  t=${((Date.now() - started) / 1000).toFixed(0)}s rate ${state ? perSecond(rateOf(state)) : '-'} top ${state ? perSecond(state.top) : '-'} epoch ${state?.epoch ?? '-'}  answered 200: ${now.ok - last.ok}, 429: ${now.throttled - last.throttled}`);
+      last = now;
+    });
+  }, 1000);
+}
+
+function sum(stats: Array<Record<string, number>>): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const s of stats) for (const [k, v] of Object.entries(s)) total[k] = (total[k] ?? 0) + v;
+  return total;
 }
 
 /** Counts the DynamoDB calls made through `client` by operation (the budget's cost: docs/deploy.md). */
@@ -114,10 +135,15 @@ async function scenario(label: string, configuredItemsPerSecond: number, files: 
     const runs = await Promise.all(Array.from({ length: files }, async (_, f) => ({ runId: `bench-${f}`, refs: await stageChunks(s3, `bench-${f}`, chunksPerFile, f * chunksPerFile) })));
     const deps = { config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider({ u: 'bench', p: 'bench-password' }), log: silentLog };
     const calls = countCalls(dynamo.client);
+    const budgets: DynamoBudget[] = [];
     const cpu = process.cpuUsage();
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     const started = Date.now();
-    const outputs = (await Promise.all(runs.map((run) => execution(run.runId, run.refs, deps, dynamo.client)))).flat();
+    const traceTimer = process.env.BENCH_TRACE ? traceBudget(dynamo.client, destinationKey(config.dataflows[0]!.destination), sandbox.statusCounts, started) : undefined;
+    const outputs = (await Promise.all(runs.map((run) => execution(run.runId, run.refs, deps, dynamo.client, budgets)))).flat();
     const seconds = (Date.now() - started) / 1000;
+    if (traceTimer) clearInterval(traceTimer);
 
     const accepted = outputs.reduce((n, o) => n + o.accepted, 0);
     const importRequests = Object.values(sandbox.statusCounts).reduce((n, v) => n + v, 0);
@@ -125,9 +151,10 @@ async function scenario(label: string, configuredItemsPerSecond: number, files: 
     const achieved = accepted / seconds;
     const state = SHARED ? await readBudget(dynamo.client, TABLE, destinationKey(config.dataflows[0]!.destination)) : undefined;
     const used = process.cpuUsage(cpu);
+    lag.disable();
     const perRequest = Object.entries(calls).map(([name, count]) => `${name} ${(count / importRequests).toFixed(2)}`).join(', ');
-    const learned = state ? `\n    budget: ${state.cuts} cuts, ends at ${((rateOf(state) * BATCH) / 60).toFixed(0)} items/s; DynamoDB calls per API request: ${perRequest}` : '';
-    const load = `; this process used ${(((used.user + used.system) / 1e6 / seconds) * 100).toFixed(0)}% of a core`;
+    const learned = state ? `\n    budget: ${state.cuts} cuts, ends at ${((rateOf(state) * BATCH) / 60).toFixed(0)} items/s; DynamoDB calls per API request: ${perRequest}; ${JSON.stringify(sum(budgets.map((b) => b.stats)))}` : '';
+    const load = `; this process used ${(((used.user + used.system) / 1e6 / seconds) * 100).toFixed(0)}% of a core, event loop delay p50 ${(lag.percentile(50) / 1e6).toFixed(0)} ms p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms`;
     console.log(
       `${label.padEnd(44)} achieved ${achieved.toFixed(0).padStart(5)} items/s  ratio ${(achieved / RATE).toFixed(3)}  ` +
         `throttled ${throttled}/${importRequests} requests (${((throttled / importRequests) * 100).toFixed(2)}%)  ` +

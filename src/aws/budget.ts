@@ -8,7 +8,7 @@ export const BUDGET_ITEM_TTL_SECONDS = 86_400;
 const MAX_ATTEMPTS = 20;
 
 /** The item's attribute names (short: they are written on every request). */
-const A = { key: 'pk', next: 'nx', interval: 'iv', epoch: 'ep', top: 'tp', grownAt: 'ga', taken: 'tk', cuts: 'ct', expiresAt: 'expiresAt' } as const;
+const A = { key: 'pk', next: 'nx', interval: 'iv', epoch: 'ep', top: 'tp', grownAt: 'ga', taken: 'tk', cuts: 'ct', epochStart: 'es', epochTaken: 'et', expiresAt: 'expiresAt' } as const;
 const NAMES = Object.fromEntries(Object.entries(A).map(([, name]) => [`#${name}`, name]));
 
 export interface DynamoBudgetOptions {
@@ -20,7 +20,17 @@ const n = (value: number): AttributeValue => ({ N: String(value) });
 const num = (item: Record<string, AttributeValue>, name: string): number => Number(item[name]?.N ?? 0);
 
 function stateOf(item: Record<string, AttributeValue>): BudgetState {
-  return { next: num(item, A.next), interval: num(item, A.interval), epoch: num(item, A.epoch), top: num(item, A.top), grownAt: num(item, A.grownAt), taken: num(item, A.taken), cuts: num(item, A.cuts) };
+  return {
+    next: num(item, A.next),
+    interval: num(item, A.interval),
+    epoch: num(item, A.epoch),
+    top: num(item, A.top),
+    grownAt: num(item, A.grownAt),
+    taken: num(item, A.taken),
+    cuts: num(item, A.cuts),
+    epochStart: num(item, A.epochStart),
+    epochTaken: num(item, A.epochTaken),
+  };
 }
 
 const conditionFailed = (error: unknown) => error instanceof ConditionalCheckFailedException || (error as { name?: string })?.name === 'ConditionalCheckFailedException';
@@ -35,6 +45,8 @@ const conditionFailed = (error: unknown) => error instanceof ConditionalCheckFai
 export class DynamoBudget implements SendBudget {
   private readonly now: () => number;
   private readonly known = new Map<string, BudgetState>();
+  /** What this client did: slots taken, conditional writes that lost a race, 429s that cut the rate, growth writes, slots found void after the wait. */
+  readonly stats = { slots: 0, racesLost: 0, cuts: 0, grown: 0, voided: 0 };
   /** Per destination: whether this worker's last slot was the tail of a busy schedule. */
   private readonly busy = new Map<string, boolean>();
 
@@ -71,9 +83,11 @@ export class DynamoBudget implements SendBudget {
         values: { ':now': n(now), ':ep': n(epoch) },
       });
     } catch (error) {
-      if (conditionFailed(error)) return undefined;
-      throw error;
+      if (!conditionFailed(error)) throw error;
+      this.stats.racesLost += 1;
+      return undefined;
     }
+    this.stats.slots += 1;
     const at = busy ? old.next : now;
     this.busy.set(destination, busy);
     this.known.set(destination, { ...old, next: at + old.interval, taken: old.taken + 1 });
@@ -83,7 +97,9 @@ export class DynamoBudget implements SendBudget {
 
   async isCurrent(slot: BudgetSlot): Promise<boolean> {
     const state = await this.read(slot.destination);
-    return state !== undefined && state.epoch === slot.epoch;
+    const current = state !== undefined && state.epoch === slot.epoch;
+    if (!current) this.stats.voided += 1;
+    return current;
   }
 
   async throttled(slot: BudgetSlot, maxPerMinute: number, retryAfterMs?: number): Promise<void> {
@@ -95,6 +111,7 @@ export class DynamoBudget implements SendBudget {
       try {
         await this.write(slot.destination, cut, '#ep = :ep', { ':ep': n(state.epoch) });
         this.known.set(slot.destination, cut);
+        this.stats.cuts += 1;
         return;
       } catch (error) {
         if (!conditionFailed(error)) throw error;
@@ -111,6 +128,7 @@ export class DynamoBudget implements SendBudget {
         condition: '#ep = :ep AND #ga = :oldGa',
         values: { ':iv': n(grown.interval), ':ga': n(grown.grownAt), ':ep': n(state.epoch), ':oldGa': n(state.grownAt) },
       });
+      this.stats.grown += 1;
       const known = this.known.get(destination);
       if (known) this.known.set(destination, { ...known, interval: grown.interval, grownAt: grown.grownAt });
     } catch (error) {
@@ -167,7 +185,7 @@ export class DynamoBudget implements SendBudget {
 
   /** Writes a whole state (a cut) under a condition. */
   private async write(destination: string, state: BudgetState, condition: string, values: Record<string, AttributeValue>): Promise<void> {
-    const set = '#nx = :nx, #iv = :iv, #ep = :nep, #tp = :tp, #ga = :ga, #ct = :ct, #expiresAt = :exp';
+    const set = '#nx = :nx, #iv = :iv, #ep = :nep, #tp = :tp, #ga = :ga, #ct = :ct, #es = :es, #et = :et, #expiresAt = :exp';
     await this.client.send(
       new UpdateItemCommand({
         TableName: this.table,
@@ -175,7 +193,7 @@ export class DynamoBudget implements SendBudget {
         UpdateExpression: `SET ${set}`,
         ConditionExpression: condition,
         ExpressionAttributeNames: pick(NAMES, `${set} ${condition}`),
-        ExpressionAttributeValues: { ...values, ':nx': n(state.next), ':iv': n(state.interval), ':nep': n(state.epoch), ':tp': n(state.top), ':ga': n(state.grownAt), ':ct': n(state.cuts), ':exp': n(this.expiresAt()) },
+        ExpressionAttributeValues: { ...values, ':nx': n(state.next), ':iv': n(state.interval), ':nep': n(state.epoch), ':tp': n(state.top), ':ga': n(state.grownAt), ':ct': n(state.cuts), ':es': n(state.epochStart), ':et': n(state.epochTaken), ':exp': n(this.expiresAt()) },
       }),
     );
   }
@@ -190,6 +208,8 @@ export class DynamoBudget implements SendBudget {
       [A.grownAt]: n(state.grownAt),
       [A.taken]: n(state.taken),
       [A.cuts]: n(state.cuts),
+      [A.epochStart]: n(state.epochStart),
+      [A.epochTaken]: n(state.epochTaken),
       [A.expiresAt]: n(this.expiresAt()),
     };
   }

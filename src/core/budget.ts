@@ -29,8 +29,11 @@ export interface BudgetState {
   top: number;
   /** When the rate last grew (or was cut). */
   grownAt: number;
-  /** Slots taken (for reports and tests). */
+  /** Slots taken. */
   taken: number;
+  /** When the epoch's slots began (its pause over), and `taken` then: the rate the API really took is measured over them. */
+  epochStart: number;
+  epochTaken: number;
   /** 429s that cut the rate. */
   cuts: number;
 }
@@ -51,6 +54,8 @@ export const BUDGET_LAW = {
   tickMs: 1000,
   /** Growth counts at most this much time per tick (ms): an idle destination keeps what it learned. */
   maxGrowthMs: 2000,
+  /** The shortest epoch whose slots measure the rate the API took (ms): a shorter one is mostly the API's burst. */
+  minMeasureMs: 2000,
   /** A pause without Retry-After, and the longest one a Retry-After may ask (ms). */
   maxPauseMs: 60_000,
 } as const;
@@ -64,7 +69,7 @@ export function rateOf(state: Pick<BudgetState, 'interval'>): number {
 
 /** A fresh budget: the configured rate, nothing learned. */
 export function initialBudget(now: number, maxPerMinute: number): BudgetState {
-  return { next: now, interval: MINUTE_MS / maxPerMinute, epoch: 0, top: 0, grownAt: now, taken: 0, cuts: 0 };
+  return { next: now, interval: MINUTE_MS / maxPerMinute, epoch: 0, top: 0, grownAt: now, taken: 0, cuts: 0, epochStart: now, epochTaken: 0 };
 }
 
 /**
@@ -88,23 +93,38 @@ export function grow(state: BudgetState, now: number, maxPerMinute: number): Bud
   if (state.top <= 0) rate = maxPerMinute;
   else {
     const target = state.top * BUDGET_LAW.recoverTo;
-    if (rate < target) rate = target - (target - rate) * (1 - BUDGET_LAW.recoverPerSecond) ** seconds;
-    else rate += state.top * BUDGET_LAW.probePerSecond * seconds;
+    // Within a hair of the target the approach (which never reaches it) hands over to the probe.
+    if (rate < target * 0.995) rate = target - (target - rate) * (1 - BUDGET_LAW.recoverPerSecond) ** seconds;
+    else rate = Math.max(rate, target) + state.top * BUDGET_LAW.probePerSecond * seconds;
   }
   rate = Math.min(maxPerMinute, Math.max(rate, maxPerMinute * BUDGET_LAW.floor));
   return { ...state, interval: MINUTE_MS / rate, grownAt: now };
 }
 
 /**
- * After a 429 of the current epoch: the rate cut (and the throttled rate remembered), the schedule paused for
- * `retryAfterMs` (or one new interval) from now, a new epoch. Slots handed out before are void.
+ * The rate the API took during the epoch, requests per minute: the slots given in it (those still ahead of now left
+ * out) over its length. The API throttled within it, so this is at most its limit plus its burst spread over the
+ * epoch: a far better memory than the scheduled rate, which a burst allowance lets run well above the limit for a
+ * while. Infinity when the epoch is too short to tell.
+ */
+export function measuredRate(state: BudgetState, now: number): number {
+  const elapsed = now - state.epochStart;
+  if (elapsed < BUDGET_LAW.minMeasureMs) return Infinity;
+  const ahead = Math.max(0, (state.next - now) / state.interval);
+  return (Math.max(0, state.taken - state.epochTaken - ahead) * MINUTE_MS) / elapsed;
+}
+
+/**
+ * After a 429 of the current epoch: the rate cut (and the throttled rate remembered: the lower of the scheduled rate
+ * and the measured one), the schedule paused for `retryAfterMs` (or one new interval) from now, a new epoch. Slots
+ * handed out before are void.
  */
 export function afterThrottle(state: BudgetState, now: number, maxPerMinute: number, retryAfterMs?: number): BudgetState {
-  const throttledAt = Math.min(rateOf(state), maxPerMinute);
+  const throttledAt = Math.min(rateOf(state), maxPerMinute, measuredRate(state, now));
   const rate = Math.max(throttledAt * BUDGET_LAW.cut, maxPerMinute * BUDGET_LAW.floor);
   const interval = MINUTE_MS / rate;
   const pause = retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs >= 0 ? Math.min(retryAfterMs, BUDGET_LAW.maxPauseMs) : interval;
-  return { ...state, interval, top: throttledAt, next: now + pause, epoch: state.epoch + 1, grownAt: now, cuts: state.cuts + 1 };
+  return { ...state, interval, top: throttledAt, next: now + pause, epoch: state.epoch + 1, grownAt: now + pause, cuts: state.cuts + 1, epochStart: now + pause, epochTaken: state.taken };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { type AttributeValue, ConditionalCheckFailedException, type DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import { type BudgetState, afterThrottle, grow, growthDue, initialBudget } from '../core/budget';
+import { BUDGET_LAW, type BudgetState, afterThrottle, grow, growthDue, initialBudget } from '../core/budget';
 import type { BudgetSlot, SendBudget } from '../ports';
 
 /** How long a destination's item outlives its last use (DynamoDB's TTL deletes it then): what it learned is kept a day. */
@@ -62,9 +62,10 @@ export class DynamoBudget implements SendBudget {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const known = this.known.get(destination) ?? (await this.load(destination, maxPerMinute));
       const now = this.now();
-      // Under load the schedule is ahead of now (the slot is its tail); idle, it is behind (the slot is now). What this
+      // Under load the schedule is ahead of now, or behind by less than the catch-up (the slot is its tail); idle, it
+      // is further behind (the slot is now). What this
       // worker's last slot found says which is likelier; the other is tried next without a read.
-      const busyFirst = this.busy.get(destination) ?? known.next >= now;
+      const busyFirst = this.busy.get(destination) ?? known.next >= now - BUDGET_LAW.catchUpMs;
       const slot = (await this.takeAs(destination, busyFirst, now, known.epoch, maxPerMinute)) ?? (await this.takeAs(destination, !busyFirst, now, known.epoch, maxPerMinute));
       if (slot) return slot;
       // A 429's new epoch, or a race lost twice: read the state again.
@@ -79,8 +80,8 @@ export class DynamoBudget implements SendBudget {
     try {
       old = await this.update(destination, {
         set: busy ? '#nx = #nx + #iv' : '#nx = :now + #iv',
-        condition: busy ? '#ep = :ep AND #nx >= :now' : '#ep = :ep AND #nx < :now',
-        values: { ':now': n(now), ':ep': n(epoch) },
+        condition: busy ? '#ep = :ep AND #nx >= :since' : '#ep = :ep AND #nx < :since',
+        values: { ...(busy ? {} : { ':now': n(now) }), ':since': n(now - BUDGET_LAW.catchUpMs), ':ep': n(epoch) },
       });
     } catch (error) {
       if (!conditionFailed(error)) throw error;

@@ -3,8 +3,9 @@
  * credentials), shared by every worker of every execution that sends to it. Pure: the state is a plain object that an
  * adapter keeps in a shared store (DynamoDB in AWS, dynalite locally) and changes with conditional writes.
  *
- * - Slots: the schedule's tail `next` moves by `interval` for each slot taken; a slot is never earlier than now, and
- *   idle time earns no burst (a slot taken on an idle schedule is "now", the tail then one interval later).
+ * - Slots: the schedule's tail `next` moves by `interval` for each slot taken; idle time earns no burst (a slot taken
+ *   on a schedule idle for longer than `catchUpMs` is "now", the tail then one interval later); workers that fell
+ *   behind a busy schedule by less than that catch up.
  * - A 429 (the first of a congestion episode: its slot was taken in the current `epoch`) cuts the rate
  *   multiplicatively, remembers the rate that was throttled (`top`), pauses the schedule for the Retry-After the API
  *   asked (or one new interval), and starts a new epoch, which voids every slot handed out before: their holders take
@@ -54,8 +55,13 @@ export const BUDGET_LAW = {
   tickMs: 1000,
   /** Growth counts at most this much time per tick (ms): an idle destination keeps what it learned. */
   maxGrowthMs: 2000,
+  /**
+   * A slot up to this far in the past is still given (and sent at once): workers that fell behind the schedule (a slow
+   * answer, a busy host) catch up by at most this much, a small burst that an API's own burst allowance absorbs.
+   */
+  catchUpMs: 500,
   /** The shortest epoch whose slots measure the rate the API took (ms): a shorter one is mostly the API's burst. */
-  minMeasureMs: 2000,
+  minMeasureMs: 500,
   /** A pause without Retry-After, and the longest one a Retry-After may ask (ms). */
   maxPauseMs: 60_000,
 } as const;
@@ -73,11 +79,11 @@ export function initialBudget(now: number, maxPerMinute: number): BudgetState {
 }
 
 /**
- * Takes the next slot: never before `now`, and the tail moves one interval on. (The adapter does the same with one
+ * Takes the next slot: the tail, unless it is more than `catchUpMs` behind now (then now); the tail moves one interval on. (The adapter does the same with one
  * atomic update; this is its specification, and the in-memory form the tests use.)
  */
 export function takeSlot(state: BudgetState, now: number): { at: number; state: BudgetState } {
-  const at = Math.max(now, state.next);
+  const at = state.next >= now - BUDGET_LAW.catchUpMs ? state.next : now;
   return { at, state: { ...state, next: at + state.interval, taken: state.taken + 1 } };
 }
 

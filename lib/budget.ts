@@ -1,4 +1,4 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
@@ -23,6 +23,10 @@ export function buildSendBudget(scope: Construct, send: StepLambda): Table {
     pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: false },
     encryption: TableEncryption.AWS_MANAGED,
     removalPolicy: RemovalPolicy.DESTROY,
+  });
+  Validations.of(table).acknowledge({
+    id: 'AwsSolutions-DDB3',
+    reason: 'The send budget holds a pace per destination (a schedule tail, a rate, a counter), rebuilt by the next request and forgotten after a day of disuse: there is nothing to restore, and recovery would cost more than the table.',
   });
   send.addEnvironment(ENV.budgetTable, table.tableName);
   // A slot is one UpdateItem; a worker reads the item (GetItem) to see whether a 429 voided its slot, and creates it

@@ -80,6 +80,23 @@ describe('Function: createAuthorizer', () => {
     expect([send.allowed, stage.allowed]).toEqual([true, false]);
   });
 
+  it('lets only the send function take slots of the send budget\'s table, and nothing but its three item actions', async () => {
+    // Prepare
+    const [tableId] = Object.entries(stack.template.Resources).find(([, r]) => r.Type === 'AWS::DynamoDB::Table')!;
+    const table = `arn:aws:dynamodb:us-east-1:000000000000:table/${tableId}`;
+    const ask = (step: string, action: string, resource = table) => authorize({ accessKeyId: `key-${step}`, action, resource }).then((d) => d.allowed);
+
+    // Act
+    const send = await Promise.all(['dynamodb:UpdateItem', 'dynamodb:GetItem', 'dynamodb:PutItem'].map((action) => ask('send', action)));
+    const sendBeyond = await Promise.all([ask('send', 'dynamodb:Scan'), ask('send', 'dynamodb:DeleteItem'), ask('send', 'dynamodb:UpdateItem', 'arn:aws:dynamodb:us-east-1:000000000000:table/other')]);
+    const others = await Promise.all(['stage', 'finalize', 'sweep'].flatMap((step) => ['dynamodb:UpdateItem', 'dynamodb:GetItem'].map((action) => ask(step, action))));
+
+    // Assess
+    expect(send).toEqual([true, true, true]);
+    expect(sendBeyond).toEqual([false, false, false]);
+    expect(others.every((allowed) => !allowed)).toBe(true);
+  });
+
   it('leaves the admin key unrestricted and refuses a key the twin never issued', async () => {
     // Act
     const admin = await authorize({ accessKeyId: 'S3RVER', action: 's3:GetObject', resource: 'arn:aws:s3:::dead-letter/rejected/x' });

@@ -8,7 +8,7 @@ export const BUDGET_ITEM_TTL_SECONDS = 86_400;
 const MAX_ATTEMPTS = 20;
 
 /** The item's attribute names (short: they are written on every request). */
-const A = { key: 'pk', next: 'nx', interval: 'iv', epoch: 'ep', top: 'tp', grownAt: 'ga', taken: 'tk', cuts: 'ct', epochStart: 'es', epochTaken: 'et', expiresAt: 'expiresAt' } as const;
+const A = { key: 'pk', next: 'nx', interval: 'iv', epoch: 'ep', top: 'tp', grownAt: 'ga', taken: 'tk', cuts: 'ct', epochStart: 'es', epochTaken: 'et', probing: 'pm', expiresAt: 'expiresAt' } as const;
 const NAMES = Object.fromEntries(Object.entries(A).map(([, name]) => [`#${name}`, name]));
 
 export interface DynamoBudgetOptions {
@@ -30,6 +30,7 @@ function stateOf(item: Record<string, AttributeValue>): BudgetState {
     cuts: num(item, A.cuts),
     epochStart: num(item, A.epochStart),
     epochTaken: num(item, A.epochTaken),
+    probing: num(item, A.probing),
   };
 }
 
@@ -125,13 +126,13 @@ export class DynamoBudget implements SendBudget {
     const grown = grow(state, now, maxPerMinute);
     try {
       await this.update(destination, {
-        set: '#iv = :iv, #ga = :ga',
+        set: '#iv = :iv, #ga = :ga, #pm = :pm',
         condition: '#ep = :ep AND #ga = :oldGa',
-        values: { ':iv': n(grown.interval), ':ga': n(grown.grownAt), ':ep': n(state.epoch), ':oldGa': n(state.grownAt) },
+        values: { ':iv': n(grown.interval), ':ga': n(grown.grownAt), ':pm': n(grown.probing), ':ep': n(state.epoch), ':oldGa': n(state.grownAt) },
       });
       this.stats.grown += 1;
       const known = this.known.get(destination);
-      if (known) this.known.set(destination, { ...known, interval: grown.interval, grownAt: grown.grownAt });
+      if (known) this.known.set(destination, { ...known, interval: grown.interval, grownAt: grown.grownAt, probing: grown.probing });
     } catch (error) {
       if (!conditionFailed(error)) throw error;
     }
@@ -186,7 +187,7 @@ export class DynamoBudget implements SendBudget {
 
   /** Writes a whole state (a cut) under a condition. */
   private async write(destination: string, state: BudgetState, condition: string, values: Record<string, AttributeValue>): Promise<void> {
-    const set = '#nx = :nx, #iv = :iv, #ep = :nep, #tp = :tp, #ga = :ga, #ct = :ct, #es = :es, #et = :et, #expiresAt = :exp';
+    const set = '#nx = :nx, #iv = :iv, #ep = :nep, #tp = :tp, #ga = :ga, #ct = :ct, #es = :es, #et = :et, #pm = :pm, #expiresAt = :exp';
     await this.client.send(
       new UpdateItemCommand({
         TableName: this.table,
@@ -194,7 +195,7 @@ export class DynamoBudget implements SendBudget {
         UpdateExpression: `SET ${set}`,
         ConditionExpression: condition,
         ExpressionAttributeNames: pick(NAMES, `${set} ${condition}`),
-        ExpressionAttributeValues: { ...values, ':nx': n(state.next), ':iv': n(state.interval), ':nep': n(state.epoch), ':tp': n(state.top), ':ga': n(state.grownAt), ':ct': n(state.cuts), ':es': n(state.epochStart), ':et': n(state.epochTaken), ':exp': n(this.expiresAt()) },
+        ExpressionAttributeValues: { ...values, ':nx': n(state.next), ':iv': n(state.interval), ':nep': n(state.epoch), ':tp': n(state.top), ':ga': n(state.grownAt), ':ct': n(state.cuts), ':es': n(state.epochStart), ':et': n(state.epochTaken), ':pm': n(state.probing), ':exp': n(this.expiresAt()) },
       }),
     );
   }
@@ -211,6 +212,7 @@ export class DynamoBudget implements SendBudget {
       [A.cuts]: n(state.cuts),
       [A.epochStart]: n(state.epochStart),
       [A.epochTaken]: n(state.epochTaken),
+      [A.probing]: n(state.probing),
       [A.expiresAt]: n(this.expiresAt()),
     };
   }

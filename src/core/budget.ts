@@ -37,6 +37,8 @@ export interface BudgetState {
   epochTaken: number;
   /** 429s that cut the rate. */
   cuts: number;
+  /** Milliseconds of traffic spent probing beyond the remembered rate since the last cut (the probe speeds up with it). */
+  probing: number;
 }
 
 /** The law's constants, tuned with `npm run bench:send` (docs/deploy.md gives the measurements). */
@@ -47,8 +49,13 @@ export const BUDGET_LAW = {
   recoverTo: 0.95,
   /** …approaching it at this share of the remaining gap per second… */
   recoverPerSecond: 0.5,
-  /** …and beyond it grows by this share of the throttled rate per second (probing whether the API allows more now). */
+  /**
+   * …and beyond it grows by this share of the throttled rate per second (probing whether the API allows more now),
+   * a speed that doubles every `probeDoublingMs` of traffic without a 429 (at most 64 times): it dwells just under the
+   * remembered rate, then finds a higher limit (or recovers from a 429 that a burst, not the rate, caused) in a minute.
+   */
   probePerSecond: 0.002,
+  probeDoublingMs: 10_000,
   /** The rate never falls below this share of the configured maximum. */
   floor: 1 / 64,
   /** The rate is recomputed at most this often (ms): one conditional write per destination per tick. */
@@ -75,7 +82,7 @@ export function rateOf(state: Pick<BudgetState, 'interval'>): number {
 
 /** A fresh budget: the configured rate, nothing learned. */
 export function initialBudget(now: number, maxPerMinute: number): BudgetState {
-  return { next: now, interval: MINUTE_MS / maxPerMinute, epoch: 0, top: 0, grownAt: now, taken: 0, cuts: 0, epochStart: now, epochTaken: 0 };
+  return { next: now, interval: MINUTE_MS / maxPerMinute, epoch: 0, top: 0, grownAt: now, taken: 0, cuts: 0, epochStart: now, epochTaken: 0, probing: 0 };
 }
 
 /**
@@ -96,15 +103,20 @@ export function growthDue(state: BudgetState, now: number, maxPerMinute: number)
 export function grow(state: BudgetState, now: number, maxPerMinute: number): BudgetState {
   const seconds = Math.min(Math.max(0, now - state.grownAt), BUDGET_LAW.maxGrowthMs) / 1000;
   let rate = rateOf(state);
+  let probing = state.probing;
   if (state.top <= 0) rate = maxPerMinute;
   else {
     const target = state.top * BUDGET_LAW.recoverTo;
     // Within a hair of the target the approach (which never reaches it) hands over to the probe.
     if (rate < target * 0.995) rate = target - (target - rate) * (1 - BUDGET_LAW.recoverPerSecond) ** seconds;
-    else rate = Math.max(rate, target) + state.top * BUDGET_LAW.probePerSecond * seconds;
+    else {
+      const speed = state.top * BUDGET_LAW.probePerSecond * 2 ** Math.min(6, state.probing / BUDGET_LAW.probeDoublingMs);
+      rate = Math.max(rate, target) + speed * seconds;
+      probing += seconds * 1000;
+    }
   }
   rate = Math.min(maxPerMinute, Math.max(rate, maxPerMinute * BUDGET_LAW.floor));
-  return { ...state, interval: MINUTE_MS / rate, grownAt: now };
+  return { ...state, interval: MINUTE_MS / rate, grownAt: now, probing };
 }
 
 /**
@@ -130,7 +142,7 @@ export function afterThrottle(state: BudgetState, now: number, maxPerMinute: num
   const rate = Math.max(throttledAt * BUDGET_LAW.cut, maxPerMinute * BUDGET_LAW.floor);
   const interval = MINUTE_MS / rate;
   const pause = retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs >= 0 ? Math.min(retryAfterMs, BUDGET_LAW.maxPauseMs) : interval;
-  return { ...state, interval, top: throttledAt, next: now + pause, epoch: state.epoch + 1, grownAt: now + pause, cuts: state.cuts + 1, epochStart: now + pause, epochTaken: state.taken };
+  return { ...state, interval, top: throttledAt, next: now + pause, epoch: state.epoch + 1, grownAt: now + pause, cuts: state.cuts + 1, epochStart: now + pause, epochTaken: state.taken, probing: 0 };
 }
 
 /**

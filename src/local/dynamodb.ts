@@ -94,7 +94,8 @@ async function authorizing(request: IncomingMessage, response: ServerResponse, p
   const operation = String(request.headers['x-amz-target'] ?? '').split('.')[1] ?? '';
   let table = '';
   try {
-    table = String((JSON.parse(body.toString('utf8') || '{}') as { TableName?: unknown }).TableName ?? '');
+    const name = (JSON.parse(body.toString('utf8') || '{}') as { TableName?: unknown }).TableName;
+    table = typeof name === 'string' ? name : '';
   } catch {
     // dynalite answers a body that is not JSON itself.
   }

@@ -134,11 +134,14 @@ export function measuredRate(state: BudgetState, now: number): number {
 
 /**
  * After a 429 of the current epoch: the rate cut (and the throttled rate remembered: the lower of the scheduled rate
- * and the measured one), the schedule paused for `retryAfterMs` (or one new interval) from now, a new epoch. Slots
+ * and, when the schedule was what held the workers back, the measured one), the schedule paused for `retryAfterMs` (or one new interval) from now, a new epoch. Slots
  * handed out before are void.
  */
 export function afterThrottle(state: BudgetState, now: number, maxPerMinute: number, retryAfterMs?: number): BudgetState {
-  const throttledAt = Math.min(rateOf(state), maxPerMinute, measuredRate(state, now));
+  // The measured rate is the API's only when the schedule held the workers back (slots waiting ahead of now). When the
+  // workers could not keep up (a slow host, a 429 after a catch-up burst), it measures them, not the API.
+  const scheduleBound = state.next > now;
+  const throttledAt = Math.min(rateOf(state), maxPerMinute, scheduleBound ? measuredRate(state, now) : Infinity);
   const rate = Math.max(throttledAt * BUDGET_LAW.cut, maxPerMinute * BUDGET_LAW.floor);
   const interval = MINUTE_MS / rate;
   const pause = retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs >= 0 ? Math.min(retryAfterMs, BUDGET_LAW.maxPauseMs) : interval;

@@ -2,7 +2,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { readBudget } from '../src/aws/budget';
 import { StaticSecretsProvider } from '../src/aws/secrets';
+import { destinationKey } from '../src/core/budget';
+import { sharedLocalDynamo, tablesOf } from '../src/local/dynamodb';
 import { parseConfig } from '../src/config/load';
 import { type LocalAwsEndpoints, startLocalAwsEndpoints } from '../src/local/aws-endpoints';
 import { type Authorize, type TwinIdentity, createAuthorizer, stackPolicies } from '../src/local/iam';
@@ -173,5 +176,33 @@ describe('Function: runLocal with a grant removed from the stack', () => {
     const arns = [localSecretArn('api/user'), localSecretArn('api/password')];
     expect(arns.some((arn) => log.includes(`is not authorized to perform: secretsmanager:GetSecretValue on resource: \\"${arn}\\" because no identity-based policy allows`))).toBe(true);
     // A synthesis with bundling of a stack of its own: minutes on a loaded machine.
+  }, 600_000);
+});
+
+describe('Function: runLocal and the shared send budget', () => {
+  let services: LocalServices;
+  beforeAll(async () => {
+    services = await startLocalServices({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], knownBadgeIds: [...KNOWN_BADGES] });
+  });
+  afterAll(() => stopLocalServices(services));
+
+  it('has the send function take its request slots from the stack\'s table in dynalite, through the stack\'s IAM', async () => {
+    // Prepare
+    const file = join(work, 'events_budget.csv');
+    writeFileSync(file, toCsv(Array.from({ length: 5 }, (_, i) => validRow(i + 1, 92_000))));
+
+    // Act
+    const result = await runLocal({ config, configFile, dataflow: config.dataflows[0]!, file, secrets: new StaticSecretsProvider(SECRETS), s3: services.s3, sandbox: services.sandbox, outDir: join(work, 'out-budget') });
+
+    // Assess: the destination's item counts every request the sandbox answered (imports, and the badge checks)
+    const dynamo = await sharedLocalDynamo();
+    const [table] = tablesOf(synthesizeStack(configFile, LOCAL_BUCKETS).template);
+    const destination = { ...config.dataflows[0]!.destination, baseUrl: services.sandbox.url };
+    const state = await readBudget(dynamo.client, table!.TableName, destinationKey(destination));
+    const imports = Object.values(services.sandbox.statusCounts).reduce((a, b) => a + b, 0);
+    expect(result.report.rows.accepted).toBe(5);
+    expect(imports).toBeGreaterThan(0);
+    expect(state?.taken).toBeGreaterThanOrEqual(imports);
+    expect(readFileSync(join(work, 'out-budget', 'run.log'), 'utf8')).not.toContain('paces itself');
   }, 600_000);
 });

@@ -69,6 +69,12 @@ export const BUDGET_LAW = {
   catchUpMs: 500,
   /** The shortest epoch whose slots measure the rate the API took (ms): a shorter one is mostly the API's burst. */
   minMeasureMs: 500,
+  /**
+   * The burst an API is assumed to allow, as time at its rate (ms): a token bucket refilled during the pause lets an
+   * epoch send `limit × (length + burst)` before its first 429, so the measure divides by both. Half a second: the
+   * sandbox's full second (1000) measured its limit 10% low at twice the limit, none (0) took four cuts.
+   */
+  burstMs: 500,
   /** A pause without Retry-After, and the longest one a Retry-After may ask (ms). */
   maxPauseMs: 60_000,
 } as const;
@@ -129,7 +135,7 @@ export function measuredRate(state: BudgetState, now: number): number {
   const elapsed = now - state.epochStart;
   if (elapsed < BUDGET_LAW.minMeasureMs) return Infinity;
   const ahead = Math.max(0, (state.next - now) / state.interval);
-  return (Math.max(0, state.taken - state.epochTaken - ahead) * MINUTE_MS) / elapsed;
+  return (Math.max(0, state.taken - state.epochTaken - ahead) * MINUTE_MS) / (elapsed + BUDGET_LAW.burstMs);
 }
 
 /**
@@ -138,9 +144,9 @@ export function measuredRate(state: BudgetState, now: number): number {
  * handed out before are void.
  */
 export function afterThrottle(state: BudgetState, now: number, maxPerMinute: number, retryAfterMs?: number): BudgetState {
-  // The measured rate is the API's only when the schedule held the workers back (slots waiting ahead of now). When the
-  // workers could not keep up (a slow host, a 429 after a catch-up burst), it measures them, not the API.
-  const scheduleBound = state.next > now;
+  // The measured rate is the API's only when the schedule held the workers back (busy: its tail ahead of now, or
+  // behind by less than the catch-up). When the workers could not keep up (a slow host), it measures them, not the API.
+  const scheduleBound = state.next >= now - BUDGET_LAW.catchUpMs;
   const throttledAt = Math.min(rateOf(state), maxPerMinute, scheduleBound ? measuredRate(state, now) : Infinity);
   const rate = Math.max(throttledAt * BUDGET_LAW.cut, maxPerMinute * BUDGET_LAW.floor);
   const interval = MINUTE_MS / rate;

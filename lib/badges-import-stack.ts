@@ -4,6 +4,7 @@ import { STEPFUNCTIONS_USE_DISTRIBUTED_MAP_RESULT_WRITER_V2 } from 'aws-cdk-lib/
 import type { Construct } from 'constructs';
 import { DEFAULT_STAGING_RETENTION_DAYS, type WorkflowTimeout, workflowTimeout } from '../src/config/limits';
 import type { Config } from '../src/config/schema';
+import { buildSendBudget } from './budget';
 import type { StepLambda } from './defaults';
 import { acknowledgeFindings } from './nag';
 import { Operations } from './operations';
@@ -55,6 +56,8 @@ export class BadgesImportStack extends Stack {
     // The alerts topic comes first: finalize publishes each file's summary to it.
     this.operations = new Operations(this, 'Operations', { config });
     const lambdas = buildStepLambdas(this, { config, configFile, buckets: this.buckets, alerts: this.operations.topic });
+    // One rate budget per destination, shared by every Send worker of every execution.
+    buildSendBudget(this, lambdas.send);
     this.timeout = workflowTimeout(config, { stagingRetentionDays });
     this.stateMachine = buildWorkflow(this, { lambdas, staging: this.buckets.staging, timeout: Duration.seconds(this.timeout.seconds) });
     if (this.timeout.capped) {

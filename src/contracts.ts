@@ -18,6 +18,8 @@ export const ENV = {
    * stage's range and partition sizes, so a small file is staged over several ranges and partitions (see StagePlanSizes).
    */
   stagePlan: 'BADGES_STAGE_PLAN',
+  /** The shared send budget's DynamoDB table (the Send function only); absent, each worker paces itself. */
+  budgetTable: 'BUDGET_TABLE',
 } as const;
 
 /** The Lambda-backed steps. */

@@ -38,6 +38,23 @@ describe('Stack: BadgesImportStack', () => {
     expect(nagError).toBeUndefined();
   });
 
+  it('keeps one send budget table, on demand, expiring idle destinations, and names it only to the send function', () => {
+    // Assess
+    template.resourceCountIs('AWS::DynamoDB::Table', 1);
+    template.hasResource('AWS::DynamoDB::Table', {
+      Properties: {
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        BillingMode: 'PAY_PER_REQUEST',
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false },
+      },
+      DeletionPolicy: 'Delete',
+    });
+    const withTable = Object.values(template.findResources('AWS::Lambda::Function')).filter((f) => JSON.stringify(f.Properties?.Environment ?? {}).includes('BUDGET_TABLE'));
+    expect(withTable.map((f) => (f.Properties.Environment.Variables as Record<string, string>).BADGES_STEP)).toEqual(['send']);
+  });
+
   it('schedules each dataflow with its cron in its time zone', () => {
     // Assess
     // Two dataflows' schedules, and weekly-events' arrival check.
@@ -321,11 +338,13 @@ describe('IAM: every role, statement by statement', () => {
     );
   });
 
-  it('the send step reads and writes its run\'s staging, and reads only the API credentials', () => {
+  it('the send step reads and writes its run\'s staging and the send budget\'s table, and reads only the API credentials', () => {
     expect(statementsOf('SendFunctionServiceRoleDefaultPolicy')).toEqual(
       [
         XRAY,
         's3:GetObject,s3:PutObject -> Staging/runs/*',
+        // The shared send budget: one item per destination, a slot per request (UpdateItem), nothing else.
+        'dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem -> SendBudget',
         ...['api/user', 'api/password', 'other/user', 'other/password'].map((n) => `secretsmanager:DescribeSecret,secretsmanager:GetSecretValue -> secret:${n}-??????`),
       ].sort(),
     );

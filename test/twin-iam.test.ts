@@ -2,7 +2,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { readBudget } from '../src/aws/budget';
 import { StaticSecretsProvider } from '../src/aws/secrets';
+import { destinationKey } from '../src/core/budget';
+import { sharedLocalDynamo, tablesOf } from '../src/local/dynamodb';
 import { parseConfig } from '../src/config/load';
 import { type LocalAwsEndpoints, startLocalAwsEndpoints } from '../src/local/aws-endpoints';
 import { type Authorize, type TwinIdentity, createAuthorizer, stackPolicies } from '../src/local/iam';
@@ -78,6 +81,23 @@ describe('Function: createAuthorizer', () => {
 
     // Assess
     expect([send.allowed, stage.allowed]).toEqual([true, false]);
+  });
+
+  it('lets only the send function take slots of the send budget\'s table, and nothing but its three item actions', async () => {
+    // Prepare
+    const [tableId] = Object.entries(stack.template.Resources).find(([, r]) => r.Type === 'AWS::DynamoDB::Table')!;
+    const table = `arn:aws:dynamodb:us-east-1:000000000000:table/${tableId}`;
+    const ask = (step: string, action: string, resource = table) => authorize({ accessKeyId: `key-${step}`, action, resource }).then((d) => d.allowed);
+
+    // Act
+    const send = await Promise.all(['dynamodb:UpdateItem', 'dynamodb:GetItem', 'dynamodb:PutItem'].map((action) => ask('send', action)));
+    const sendBeyond = await Promise.all([ask('send', 'dynamodb:Scan'), ask('send', 'dynamodb:DeleteItem'), ask('send', 'dynamodb:UpdateItem', 'arn:aws:dynamodb:us-east-1:000000000000:table/other')]);
+    const others = await Promise.all(['stage', 'finalize', 'sweep'].flatMap((step) => ['dynamodb:UpdateItem', 'dynamodb:GetItem'].map((action) => ask(step, action))));
+
+    // Assess
+    expect(send).toEqual([true, true, true]);
+    expect(sendBeyond).toEqual([false, false, false]);
+    expect(others.every((allowed) => !allowed)).toBe(true);
   });
 
   it('leaves the admin key unrestricted and refuses a key the twin never issued', async () => {
@@ -156,5 +176,33 @@ describe('Function: runLocal with a grant removed from the stack', () => {
     const arns = [localSecretArn('api/user'), localSecretArn('api/password')];
     expect(arns.some((arn) => log.includes(`is not authorized to perform: secretsmanager:GetSecretValue on resource: \\"${arn}\\" because no identity-based policy allows`))).toBe(true);
     // A synthesis with bundling of a stack of its own: minutes on a loaded machine.
+  }, 600_000);
+});
+
+describe('Function: runLocal and the shared send budget', () => {
+  let services: LocalServices;
+  beforeAll(async () => {
+    services = await startLocalServices({ users: [{ username: SECRETS['api/user'], password: SECRETS['api/password'] }], knownBadgeIds: [...KNOWN_BADGES] });
+  });
+  afterAll(() => stopLocalServices(services));
+
+  it('has the send function take its request slots from the stack\'s table in dynalite, through the stack\'s IAM', async () => {
+    // Prepare
+    const file = join(work, 'events_budget.csv');
+    writeFileSync(file, toCsv(Array.from({ length: 5 }, (_, i) => validRow(i + 1, 92_000))));
+
+    // Act
+    const result = await runLocal({ config, configFile, dataflow: config.dataflows[0]!, file, secrets: new StaticSecretsProvider(SECRETS), s3: services.s3, sandbox: services.sandbox, outDir: join(work, 'out-budget') });
+
+    // Assess: the destination's item counts every request the sandbox answered (imports, and the badge checks)
+    const dynamo = await sharedLocalDynamo();
+    const [table] = tablesOf(synthesizeStack(configFile, LOCAL_BUCKETS).template);
+    const destination = { ...config.dataflows[0]!.destination, baseUrl: services.sandbox.url };
+    const state = await readBudget(dynamo.client, table!.TableName, destinationKey(destination));
+    const imports = Object.values(services.sandbox.statusCounts).reduce((a, b) => a + b, 0);
+    expect(result.report.rows.accepted).toBe(5);
+    expect(imports).toBeGreaterThan(0);
+    expect(state?.taken).toBeGreaterThanOrEqual(imports);
+    expect(readFileSync(join(work, 'out-budget', 'run.log'), 'utf8')).not.toContain('paces itself');
   }, 600_000);
 });

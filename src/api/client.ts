@@ -1,7 +1,9 @@
 import { API_CODES, SEND_CODES } from '../codes';
 import type { Destination } from '../config/schema';
+import { destinationKey } from '../core/budget';
 import type { ApiItem } from '../core/mapping';
 import { AuthError } from '../errors';
+import type { BudgetSlot, Log, SendBudget } from '../ports';
 import { SPANS, trace } from '../trace';
 import { type AuthProvider, TokenUnavailableError } from './auth';
 
@@ -80,6 +82,14 @@ export interface ClientOptions {
   backoffCapMs?: number;
   /** A pacer kept from an earlier chunk (same container): its phase and learned rate carry over. */
   pacer?: Pacer;
+  /**
+   * The destination's budget shared by every worker of every execution (a DynamoDB table in AWS): when given, the
+   * client takes its slots there at the dataflow's whole `maxRequestsPerMinute`, and `requestsPerMinute` (its share)
+   * is only the pace it falls back to if the budget cannot be reached.
+   */
+  budget?: SendBudget;
+  /** Where a warning about the budget goes. */
+  log?: Log;
   /** Badge ids already checked (same container): each is asked about once. */
   badgeChecks?: BadgeChecks;
 }
@@ -100,12 +110,27 @@ export interface ClientStats {
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** What a request's turn was given as: a slot of the shared budget, or nothing (the in-process pacer). */
+export type PaceTicket = BudgetSlot | undefined;
+
+/** Paces a client's requests and learns from their outcomes. */
+export interface RequestPacer {
+  /** Waits for a request's turn. */
+  wait(): Promise<PaceTicket>;
+  succeeded(ticket: PaceTicket): void;
+  /** The request of `ticket` was answered 429 (`retryAfterMs`: what the API asked for). */
+  throttled(ticket: PaceTicket, retryAfterMs?: number): void | Promise<void>;
+  /** Whether a 429's Retry-After is already waited out in the pace (a shared pause): the client then does not wait it again. */
+  readonly honoursRetryAfter: boolean;
+}
+
 /**
  * Paces one worker's requests to its share of the rate. On a 429 it halves its rate (down to a sixteenth), and each
  * request answered without throttling wins back a twentieth of the share: the rate settles just under what the API
  * really allows, with few 429s, and recovers once the API does.
  */
-export class Pacer {
+export class Pacer implements RequestPacer {
+  readonly honoursRetryAfter = false;
   private rate: number;
   private nextSlot = 0;
 
@@ -123,11 +148,12 @@ export class Pacer {
     return this.rate;
   }
 
-  async wait(): Promise<void> {
+  async wait(): Promise<PaceTicket> {
     const now = Date.now();
     const slot = Math.max(now, this.nextSlot);
     this.nextSlot = slot + 60_000 / this.rate;
     if (slot > now) await this.sleep(slot - now);
+    return undefined;
   }
 
   throttled(): void {
@@ -136,6 +162,64 @@ export class Pacer {
 
   succeeded(): void {
     this.rate = Math.min(this.maxPerMinute, this.rate + this.maxPerMinute / 20);
+  }
+}
+
+/**
+ * Takes each request's turn from the destination's shared budget (every worker of every execution that sends to it):
+ * a slot given ahead is checked after the wait, since a 429 meanwhile voids it (the holder takes a new one, after the
+ * pause, instead of sending into it). If the budget cannot be reached the worker does not stop: it paces itself at its
+ * share of the rate (the in-process pacer), and says so once.
+ */
+export class SharedPacer implements RequestPacer {
+  private local: Pacer | undefined;
+
+  constructor(
+    private readonly options: {
+      budget: SendBudget;
+      destination: string;
+      maxPerMinute: number;
+      fallback: () => Pacer;
+      sleep: (ms: number) => Promise<void>;
+      log?: Log;
+      now?: () => number;
+    },
+  ) {}
+
+  get honoursRetryAfter(): boolean {
+    return this.local === undefined;
+  }
+
+  async wait(): Promise<PaceTicket> {
+    if (this.local) return this.local.wait();
+    const { budget, destination, maxPerMinute, sleep } = this.options;
+    const now = this.options.now ?? Date.now;
+    try {
+      for (;;) {
+        const slot = await budget.take(destination, maxPerMinute);
+        const delay = slot.at - now();
+        if (delay <= 0) return slot;
+        await sleep(delay);
+        if (await budget.isCurrent(slot)) return slot;
+      }
+    } catch (error) {
+      this.options.log?.warn('The shared send budget cannot be reached: this worker paces itself at its share of the rate', { error: error instanceof Error ? error.name : String(error) });
+      this.local = this.options.fallback();
+      return this.local.wait();
+    }
+  }
+
+  succeeded(): void {
+    this.local?.succeeded();
+  }
+
+  async throttled(ticket: PaceTicket, retryAfterMs?: number): Promise<void> {
+    if (!ticket) return this.local?.throttled();
+    try {
+      await this.options.budget.throttled(ticket, this.options.maxPerMinute, retryAfterMs);
+    } catch {
+      // The budget is out of reach: the next wait finds it so and falls back.
+    }
   }
 }
 
@@ -152,7 +236,7 @@ export class BadgesApiClient {
   private readonly fetch: typeof fetch;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
-  readonly pacer: Pacer;
+  readonly pacer: RequestPacer;
   readonly badgeChecks: BadgeChecks;
 
   constructor(private readonly options: ClientOptions) {
@@ -161,18 +245,17 @@ export class BadgesApiClient {
     // Pacing and backoff are the client's own waits: a span each, so a trace tells them apart from the API's time.
     this.sleep = (ms) => trace(SPANS.apiWait, () => sleep(ms), { ms: Math.round(ms) });
     this.random = options.random ?? Math.random;
-    this.pacer = options.pacer ?? new Pacer(options.requestsPerMinute, this.sleep, this.random);
+    this.pacer = options.budget
+      ? new SharedPacer({ budget: options.budget, destination: destinationKey(options.destination), maxPerMinute: options.destination.maxRequestsPerMinute, fallback: () => options.pacer ?? new Pacer(options.requestsPerMinute, this.sleep, this.random), sleep: this.sleep, log: options.log })
+      : (options.pacer ?? new Pacer(options.requestsPerMinute, this.sleep, this.random));
     this.badgeChecks = options.badgeChecks ?? new Map();
   }
 
   /** Full-jitter exponential backoff for retry `attempt` (0-based), or the server's Retry-After when it gave one. */
   backoffMs(attempt: number, retryAfter?: string | null): number {
     const cap = this.options.backoffCapMs ?? 30_000;
-    if (retryAfter) {
-      const seconds = Number(retryAfter);
-      const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - Date.now();
-      if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, cap * 4);
-    }
+    const asked = retryAfterMs(retryAfter);
+    if (asked !== undefined) return Math.min(asked, cap * 4);
     const ceiling = Math.min(cap, (this.options.backoffBaseMs ?? 500) * 2 ** attempt);
     return Math.floor(this.random() * ceiling);
   }
@@ -237,7 +320,6 @@ export class BadgesApiClient {
       const exchange = await this.exchange(batch);
       switch (exchange.kind) {
         case 'answered':
-          this.pacer.succeeded();
           exchange.outcomes.forEach((outcome, k) => (outcomes[pending[k]!] = outcome));
           pending = [];
           break;
@@ -261,12 +343,10 @@ export class BadgesApiClient {
         }
         case 'retry':
           lastProblem = exchange.problem;
-          if (exchange.throttled) {
-            this.stats.throttled += 1;
-            this.pacer.throttled();
-          }
+          if (exchange.throttled) this.stats.throttled += 1;
           this.stats.retried += 1;
-          await this.sleep(this.backoffMs(attempt, exchange.retryAfter));
+          // A shared budget has paused every worker for the Retry-After already: the next slot comes after it.
+          if (!(exchange.throttled && this.pacer.honoursRetryAfter)) await this.sleep(this.backoffMs(attempt, exchange.retryAfter));
           attempt += 1;
           break;
         case 'ambiguous': {
@@ -312,7 +392,7 @@ export class BadgesApiClient {
 
   private async exchange(items: readonly ApiItem[]): Promise<Exchange> {
     const { destination } = this.options;
-    await this.pacer.wait();
+    const ticket = await this.pacer.wait();
     let headers: Record<string, string>;
     try {
       headers = await this.options.auth.headers();
@@ -335,11 +415,11 @@ export class BadgesApiClient {
       // Not the error's message: it quotes the offending value, which may be a credential.
       return { kind: 'retry', problem: `the request could not be built (${errorName(error)}: a header value or the URL is not valid HTTP); nothing was sent`, throttled: false };
     }
-    return trace(SPANS.apiImport, () => this.post(request, items, Object.values(allHeaders)), { items: items.length });
+    return trace(SPANS.apiImport, () => this.post(request, items, Object.values(allHeaders), ticket), { items: items.length });
   }
 
   /** Sends one built import request and classifies what came back; `secrets` are scrubbed from any message. */
-  private async post(request: Request, items: readonly ApiItem[], secrets: readonly string[]): Promise<Exchange> {
+  private async post(request: Request, items: readonly ApiItem[], secrets: readonly string[], ticket: PaceTicket): Promise<Exchange> {
     this.stats.requests += 1;
     let response: Response;
     const sentAt = performance.now();
@@ -363,6 +443,7 @@ export class BadgesApiClient {
     if (RETRYABLE_STATUS.has(response.status)) {
       const retryAfter = response.headers.get('retry-after');
       await response.body?.cancel();
+      if (response.status === 429) await this.pacer.throttled(ticket, retryAfterMs(retryAfter));
       return { kind: 'retry', problem: `HTTP ${response.status}`, retryAfter, throttled: response.status === 429 };
     }
     let body: unknown;
@@ -378,6 +459,7 @@ export class BadgesApiClient {
     if (!Array.isArray(body) || body.length !== items.length) {
       return { kind: 'ambiguous', problem: `The API answered ${Array.isArray(body) ? `${body.length} items` : 'something other than an array'} for ${items.length}`, unfinished: false };
     }
+    this.pacer.succeeded(ticket);
     return { kind: 'answered', outcomes: (body as ResponseItem[]).map(toOutcome) };
   }
 
@@ -440,11 +522,11 @@ export class BadgesApiClient {
 
   /** A paced, authenticated GET, in a span called `span`; status 0 when no answer came. */
   private async get(span: string, path: string): Promise<{ status: number; body?: unknown; retryAfter?: string | null }> {
-    await this.pacer.wait();
-    return trace(span, () => this.getOnce(path));
+    const ticket = await this.pacer.wait();
+    return trace(span, () => this.getOnce(path, ticket));
   }
 
-  private async getOnce(path: string): Promise<{ status: number; body?: unknown; retryAfter?: string | null }> {
+  private async getOnce(path: string, ticket: PaceTicket): Promise<{ status: number; body?: unknown; retryAfter?: string | null }> {
     const { destination } = this.options;
     try {
       this.stats.requests += 1;
@@ -454,7 +536,7 @@ export class BadgesApiClient {
         signal: AbortSignal.timeout(destination.requestTimeoutMs),
       });
       const retryAfter = response.headers.get('retry-after');
-      if (response.status === 429) this.pacer.throttled();
+      if (response.status === 429) await this.pacer.throttled(ticket, retryAfterMs(retryAfter));
       const body = await response.json().catch(() => undefined);
       return { status: response.status, body, retryAfter };
     } catch {
@@ -556,6 +638,14 @@ function toOutcome(item: ResponseItem): ItemOutcome {
   const error = errors[0];
   if (!error) return { accepted: false, code: SEND_CODES.AMBIGUOUS, message: 'The API answered without an earnedBadgeId and without an error' };
   return { accepted: false, code: String(error.code ?? API_CODES.UNCODED), message: error.message ?? 'no message' };
+}
+
+/** A `Retry-After` header in milliseconds (seconds, or an HTTP date), when it holds one. */
+function retryAfterMs(retryAfter: string | null | undefined): number | undefined {
+  if (!retryAfter) return undefined;
+  const seconds = Number(retryAfter);
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - Date.now();
+  return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
 }
 
 function firstError(body: unknown): ApiError | undefined {

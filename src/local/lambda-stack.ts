@@ -240,6 +240,7 @@ export function resolveTokens(value: unknown, stack: Pick<SynthesizedStack, 'tem
       if (t === 'AWS::IAM::Role') return `arn:aws:iam::${LOCAL_ACCOUNT}:role/${id}`;
       if (t === 'AWS::KMS::Key') return `arn:aws:kms:${LOCAL_REGION}:${LOCAL_ACCOUNT}:key/${id}`;
       if (t === 'AWS::SQS::Queue') return `arn:aws:sqs:${LOCAL_REGION}:${LOCAL_ACCOUNT}:${id}`;
+      if (t === 'AWS::DynamoDB::Table') return `arn:aws:dynamodb:${LOCAL_REGION}:${LOCAL_ACCOUNT}:table/${ref(id)}`;
       if (t === 'AWS::Logs::LogGroup') return `arn:aws:logs:${LOCAL_REGION}:${LOCAL_ACCOUNT}:log-group:${id}:*`;
     }
     if (attribute === 'Name' && t === 'AWS::StepFunctions::StateMachine') return id;

@@ -7,6 +7,7 @@ import type { Config } from '../config/schema';
 import { BUNDLED_CONFIG_FILE, ENV, type StepName } from '../contracts';
 import type { MetricsSink, ProgressEvent } from '../steps/deps';
 import { type LocalAwsEndpoints, startLocalAwsEndpoints } from './aws-endpoints';
+import { ensureTable, sharedLocalDynamo, tablesOf } from './dynamodb';
 import { type Authorize, type TwinIdentity, createAuthorizer, registerTwinIdentity, stackPolicies } from './iam';
 import { LambdaTwin } from './lambda';
 import { type LambdaFunctionSpec, LOCAL_REGION, type SynthesizeOptions, type SynthesizedStack, lambdaFunctions, synthesizeStack } from './lambda-stack';
@@ -55,7 +56,7 @@ export interface Twin {
 
 /**
  * Starts the twin of the deployed stack's runtime: the stack synthesized with its bundles, local Secrets Manager and
- * SNS endpoints, and the functions' containers, each with credentials that name its role.
+ * SNS endpoints, DynamoDB (dynalite, with the stack's tables), and the functions' containers, each with credentials that name its role.
  */
 export async function startTwin(options: TwinOptions): Promise<Twin> {
   const stack = synthesizeStack(options.configFile, LOCAL_BUCKETS, options.synthesize);
@@ -78,11 +79,16 @@ export async function startTwin(options: TwinOptions): Promise<Twin> {
     authorize,
     publish: async (_topic, subject, message) => sinks.notify?.(subject ?? '', message),
   });
+  // DynamoDB (the send budget's table) is dynalite, one per process: twins of executions running at once share it, as
+  // executions share the stack's table in AWS. Its tables are created as the stack defines them.
+  const dynamo = await sharedLocalDynamo();
+  for (const table of tablesOf(stack.template)) await ensureTable(dynamo.client, table);
   let configDir: string | undefined;
   const environment: Record<string, string> = {
     AWS_ENDPOINT_URL_S3: options.s3.endpoint,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoints.url,
     AWS_ENDPOINT_URL_SNS: endpoints.url,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
     ...options.environment,
   };
   if (options.runtimeConfig) {

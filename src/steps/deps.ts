@@ -3,7 +3,7 @@ import type { STSClient } from '@aws-sdk/client-sts';
 import type { SecretsProvider } from '../aws/secrets';
 import type { Config } from '../config/schema';
 import type { Buckets } from '../contracts';
-import type { Log, MetricsSink } from '../ports';
+import type { Log, MetricsSink, SendBudget } from '../ports';
 import type { AuthProvider } from '../api/auth';
 import type { BadgeChecks, Pacer } from '../api/client';
 
@@ -45,6 +45,11 @@ export interface StepDeps {
   container?: ContainerState;
   /** Settings laid over every client of a vendor's own bucket (source.bucket): the twin's endpoint. */
   vendorS3Config?: Partial<S3ClientConfig>;
+  /**
+   * The send budget shared per destination by every worker of every execution (a DynamoDB table in AWS, dynalite
+   * locally). Absent (unit tests, source mode): each worker paces itself at its share of the dataflow's rate.
+   */
+  budget?: SendBudget;
   /** Assumes a vendor bucket's roleArn. @default an STS client in the bucket's region */
   sts?: STSClient;
 }

@@ -5,7 +5,7 @@ import type { Dataflow } from '../config/schema';
 import { KEYS, type SendEvent, type SendOutput } from '../contracts';
 import { openObject, putJson, putText } from '../aws/s3';
 import { type AuthProvider, authProvider } from '../api/auth';
-import { BadgesApiClient, type ItemOutcome, SendAuthError } from '../api/client';
+import { BadgesApiClient, type ItemOutcome, Pacer, SendAuthError } from '../api/client';
 import { type CsvRecord, rejectLine } from '../core/csv';
 import type { ApiItem } from '../core/mapping';
 import { type StagedRecord, decodeStagedRecord } from '../core/staged-record';
@@ -52,7 +52,9 @@ function clientFor(flow: Dataflow, event: SendEvent, deps: StepDeps): { client: 
     badgeChecks: new Map(),
   };
   deps.container?.sessions.set(flow.name, session);
-  // Each worker takes an equal share of the dataflow's rate, so all of them together stay within it.
+  // With the shared budget (deps.budget: a DynamoDB table) every worker of every execution sending to this destination
+  // takes its slots from one schedule at the dataflow's whole rate. Without it, each worker takes an equal share of
+  // the dataflow's rate, so all of them together stay within it (the share is also the budget's fallback pace).
   const share = destination.maxRequestsPerMinute / Math.max(1, event.concurrency ?? destination.maxConcurrency);
   const pacerKey = `${flow.name}@${share}`;
   const client = new BadgesApiClient({
@@ -62,8 +64,9 @@ function clientFor(flow: Dataflow, event: SendEvent, deps: StepDeps): { client: 
     fetch: deps.fetch,
     pacer: deps.container?.pacers.get(pacerKey),
     badgeChecks: session.badgeChecks,
+    ...(deps.budget ? { budget: deps.budget, log: deps.log } : {}),
   });
-  deps.container?.pacers.set(pacerKey, client.pacer);
+  if (client.pacer instanceof Pacer) deps.container?.pacers.set(pacerKey, client.pacer);
   return { client, auth: session.auth };
 }
 

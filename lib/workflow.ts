@@ -20,7 +20,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { KEYS } from '../src/contracts';
+import { KEYS, WORKFLOW_TIMEOUT_SECONDS } from '../src/contracts';
 import { FATAL_ERROR_NAMES } from '../src/errors';
 import type { StepLambdas } from './step-lambdas';
 
@@ -60,7 +60,7 @@ export function buildWorkflow(scope: Construct, { lambdas, staging }: WorkflowPr
   );
   return new StateMachine(scope, 'Workflow', {
     definitionBody: DefinitionBody.fromChainable(definition),
-    timeout: Duration.hours(24),
+    timeout: Duration.seconds(WORKFLOW_TIMEOUT_SECONDS),
     // X-Ray: a trace follows a file from the state machine into each step's Lambda (which traces actively too).
     tracingEnabled: true,
     logs: { destination: new LogGroup(scope, 'WorkflowLogs', { retention: RetentionDays.THREE_MONTHS }), level: LogLevel.ALL, includeExecutionData: false },

@@ -1,7 +1,8 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { STEPFUNCTIONS_USE_DISTRIBUTED_MAP_RESULT_WRITER_V2 } from 'aws-cdk-lib/cx-api';
 import type { Construct } from 'constructs';
+import { DEFAULT_STAGING_RETENTION_DAYS, type WorkflowTimeout, workflowTimeout } from '../src/config/limits';
 import type { Config } from '../src/config/schema';
 import type { StepLambda } from './defaults';
 import { acknowledgeFindings } from './nag';
@@ -20,7 +21,7 @@ export interface BadgesImportStackProps extends StackProps {
   config: Config;
   /** Absolute path of the configuration file, bundled with each Lambda and validated again at run time. */
   configFile: string;
-  /** Days staged chunks and step results are kept. @default 7 */
+  /** Days staged chunks and step results are kept; also the longest a run may last (its chunks must outlive it). @default 7 */
   stagingRetentionDays?: number;
 }
 
@@ -38,6 +39,8 @@ export class BadgesImportStack extends Stack {
   readonly operations: Operations;
   readonly buckets: Storage;
   readonly lambdas: StepLambdas & { sweep: StepLambda };
+  /** The state machine's timeout and what decided it. */
+  readonly timeout: WorkflowTimeout;
 
   constructor(scope: Construct, id: string, props: BadgesImportStackProps) {
     super(scope, id, props);
@@ -46,12 +49,21 @@ export class BadgesImportStack extends Stack {
     this.node.setContext(STEPFUNCTIONS_USE_DISTRIBUTED_MAP_RESULT_WRITER_V2, true);
     const { config, configFile } = props;
 
-    this.buckets = buildStorage(this, { stagingRetentionDays: props.stagingRetentionDays ?? 7 });
+    const stagingRetentionDays = props.stagingRetentionDays ?? DEFAULT_STAGING_RETENTION_DAYS;
+    this.buckets = buildStorage(this, { stagingRetentionDays });
     grantVendorAccess(this.buckets.inbox, config);
     // The alerts topic comes first: finalize publishes each file's summary to it.
     this.operations = new Operations(this, 'Operations', { config });
     const lambdas = buildStepLambdas(this, { config, configFile, buckets: this.buckets, alerts: this.operations.topic });
-    this.stateMachine = buildWorkflow(this, { lambdas, staging: this.buckets.staging });
+    this.timeout = workflowTimeout(config, { stagingRetentionDays });
+    this.stateMachine = buildWorkflow(this, { lambdas, staging: this.buckets.staging, timeout: Duration.seconds(this.timeout.seconds) });
+    if (this.timeout.capped) {
+      const { decidedBy, neededSeconds, ceilingSeconds } = this.timeout;
+      Annotations.of(this.stateMachine).addWarningV2(
+        '@badges-import/workflow-timeout',
+        `The largest files of ${decidedBy.map((d) => `${d.dataflow} (csv.maxRecords ${d.maxRecords})`).join(', ')} need ${hours(neededSeconds)} h at the configured rate, more than the ${hours(ceilingSeconds)} h a run may last (the staging retention): such a file would time out. Lower csv.maxRecords, raise the rate or batchSize, or raise stagingRetentionDays`,
+      );
+    }
     const sweep = buildSweepLambda(this, { config, configFile, buckets: this.buckets, stateMachine: this.stateMachine });
     this.lambdas = { ...lambdas, sweep };
     const triggerDlq = buildTriggers(this, { config, inbox: this.buckets.inbox, sweep });
@@ -66,3 +78,5 @@ export class BadgesImportStack extends Stack {
     addDataflowOutputs(this, config, this.buckets.inbox);
   }
 }
+
+const hours = (seconds: number) => (seconds / 3600).toFixed(1);

@@ -47,7 +47,7 @@ const ADVICE = {
   rejectedShare: 'A file had at least the configured share of its records rejected. Read the rejected-records file named in its report: fix the data (validation rejects) or the setup (e.g. 1054: unknown badge ids), then replay it.',
   noFile: 'No file arrived for this dataflow within the window after its scheduled time. Ask the vendor, or check the source (S3 prefix or SFTP server) and the sweep function\'s log.',
   workflowFailed: 'A run of the workflow failed for another reason than a FAILED file (a step exhausted its retries, a bug). Open the failed execution in the Step Functions console; its records may need a replay.',
-  workflowTimedOut: 'A run of the workflow exceeded 24 hours. Its records not yet sent are in no report: find the execution and replay the file.',
+  workflowTimedOut: "A run of the workflow exceeded its timeout (sized for a file of csv.maxRecords records at the dataflow's rate, at most the staging retention). Finalize never ran: its records are in no report. Do not start the file again whole (sent chunks would be sent twice); docs/operations.md (WorkflowTimedOut) says how to send only what was not sent.",
   sweepFailed: 'The sweep function failed: uploads or scheduled sweeps may not have started runs, or an SFTP poll could not reach or trust its server. Read its log; the next schedule tries again.',
 } as const;
 

@@ -191,7 +191,8 @@ function buildFinalizeLambda(scope: Construct, { config, configFile, buckets, al
   // Moving the source: read and delete exactly its version wherever a run may start from, write it under processed/
   // or failed/.
   allow(fn, ['s3:GetObject', 's3:GetObjectVersion', 's3:DeleteObject', 's3:DeleteObjectVersion'], ...runSources(inbox, config));
-  allow(fn, ['s3:PutObject'], inbox.arnForObjects('processed/*'), inbox.arnForObjects('failed/*'));
+  // A source over 5 GiB moves by multipart copy, aborted if a part fails.
+  allow(fn, ['s3:PutObject', 's3:AbortMultipartUpload'], inbox.arnForObjects('processed/*'), inbox.arnForObjects('failed/*'));
   // Finalize writes the rejected records back to an SFTP source's error directory: it reads them back from the
   // dead-letter bucket, and reads the server's credentials.
   allow(fn, ['s3:GetObject'], deadLetter.arnForObjects('rejected/*'));

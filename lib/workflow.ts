@@ -20,7 +20,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { KEYS, WORKFLOW_TIMEOUT_SECONDS } from '../src/contracts';
+import { KEYS } from '../src/contracts';
 import { FATAL_ERROR_NAMES } from '../src/errors';
 import type { StepLambdas } from './step-lambdas';
 
@@ -36,6 +36,8 @@ export interface WorkflowProps {
   lambdas: StepLambdas;
   /** Where the Distributed Map reads the chunk list and writes its results. */
   staging: IBucket;
+  /** How long one execution may run: src/config/limits.ts derives it from the configuration (workflowTimeout). */
+  timeout: Duration;
 }
 
 // The states are created in `scope` (the stack): a state's construct ID is its name in the definition, and the state
@@ -45,7 +47,7 @@ export interface WorkflowProps {
  * The per-file workflow: Stage, then (unless there is nothing to send) a Distributed Map of Send over the staged
  * chunks, then Finalize, which every path ends in, a failure included.
  */
-export function buildWorkflow(scope: Construct, { lambdas, staging }: WorkflowProps): StateMachine {
+export function buildWorkflow(scope: Construct, { lambdas, staging, timeout }: WorkflowProps): StateMachine {
   const finalize = finalizeState(scope, lambdas);
   const stage = stageState(scope, lambdas, finalize);
   const sendChunks = sendChunksState(scope, lambdas, staging, finalize);
@@ -60,7 +62,7 @@ export function buildWorkflow(scope: Construct, { lambdas, staging }: WorkflowPr
   );
   return new StateMachine(scope, 'Workflow', {
     definitionBody: DefinitionBody.fromChainable(definition),
-    timeout: Duration.seconds(WORKFLOW_TIMEOUT_SECONDS),
+    timeout,
     // X-Ray: a trace follows a file from the state machine into each step's Lambda (which traces actively too).
     tracingEnabled: true,
     logs: { destination: new LogGroup(scope, 'WorkflowLogs', { retention: RetentionDays.THREE_MONTHS }), level: LogLevel.ALL, includeExecutionData: false },

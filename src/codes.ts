@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   VENDOR_BUCKET_FAILED: 'VENDOR_BUCKET_FAILED',
   ENCODING_MISMATCH: 'ENCODING_MISMATCH',
   TOO_MANY_DUPLICATES: 'TOO_MANY_DUPLICATES',
+  /** The file holds more records than its dataflow's csv.maxRecords (what the workflow's timeout was sized for). */
+  FILE_TOO_LARGE: 'FILE_TOO_LARGE',
   REPLAY_FILE_INVALID: 'REPLAY_FILE_INVALID',
   /** The token endpoint did not give a usable token (retried by the client; fatal only once retries are used up). */
   TOKEN_UNAVAILABLE: 'TOKEN_UNAVAILABLE',

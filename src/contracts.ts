@@ -15,12 +15,6 @@ export const ENV = {
   alertsTopicArn: 'ALERTS_TOPIC_ARN',
 } as const;
 
-/**
- * The per-file state machine's timeout (lib/workflow.ts sets it; `badges-import estimate` warns when a file would
- * outlast it).
- */
-export const WORKFLOW_TIMEOUT_SECONDS = 24 * 3600;
-
 /** The Lambda-backed steps. */
 export const STEPS = ['stage', 'send', 'finalize', 'sweep'] as const;
 export type StepName = (typeof STEPS)[number];

@@ -148,6 +148,15 @@ export class TooManyDuplicatesError extends BadgesImportError {
   static override readonly fatal = true;
 }
 
+/**
+ * The file holds more records than its dataflow's `csv.maxRecords`: the state machine's timeout is sized for files up
+ * to that many records at the configured rate (src/config/limits.ts), so a larger one is refused before anything is sent.
+ */
+export class FileTooLargeError extends BadgesImportError {
+  static override readonly code = ERROR_CODES.FILE_TOO_LARGE;
+  static override readonly fatal = true;
+}
+
 /** A replay file that is not a rejected-records file, or has a record without its original number. */
 export class ReplayFileError extends BadgesImportError {
   static override readonly code = ERROR_CODES.REPLAY_FILE_INVALID;
@@ -180,6 +189,7 @@ export const WORKFLOW_ERRORS = [
   SftpError,
   HostKeyMismatchError,
   VendorBucketError,
+  FileTooLargeError,
 ] as const;
 
 const FATAL_ERRORS = WORKFLOW_ERRORS.filter((error) => error.fatal);

@@ -103,6 +103,7 @@ describe('Classes: the named errors', () => {
       'ReplayFileError',
       'EncodingError',
       'TooManyDuplicatesError',
+      'FileTooLargeError',
     ]);
   });
 

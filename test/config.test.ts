@@ -30,6 +30,31 @@ describe('Function: parseConfig', () => {
     expect(flow.mapping.earnExpiresOn.timeZone).toBe('Asia/Kolkata');
   });
 
+  it('applies the defaults chosen for cost: batches of 1000 (the API\'s most), chunks of 10,000 records, files up to 50M records', () => {
+    // Prepare: a destination that says nothing of batches or chunks.
+    const document = configDocument({ csv: {}, destination: { baseUrl: 'https://eu.api.capillarytech.com', auth: { type: 'basic', usernameSecret: 'u', passwordSecret: 'p' } } });
+
+    // Act
+    const flow = parseConfig(document).dataflows[0]!;
+
+    // Assess
+    expect(flow.destination).toMatchObject({ batchSize: 1000, recordsPerWorker: 10_000, maxConcurrency: 8, maxRequestsPerMinute: 1000 });
+    expect(flow.csv.maxRecords).toBe(50_000_000);
+  });
+
+  it('takes the default chunk at the slowest documented API rate (50 requests a minute): a worker still finishes in time', () => {
+    // Prepare: 10 requests a worker; 8 workers share 50 a minute: 96 s of the 180 s a worker may take.
+    const destination = { baseUrl: 'https://eu.api.capillarytech.com', auth: { type: 'basic', usernameSecret: 'u', passwordSecret: 'p' } };
+
+    // Act
+    const slowest = () => parseConfig(configDocument({ destination: { ...destination, maxRequestsPerMinute: 50 } }));
+    const tooSlow = problemsOf(configDocument({ destination: { ...destination, maxRequestsPerMinute: 26 } }));
+
+    // Assess
+    expect(slowest).not.toThrow();
+    expect(tooSlow).toEqual([expect.stringMatching(/^dataflows\[0\]\.destination\.recordsPerWorker: a worker would need 185 s for its 10 requests/)]);
+  });
+
   it('reports every problem at once, each with its JSON path', () => {
     // Prepare
     const document = configDocument({
@@ -190,7 +215,7 @@ describe('Function: parseConfig', () => {
   });
 
   it('refuses a chunk that a worker could not send within its time at its share of the rate', () => {
-    // Prepare: 1000 records in batches of 100 = 10 requests; 8 workers share 10 requests a minute.
+    // Prepare: the default 10,000 records in batches of 1000 = 10 requests; 8 workers share 10 requests a minute.
     const document = configDocument({
       destination: { baseUrl: 'https://eu.api.capillarytech.com', auth: { type: 'basic', usernameSecret: 'u', passwordSecret: 'p' }, maxRequestsPerMinute: 10, maxConcurrency: 8 },
     });

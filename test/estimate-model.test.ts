@@ -1,7 +1,6 @@
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WORKFLOW_TIMEOUT_SECONDS } from '../src/contracts';
 import { ASSUMPTIONS, estimate, planShape, transitionsOf } from '../src/ops/estimate';
 import { PRICES } from '../src/ops/prices';
 import { runCli } from './support/cli';
@@ -12,7 +11,8 @@ function dataflowWith(destination: Record<string, unknown> = {}, more: Record<st
   return makeDataflow({ destination: { baseUrl: 'https://eu.api.capillarytech.com', auth: { type: 'basic', usernameSecret: 'api/user', passwordSecret: 'api/password' }, ...destination }, ...more });
 }
 
-const timeout = { workflowTimeoutSeconds: WORKFLOW_TIMEOUT_SECONDS };
+/** The state machine's timeout the tests assume: 24 hours. */
+const timeout = { workflowTimeoutSeconds: 24 * 3600 };
 const PGP = { decrypt: { privateKeySecret: 'pgp/key' } };
 
 describe('Function: planShape', () => {
@@ -96,10 +96,18 @@ describe('Function: estimate', () => {
 
   it('warns when sending outlasts the state machine\'s timeout', () => {
     // Act: 50M records at 100 requests of 100 a minute: 5,000 minutes.
-    const e = estimate({ dataflow: dataflowWith({ batchSize: 100, maxRequestsPerMinute: 100 }), rows: 50_000_000, ...timeout });
+    const e = estimate({ dataflow: dataflowWith({ batchSize: 100, recordsPerWorker: 1000, maxRequestsPerMinute: 100 }), rows: 50_000_000, ...timeout });
 
     // Assess
     expect(e.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/over the state machine's timeout/), expect.stringMatching(/the API's rate, not staging/)]));
+  });
+
+  it('warns when the file has more records than csv.maxRecords takes', () => {
+    // Act
+    const e = estimate({ dataflow: dataflowWith({}, { csv: { maxRecords: 1000 } }), rows: 1001, ...timeout });
+
+    // Assess
+    expect(e.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/over csv.maxRecords \(1000\).*FILE_TOO_LARGE/)]));
   });
 
   it('warns when a Send worker cannot send its chunk within its Lambda timeout', () => {

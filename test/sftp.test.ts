@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
 import { StaticSecretsProvider } from '../src/aws/secrets';
-import { listObjects, readText } from '../src/aws/s3';
+import { deleteObject, listObjects, readText } from '../src/aws/s3';
 import { parseConfig } from '../src/config/load';
 import type { Dataflow } from '../src/config/schema';
 import { LOCAL_BUCKETS } from '../src/local/s3';
@@ -13,7 +13,7 @@ import { type ServeEvent, startServe } from '../src/local/serve';
 import { type Report, fileNameOf } from '../src/contracts';
 import { main } from '../src/cli/main';
 import { HostKeyMismatchError, SftpError } from '../src/errors';
-import { type PullResult, fingerprintOf, okMarkersFor, pullSftp, writeBack } from '../src/sources/sftp';
+import { type PullResult, fingerprintOf, okMarkersFor, pullOriginOf, pullSftp, writeBack } from '../src/sources/sftp';
 import { silentLog } from '../src/steps/deps';
 import { type SpanAnnotations, useTracing } from '../src/trace';
 import { KNOWN_BADGES, SECRETS, UNKNOWN_BADGE, configDocument, toCsv, validRow } from './support/factories';
@@ -238,6 +238,30 @@ describe('Function: pullSftp against OpenSSH', () => {
     const second = await pullSftp(flow, deps);
     expect(second.taken.map((t) => t.bytes)).toEqual([statSync(join(paths.processed, 'events_g.csv')).size]);
     expect(await readText(services.s3.client, LOCAL_BUCKETS.inbox, `${flow.source.prefix}events_g.csv`)).toContain('1004599');
+  });
+
+  it('takes a file over the copy limit through staging like any other, copying it into the inbox in parts (no longer straight under the prefix)', async () => {
+    // Prepare: 11 MiB, with the multipart threshold lowered from S3's 5 GiB to 1 MiB.
+    const paths = area();
+    const path = join(paths.in, 'events_big.csv');
+    const content = `${csv(1_004_700)}${'x'.repeat(11 * 1024 * 1024)}\n`;
+    deliver(path, content);
+    const flow = sftpFlow(paths);
+    const deps = { s3: services.s3.client, buckets: LOCAL_BUCKETS, secrets: secrets(), log: silentLog, copy: { multipartAboveBytes: 1024 * 1024, partBytes: 5 * 1024 * 1024 } };
+    let copiesDuringCheck: string[] | undefined;
+
+    // Act
+    const taken = await pullSftp(flow, { ...deps, afterCopy: async () => void (copiesDuringCheck = await inboxKeys(flow.source.prefix)) });
+
+    // Assess: nothing in the inbox (which starts the run) until the file was found unchanged; then a three-part copy.
+    const key = `${flow.source.prefix}events_big.csv`;
+    const head = await services.s3.client.send(new HeadObjectCommand({ Bucket: LOCAL_BUCKETS.inbox, Key: key }));
+    expect(taken.taken.map((t) => t.key)).toEqual([key]);
+    expect(copiesDuringCheck).toEqual([]);
+    expect(head.ETag).toMatch(/-3"$/);
+    expect(pullOriginOf(head.Metadata)).toMatchObject({ path });
+    expect(await readText(services.s3.client, LOCAL_BUCKETS.inbox, key)).toBe(content);
+    await deleteObject(services.s3.client, LOCAL_BUCKETS.inbox, key);
   });
 
   it('a file whose move failed after its copy is moved by the next poll without a second copy', async () => {

@@ -345,8 +345,9 @@ describe('IAM: every role, statement by statement', () => {
         's3:ListBucket -> Reports {StringLike:{s3:prefix:[imported/*]}}',
         // Moving exactly the version the run read, from wherever a run may start.
         ...[...prefixes, 'replays/', 'processed/', 'failed/'].map((p) => `s3:DeleteObject,s3:DeleteObjectVersion,s3:GetObject,s3:GetObjectVersion -> Inbox/${p}*`),
-        's3:PutObject -> Inbox/processed/*',
-        's3:PutObject -> Inbox/failed/*',
+        // A source over 5 GiB moves by multipart copy, aborted if a part fails.
+        's3:AbortMultipartUpload,s3:PutObject -> Inbox/processed/*',
+        's3:AbortMultipartUpload,s3:PutObject -> Inbox/failed/*',
         // The SFTP (and S3 errorPrefix) write-back reads the rejected records it wrote.
         's3:GetObject -> DeadLetter/rejected/*',
         // offline-event's outcomes are written back under its errorPrefix in the inbox, and nowhere else.

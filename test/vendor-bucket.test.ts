@@ -148,6 +148,45 @@ describe('Function: pullVendorBucket, with the bucket policy granting our sweep 
     expect(await readText(flows.s3.client, POLICY_BUCKET, 'done/events_4.csv')).toBe(newer);
     expect(await readText(flows.s3.client, LOCAL_BUCKETS.inbox, 's3/vendor-policy/events_4.csv')).toBe(newer);
   });
+
+  // The multipart threshold lowered from S3's 5 GiB to 1 MiB: an 11 MiB object is moved in their bucket in parts.
+  const LOWERED = { copy: { multipartAboveBytes: 1024 * 1024, partBytes: 5 * 1024 * 1024 } };
+  const large = (from: number) => `${csv(from, 2)}${'x'.repeat(11 * 1024 * 1024)}\n`;
+
+  it('moves an object over the copy limit to processedPrefix with a multipart copy in their bucket, as the sweep role, its bytes exact', async () => {
+    // Prepare
+    const body = large(2_100_500);
+    await vendorPut(POLICY_BUCKET, 'outgoing/events_big.csv', body);
+
+    // Act
+    const pulled = await pullVendorBucket(flows.dataflow('vendor-policy'), pullDeps(LOWERED));
+
+    // Assess: a three-part copy (S3's multipart ETag), not the bytes streamed through us again.
+    const head = await flows.s3.client.send(new HeadObjectCommand({ Bucket: POLICY_BUCKET, Key: 'done/events_big.csv' }));
+    expect(pulled.failed).toEqual([]);
+    expect(pulled.taken.map((t) => t.movedTo)).toEqual(['s3://brand-drop/done/events_big.csv']);
+    expect(head.ETag).toMatch(/-3"$/);
+    expect(await readText(flows.s3.client, POLICY_BUCKET, 'done/events_big.csv')).toBe(body);
+    expect(await keysOf(POLICY_BUCKET, 'outgoing/events_big')).toEqual([]);
+    await deleteObject(flows.s3.client, LOCAL_BUCKETS.inbox, 's3/vendor-policy/events_big.csv');
+  });
+
+  it('moves nothing over the copy limit that the vendor overwrote between its copy and its move', async () => {
+    // Prepare
+    const key = 'outgoing/events_big2.csv';
+    await vendorPut(POLICY_BUCKET, key, large(2_100_600));
+    const newer = large(2_100_700);
+
+    // Act
+    const first = await pullVendorBucket(flows.dataflow('vendor-policy'), pullDeps({ ...LOWERED, afterCopy: async () => void (await vendorPut(POLICY_BUCKET, key, newer)) }));
+
+    // Assess
+    expect(first.waiting).toEqual([{ path: `s3://brand-drop/${key}`, reason: expect.stringContaining('overwritten after it was copied') }]);
+    expect(await readText(flows.s3.client, POLICY_BUCKET, key)).toBe(newer);
+    expect(await keysOf(POLICY_BUCKET, 'done/events_big2')).toEqual([]);
+    await deleteObject(flows.s3.client, LOCAL_BUCKETS.inbox, 's3/vendor-policy/events_big2.csv');
+    await flows.s3.client.send(new DeleteObjectCommand({ Bucket: POLICY_BUCKET, Key: key }));
+  });
 });
 
 describe('Function: pullVendorBucket, on keys and listings of every shape', () => {

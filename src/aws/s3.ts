@@ -1,15 +1,20 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { once } from 'node:events';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  type HeadObjectCommandOutput,
   ListObjectVersionsCommand,
   ListObjectsV2Command,
   NoSuchKey,
   PutObjectCommand,
   type S3Client,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 
@@ -149,12 +154,129 @@ export async function openRange(s3: S3Client, bucket: string, key: string, start
 /**
  * Moves an object within a bucket (copy, then delete). Given a version, exactly that version moves: it is copied and
  * then deleted for good (a newer version written meanwhile under the same key stays where it is, for its own run).
- * CopyObject takes objects up to 5 GB.
+ * Any size: past CopyObject's 5 GiB the copy is multipart ({@link copyObject}).
  */
-export async function moveObject(s3: S3Client, bucket: string, from: string, to: string, versionId?: string): Promise<void> {
-  const source = `${bucket}/${from.split('/').map(encodeURIComponent).join('/')}${versionId ? `?versionId=${encodeURIComponent(versionId)}` : ''}`;
-  await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: to, CopySource: source }));
+export async function moveObject(s3: S3Client, bucket: string, from: string, to: string, versionId?: string, options: CopyOptions = {}): Promise<void> {
+  await copyObject(s3, { bucket, key: from, ...(versionId ? { versionId } : {}) }, { bucket, key: to }, options);
   await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: from, VersionId: versionId }));
+}
+
+/** The largest source CopyObject (and one UploadPartCopy) takes: 5 GiB. */
+export const COPY_OBJECT_MAX_BYTES = 5 * 1024 ** 3;
+/** S3's smallest part of a multipart upload (all but the last). */
+export const MIN_PART_BYTES = 5 * 1024 ** 2;
+/** S3's most parts in one multipart upload. */
+export const MAX_PARTS = 10_000;
+
+/** How {@link copyObject} copies. */
+export interface CopyOptions {
+  /** A source over this many bytes is copied in parts (tests lower it, with the embedded S3's copy limit). @default COPY_OBJECT_MAX_BYTES */
+  multipartAboveBytes?: number;
+  /** Bytes per part, raised when the object would need more than 10,000 parts. @default 268435456 (256 MiB) */
+  partBytes?: number;
+  /** Parts copied at once. @default 8 */
+  concurrency?: number;
+}
+
+/** The object a copy reads: exactly `versionId` when given, else the object whose ETag is `etag` when given. */
+export interface CopySource {
+  bucket: string;
+  key: string;
+  versionId?: string;
+  /** The ETag the source must still have (If-Match), without quotes. */
+  etag?: string;
+  /** Its size, when the caller knows it: a copy under the threshold then needs no HeadObject first. */
+  size?: number;
+}
+
+/**
+ * The byte ranges (`end` inclusive) of a multipart copy of `size` bytes: parts of `partBytes` (within S3's 5 MiB to
+ * 5 GiB), made larger if more than 10,000 would be needed.
+ */
+export function copyParts(size: number, partBytes = 256 * 1024 ** 2): Array<{ start: number; end: number }> {
+  const part = Math.max(Math.min(Math.max(partBytes, MIN_PART_BYTES), COPY_OBJECT_MAX_BYTES), Math.ceil(size / MAX_PARTS));
+  const parts: Array<{ start: number; end: number }> = [];
+  for (let start = 0; start < size; start += part) parts.push({ start, end: Math.min(start + part, size) - 1 });
+  return parts;
+}
+
+/**
+ * Copies an object within S3, as CopyObject with the COPY directive does (its content type, encoding, disposition,
+ * language, cache control, expiry and user metadata; tags are not copied, and this project writes none). CopyObject
+ * stops at 5 GiB: a larger source is copied with a multipart upload whose parts are UploadPartCopy ranges, in
+ * parallel, all of exactly the version (or ETag) read first, so a source overwritten meanwhile never mixes into it; on
+ * any failure the upload is aborted and nothing is left under the target key.
+ */
+export async function copyObject(s3: S3Client, source: CopySource, target: { bucket: string; key: string }, options: CopyOptions = {}): Promise<{ multipart: boolean }> {
+  const threshold = options.multipartAboveBytes ?? COPY_OBJECT_MAX_BYTES;
+  const copySource = `${source.bucket}/${source.key.split('/').map(encodeURIComponent).join('/')}${source.versionId ? `?versionId=${encodeURIComponent(source.versionId)}` : ''}`;
+  const ifMatch = (etag: string | undefined) => (etag && !source.versionId ? { CopySourceIfMatch: etag.startsWith('"') ? etag : `"${etag}"` } : {});
+  const copyWhole = async (etag: string | undefined) => {
+    await s3.send(new CopyObjectCommand({ Bucket: target.bucket, Key: target.key, CopySource: copySource, MetadataDirective: 'COPY', ...ifMatch(etag) }));
+    return { multipart: false };
+  };
+  if (source.size !== undefined && source.size <= threshold) return copyWhole(source.etag);
+  const head = await s3.send(new HeadObjectCommand({ Bucket: source.bucket, Key: source.key, VersionId: source.versionId, ...(source.etag ? { IfMatch: `"${source.etag}"` } : {}) }));
+  if ((head.ContentLength ?? 0) <= threshold) return copyWhole(head.ETag ?? source.etag);
+  await copyInParts(s3, { copySource, size: head.ContentLength ?? 0, pin: ifMatch(head.ETag ?? source.etag), head }, target, options);
+  return { multipart: true };
+}
+
+/** The multipart copy: create (with the source's attributes), the parts in parallel, complete; abort on any failure. */
+async function copyInParts(
+  s3: S3Client,
+  source: { copySource: string; size: number; pin: { CopySourceIfMatch?: string }; head: HeadObjectCommandOutput },
+  target: { bucket: string; key: string },
+  options: CopyOptions,
+): Promise<void> {
+  const { head } = source;
+  const { UploadId } = await s3.send(
+    new CreateMultipartUploadCommand({
+      Bucket: target.bucket,
+      Key: target.key,
+      ContentType: head.ContentType,
+      ContentEncoding: head.ContentEncoding,
+      ContentDisposition: head.ContentDisposition,
+      ContentLanguage: head.ContentLanguage,
+      CacheControl: head.CacheControl,
+      Expires: head.Expires,
+      Metadata: head.Metadata,
+    }),
+  );
+  const where = { Bucket: target.bucket, Key: target.key, UploadId };
+  try {
+    const ranges = copyParts(source.size, options.partBytes);
+    const etags = await inParallel(ranges, options.concurrency ?? 8, async ({ start, end }, i) => {
+      const part = await s3.send(new UploadPartCopyCommand({ ...where, PartNumber: i + 1, CopySource: source.copySource, CopySourceRange: `bytes=${start}-${end}`, ...source.pin }));
+      return part.CopyPartResult?.ETag ?? '';
+    });
+    await s3.send(new CompleteMultipartUploadCommand({ ...where, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) } }));
+  } catch (error) {
+    await s3.send(new AbortMultipartUploadCommand(where)).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Runs `work` over `items`, `limit` at a time, results in order; the first failure stops the start of new ones. */
+async function inParallel<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const index = next++;
+      try {
+        results[index] = await work(items[index]!, index);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  const rejection = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (rejection) throw rejection.reason;
+  return results;
 }
 
 /** Deletes an object (a delete marker in a versioned bucket). */

@@ -21,7 +21,7 @@ import { defaultAwsClients, replayDeployed, startDeployed } from '../ops/deploye
 import { type InitOptions, draftConfiguration } from '../ops/init';
 import { estimate } from '../ops/estimate';
 import { estimateText } from '../ops/estimate-text';
-import { WORKFLOW_TIMEOUT_SECONDS } from '../contracts';
+import { workflowTimeout } from '../config/limits';
 import { renderHtml } from '../report/html';
 import { pullSummary, summary } from '../report/texts';
 import { openRejected, readReport, sampleRejected } from '../report/load';
@@ -493,10 +493,11 @@ function wholeNumber(name: string, value: string, min: number): number {
 
 /** `estimate`: what a file of N records costs and how long it takes, at the configured settings. */
 function estimateCommand(flags: EstimateFlags): number {
-  const dataflow = selectDataflow(loadConfig(resolve(flags.config)), flags.dataflow);
+  const config = loadConfig(resolve(flags.config));
+  const dataflow = selectDataflow(config, flags.dataflow);
   const rows = wholeNumber('--rows', flags.rows, 1);
   const bytes = flags.bytes === undefined ? undefined : wholeNumber('--bytes', flags.bytes, 1);
-  const result = estimate({ dataflow, rows, ...(bytes !== undefined ? { bytes } : {}), gzip: flags.gzip, workflowTimeoutSeconds: WORKFLOW_TIMEOUT_SECONDS });
+  const result = estimate({ dataflow, rows, ...(bytes !== undefined ? { bytes } : {}), gzip: flags.gzip, workflowTimeoutSeconds: workflowTimeout(config).seconds });
   process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : estimateText(result));
   return 0;
 }

@@ -2,8 +2,16 @@ import { ParseError, parse as parseCel } from '@marcbachmann/cel-js';
 import { IANAZone } from 'luxon';
 import { z } from 'zod';
 
+/** A brand's largest export (10 GB, some 50M rows) fits a file by default: `csv.maxRecords`. */
+export const DEFAULT_MAX_FILE_RECORDS = 50_000_000;
+/** The most `csv.maxRecords` may say: a billion records is 20 times the largest export this was built for. */
+export const MAX_FILE_RECORDS = 1_000_000_000;
 /** Connect+'s "Grouping limit" range: 1–1000 records per request. */
 export const MAX_BATCH_SIZE = 1000;
+/** `destination.batchSize` by default: the API's most, the cheapest (docs/deploy.md, "What sending costs"). */
+export const DEFAULT_BATCH_SIZE = MAX_BATCH_SIZE;
+/** `destination.recordsPerWorker` by default: 10 requests of the default batch size a worker. */
+export const DEFAULT_RECORDS_PER_WORKER = 10 * DEFAULT_BATCH_SIZE;
 /** The API fields that every dataflow must map (the Connect+ template makes these four mandatory). */
 export const MAPPED_FIELDS = ['customerId', 'badgeMetaId', 'earnEventDate', 'earnExpiresOn'] as const;
 export type MappedField = (typeof MAPPED_FIELDS)[number];
@@ -327,6 +335,13 @@ const csvSettings = z
     quote: structuralCharacter('"'),
     /** A record longer than this (bytes, quoted newlines included) is rejected as RECORD_TOO_LONG. @default 1048576 */
     maxRecordBytes: z.int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    /**
+     * Most data records one file may hold; a larger file is refused (FILE_TOO_LARGE) before anything is sent. The
+     * state machine's timeout is sized so that a file of this many records is staged and sent at the configured rate
+     * (src/config/limits.ts): raise it for larger files, lower it to let a stuck run time out sooner. Connect+ takes 2M
+     * by default. @default 50000000
+     */
+    maxRecords: z.int().min(1).max(MAX_FILE_RECORDS).default(DEFAULT_MAX_FILE_RECORDS),
   })
   .refine((csv) => csv.delimiter !== csv.quote, { message: 'delimiter and quote must be different characters', path: ['quote'] })
   .prefault({});
@@ -357,16 +372,26 @@ const destination = z.strictObject({
   /** The docs disagree (table: PUT, OpenAPI: POST). @default "PUT" */
   method: z.enum(['PUT', 'POST']).default('PUT'),
   auth: z.discriminatedUnion('type', [basicAuth, oauth]),
-  /** Items per request. @default 100 */
-  batchSize: z.int().min(1).max(MAX_BATCH_SIZE).default(100),
+  /**
+   * Items per request: the API's most (Connect+'s grouping limit). A request costs the same whatever it carries, so
+   * the largest batch sends a file in the fewest requests, i.e. the least time at the API's rate and the least Send
+   * Lambda time spent waiting on the pacer (docs/deploy.md, "What sending costs"). @default 1000
+   */
+  batchSize: z.int().min(1).max(MAX_BATCH_SIZE).default(DEFAULT_BATCH_SIZE),
   /** Distributed Map workers sending at once. @default 8 */
   maxConcurrency: z.int().min(1).max(1000).default(8),
   /** Requests per minute for the whole dataflow, shared by its workers. @default 1000 */
   maxRequestsPerMinute: z.int().min(1).max(100000).default(1000),
   /** Unit of `earnEventDate` / `earnExpiresOn` in the request. @default "ms" */
   epochUnit: z.enum(['ms', 's']).default('ms'),
-  /** Records one Distributed Map worker takes (a chunk). @default 1000 */
-  recordsPerWorker: z.int().min(1).max(100000).default(1000),
+  /**
+   * Records one Distributed Map worker takes (a chunk). Each chunk costs state transitions, a Lambda invocation and
+   * S3 requests, so larger chunks cost less; but a worker that dies leaves every record of its chunk AMBIGUOUS (up to
+   * this many to look up on replay), and it must finish within its Lambda's time at its share of the rate. The default
+   * is 10 requests of the default batchSize, as many requests a worker as before issue 13 (docs/deploy.md, "What
+   * sending costs"). @default 10000
+   */
+  recordsPerWorker: z.int().min(1).max(100000).default(DEFAULT_RECORDS_PER_WORKER),
   /** Retries of a request on 429, 5xx, timeouts and resets before its records are RETRIES_EXHAUSTED. @default 5 */
   maxRetries: z.int().min(0).max(50).default(5),
   /** @default 30000 */
@@ -491,7 +516,13 @@ export function dataflowIdOf(name: string): string {
     .join('');
 }
 
-/** A worker must finish its chunk well inside the send Lambda's 5 minutes, pacing included. */
+/**
+ * A worker must finish its chunk well inside the send Lambda's 5 minutes: its requests, paced at its share of the
+ * dataflow's rate (`maxRequestsPerMinute / maxConcurrency`), may take at most this long, leaving two minutes for the
+ * requests themselves and their retries. A worker that runs out of time dies with its chunk unsettled: every record
+ * of it is AMBIGUOUS. The defaults (10 requests a worker) take 4.8 s at 1000 requests a minute and 96 s at 50, the
+ * slowest API limit Capillary documents.
+ */
 export const MAX_SECONDS_PER_WORKER = 180;
 
 export const configSchema = z

@@ -268,6 +268,9 @@ function warningsOf(options: EstimateOptions, plan: PlanShape, wall: Estimate['w
   const warnings: string[] = [];
   const { destination } = options.dataflow;
   const hours = (s: number) => (s < 5400 ? `${(s / 60).toFixed(0)} min` : `${(s / 3600).toFixed(1)} h`);
+  if (options.rows > options.dataflow.csv.maxRecords) {
+    warnings.push(`${options.rows} records is over csv.maxRecords (${options.dataflow.csv.maxRecords}): the file would be refused (FILE_TOO_LARGE) before anything is sent. Raise csv.maxRecords (the workflow's timeout grows with it).`);
+  }
   if (wall.total > options.workflowTimeoutSeconds) {
     warnings.push(`The execution would take ${hours(wall.total)}, over the state machine's timeout (${hours(options.workflowTimeoutSeconds)}): it would be stopped mid-send. Raise maxRequestsPerMinute or split the file.`);
   }

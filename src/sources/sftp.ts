@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import { CopyObjectCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { headObject } from '../aws/s3';
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { type CopyOptions, copyObject, headObject } from '../aws/s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import SftpClient from 'ssh2-sftp-client';
 import type { SecretsProvider } from '../aws/secrets';
@@ -22,9 +22,6 @@ export const PULL_METADATA = {
   mtime: 'badges-sftp-mtime',
 } as const;
 
-/** CopyObject takes objects up to 5 GiB; a larger file is copied straight under the prefix (see pullSftp). */
-const MAX_COPY_BYTES = 5 * 1024 ** 3;
-
 export interface SftpDeps {
   s3: S3Client;
   buckets: Buckets;
@@ -35,6 +32,8 @@ export interface SftpDeps {
   remainingMs?: () => number;
   /** Called between a file's copy and the check that it did not change meanwhile (tests change it here). */
   afterCopy?: (file: RemoteFile) => Promise<void>;
+  /** How a pulled file is copied into the inbox (tests lower the multipart threshold). @default S3's 5 GiB limit */
+  copy?: CopyOptions;
 }
 
 /** One remote file in a listing. */
@@ -243,23 +242,17 @@ async function takeFile(
       [PULL_METADATA.size]: String(file.size),
       [PULL_METADATA.mtime]: String(file.mtime),
     };
-    if (file.size > MAX_COPY_BYTES) {
-      // Too large for one CopyObject: straight under the prefix. minFileAgeSeconds (or the .ok marker) is then the
-      // only guard against a file still being written.
-      await download(client, file, s3, buckets.inbox, key, metadata);
-    } else {
-      const pulling = `pulls/${flow.name}/${randomUUID()}/${file.name}`;
-      await download(client, file, s3, buckets.staging, pulling, metadata);
-      try {
-        await deps.afterCopy?.(file);
-        const after = await client.stat(file.path);
-        if (after.size !== file.size || after.modifyTime !== file.mtime) return { waiting: 'changed while it was being copied: it may still be growing' };
-        await s3.send(
-          new CopyObjectCommand({ Bucket: buckets.inbox, Key: key, CopySource: `${buckets.staging}/${pulling.split('/').map(encodeURIComponent).join('/')}`, MetadataDirective: 'COPY' }),
-        );
-      } finally {
-        await s3.send(new DeleteObjectCommand({ Bucket: buckets.staging, Key: pulling })).catch(() => undefined);
-      }
+    // Pulled into staging first and copied into the inbox (which starts the run) only once the file is found unchanged
+    // after the download: the inbox never sees a file that was still growing. Past 5 GiB the copy is multipart.
+    const pulling = `pulls/${flow.name}/${randomUUID()}/${file.name}`;
+    await download(client, file, s3, buckets.staging, pulling, metadata);
+    try {
+      await deps.afterCopy?.(file);
+      const after = await client.stat(file.path);
+      if (after.size !== file.size || after.modifyTime !== file.mtime) return { waiting: 'changed while it was being copied: it may still be growing' };
+      await copyObject(s3, { bucket: buckets.staging, key: pulling, size: file.size }, { bucket: buckets.inbox, key }, deps.copy);
+    } finally {
+      await s3.send(new DeleteObjectCommand({ Bucket: buckets.staging, Key: pulling })).catch(() => undefined);
     }
   }
   await trace(SPANS.sftpMove, async () => {

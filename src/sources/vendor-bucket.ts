@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream';
 import {
-  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   ListObjectsV2Command,
@@ -13,7 +12,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { Dataflow, VendorBucketSource } from '../config/schema';
 import { vendorBucketOf } from '../config/schema';
 import { type Buckets, type PullResult, type Report, fileNameOf } from '../contracts';
-import { headObject } from '../aws/s3';
+import { type CopyOptions, copyObject, headObject } from '../aws/s3';
 import { VendorBucketError } from '../errors';
 import type { Log } from '../ports';
 import { vendorSummary, writeBackNames } from '../report/texts';
@@ -34,9 +33,6 @@ import { PULL_METADATA } from './sftp';
 /** The object version a pulled inbox object was copied from (beside PULL_METADATA's origin, path, movedTo, size). */
 export const VENDOR_ETAG_METADATA = 'badges-source-etag';
 
-/** CopyObject takes objects up to 5 GiB; a larger one is moved by streaming it again. */
-const MAX_COPY_BYTES = 5 * 1024 ** 3;
-
 export interface VendorBucketDeps {
   /** Our own S3 client (the inbox). */
   s3: S3Client;
@@ -51,6 +47,8 @@ export interface VendorBucketDeps {
   sts?: STSClient;
   /** Called between an object's copy into the inbox and its move (tests overwrite it here). */
   afterCopy?: (key: string) => Promise<void>;
+  /** How an object is copied to processedPrefix in the vendor's bucket (tests lower the multipart threshold). @default S3's 5 GiB limit */
+  copy?: CopyOptions;
 }
 
 /** The session name an assumed role carries: the vendor's CloudTrail names our dataflow. */
@@ -188,7 +186,7 @@ async function takeObject(client: S3Client, flow: Dataflow, source: VendorBucket
     movedTo = decodeURI(existing[PULL_METADATA.movedTo] ?? '').replace(`s3://${source.bucket}/`, '') || (await processedKeyFor(client, source, object));
   }
   await deps.afterCopy?.(object.key);
-  const moved = await moveInVendorBucket(client, source, object, movedTo);
+  const moved = await moveInVendorBucket(client, source, object, movedTo, deps.copy);
   if (moved === 'gone') {
     deps.log.info('Vendor bucket object already moved by another poll (or removed by the vendor)', { dataflow: flow.name, path: origin, key });
     return undefined;
@@ -248,20 +246,16 @@ const preconditionFailed = (error: unknown) => {
  * Moves the copied version to the processed key: a copy conditional on its ETag, then a delete conditional on it, so
  * that an object the vendor overwrote meanwhile is neither moved nor deleted (false: it stays for the next poll).
  */
-async function moveInVendorBucket(client: S3Client, source: VendorBucketSource, object: VendorObject, target: string): Promise<boolean | 'gone'> {
+async function moveInVendorBucket(client: S3Client, source: VendorBucketSource, object: VendorObject, target: string, options?: CopyOptions): Promise<boolean | 'gone'> {
   try {
-    if (object.size <= MAX_COPY_BYTES) {
-      const copySource = `${source.bucket}/${object.key.split('/').map(encodeURIComponent).join('/')}`;
-      await client.send(new CopyObjectCommand({ Bucket: source.bucket, Key: target, CopySource: copySource, CopySourceIfMatch: `"${object.etag}"` }));
-    } else if ((await streamInto(client, source.bucket, object, client, source.bucket, target)) === 'gone') {
-      return 'gone';
-    }
+    // Within their bucket, on their side: a copy (multipart past 5 GiB), never the bytes streamed through us again.
+    await copyObject(client, { bucket: source.bucket, key: object.key, etag: object.etag, size: object.size }, { bucket: source.bucket, key: target }, options);
     await client.send(new DeleteObjectCommand({ Bucket: source.bucket, Key: object.key, IfMatch: `"${object.etag}"` }));
     return true;
   } catch (error) {
     // Another poll moved it between our list and our move (or the vendor removed it): nothing left to move.
     if (notFound(error)) return 'gone';
-    if (preconditionFailed(error) || (error instanceof VendorBucketError && /PreconditionFailed/.test(error.message))) return false;
+    if (preconditionFailed(error)) return false;
     throw new VendorBucketError(`Moving s3://${source.bucket}/${object.key} to ${target} failed: ${(error as Error).name}: ${(error as Error).message}`);
   }
 }

@@ -31,7 +31,10 @@ function table(rows: Array<[string, string, string]>): string {
 
 /** The estimate as a readable page: settings, time, counts per file and per million records, dollars, warnings. */
 export function estimateText(e: Estimate): string {
-  const m = (n: number) => count(perMillion(n, e.rows));
+  const m = (n: number) => {
+    const value = perMillion(n, e.rows);
+    return value < 10 && !Number.isInteger(value) ? value.toFixed(2) : count(value);
+  };
   const { plan, settings, wallSeconds: w } = e;
   const head = [
     `Estimate for dataflow ${e.dataflow}: ${count(e.rows)} records, ${bytes(e.bytes)}${plan.sequentialPass ? ` (${plan.sequentialPass}: a sequential pass first)` : ''}`,

@@ -1,5 +1,6 @@
 import type { Dataflow } from '../config/schema';
 import { STEP_LAMBDA_SETTINGS } from '../contracts';
+import { COPY_OBJECT_MAX_BYTES, copyParts } from '../aws/s3';
 import { PRICES, type Prices } from './prices';
 
 // The cost model behind `badges-import estimate`: configuration + rows (+ bytes) → what one file does in AWS (Lambda
@@ -27,8 +28,8 @@ export const ASSUMPTIONS = {
   settleEntriesPerSecond: 2_000_000,
   /** Billed time of an invocation besides its work: start, reading the plan, writing its result. */
   invocationOverheadSeconds: 0.2,
-  /** The API's answer time for a request of `batchSize` items (not measured: the sandbox answers at once). */
-  apiLatencySeconds: (batchSize: number) => 0.3 + 0.001 * batchSize,
+  /** The API's answer time for a request of `batchSize` items (a guess: the sandbox answers at once, Capillary documents none). */
+  apiLatencySeconds: (batchSize: number) => 0.3 + 0.0002 * batchSize,
   /** CloudWatch Logs bytes per Lambda invocation (START/END/REPORT and a few JSON lines). */
   logBytesPerInvocation: 2048,
   /** Step Functions log bytes per transition (LogLevel.ALL without execution data: an entered and an exited event). */
@@ -259,7 +260,8 @@ export function s3RequestsOf(plan: PlanShape, bytes: number): Record<string, S3R
     'send: ItemReader, ResultWriter': requests(2, 1),
     'send: chunk reads and results': requests(C, C),
     'finalize: results, report, claim': requests(2, 3 + C),
-    'finalize: move the source': bytes > 5 * 1024 ** 3 ? requests(2 + Math.ceil(bytes / (256 * 1024 ** 2)), 0, 1) : requests(1, 0, 1),
+    // Over CopyObject's 5 GiB: a multipart copy (HeadObject, create, the parts, complete), then the delete.
+    'finalize: move the source': bytes > COPY_OBJECT_MAX_BYTES ? requests(2 + copyParts(bytes).length, 1, 1) : requests(1, 0, 1),
   };
 }
 

@@ -16,19 +16,21 @@ const timeout = { workflowTimeoutSeconds: 24 * 3600 };
 const PGP = { decrypt: { privateKeySecret: 'pgp/key' } };
 
 describe('Function: planShape', () => {
-  it('cuts 1M records at batch 100 and 1000 records a worker into 1,000 chunks and 10,000 requests', () => {
-    // Prepare: 90 MB of text: two ranges of 500,000 records, each 500 full chunks.
+  it('cuts 1M records at batch 100 and 1000 records a worker into a range\'s chunks and requests each', () => {
+    // Prepare: 90 MB of text in two ranges, the first of 48 MiB (whole 8 MiB blocks): 559,240 records (559 chunks and
+    // one of 240: 5,593 requests), the second the rest, 440,760 (440 and one of 760: 4,408 requests).
     const dataflow = dataflowWith({ batchSize: 100, recordsPerWorker: 1000 });
 
     // Act
     const plan = planShape(dataflow, 1_000_000, 90_000_000);
 
     // Assess
-    expect(plan).toMatchObject({ sequentialPass: undefined, scans: 2, ranges: 2, partitions: 1, chunks: 1000, apiRequests: 10_000, requestsPerChunk: 10 });
+    expect(plan).toMatchObject({ sequentialPass: undefined, scans: 2, ranges: 2, partitions: 1, chunks: 1001, apiRequests: 10_001, requestsPerChunk: 10 });
   });
 
   it('counts each range\'s partial last chunk and its partial last request', () => {
-    // Prepare: 2 ranges of 50,000 and 50,001 records; 10,000 a chunk → 5 + 6 chunks; batch 1000 → 50 + 51 requests.
+    // Prepare: 20 MiB in 2 ranges, the first of 16 MiB: 80,001 records (8 chunks and one of 1: 81 requests), the
+    // second 20,000 (2 chunks, 20 requests).
     const dataflow = dataflowWith({ batchSize: 1000, recordsPerWorker: 10_000 });
 
     // Act
@@ -55,8 +57,8 @@ describe('Function: transitionsOf', () => {
     const pgp = planShape(dataflowWith({ recordsPerWorker: 1000 }, PGP), 1_000_000, 90_000_000);
 
     // Act / Assess
-    expect(transitionsOf(plain)).toBe(14 + 2 + 2 + 1 + 2 * 1000);
-    expect(transitionsOf(pgp)).toBe(12 + 2 + 1 + 2 * 1000);
+    expect(transitionsOf(plain)).toBe(14 + 2 + 2 + 1 + 2 * 1001);
+    expect(transitionsOf(pgp)).toBe(12 + 2 + 1 + 2 * 1001);
   });
 });
 

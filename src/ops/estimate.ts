@@ -60,10 +60,14 @@ export interface EstimateOptions {
   bytes?: number;
   /** The file is gzip-compressed: read once in a sequential pass. @default false */
   gzip?: boolean;
+  /** Bytes of the plaintext of a PGP or gzip file, when known. @default rows × ASSUMPTIONS.recordBytes, at least `bytes` */
+  plaintextBytes?: number;
   /** The prices to use. @default PRICES */
   prices?: Prices;
-  /** The workflow's timeout in seconds (lib/workflow.ts). */
+  /** The workflow's timeout in seconds (`workflowTimeout(config).seconds`, src/config/limits.ts). */
   workflowTimeoutSeconds: number;
+  /** The stage's test knob (`BADGES_STAGE_PLAN`): range and partition sizes that give a small file several of each. */
+  planSizes?: { rangeBytes?: number; partitionRecords?: number };
 }
 
 /** How the file is staged and sent: the sizes everything else is counted from. */
@@ -131,8 +135,9 @@ function sequentialPassOf(dataflow: Dataflow, gzip: boolean): PlanShape['sequent
 }
 
 /** Nominal range bytes for a text of `size` bytes (PROVISIONAL: the stage's rangeBytesFor). */
-function rangeBytesFor(size: number): number {
+function rangeBytesFor(size: number, sizes: EstimateOptions['planSizes'] = {}): number {
   const block = PLAN_SIZES.hashBlockBytes;
+  if (sizes.rangeBytes) return size > block ? Math.ceil(sizes.rangeBytes / block) * block : Math.max(1, sizes.rangeBytes);
   const ranges = Math.max(Math.ceil(size / PLAN_SIZES.maxRangeBytes), size > 2 * block ? 2 : 1);
   return Math.min(PLAN_SIZES.maxRangeBytes, Math.max(block, Math.ceil(Math.ceil(size / ranges) / block) * block));
 }
@@ -145,26 +150,28 @@ function requestsFor(records: number, perChunk: number, batch: number): number {
 }
 
 /** The plan of a file: ranges, partitions, chunks and API requests, as the stage would cut it. */
-export function planShape(dataflow: Dataflow, rows: number, bytes: number, gzip = false): PlanShape {
-  const sequentialPass = sequentialPassOf(dataflow, gzip);
-  // A PGP or gzip file's plaintext is larger than what was delivered; counted from the records then.
-  const textBytes = sequentialPass === 'pgp' || sequentialPass === 'gzip' ? Math.max(bytes, rows * ASSUMPTIONS.recordBytes) : bytes;
-  const rangeBytes = rangeBytesFor(textBytes);
+export function planShape(dataflow: Dataflow, rows: number, bytes: number, options: Pick<EstimateOptions, 'gzip' | 'plaintextBytes' | 'planSizes'> = {}): PlanShape {
+  const sequentialPass = sequentialPassOf(dataflow, options.gzip ?? false);
+  const sizes = options.planSizes ?? {};
+  // A PGP or gzip file's plaintext is larger than what was delivered; counted from the records unless known.
+  const textBytes = sequentialPass === 'pgp' || sequentialPass === 'gzip' ? (options.plaintextBytes ?? Math.max(bytes, rows * ASSUMPTIONS.recordBytes)) : bytes;
+  const rangeBytes = rangeBytesFor(textBytes, sizes);
   const ranges = Math.max(1, Math.ceil(textBytes / rangeBytes));
   const { recordsPerWorker, batchSize } = dataflow.destination;
-  // Each range stages its own chunks: its records in chunks of recordsPerWorker, the last one partial.
-  const perRange = [Math.floor(rows / ranges), Math.ceil(rows / ranges)];
-  const withMore = rows - perRange[0]! * ranges;
+  // Each range stages its own chunks: its records in chunks of recordsPerWorker, the last one partial. Ranges hold
+  // records in proportion to their bytes: all of rangeBytes but the last, which holds the rest.
+  const full = ranges > 1 ? Math.min(Math.floor(rows / (ranges - 1)), Math.round((rows * rangeBytes) / textBytes)) : rows;
+  const last = rows - (ranges - 1) * full;
   const chunksOf = (n: number) => Math.ceil(n / recordsPerWorker);
-  const chunks = (ranges - withMore) * chunksOf(perRange[0]!) + withMore * chunksOf(perRange[1]!);
-  const apiRequests = (ranges - withMore) * requestsFor(perRange[0]!, recordsPerWorker, batchSize) + withMore * requestsFor(perRange[1]!, recordsPerWorker, batchSize);
+  const chunks = (ranges - 1) * chunksOf(full) + chunksOf(last);
+  const apiRequests = (ranges - 1) * requestsFor(full, recordsPerWorker, batchSize) + requestsFor(last, recordsPerWorker, batchSize);
   return {
     sequentialPass,
     textBytes,
     rangeBytes,
     scans: sequentialPass ? 0 : ranges,
     ranges,
-    partitions: Math.max(1, Math.ceil(rows / PLAN_SIZES.partitionRecords)),
+    partitions: Math.max(1, Math.ceil(rows / (sizes.partitionRecords ?? PLAN_SIZES.partitionRecords))),
     chunks,
     apiRequests,
     recordsPerChunk: recordsPerWorker,
@@ -297,7 +304,7 @@ export function estimate(options: EstimateOptions): Estimate {
   const { dataflow, rows } = options;
   const prices = options.prices ?? PRICES;
   const bytes = options.bytes ?? rows * ASSUMPTIONS.recordBytes;
-  const plan = planShape(dataflow, rows, bytes, options.gzip);
+  const plan = planShape(dataflow, rows, bytes, options);
   const { billed, wall: w } = durations(plan, rows, dataflow);
   const staging = w.sequentialPass + w.scan + w.plan + w.ranges + w.settle + w.finish;
   const wallSeconds = { ...w, staging, total: staging + w.sending + w.finalize };

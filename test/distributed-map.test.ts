@@ -43,7 +43,7 @@ describe('Function: emulateDistributedMaps', () => {
     retried.Retry = [{ ErrorEquals: ['Flaky'], MaxAttempts: 1, IntervalSeconds: 0 }];
     let failedOnce = false;
     let transitions = 0;
-    const work = (input: { value: { n: number } }) => {
+    const work = (input: any) => {
       if (input.value.n === 3 && !failedOnce) {
         failedOnce = true;
         return Promise.reject(Object.assign(new Error('flaky'), { name: 'Flaky' }));

@@ -7,14 +7,14 @@ import { loadConfig } from '../src/config/load';
 import type { StageSummary } from '../src/contracts';
 import { LOCAL_BUCKETS } from '../src/local/s3';
 import { silentLog } from '../src/steps/deps';
-import { stage } from '../src/steps/stage';
+import { stageFile } from '../src/steps/stage';
 
 async function main() {
   const [endpoint, configFile, key, runId] = process.argv.slice(2) as [string, string, string, string];
   const s3 = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   const config = loadConfig(configFile);
   const started = process.hrtime.bigint();
-  const output = await stage(
+  const output = await stageFile(
     { input: { dataflow: config.dataflows[0]!.name, bucket: LOCAL_BUCKETS.inbox, key }, runId, startedAt: new Date().toISOString() },
     { config, s3, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider({}), log: silentLog, now: () => Date.UTC(2026, 10, 27) },
   );

@@ -4,7 +4,7 @@ import { StaticSecretsProvider } from '../src/aws/secrets';
 import { loadConfig } from '../src/config/load';
 import { LOCAL_BUCKETS } from '../src/local/s3';
 import { silentLog } from '../src/steps/deps';
-import { stage } from '../src/steps/stage';
+import { stageFile } from '../src/steps/stage';
 
 async function main() {
   const [endpoint, configFile, key, runId, secretsFile] = process.argv.slice(2) as [string, string, string, string, string | undefined];
@@ -12,7 +12,7 @@ async function main() {
   const config = loadConfig(configFile);
   const started = process.hrtime.bigint();
   const cpu = process.cpuUsage();
-  const output = await stage(
+  const output = await stageFile(
     { input: { dataflow: config.dataflows[0]!.name, bucket: LOCAL_BUCKETS.inbox, key }, runId, startedAt: new Date().toISOString() },
     { config, s3, buckets: LOCAL_BUCKETS, secrets: secretsFile ? StaticSecretsProvider.fromFile(secretsFile) : new StaticSecretsProvider({}), log: silentLog, now: () => Date.UTC(2026, 10, 27) },
   );

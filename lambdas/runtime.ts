@@ -11,7 +11,7 @@ import { SecretsManagerProvider } from '../src/aws/secrets';
 import { powertoolsTracing } from '../src/aws/tracer';
 import { parseConfig } from '../src/config/load';
 import { BUNDLED_CONFIG_FILE, ENV } from '../src/contracts';
-import { type ProgressEvent, type StepDeps, newContainerState } from '../src/steps/deps';
+import { type ProgressEvent, type StagePlanSizes, type StepDeps, newContainerState } from '../src/steps/deps';
 import { trace, useTracing } from '../src/trace';
 
 /** One logger per container, as Powertools expects: its first invocation is the cold start. */
@@ -71,6 +71,8 @@ export function lambdaDeps(): StepDeps {
     ...(topicArn ? { notify: snsNotifier(traced(new SNSClient({})), topicArn) } : {}),
     // Local twin only (src/local/lambda.ts forks each container with an IPC channel): progress for the CLI's bar.
     ...(process.env.BADGES_TWIN_BUNDLE && process.send ? { progress: (event: ProgressEvent) => void process.send!({ type: 'progress', event }) } : {}),
+    // Test and bench knob (the stack never sets it): several ranges and partitions from a small file.
+    ...(process.env[ENV.stagePlan] ? { stagePlan: JSON.parse(process.env[ENV.stagePlan]!) as StagePlanSizes } : {}),
     // Built once per container, so it is this container's state across invocations.
     container: newContainerState(),
   };

@@ -30,7 +30,6 @@ export const ERROR_CODES = {
   /** The vendor's own bucket (source.bucket) could not be listed, read, moved in or written to, or its role assumed. */
   VENDOR_BUCKET_FAILED: 'VENDOR_BUCKET_FAILED',
   ENCODING_MISMATCH: 'ENCODING_MISMATCH',
-  TOO_MANY_DUPLICATES: 'TOO_MANY_DUPLICATES',
   /** The file holds more records than its dataflow's csv.maxRecords (what the workflow's timeout was sized for). */
   FILE_TOO_LARGE: 'FILE_TOO_LARGE',
   REPLAY_FILE_INVALID: 'REPLAY_FILE_INVALID',

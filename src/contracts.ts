@@ -13,6 +13,11 @@ export const ENV = {
   stateMachineArn: 'STATE_MACHINE_ARN',
   configFile: 'BADGES_CONFIG_FILE',
   alertsTopicArn: 'ALERTS_TOPIC_ARN',
+  /**
+   * Test and bench knob only (never set by the stack): JSON `{"rangeBytes":…,"partitionRecords":…}` overriding the
+   * stage's range and partition sizes, so a small file is staged over several ranges and partitions (see StagePlanSizes).
+   */
+  stagePlan: 'BADGES_STAGE_PLAN',
 } as const;
 
 /** The Lambda-backed steps. */
@@ -111,16 +116,47 @@ export interface RunContext {
   startedAt: string;
 }
 
+/** The stage's phases, all run by the one Stage Lambda (see docs/how-it-works.md, "Staging"). */
+export const STAGE_PHASES = ['prepare', 'scan', 'plan', 'range', 'settle', 'finish'] as const;
+export type StagePhase = (typeof STAGE_PHASES)[number];
+
+/**
+ * What the state carries of the staging plan between the stage's phases: index lists only (a 40-worker inline Map
+ * over `[0,1,…]`); everything else is in the staging object `key` (KEYS.plan).
+ */
+export interface StagePlanRef {
+  key: string;
+  /** Planned byte ranges of the plaintext, by index (range workers). */
+  ranges: number[];
+  /** Key partitions, by index (settle workers). */
+  partitions: number[];
+  /** Nominal byte ranges of a plain source still to scan for record boundaries (scan workers); absent once planned. */
+  scan?: number[];
+}
+
+/**
+ * The stage's event: `phase` absent or `'prepare'` for the execution's input; the later phases get the state the
+ * earlier ones left (the execution input, the run's fields and `plan`), and a Map worker its `index`.
+ */
 export interface StageEvent extends RunContext {
-  input: ExecutionInput;
+  input: ExecutionInput & { plan?: StagePlanRef };
+  phase?: StagePhase;
+  /** The scan, range or partition this worker of an inline Map takes. */
+  index?: number;
 }
 
 /** A slice of the valid records, sent by one Distributed Map worker. */
 export interface ChunkRef {
   index: number;
   key: string;
+  /** Records to send: the chunk's lines less those in `skipKey`. */
   records: number;
   firstRecord: number;
+  /**
+   * Staging key of a JSON array of record numbers (sorted) of this chunk that are not sent: exact repeats of an
+   * earlier record, already rejected DUPLICATE_IN_FILE by the stage. Send and finalize skip them silently.
+   */
+  skipKey?: string;
 }
 
 /** A file's records by outcome: every record read is accepted, rejected or filtered, exactly one of them. */
@@ -157,6 +193,8 @@ export interface StageOutput extends ExecutionInput, RunContext {
   filtered?: number;
   /** Staging key of a JSON document with the header, hash and rejection counts. */
   summaryKey: string;
+  /** Set by prepare when records are to be staged (the later phases read it); absent after a zip or a skip. */
+  plan?: StagePlanRef;
 }
 
 /**
@@ -187,19 +225,28 @@ export interface ImportedMarker {
 export interface StageSummary {
   header: string[];
   delimiter: string;
-  /** SHA-256 of the delivered bytes (exactly the object's version), for the report. */
-  sha256: string;
   /**
-   * SHA-256 of the plaintext the parser read (after decryption and gunzip): the content claim's key. The same records
-   * encrypted again or compressed otherwise are other bytes but the same content.
+   * SHA-256 of the delivered bytes (exactly the object's version), for the report. For a plain file over one hash
+   * block (8 MiB), read in parallel ranges, the block-tree digest instead (`sha256Tree`: SHA-256 of the blocks' digests).
+   */
+  sha256: string;
+  /** `sha256` is the block-tree digest (see contentDigest), not the SHA-256 of the bytes in one pass. */
+  sha256Tree?: boolean;
+  /**
+   * Digest of the plaintext the parser read (after decryption, gunzip, transcoding): the content claim's key. The same
+   * records encrypted again or compressed otherwise are other bytes but the same content. The SHA-256 of the text when
+   * it is one hash block (8 MiB) or less; over that, the block-tree digest (contentDigest).
    */
   contentSha256: string;
   bytes: number;
   rejectionsByCode: Record<string, number>;
-  /** Staging key of the validation rejects (CSV lines without a header), when there are any. */
-  rejectedPartKey?: string;
-  /** Records the dataflow's filter left out, the expression, and the staging key of their CSV lines (without a header). */
-  filtered?: { count: number; expression: string; partKey?: string };
+  /**
+   * Staging keys of the validation rejects (CSV lines without a header), in record order: each range's, then the
+   * duplicates' (DUPLICATE_IN_FILE). Absent or empty when there are none.
+   */
+  rejectedPartKeys?: string[];
+  /** Records the dataflow's filter left out, the expression, and the staging keys of their CSV lines (without a header), range by range. */
+  filtered?: { count: number; expression: string; partKeys?: string[] };
 }
 
 /** Item the Distributed Map hands each worker (its ItemSelector). */
@@ -325,15 +372,31 @@ export const KEYS = {
   /** The inbox keys a zip archive's entries were written to (a JSON array). */
   expanded: (runId: string) => `runs/${runId}/expanded.json`,
   plaintext: (runId: string) => `runs/${runId}/plaintext`,
+  /** A decrypted file's text once gunzipped or transcoded (its plaintext stays beside it). */
+  unpacked: (runId: string) => `runs/${runId}/plaintext.unpacked`,
   chunk: (runId: string, index: number) => `runs/${runId}/chunks/${String(index).padStart(6, '0')}.jsonl`,
   summary: (runId: string) => `runs/${runId}/stage.json`,
   validationRejects: (runId: string) => `runs/${runId}/rejects/validate.csv`,
   /** The records the dataflow's filter left out, as CSV lines (finalize adds the header in the dead-letter bucket). */
   filteredRecords: (runId: string) => `runs/${runId}/filtered.csv`,
-  /** Valid records held back until it is known whether they repeat an earlier record. */
-  held: (runId: string) => `runs/${runId}/held.jsonl`,
-  /** Fingerprint and number of every record sent as new (8 bytes each, in parts of 1 MiB), to find a held key's first record fast. */
-  keyIndex: (runId: string, part: number) => `runs/${runId}/keys/${String(part).padStart(6, '0')}.bin`,
+  /** The staging plan (StagePlan): where the plaintext is, its ranges, the header, the partitions. */
+  plan: (runId: string) => `runs/${runId}/plan.json`,
+  /** A scan worker's RangeScan of nominal range `i` of a plain source. */
+  scan: (runId: string, i: number) => `runs/${runId}/scans/${pad(i)}.json`,
+  /** A range worker's RangeResult. */
+  rangeResult: (runId: string, r: number) => `runs/${runId}/ranges/${pad(r)}/result.json`,
+  /** Chunk `j` of range `r` (ChunkRef.key: finish numbers the chunks of every range in record order). */
+  rangeChunk: (runId: string, r: number, j: number) => `runs/${runId}/ranges/${pad(r)}/chunks/${pad(j)}.jsonl`,
+  rangeRejects: (runId: string, r: number) => `runs/${runId}/ranges/${pad(r)}/rejects.csv`,
+  rangeFiltered: (runId: string, r: number) => `runs/${runId}/ranges/${pad(r)}/filtered.csv`,
+  /** The packed keys and numbers of a range's staged records, one segment per partition (KeyPartitions). */
+  rangeKeys: (runId: string, r: number) => `runs/${runId}/ranges/${pad(r)}/keys.bin`,
+  /** A settle worker's `{ duplicates: Array<[number, firstNumber]> }`, sorted by number. */
+  partitionDuplicates: (runId: string, p: number) => `runs/${runId}/partitions/${pad(p)}.json`,
+  /** The DUPLICATE_IN_FILE rejects (CSV lines without a header), in record order. */
+  duplicateRejects: (runId: string) => `runs/${runId}/rejects/duplicates.csv`,
+  /** The record numbers of chunk `i` that are not sent (JSON array, sorted): ChunkRef.skipKey. */
+  chunkSkip: (runId: string, i: number) => `runs/${runId}/skip/${pad(i)}.json`,
   apiRejects: (runId: string, index: number) => `runs/${runId}/rejects/api-${String(index).padStart(6, '0')}.csv`,
   result: (runId: string, index: number) => `runs/${runId}/results/${String(index).padStart(6, '0')}.json`,
   resultsPrefix: (runId: string) => `runs/${runId}/results/`,
@@ -358,6 +421,11 @@ export interface PullResult {
   waiting: Array<{ path: string; reason: string }>;
   /** Files that could not be taken (each is tried again at the next poll). */
   failed: Array<{ path: string; message: string }>;
+}
+
+/** A key's index part: six digits, so keys list in order. */
+function pad(n: number): string {
+  return String(n).padStart(6, '0');
 }
 
 /** The last segment of a key. */

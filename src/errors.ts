@@ -142,12 +142,6 @@ export class EncodingError extends BadgesImportError {
   static override readonly fatal = true;
 }
 
-/** So many records repeat earlier ones that settling them would not fit in memory: the file is refused. */
-export class TooManyDuplicatesError extends BadgesImportError {
-  static override readonly code = ERROR_CODES.TOO_MANY_DUPLICATES;
-  static override readonly fatal = true;
-}
-
 /**
  * The file holds more records than its dataflow's `csv.maxRecords`: the state machine's timeout is sized for files up
  * to that many records at the configured rate (src/config/limits.ts), so a larger one is refused before anything is sent.
@@ -184,7 +178,6 @@ export const WORKFLOW_ERRORS = [
   UnsafeArchiveError,
   ReplayFileError,
   EncodingError,
-  TooManyDuplicatesError,
   FileNotMatchedError,
   SftpError,
   HostKeyMismatchError,

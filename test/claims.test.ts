@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import type { ChunkRef, ExecutionInput } from '../src/contracts';
 import { silentLog } from '../src/steps/deps';
-import { stage } from '../src/steps/stage';
+import { stageFile } from '../src/steps/stage';
 import { send } from '../src/steps/send';
 import { finalize } from '../src/steps/finalize';
 import { readJson } from '../src/aws/s3';
@@ -104,11 +104,11 @@ describe('Function: stage and finalize, the content claim: a stage retried on a 
     const key = 'inbox/zips/rt_retry.zip';
     const versionId = await deliver(key, readFileSync(zip));
     const event = { input: { dataflow: 'zip-events', bucket: LOCAL_BUCKETS.inbox, key, ...(versionId ? { versionId } : {}) }, runId: 'rt-zip-retry', startedAt: new Date().toISOString() };
-    const first = await stage(event, deps);
+    const first = await stageFile(event, deps);
     expect(first.expanded).toBe(2);
 
     // Act
-    const retried = stage(event, deps);
+    const retried = stageFile(event, deps);
 
     // Assess: the retry finds its own entries (same bytes, same run) and reports the same expansion; it does not
     // fail the zip with "nothing was extracted" while both entries are in the inbox being imported.
@@ -128,14 +128,14 @@ describe('Function: stage and finalize, the content claim: an execution name use
     const versionId = await deliver(key, toCsv(rowsFor(base, 10)));
     const input: ExecutionInput = { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key, ...(versionId ? { versionId } : {}) };
     const name = 'events_rt_90days_csv-0123456789abcdef01234567';
-    const first = await stage({ input, runId: name, startedAt: '2026-08-01T00:00:00.000Z' }, deps);
+    const first = await stageFile({ input, runId: name, startedAt: '2026-08-01T00:00:00.000Z' }, deps);
     for (const chunk of (await readJson<ChunkRef[]>(bench.s3.client, LOCAL_BUCKETS.staging, first.chunksKey))!) await send({ runId: name, startedAt: '2026-08-01T00:00:00.000Z', dataflow: 'weekly-events', chunk, concurrency: 1 }, deps);
     const report = await finalize({ state: first, runId: name, startedAt: '2026-08-01T00:00:00.000Z' }, deps);
     expect(report.status).toBe('SUCCEEDED');
     await deliver(key, toCsv(rowsFor(base, 10))); // (the move went; put the same bytes back as the version that stayed)
 
     // Act: the new execution, same name, same content.
-    const again = await stage({ input: { ...input, versionId: undefined }, runId: name, startedAt: '2026-11-01T00:00:00.000Z' }, deps);
+    const again = await stageFile({ input: { ...input, versionId: undefined }, runId: name, startedAt: '2026-11-01T00:00:00.000Z' }, deps);
 
     // Assess: the content was imported by a finished run: this one is a duplicate, it does not hold the claim.
     expect(again.duplicateOf).toMatchObject({ runId: name, state: 'imported' });
@@ -155,14 +155,14 @@ describe('Function: stage and finalize, the content claim: a stage that fails af
     const versionId = await deliver(key, csv);
     const input: ExecutionInput = { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key, ...(versionId ? { versionId } : {}) };
     const context = { runId: 'rt-stuck', startedAt: new Date().toISOString() };
-    await stage({ input, ...context }, deps);
+    await stageFile({ input, ...context }, deps);
     const failed = await finalize({ state: { ...input, error: { Error: 'Lambda.ServiceException', Cause: 'Service unavailable' } }, ...context }, deps);
     expect(failed).toMatchObject({ status: 'FAILED', rows: { accepted: 0 } });
 
     // Act: as the advice says, the file is delivered again.
     const againKey = 'inbox/weekly-events/events_rt_stuck_again.csv';
     const againVersion = await deliver(againKey, csv);
-    const again = await stage({ input: { ...input, key: againKey, ...(againVersion ? { versionId: againVersion } : {}) }, runId: 'rt-stuck-again', startedAt: new Date().toISOString() }, deps);
+    const again = await stageFile({ input: { ...input, key: againKey, ...(againVersion ? { versionId: againVersion } : {}) }, runId: 'rt-stuck-again', startedAt: new Date().toISOString() }, deps);
 
     // Assess: nothing was ever sent, so the redelivery may send.
     expect(again.duplicateOf).toBeUndefined();

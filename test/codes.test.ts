@@ -102,7 +102,6 @@ describe('Classes: the named errors', () => {
       'UnsafeArchiveError',
       'ReplayFileError',
       'EncodingError',
-      'TooManyDuplicatesError',
       'FileTooLargeError',
     ]);
   });

@@ -6,7 +6,7 @@ import { readJson, readText } from '../src/aws/s3';
 import type { ChunkRef, ExecutionInput, ImportedMarker, StageOutput } from '../src/contracts';
 import { silentLog } from '../src/steps/deps';
 import { send } from '../src/steps/send';
-import { stage } from '../src/steps/stage';
+import { stageFile } from '../src/steps/stage';
 import { parseConfig } from '../src/config/load';
 import { replayLocal } from '../src/local/replay';
 import { type LocalRunResult, runObject } from '../src/local/runner';
@@ -222,7 +222,7 @@ describe('Exactly once: finalize retried by Step Functions', () => {
     const versionId = await deliver(key, toCsv(rowsFor(7_600_000, 30)));
     const input: ExecutionInput = { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key, ...(versionId ? { versionId } : {}) };
     const context = { runId: 'finalize-retry', startedAt: new Date().toISOString() };
-    const staged: StageOutput = await stage({ input, ...context }, deps);
+    const staged: StageOutput = await stageFile({ input, ...context }, deps);
     const chunks = (await readJson<ChunkRef[]>(bench.s3.client, LOCAL_BUCKETS.staging, staged.chunksKey))!;
     for (const chunk of chunks) await send({ ...context, dataflow: 'weekly-events', chunk, concurrency: 1 }, deps);
     const first = await finalize({ state: staged, ...context }, deps);

@@ -7,7 +7,7 @@ import { startLocalServices, stopLocalServices } from './support/local';
 import { newContainerState, silentLog } from '../src/steps/deps';
 import { send } from '../src/steps/send';
 import { encodeStagedRecord } from '../src/core/staged-record';
-import { stage } from '../src/steps/stage';
+import { stageFile } from '../src/steps/stage';
 import { KNOWN_BADGES, UNKNOWN_BADGE, makeConfig, toCsv, validRow } from './support/factories';
 
 let s3: LocalS3;
@@ -67,7 +67,7 @@ describe('Function: send, on records the stage wrote', () => {
     const deps = { config, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: new StaticSecretsProvider({ key: 'k', secret: 's' }), log: silentLog, now: () => Date.UTC(2026, 10, 27) };
     const rows = [1, 2, 3].map((i) => ({ ...validRow(i, 9_100_000), note: i === 2 ? 'one\u2028two\u2029three' : `plain ${i}` }));
     await putText(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/events_separators.csv', toCsv(rows));
-    const staged = await stage({ input: { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key: 'inbox/weekly-events/events_separators.csv', dryRun: true }, runId: 'send-sep', startedAt: new Date().toISOString() }, deps);
+    const staged = await stageFile({ input: { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key: 'inbox/weekly-events/events_separators.csv', dryRun: true }, runId: 'send-sep', startedAt: new Date().toISOString() }, deps);
     const chunks = (await readJson<ChunkRef[]>(s3.client, LOCAL_BUCKETS.staging, staged.chunksKey))!;
 
     // Act

@@ -35,19 +35,39 @@ export interface GuardedCsvFile extends CsvFile {
 }
 
 /**
+ * A byte range of a file parsed on its own (parallel staging, see planRanges): it starts just after a record's line
+ * end, after the header; the header read once from the file start is given.
+ */
+export interface CsvRange {
+  /** The file's header, read from its start. */
+  header: string[];
+  /** Number of the range's first data record in the whole file. */
+  firstRecord: number;
+  /** Line of the range's first byte in the whole file, for messages. */
+  firstLine: number;
+  /** Absolute offset of the range's first byte, for messages. */
+  offset: number;
+  /** The range starts at the file's first byte (then a leading BOM is dropped). */
+  atFileStart: boolean;
+}
+
+/**
  * Streams a delimited file: header row first, then records numbered from 1. Record boundaries follow the text
  * guard's rule (RecordGuard): a quote opens a quoted field only as a field's first character and is a literal
  * character anywhere else; a doubled quote inside a quoted field is one quote; `\r\n`, `\n` and `\r` all end a
  * line; blank lines are not records; a leading UTF-8 BOM is dropped.
  *
+ * With `range`, the input is that range of the file only: the header is the one given, records are numbered from
+ * its firstRecord, lines and byte offsets in messages are the file's.
+ *
  * @throws EmptyFileError when there is no header; MalformedCsvError (with the line) when record boundaries cannot
  *   be trusted — raised from the record iterator, possibly late in the file.
  */
-export async function openCsv(input: Readable, csv: Dataflow['csv']): Promise<GuardedCsvFile> {
+export async function openCsv(input: Readable, csv: Dataflow['csv'], range?: CsvRange): Promise<GuardedCsvFile> {
   // Decoded and checked first (EncodingError), delimited into records by the guard, with records over the limit
   // replaced by TOO_LONG_MARK lines. The parser is set to read the boundaries the guard read: every option below
   // that bears on them says the same as the guard.
-  const text = guardedText(input, csv);
+  const text = guardedText(input, csv, range);
   const parser = text.pipe(
     parse({
       // The guard has dropped a leading BOM: a second one would be text to the guard, so it is text here too.
@@ -70,15 +90,19 @@ export async function openCsv(input: Readable, csv: Dataflow['csv']): Promise<Gu
   );
   text.on('error', (error) => parser.destroy(error));
   const iterator = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>;
+  const lineBase = range ? range.firstLine - 1 : 0;
 
-  const first = await next(iterator);
-  if (first.done) throw new EmptyFileError('The file is empty: it has no header row');
-  const header = first.value;
+  let header = range?.header;
+  if (!header) {
+    const first = await next(iterator, lineBase);
+    if (first.done) throw new EmptyFileError('The file is empty: it has no header row');
+    header = first.value;
+  }
 
   async function* records(): AsyncGenerator<CsvRecord> {
-    let number = 0;
+    let number = range ? range.firstRecord - 1 : 0;
     for (;;) {
-      const step = await next(iterator);
+      const step = await next(iterator, lineBase);
       if (step.done) return;
       number += 1;
       const fields = step.value;
@@ -93,13 +117,13 @@ export function boundariesDisagree(guard: number, parser: number): MalformedCsvE
   return new MalformedCsvError(`record boundaries disagree: the text guard delimited ${guard} records, the parser ${parser}; nothing was sent`);
 }
 
-async function next(iterator: AsyncIterator<string[]>): Promise<IteratorResult<string[]>> {
+async function next(iterator: AsyncIterator<string[]>, lineBase: number): Promise<IteratorResult<string[]>> {
   try {
     return await iterator.next();
   } catch (error) {
     if (error instanceof CsvError) {
       const line = (error as CsvError & { lines?: number }).lines;
-      throw new MalformedCsvError(`The file is not well-formed CSV${line ? ` at line ${line}` : ''}: ${error.message} (${error.code})`, { cause: error });
+      throw new MalformedCsvError(`The file is not well-formed CSV${line ? ` at line ${line + lineBase}` : ''}: ${error.message} (${error.code})`, { cause: error });
     }
     throw error;
   }

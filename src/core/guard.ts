@@ -23,6 +23,21 @@ function startsWith(buffer: Buffer, bytes: number[]): boolean {
   return bytes.every((b, i) => buffer[i] === b);
 }
 
+/**
+ * Where the text read starts: at the file start (offset 0), or a range further in (parallel staging) whose
+ * messages name absolute byte offsets and lines.
+ */
+export interface TextStart {
+  /** Absolute offset of the first byte read, for messages. */
+  offset: number;
+  /** The text starts at the file's first byte: a byte-order mark is looked for there. */
+  atFileStart: boolean;
+  /** Line of the first byte read (1-based), for messages. @default 1 */
+  firstLine?: number;
+}
+
+const FILE_START: TextStart = { offset: 0, atFileStart: true, firstLine: 1 };
+
 /** How many bytes at the end of `buffer` may be the start of a UTF-8 sequence that the next chunk completes. */
 function incompleteUtf8Tail(buffer: Buffer): number {
   for (let back = 1; back <= Math.min(3, buffer.length); back++) {
@@ -40,10 +55,11 @@ function incompleteUtf8Tail(buffer: Buffer): number {
  * UTF-8 in a file declared UTF-8 (most often Latin-1 / Windows-1252). The message names the likely encoding and where
  * the trouble starts. Memory: one chunk.
  */
-export function decodeText(encoding: DeclaredEncoding): Transform {
-  let offset = 0;
+export function decodeText(encoding: DeclaredEncoding, from: TextStart = FILE_START): Transform {
+  let offset = from.offset;
   let carry = Buffer.alloc(0);
-  let first = true;
+  // Byte-order marks are looked for at the file start only: a range further in starts with a record.
+  let first = from.atFileStart;
   const decoder = encoding === 'utf-16le' ? new StringDecoder('utf16le') : undefined;
   let highSurrogate = '';
   const binary = (at: number) =>
@@ -184,11 +200,13 @@ const MARK = Buffer.from(TOO_LONG_MARK);
  * proceeds; memory holds at most one record. Works on UTF-8.
  */
 export class RecordGuard extends Transform {
-  /** Records delimited so far, the header included. */
+  /** Records delimited so far, the header included when the text holds it. */
   #records = 0;
+  /** 1 when the text starts with the header (the whole file), 0 for a range after it. */
+  readonly #headerRecords: number;
   #state = RECORD_START;
   /** Line of the text being read (`\r\n` is one line end), for messages. */
-  #line = 1;
+  #line: number;
   /** Line where the open quoted field started, for the message if it is never closed. */
   #quoteLine = 0;
   /** The last byte of the previous chunk: a `\n` after a `\r` does not start another line. */
@@ -199,22 +217,21 @@ export class RecordGuard extends Transform {
   /** The current record is over the limit: its bytes are dropped until it ends. */
   #dropping = false;
   /** The file's first bytes while it is not known yet whether they are a byte-order mark; undefined once it is. */
-  #head: Buffer | undefined = Buffer.alloc(0);
+  #head: Buffer | undefined;
   readonly #kinds = new Uint8Array(256);
   readonly #maxBytes: number;
 
-  /** @throws ConfigError when the delimiter or the quote is not one ASCII character, a line end, or both the same. */
-  constructor(csv: GuardSettings) {
+  /**
+   * `range`: the text is a range of the file after its header, starting just after a record's line end (parallel
+   * staging): lines are counted from its firstLine, a BOM is dropped only at the file start, and no header is in it.
+   * @throws ConfigError when the delimiter or the quote is not one ASCII character, a line end, or both the same.
+   */
+  constructor(csv: GuardSettings, range?: TextStart) {
     super();
-    const problems: string[] = [];
-    for (const [name, value] of [['csv.delimiter', csv.delimiter], ['csv.quote', csv.quote]] as const) {
-      const code = value.charCodeAt(0);
-      if (value.length !== 1 || code === 0 || code >= 0x80 || code === CR || code === LF) {
-        problems.push(`${name}: must be one ASCII character other than a line end (got ${JSON.stringify(value)})`);
-      }
-    }
-    if (csv.delimiter === csv.quote) problems.push('csv.quote: must differ from csv.delimiter');
-    if (problems.length > 0) throw new ConfigError(problems);
+    checkDialect(csv);
+    this.#headerRecords = range ? 0 : 1;
+    this.#line = range?.firstLine ?? 1;
+    this.#head = !range || range.atFileStart ? Buffer.alloc(0) : undefined;
     this.#kinds[csv.delimiter.charCodeAt(0)] = DELIMITER;
     this.#kinds[csv.quote.charCodeAt(0)] = QUOTE;
     this.#kinds[CR] = LINE_END;
@@ -227,7 +244,7 @@ export class RecordGuard extends Transform {
    * once the stream has ended; the parser must have read exactly as many.
    */
   get recordsSeen(): number {
-    return Math.max(0, this.#records - 1);
+    return Math.max(0, this.#records - this.#headerRecords);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -244,9 +261,7 @@ export class RecordGuard extends Transform {
     try {
       // A file shorter than a byte-order mark.
       if (this.#head && this.#head.length > 0) this.#scan(this.#head);
-      if (this.#state === QUOTED) {
-        throw new MalformedCsvError(`The file is not well-formed CSV at line ${this.#quoteLine}: the quoted field that starts there is never closed (a quote inside a quoted field must be doubled); nothing was sent`);
-      }
+      if (this.#state === QUOTED) throw unclosedQuote(this.#quoteLine);
       if (this.#state !== RECORD_START) {
         // The last record has no line end.
         this.#records += 1;
@@ -348,22 +363,47 @@ export class RecordGuard extends Transform {
   }
 }
 
-function badClose(byte: number, line: number): MalformedCsvError {
+/**
+ * Checks that the delimiter and quote can be read bytewise: one ASCII character each, not a line end, not the same.
+ * @throws ConfigError naming every problem.
+ */
+export function checkDialect(csv: Pick<GuardSettings, 'delimiter' | 'quote'>): void {
+  const problems: string[] = [];
+  for (const [name, value] of [['csv.delimiter', csv.delimiter], ['csv.quote', csv.quote]] as const) {
+    const code = value.charCodeAt(0);
+    if (value.length !== 1 || code === 0 || code >= 0x80 || code === CR || code === LF) {
+      problems.push(`${name}: must be one ASCII character other than a line end (got ${JSON.stringify(value)})`);
+    }
+  }
+  if (csv.delimiter === csv.quote) problems.push('csv.quote: must differ from csv.delimiter');
+  if (problems.length > 0) throw new ConfigError(problems);
+}
+
+/** The file fails: a quoted field that starts at `line` is never closed. */
+export function unclosedQuote(line: number): MalformedCsvError {
+  return new MalformedCsvError(`The file is not well-formed CSV at line ${line}: the quoted field that starts there is never closed (a quote inside a quoted field must be doubled); nothing was sent`);
+}
+
+/** The file fails: a quoted field at `line` is closed by a quote followed by `byte`, not by a delimiter or line end. */
+export function badClose(byte: number, line: number): MalformedCsvError {
   const what = byte >= 0x80 ? 'a non-ASCII character' : byte === 0x20 ? 'a space' : byte > 0x20 && byte < 0x7f ? `"${String.fromCharCode(byte)}"` : `the byte 0x${byte.toString(16).padStart(2, '0')}`;
   return new MalformedCsvError(
     `The file is not well-formed CSV at line ${line}: a quoted field is closed by a quote followed by ${what}, where only the delimiter or a line end may follow (a quote inside a quoted field must be doubled; a quote that does not start a field needs none); nothing was sent`,
   );
 }
 
-/** The record guard of a file: see RecordGuard. */
-export function limitRecords(csv: GuardSettings): RecordGuard {
-  return new RecordGuard(csv);
+/** The record guard of a file (or of a range of it after the header): see RecordGuard. */
+export function limitRecords(csv: GuardSettings, range?: TextStart): RecordGuard {
+  return new RecordGuard(csv, range);
 }
 
-/** The file as guarded UTF-8 text: decoded and checked (decodeText), then delimited into records (RecordGuard). */
-export function guardedText(input: Readable, csv: GuardSettings & Pick<Dataflow['csv'], 'encoding'>): RecordGuard {
-  const decode = decodeText(csv.encoding);
-  const guard = limitRecords(csv);
+/**
+ * The file (or a range of it after the header, see RecordGuard) as guarded UTF-8 text: decoded and checked
+ * (decodeText), then delimited into records (RecordGuard).
+ */
+export function guardedText(input: Readable, csv: GuardSettings & Pick<Dataflow['csv'], 'encoding'>, range?: TextStart): RecordGuard {
+  const decode = decodeText(csv.encoding, range);
+  const guard = limitRecords(csv, range);
   input.on('error', (error) => decode.destroy(error));
   decode.on('error', (error) => guard.destroy(error));
   return input.pipe(decode).pipe(guard);

@@ -198,8 +198,9 @@ async function prepareExecution(options: LocalObjectRunOptions, key: string): Pr
  */
 async function bindSteps(options: LocalObjectRunOptions, execution: LocalExecution): Promise<BoundSteps> {
   const { s3 } = options;
+  const progress = options.progress && acrossRanges(options.progress);
   if (options.sourceMode) {
-    const deps = { config: execution.runtimeConfig, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log: execution.log, fetch: options.fetch, progress: options.progress, metrics: options.metrics, notify: options.notify };
+    const deps = { config: execution.runtimeConfig, s3: s3.client, buckets: LOCAL_BUCKETS, secrets: options.secrets, log: execution.log, fetch: options.fetch, progress, metrics: options.metrics, notify: options.notify };
     return { steps: sourceSteps(deps), mapS3: s3.client };
   }
   const twin = await acquireTwin({
@@ -216,7 +217,7 @@ async function bindSteps(options: LocalObjectRunOptions, execution: LocalExecuti
     // A container's stderr may trail the run's end; the log is closed by then.
     log: (line, fn) => !logStream.writableEnded && logStream.write(`${line.startsWith('{') ? line.replace(/^\{/, `{"function":${JSON.stringify(fn.logicalId)},`) : JSON.stringify({ function: fn.logicalId, runId, message: line })}\n`),
     metrics: options.metrics,
-    progress: options.progress,
+    progress,
     notify: options.notify,
   });
   const machine = twin.stateMachine;
@@ -278,6 +279,21 @@ async function runStateMachine(options: LocalObjectRunOptions, execution: LocalE
     log.error('The execution failed without a report', { error: failure.name, cause: failure.message });
     throw new ExecutionFailedError(runId, failure.name, failure.message, { cause: error });
   }
+}
+
+/**
+ * The stage's range workers report their own range's records; a watcher is told the file's: the sum over the ranges
+ * so far (the finish phase's `done` event gives the file's totals).
+ */
+function acrossRanges(progress: (event: RunProgress) => void): (event: RunProgress) => void {
+  const ranges = new Map<number, { records: number; rejected: number; filtered: number }>();
+  return (event) => {
+    if (event.step !== 'stage' || event.range === undefined) return progress(event);
+    ranges.set(event.range, { records: event.records, rejected: event.rejected, filtered: event.filtered ?? 0 });
+    const all = [...ranges.values()];
+    const sum = (field: 'records' | 'rejected' | 'filtered') => all.reduce((n, r) => n + r[field], 0);
+    progress({ step: 'stage', records: sum('records'), rejected: sum('rejected'), filtered: sum('filtered'), done: false });
+  };
 }
 
 /** Idle twins, by what they were started with: the next run of the same kind finds its containers warm, as in Lambda. */

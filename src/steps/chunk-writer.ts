@@ -1,30 +1,31 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { type ChunkRef, KEYS } from '../contracts';
 import { putText } from '../aws/s3';
-import { stagedNumberOf } from '../core/staged-record';
 
 /** Chunk uploads in flight while parsing goes on: enough to hide S3 latency, few enough to keep memory flat. */
 export const UPLOADS_IN_FLIGHT = 4;
-/** The key index goes to staging in parts of about 1 MiB (small puts: no multipart buffers held while reading). */
-const INDEX_PART_BYTES = 1024 * 1024;
+
+/** A chunk a range worker wrote: its key, its lines, and the numbers it holds (finish finds a repeat's chunk by them). */
+export interface RangeChunk {
+  key: string;
+  lines: number;
+  firstRecord: number;
+  /** Smallest and largest record number of its lines (a replay's numbers need not ascend). */
+  minRecord: number;
+  maxRecord: number;
+}
 
 /**
- * Fills the chunk objects the Distributed Map sends, `recordsPerChunk` staged lines each, and owns their uploads (a
- * few in flight while parsing goes on) and the key index: the fingerprint and number of every record staged as new
- * while the file is read, which tells the held records' settlement which chunks to read back.
+ * Fills the chunk objects of one range, `recordsPerChunk` staged lines each, and owns their uploads (a few in flight
+ * while parsing goes on). FinishStage numbers the chunks of every range in record order for the Distributed Map.
  */
 export class ChunkWriter {
   /** The chunks written so far, in record order. */
-  readonly chunks: ChunkRef[] = [];
-  /** Key index parts put so far. */
-  indexParts = 0;
+  readonly chunks: RangeChunk[] = [];
   private lines: string[] = [];
   private firstRecord = 1;
-  /** Fingerprint and number of each line of the chunk being filled, while the file is read (not for held records). */
-  private indexed: number[] = [];
-  private indexPart: Buffer[] = [];
-  private indexPartBytes = 0;
+  private minRecord = Infinity;
+  private maxRecord = 0;
   private readonly uploads = pLimit(UPLOADS_IN_FLIGHT);
   private readonly pending = new Set<Promise<void>>();
   /** The first failed upload: an upload leaves `pending` when it settles, so its failure is kept here. */
@@ -33,59 +34,36 @@ export class ChunkWriter {
   constructor(
     private readonly s3: S3Client,
     private readonly bucket: string,
-    private readonly runId: string,
+    /** The staging key of chunk j of this range. */
+    private readonly keyOf: (j: number) => string,
     private readonly recordsPerChunk: number,
   ) {}
 
-  /** Stages a record read from the file, as new: its line, number and key fingerprint (for the key index). */
-  async add(line: string, number: number, fingerprint: number): Promise<void> {
+  /** Stages a record: its staged line and number. */
+  async add(line: string, number: number): Promise<void> {
     if (this.lines.length === 0) this.firstRecord = number;
     this.lines.push(line);
-    this.indexed.push(fingerprint, number);
+    if (number < this.minRecord) this.minRecord = number;
+    if (number > this.maxRecord) this.maxRecord = number;
     if (this.lines.length >= this.recordsPerChunk) await this.flush();
   }
 
-  /** Stages a held record settled as no duplicate (after the file was read: no key index entry). */
-  async addSettled(line: string): Promise<void> {
-    if (this.lines.length === 0) this.firstRecord = stagedNumberOf(line);
-    this.lines.push(line);
-    if (this.lines.length >= this.recordsPerChunk) await this.flush();
-  }
-
-  /** Uploads the chunk being filled (and a key index part once it is full); waits while too many uploads are in flight. */
+  /** Uploads the chunk being filled; waits while too many uploads are in flight. */
   async flush(): Promise<void> {
     if (this.lines.length === 0) return;
-    if (this.indexed.length > 0) {
-      const part = Buffer.from(Uint32Array.from(this.indexed).buffer);
-      this.indexed = [];
-      this.indexPart.push(part);
-      this.indexPartBytes += part.length;
-      if (this.indexPartBytes >= INDEX_PART_BYTES) this.putIndexPart();
-    }
-    const ref: ChunkRef = { index: this.chunks.length, key: KEYS.chunk(this.runId, this.chunks.length), records: this.lines.length, firstRecord: this.firstRecord };
-    this.chunks.push(ref);
+    const chunk: RangeChunk = { key: this.keyOf(this.chunks.length), lines: this.lines.length, firstRecord: this.firstRecord, minRecord: this.minRecord, maxRecord: this.maxRecord };
+    this.chunks.push(chunk);
+    this.minRecord = Infinity;
+    this.maxRecord = 0;
     // Encoded once here: a string body would be encoded for its checksum and again on the socket.
     const body = Buffer.from(this.lines.join('\n'));
     this.lines = [];
     this.track(
-      this.uploads(() => putText(this.s3, this.bucket, ref.key, body, 'application/x-ndjson')),
-      ref.key,
+      this.uploads(() => putText(this.s3, this.bucket, chunk.key, body, 'application/x-ndjson')),
+      chunk.key,
     );
     if (this.pending.size >= UPLOADS_IN_FLIGHT) await Promise.race(this.pending);
     if (this.failure) throw this.failure;
-  }
-
-  /** Puts the key index part being filled, if any. */
-  putIndexPart(): void {
-    if (this.indexPartBytes === 0) return;
-    const key = KEYS.keyIndex(this.runId, this.indexParts++);
-    const body = Buffer.concat(this.indexPart);
-    this.indexPart = [];
-    this.indexPartBytes = 0;
-    this.track(
-      this.uploads(() => putText(this.s3, this.bucket, key, body, 'application/octet-stream')),
-      key,
-    );
   }
 
   /** Waits for every upload; throws the first that failed. */

@@ -9,7 +9,8 @@ import type { BadgeChecks, Pacer } from '../api/client';
 
 /** Progress events for whoever watches a run (the local CLI prints them). */
 export type ProgressEvent =
-  | { step: 'stage'; records: number; rejected: number; filtered?: number; done: boolean }
+  /** Records staged so far: of the whole file (`done`), or of one range (`range`: a watcher sums the ranges). */
+  | { step: 'stage'; range?: number; records: number; rejected: number; filtered?: number; done: boolean }
   | { step: 'send'; chunk: number; records: number; accepted: number; rejected: number };
 
 // The metric names are a contract with the stack's alarms and dashboard: they live in src/contracts.ts, which lib/
@@ -29,8 +30,11 @@ export interface StepDeps {
   now?: () => number;
   progress?: (event: ProgressEvent) => void;
   metrics?: MetricsSink;
-  /** Caps the stage's duplicate filter (bits); tests set it low to exercise records held back by mistake. */
-  duplicateFilterMaxBits?: number;
+  /**
+   * Test and bench knob: overrides the stage's range and partition sizes, so a small file is staged over several
+   * ranges and partitions. The Lambdas read it from `BADGES_STAGE_PLAN` (JSON), which the stack never sets.
+   */
+  stagePlan?: StagePlanSizes;
   /** Publishes a per-file notification (an SNS topic in AWS). */
   notify?: (subject: string, message: string) => Promise<void>;
   /**
@@ -43,6 +47,14 @@ export interface StepDeps {
   vendorS3Config?: Partial<S3ClientConfig>;
   /** Assumes a vendor bucket's roleArn. @default an STS client in the bucket's region */
   sts?: STSClient;
+}
+
+/** Sizes of the staging plan a test may set (see src/steps/stage-plan.ts for the rules they override). */
+export interface StagePlanSizes {
+  /** Nominal bytes of a range (a file over one hash block rounds it up to a multiple of 8 MiB). */
+  rangeBytes?: number;
+  /** Records per key partition (a settle worker's share). */
+  partitionRecords?: number;
 }
 
 /** What a warm container keeps between invocations. */

@@ -22,6 +22,7 @@ import { notificationSubject, notificationText } from '../report/texts';
 import { pullOriginOf, writeBack } from '../sources/sftp';
 import { writeBackToS3 } from '../sources/vendor-bucket';
 import { METRICS, type StepDeps } from './deps';
+import { skippedRecords } from './skip-list';
 
 const READS_IN_FLIGHT = 16;
 /** Outcomes a vendor is told about in the SFTP error directory or S3 errorPrefix (a plain success needs no note). */
@@ -110,7 +111,7 @@ async function readStagedRun(event: FinalizeEvent, deps: StepDeps): Promise<Fina
     },
     rejectionsByCode: settles ? { ...summary.rejectionsByCode } : {},
     byStage: { validate: settles ? { ...summary.rejectionsByCode } : {}, api: {} },
-    parts: settles && summary.rejectedPartKey ? [summary.rejectedPartKey] : [],
+    parts: settles ? [...(summary.rejectedPartKeys ?? [])] : [],
     miscounted: 0,
     error: state.error ? describeCaughtError(state.error) : undefined,
   };
@@ -176,17 +177,20 @@ async function writeRejectedFile(run: FinalizeState): Promise<string | undefined
  */
 async function writeFilteredFile(run: FinalizeState): Promise<string | undefined> {
   const { summary, state, deps, settles } = run;
-  const partKey = summary?.filtered?.partKey;
-  if (!settles || !partKey) return undefined;
+  const partKeys = summary?.filtered?.partKeys ?? [];
+  if (!settles || !summary || partKeys.length === 0) return undefined;
   const { s3, buckets } = deps;
   const key = KEYS.filtered(state.dataflow, run.runId, run.fileName);
-  const body = await openObject(s3, buckets.staging, partKey);
-  // A missing part would lose the filtered records' list: stop, and let the state machine retry.
-  if (!body) throw new Error(`Filtered records s3://${buckets.staging}/${partKey} are missing`);
   const writer = createObjectWriter(s3, buckets.deadLetter, key);
   await writer.write(filteredHeaderLine(summary.header, run.flow?.csv ?? DEFAULT_DIALECT));
-  body.setEncoding('utf8');
-  for await (const text of body) await writer.write(text as string);
+  // Range by range: the filtered records in record order.
+  for (const partKey of partKeys) {
+    const body = await openObject(s3, buckets.staging, partKey);
+    // A missing part would lose the filtered records' list: stop, and let the state machine retry.
+    if (!body) throw new Error(`Filtered records s3://${buckets.staging}/${partKey} are missing`);
+    body.setEncoding('utf8');
+    for await (const text of body) await writer.write(text as string);
+  }
   await writer.end();
   return `s3://${buckets.deadLetter}/${key}`;
 }
@@ -416,9 +420,12 @@ async function mergeRejects(
       body.setEncoding('utf8');
       for await (const text of body) await writer.write(text as string);
     } else {
+      // Records the stage rejected as repeats (the chunk's skip list) are in the duplicates' part already.
+      const skipped = await skippedRecords(deps, part.orphan);
       for await (const line of createInterface({ input: body, crlfDelay: Infinity })) {
         if (line === '') continue;
         const record = decodeStagedRecord(line);
+        if (skipped.has(record.n)) continue;
         await writer.write(
           rejectLine({ number: record.n, fields: record.f }, 'api', SEND_CODES.AMBIGUOUS, 'The worker sending this chunk failed; the record may or may not have been issued', dialect),
         );

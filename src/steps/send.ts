@@ -12,6 +12,7 @@ import { type StagedRecord, decodeStagedRecord } from '../core/staged-record';
 import { API_CODES } from '../codes';
 import { AuthError, BadgesImportError, SourceReadError } from '../errors';
 import { METRICS, type StepDeps } from './deps';
+import { skippedRecords } from './skip-list';
 
 /**
  * Sends one chunk in batches and settles every record: accepted, or rejected with the API's code (or the client's
@@ -25,7 +26,7 @@ export async function send(event: SendEvent, deps: StepDeps): Promise<SendOutput
   if (!body) throw new SourceReadError(`Staged chunk s3://${buckets.staging}/${event.chunk.key} is missing`);
   const state: SendState = { event, flow, deps, client, output: { index: event.chunk.index, records: 0, accepted: 0, rejected: 0, rejectionsByCode: {} }, rejects: [] };
   await checkCredentials(state, auth);
-  await sendEveryRecord(state, body);
+  await sendEveryRecord(state, body, await skippedRecords(deps, event.chunk));
   state.output.stats = { ...client.stats };
   emitSendMetrics(state);
   return writeResult(state);
@@ -77,12 +78,14 @@ async function checkCredentials(state: SendState, auth: AuthProvider): Promise<v
   }
 }
 
-/** Reads the chunk's staged records and sends them in batches of the destination's size. */
-async function sendEveryRecord(state: SendState, body: Readable): Promise<void> {
+/** Reads the chunk's staged records and sends them in batches of the destination's size, less the skipped ones. */
+async function sendEveryRecord(state: SendState, body: Readable, skipped: ReadonlySet<number>): Promise<void> {
   let batch: StagedRecord[] = [];
   for await (const line of createInterface({ input: body, crlfDelay: Infinity })) {
     if (line === '') continue;
-    batch.push(decodeStagedRecord(line));
+    const record = decodeStagedRecord(line);
+    if (skipped.has(record.n)) continue;
+    batch.push(record);
     state.output.records += 1;
     if (batch.length >= state.flow.destination.batchSize) {
       await settleBatch(state, batch);

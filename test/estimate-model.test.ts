@@ -17,7 +17,7 @@ const PGP = { decrypt: { privateKeySecret: 'pgp/key' } };
 
 describe('Function: planShape', () => {
   it('cuts 1M records at batch 100 and 1000 records a worker into a range\'s chunks and requests each', () => {
-    // Prepare: 90 MB of text in two ranges, the first of 48 MiB (whole 8 MiB blocks): 559,240 records (559 chunks and
+    // Prepare: 90 MB of text in two ranges (and two key partitions of at most 750,000 records), the first of 48 MiB (whole 8 MiB blocks): 559,240 records (559 chunks and
     // one of 240: 5,593 requests), the second the rest, 440,760 (440 and one of 760: 4,408 requests).
     const dataflow = dataflowWith({ batchSize: 100, recordsPerWorker: 1000 });
 
@@ -25,7 +25,7 @@ describe('Function: planShape', () => {
     const plan = planShape(dataflow, 1_000_000, 90_000_000);
 
     // Assess
-    expect(plan).toMatchObject({ sequentialPass: undefined, scans: 2, ranges: 2, partitions: 1, chunks: 1001, apiRequests: 10_001, requestsPerChunk: 10 });
+    expect(plan).toMatchObject({ sequentialPass: undefined, scans: 2, ranges: 2, partitions: 2, chunks: 1001, apiRequests: 10_001, requestsPerChunk: 10 });
   });
 
   it('counts each range\'s partial last chunk and its partial last request', () => {
@@ -57,8 +57,8 @@ describe('Function: transitionsOf', () => {
     const pgp = planShape(dataflowWith({ recordsPerWorker: 1000 }, PGP), 1_000_000, 90_000_000);
 
     // Act / Assess
-    expect(transitionsOf(plain)).toBe(14 + 2 + 2 + 1 + 2 * 1001);
-    expect(transitionsOf(pgp)).toBe(12 + 2 + 1 + 2 * 1001);
+    expect(transitionsOf(plain)).toBe(14 + 2 + 2 + 2 + 2 * 1001);
+    expect(transitionsOf(pgp)).toBe(12 + 2 + 2 + 2 * 1001);
   });
 });
 

@@ -1,6 +1,9 @@
 import type { Dataflow } from '../config/schema';
 import { STEP_LAMBDA_SETTINGS } from '../contracts';
 import { COPY_OBJECT_MAX_BYTES, copyParts } from '../aws/s3';
+import { HASH_BLOCK_BYTES } from '../core/ranges';
+import type { StagePlanSizes } from '../steps/deps';
+import { partitionCount, rangeBytesFor } from '../steps/stage-plan';
 import { PRICES, type Prices } from './prices';
 
 // The cost model behind `badges-import estimate`: configuration + rows (+ bytes) → what one file does in AWS (Lambda
@@ -40,11 +43,6 @@ export const ASSUMPTIONS = {
   requestItem: { customerId: 123456789, badgeMetaId: '6571a3b9e4b0c1a2b3c4d5e6', earnEventDate: 1764460800000, earnExpiresOn: 1796083200000 },
 } as const;
 
-/**
- * The stage's plan sizes (DESIGN13 §1). PROVISIONAL until the stage phases land: then imported from
- * src/steps/stage-plan.ts (rangeBytesFor, partitionsFor) and src/core/ranges.ts (HASH_BLOCK_BYTES).
- */
-const PLAN_SIZES = { hashBlockBytes: 8 * 1024 ** 2, maxRangeBytes: 64 * 1024 ** 2, partitionRecords: 1_000_000 } as const;
 /** Workers of an inline Map at once (AWS's ceiling, lib/workflow.ts). */
 const INLINE_MAP_CONCURRENCY = 40;
 /** The Distributed Map's ItemReader reads a JSON chunk list of at most this many bytes (AWS's limit). */
@@ -67,7 +65,7 @@ export interface EstimateOptions {
   /** The workflow's timeout in seconds (`workflowTimeout(config).seconds`, src/config/limits.ts). */
   workflowTimeoutSeconds: number;
   /** The stage's test knob (`BADGES_STAGE_PLAN`): range and partition sizes that give a small file several of each. */
-  planSizes?: { rangeBytes?: number; partitionRecords?: number };
+  planSizes?: StagePlanSizes;
 }
 
 /** How the file is staged and sent: the sizes everything else is counted from. */
@@ -134,14 +132,6 @@ function sequentialPassOf(dataflow: Dataflow, gzip: boolean): PlanShape['sequent
   return dataflow.csv.encoding === 'utf-16le' ? 'utf-16le' : undefined;
 }
 
-/** Nominal range bytes for a text of `size` bytes (PROVISIONAL: the stage's rangeBytesFor). */
-function rangeBytesFor(size: number, sizes: EstimateOptions['planSizes'] = {}): number {
-  const block = PLAN_SIZES.hashBlockBytes;
-  if (sizes.rangeBytes) return size > block ? Math.ceil(sizes.rangeBytes / block) * block : Math.max(1, sizes.rangeBytes);
-  const ranges = Math.max(Math.ceil(size / PLAN_SIZES.maxRangeBytes), size > 2 * block ? 2 : 1);
-  return Math.min(PLAN_SIZES.maxRangeBytes, Math.max(block, Math.ceil(Math.ceil(size / ranges) / block) * block));
-}
-
 /** API requests to send `records` records in chunks of `perChunk`, `batch` to a request. */
 function requestsFor(records: number, perChunk: number, batch: number): number {
   const full = Math.floor(records / perChunk);
@@ -171,7 +161,7 @@ export function planShape(dataflow: Dataflow, rows: number, bytes: number, optio
     rangeBytes,
     scans: sequentialPass ? 0 : ranges,
     ranges,
-    partitions: Math.max(1, Math.ceil(rows / (sizes.partitionRecords ?? PLAN_SIZES.partitionRecords))),
+    partitions: partitionCount(rows, sizes),
     chunks,
     apiRequests,
     recordsPerChunk: recordsPerWorker,
@@ -250,25 +240,31 @@ function lambdaOf(plan: PlanShape, billed: ReturnType<typeof durations>['billed'
 const streamedUpload = (bytes: number): number => (bytes <= ASSUMPTIONS.uploadPartBytes ? 1 : 2 + Math.ceil(bytes / ASSUMPTIONS.uploadPartBytes));
 
 /**
- * S3 requests by what they are for, on the happy path of a file whose records are all accepted (each rejected record
- * adds a part or two: rejects are written once per range and per send worker that has some).
+ * S3 requests by what they are for, on the happy path of a file whose records are all accepted (a range or a send
+ * worker with rejected records writes a part more; a chunk with repeats, a skip list). Each line follows the code:
+ * src/steps/stage*.ts, send.ts, finalize.ts, and the Distributed Map's ItemReader and ResultWriter.
  */
 export function s3RequestsOf(plan: PlanShape, bytes: number): Record<string, S3Requests> {
   const { ranges: R, partitions: P, chunks: C, scans: S } = plan;
+  const sequential = plan.sequentialPass !== undefined;
   return {
-    'source: head and sniff': requests(0, 2),
-    ...(plan.sequentialPass ? { 'source: sequential read, plaintext upload': requests(streamedUpload(plan.textBytes), 1) } : {}),
-    'plan: written, read by every worker': requests(1 + (S ? 1 : 0), 1 + S + R + P + 1 + (S ? 1 : 0)),
-    ...(S ? { 'scan: ranged reads and results': requests(S, S + 1) } : {}),
+    // Prepare heads the source and sniffs its first bytes; finalize heads it again before the move.
+    'source: heads and sniff': requests(0, 3),
+    ...(sequential
+      ? { 'prepare: sequential read, plaintext upload': requests(streamedUpload(plan.textBytes), 1) }
+      : { 'scan: ranged reads, scans written and read': requests(S, 2 * S) }),
+    // A plain text of one hash block or less is hashed whole (the scans hash whole blocks only).
+    ...(!sequential && plan.textBytes <= HASH_BLOCK_BYTES ? { 'plan: content hash of a one-block text': requests(0, 1) } : {}),
+    'plan: header read, plan written and read by every worker': requests(sequential ? 1 : 2, 1 + S + (S ? 1 : 0) + R + P + 1),
     'range: ranged reads': requests(0, R),
     'range: chunks, keys, results': requests(C + 2 * R),
-    'settle: key segments and duplicates': requests(P, 2 * R * P),
-    'finish: summary, chunk list, claim': requests(3, R + P),
+    'settle: range results, key segments, duplicates': requests(P, 2 * R * P),
+    'finish: range results, duplicates; summary, chunk list, claim': requests(3, R + P),
     'send: ItemReader, ResultWriter': requests(2, 1),
     'send: chunk reads and results': requests(C, C),
-    'finalize: results, report, claim': requests(2, 3 + C),
-    // Over CopyObject's 5 GiB: a multipart copy (HeadObject, create, the parts, complete), then the delete.
-    'finalize: move the source': bytes > COPY_OBJECT_MAX_BYTES ? requests(2 + copyParts(bytes).length, 1, 1) : requests(1, 0, 1),
+    'finalize: summary, chunk list, results, claim; report, claim': requests(2, 3 + C),
+    // Over CopyObject's 5 GiB: a multipart copy (create, the parts, complete), then the delete.
+    'finalize: move the source': bytes > COPY_OBJECT_MAX_BYTES ? requests(2 + copyParts(bytes).length, 0, 1) : requests(1, 0, 1),
   };
 }
 

@@ -30,13 +30,13 @@ export const ERROR_CODES = {
   /** The vendor's own bucket (source.bucket) could not be listed, read, moved in or written to, or its role assumed. */
   VENDOR_BUCKET_FAILED: 'VENDOR_BUCKET_FAILED',
   ENCODING_MISMATCH: 'ENCODING_MISMATCH',
-  /** The file holds more records than its dataflow's csv.maxRecords (what the workflow's timeout was sized for). */
-  FILE_TOO_LARGE: 'FILE_TOO_LARGE',
   REPLAY_FILE_INVALID: 'REPLAY_FILE_INVALID',
   /** The token endpoint did not give a usable token (retried by the client; fatal only once retries are used up). */
   TOKEN_UNAVAILABLE: 'TOKEN_UNAVAILABLE',
   /** Step Functions' `States.Timeout`: a step ran out of time. */
   STEP_TIMEOUT: 'STEP_TIMEOUT',
+  /** The file holds more records than its dataflow's csv.maxRecords (what the workflow's timeout was sized for). */
+  FILE_TOO_LARGE: 'FILE_TOO_LARGE',
   /** A finished run's records do not add up (read ≠ accepted + rejected): reported FAILED, never a success. */
   RECORDS_UNACCOUNTED: 'RECORDS_UNACCOUNTED',
   /** CLI only: a report.json that cannot be read as one. */

@@ -142,18 +142,18 @@ export class EncodingError extends BadgesImportError {
   static override readonly fatal = true;
 }
 
+/** A replay file that is not a rejected-records file, or has a record without its original number. */
+export class ReplayFileError extends BadgesImportError {
+  static override readonly code = ERROR_CODES.REPLAY_FILE_INVALID;
+  static override readonly fatal = true;
+}
+
 /**
  * The file holds more records than its dataflow's `csv.maxRecords`: the state machine's timeout is sized for files up
  * to that many records at the configured rate (src/config/limits.ts), so a larger one is refused before anything is sent.
  */
 export class FileTooLargeError extends BadgesImportError {
   static override readonly code = ERROR_CODES.FILE_TOO_LARGE;
-  static override readonly fatal = true;
-}
-
-/** A replay file that is not a rejected-records file, or has a record without its original number. */
-export class ReplayFileError extends BadgesImportError {
-  static override readonly code = ERROR_CODES.REPLAY_FILE_INVALID;
   static override readonly fatal = true;
 }
 

@@ -14,7 +14,7 @@ const UNIT_SUITES = [
   'advice', 'chunk-writer', 'client', 'codes', 'config', 'csv', 'deployed', 'docs', 'distributed-map', 'errors', 'expressions', 'guard', 'house',
   'init',
   'mapping', 'metrics', 'projects', 'replay-quote', 'report-texts', 'sandbox', 'secrets', 'send', 'staged-record', 'sweep',
-  'unpack', 'zip',
+  'unpack', 'zip', 'estimate-model',
 ];
 
 /**

@@ -6,7 +6,7 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { type Config, type Dataflow, type VendorBucketSource, decryptSecretNamesOf, secretNamesOf, sourceSecretNamesOf, vendorBucketOf } from '../src/config/schema';
-import { ENV } from '../src/contracts';
+import { ENV, STEP_LAMBDA_SETTINGS } from '../src/contracts';
 import { StepLambda, stageNodeOptions } from './defaults';
 import type { Storage } from './storage';
 
@@ -131,7 +131,7 @@ export function buildStepLambdas(scope: Construct, props: StepLambdasProps): Ste
 /** Reads, decrypts, parses and validates a file, writes its chunks under runs/<runId>/ and claims its content. */
 function buildStageLambda(scope: Construct, { config, configFile, buckets }: StepLambdasProps): StepLambda {
   const { inbox, staging, reports } = buckets;
-  const memorySize = 1769; // one full vCPU
+  const { memoryMb: memorySize, timeoutSeconds } = STEP_LAMBDA_SETTINGS.stage; // one full vCPU
   const fn = new StepLambda(scope, 'StageFunction', {
     step: 'stage',
     configFile,
@@ -140,7 +140,7 @@ function buildStageLambda(scope: Construct, { config, configFile, buckets }: Ste
     // would more than double a large file's staging. Lambda's own segment still times the invocation; set it to
     // "true" on the function to see the stage's S3 calls while investigating a slow file.
     environment: { ...bucketEnvironment(buckets), POWERTOOLS_TRACE_ENABLED: 'false' },
-    timeout: Duration.minutes(15),
+    timeout: Duration.seconds(timeoutSeconds),
     memorySize,
     nodeOptions: stageNodeOptions(Math.max(...config.dataflows.map((d) => d.destination.recordsPerWorker)), memorySize),
   });
@@ -163,7 +163,8 @@ function buildStageLambda(scope: Construct, { config, configFile, buckets }: Ste
 
 /** Sends one chunk to the badges API (a Distributed Map worker). */
 function buildSendLambda(scope: Construct, { config, configFile, buckets }: StepLambdasProps): StepLambda {
-  const fn = new StepLambda(scope, 'SendFunction', { step: 'send', configFile, environment: bucketEnvironment(buckets), timeout: Duration.minutes(5) });
+  const { memoryMb, timeoutSeconds } = STEP_LAMBDA_SETTINGS.send;
+  const fn = new StepLambda(scope, 'SendFunction', { step: 'send', configFile, environment: bucketEnvironment(buckets), timeout: Duration.seconds(timeoutSeconds), memorySize: memoryMb });
   allow(fn, ['s3:GetObject', 's3:PutObject'], buckets.staging.arnForObjects('runs/*'));
   // Only the send step talks to the API, so only it may read the API credentials.
   for (const secret of secretsNamed(scope, 'ApiSecret', config.dataflows.flatMap((d) => secretNamesOf(d.destination.auth)))) secret.grantRead(fn);
@@ -177,8 +178,8 @@ function buildFinalizeLambda(scope: Construct, { config, configFile, buckets, al
     step: 'finalize',
     configFile,
     environment: { ...bucketEnvironment(buckets), [ENV.alertsTopicArn]: alerts.topicArn },
-    timeout: Duration.minutes(15),
-    memorySize: 1024,
+    timeout: Duration.seconds(STEP_LAMBDA_SETTINGS.finalize.timeoutSeconds),
+    memorySize: STEP_LAMBDA_SETTINGS.finalize.memoryMb,
   });
   allowList(fn, staging, ['runs/*']); // did every worker leave a result?
   allow(fn, ['s3:GetObject'], staging.arnForObjects('runs/*'));
@@ -219,8 +220,8 @@ export function buildSweepLambda(scope: Construct, { config, configFile, buckets
     step: 'sweep',
     configFile,
     environment: { ...bucketEnvironment(buckets), [ENV.stateMachineArn]: stateMachine.stateMachineArn },
-    timeout: Duration.minutes(polls ? 15 : 5),
-    memorySize: polls ? 1024 : 256,
+    timeout: Duration.seconds(polls ? STEP_LAMBDA_SETTINGS.sweep.pollingTimeoutSeconds : STEP_LAMBDA_SETTINGS.sweep.timeoutSeconds),
+    memorySize: polls ? STEP_LAMBDA_SETTINGS.sweep.pollingMemoryMb : STEP_LAMBDA_SETTINGS.sweep.memoryMb,
   });
   if (vendorSources.length > 0) {
     // A vendor's object is streamed from their bucket into the inbox under the dataflow's inbox prefix (HeadObject asks

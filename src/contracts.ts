@@ -26,6 +26,18 @@ export const ENV = {
 export const STEPS = ['stage', 'send', 'finalize', 'sweep'] as const;
 export type StepName = (typeof STEPS)[number];
 
+/**
+ * Each step Lambda's memory (MB) and timeout (seconds): the stack sets them (lib/step-lambdas.ts) and the cost model
+ * (src/ops/estimate.ts) prices them, so the two cannot drift apart. The stage has one full vCPU (1769 MB); a sweep that
+ * polls an SFTP server or a vendor's bucket gets `pollingMemoryMb` and `pollingTimeoutSeconds`.
+ */
+export const STEP_LAMBDA_SETTINGS = {
+  stage: { memoryMb: 1769, timeoutSeconds: 900 },
+  send: { memoryMb: 512, timeoutSeconds: 300 },
+  finalize: { memoryMb: 1024, timeoutSeconds: 900 },
+  sweep: { memoryMb: 256, timeoutSeconds: 300, pollingMemoryMb: 1024, pollingTimeoutSeconds: 900 },
+} as const;
+
 /** File name of the configuration bundled next to each Lambda's code. */
 export const BUNDLED_CONFIG_FILE = 'badges-config.json';
 

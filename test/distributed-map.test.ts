@@ -36,6 +36,30 @@ async function execute(def: AslDefinition, work: (input: any) => Promise<any>) {
 }
 
 describe('Function: emulateDistributedMaps', () => {
+  it('counts the billed transitions of its children: one per child started, each state entered and each retry in it', async () => {
+    // Prepare: 10 children of one Task; item 3 fails once with a retried error.
+    const def = definition({});
+    const retried = def.States.Fan!.ItemProcessor!.States.Work as Record<string, unknown>;
+    retried.Retry = [{ ErrorEquals: ['Flaky'], MaxAttempts: 1, IntervalSeconds: 0 }];
+    let failedOnce = false;
+    let transitions = 0;
+    const work = (input: any) => {
+      if (input.value.n === 3 && !failedOnce) {
+        failedOnce = true;
+        return Promise.reject(Object.assign(new Error('flaky'), { name: 'Flaky' }));
+      }
+      return Promise.resolve(input.value);
+    };
+    const emulated = emulateDistributedMaps(def, { s3: s3.client, handlers: { Work: work }, execution: { Name: 'test', StartTime: new Date().toISOString() }, onTransitions: (n) => (transitions += n) });
+    const machine = new StateMachine(emulated.definition as never, { validationOptions: { checkPaths: false, checkArn: false } });
+
+    // Act
+    await machine.run({ key: 'items.json', tag: 't' }, { overrides: { taskResourceLocalHandlers: { ...emulated.handlers, Work: work }, retryIntervalOverrides: { Work: 0 } } }).result;
+
+    // Assess: 10 starts, 10 Work states entered, 1 retry.
+    expect(transitions).toBe(21);
+  });
+
   it('reads the items from S3, applies ItemSelector and returns the outputs in order', async () => {
     // Act
     const result = await execute(definition({ MaxConcurrency: 3 }), async (input) => ({ doubled: input.value.n * 2, index: input.index, tag: input.tag }));

@@ -67,6 +67,27 @@ describe('Function: startLocalS3', () => {
     await s3.close();
   });
 
+  describe('request counts', () => {
+    it('counts each request by operation and by the tier S3 bills it in', async () => {
+      // Prepare
+      const before = s3.requests.snapshot();
+      const { client } = s3;
+
+      // Act: a put, a copy, a list (PUT/COPY/POST/LIST tier), a get and a head (GET and other), a delete (free).
+      await client.send(new PutObjectCommand({ Bucket: 'staging', Key: 'counted/a', Body: 'a' }));
+      await client.send(new CopyObjectCommand({ Bucket: 'staging', Key: 'counted/b', CopySource: 'staging/counted/a' }));
+      await client.send(new ListObjectsV2Command({ Bucket: 'staging', Prefix: 'counted/' }));
+      await (await client.send(new GetObjectCommand({ Bucket: 'staging', Key: 'counted/a' }))).Body?.transformToString();
+      await client.send(new HeadObjectCommand({ Bucket: 'staging', Key: 'counted/b' }));
+      await client.send(new DeleteObjectCommand({ Bucket: 'staging', Key: 'counted/b' }));
+      const counted = s3.requests.since(before);
+
+      // Assess
+      expect(counted.byOperation).toEqual({ CopyObject: 1, DeleteObject: 1, GetObject: 1, HeadObject: 1, ListObjectsV2: 1, PutObject: 1 });
+      expect(counted.byTier).toEqual({ putCopyPostList: 3, getAndOther: 2, free: 1 });
+    });
+  });
+
   describe('versioning', () => {
     it('creates the inbox, dead-letter and reports buckets versioned and the others unversioned', async () => {
       // Prepare

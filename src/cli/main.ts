@@ -19,6 +19,9 @@ import { type ReplayStage, describeSelection } from '../core/replay';
 import { replayLocal } from '../local/replay';
 import { defaultAwsClients, replayDeployed, startDeployed } from '../ops/deployed';
 import { type InitOptions, draftConfiguration } from '../ops/init';
+import { estimate } from '../ops/estimate';
+import { estimateText } from '../ops/estimate-text';
+import { workflowTimeout } from '../config/limits';
 import { renderHtml } from '../report/html';
 import { pullSummary, summary } from '../report/texts';
 import { openRejected, readReport, sampleRejected } from '../report/load';
@@ -472,6 +475,49 @@ function addInitCommand(program: Command): void {
     });
 }
 
+interface EstimateFlags {
+  config: string;
+  rows: string;
+  bytes?: string;
+  dataflow?: string;
+  gzip?: boolean;
+  json?: boolean;
+}
+
+/** A whole number of at least `min` from an option, or a usage error naming it. */
+function wholeNumber(name: string, value: string, min: number): number {
+  const n = Number(value.replace(/_/g, ''));
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${name} ${value}: expected a whole number of at least ${min}`);
+  return n;
+}
+
+/** `estimate`: what a file of N records costs and how long it takes, at the configured settings. */
+function estimateCommand(flags: EstimateFlags): number {
+  const config = loadConfig(resolve(flags.config));
+  const dataflow = selectDataflow(config, flags.dataflow);
+  const rows = wholeNumber('--rows', flags.rows, 1);
+  const bytes = flags.bytes === undefined ? undefined : wholeNumber('--bytes', flags.bytes, 1);
+  const result = estimate({ dataflow, rows, ...(bytes !== undefined ? { bytes } : {}), gzip: flags.gzip, workflowTimeoutSeconds: workflowTimeout(config).seconds });
+  process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : estimateText(result));
+  return 0;
+}
+
+/** `estimate`: the cost model, printed for a configuration and a file size. */
+function addEstimateCommand(program: Command): void {
+  program
+    .command('estimate')
+    .description('Estimate what one file costs in AWS and how long it takes (staging, then sending at the configured rate), per file and per million records, at us-east-1 list prices')
+    .requiredOption('--config <file>', 'configuration file')
+    .requiredOption('--rows <n>', 'records in the file (the header excluded)')
+    .option('--bytes <n>', 'bytes of the delivered file (default: rows × a typical record of 90 bytes)')
+    .option('--dataflow <name>', 'dataflow (optional when the configuration has one)')
+    .option('--gzip', 'the file is gzip-compressed (read once in a sequential pass)')
+    .option('--json', 'print the estimate as one JSON object (headline: usdPerMillionRecords)')
+    .action((flags: EstimateFlags) => {
+      process.exitCode = estimateCommand(flags);
+    });
+}
+
 /** `demo`: the example file through the local workflow (`npm start`). */
 function addDemoCommand(program: Command): void {
   program
@@ -498,6 +544,7 @@ export function buildProgram(): Command {
   addSandboxCommand(program);
   addServeCommand(program);
   addDemoCommand(program);
+  addEstimateCommand(program);
   return program;
 }
 

@@ -4,6 +4,7 @@ import { JSONPath } from 'jsonpath-plus';
 import pLimit from 'p-limit';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { putJson, readText } from '../aws/s3';
+import { countTransitions } from './transitions';
 import type { AslDefinition, AslState } from './definition';
 
 /** A local Task handler, as aws-local-stepfunctions takes it. */
@@ -19,6 +20,12 @@ export interface DistributedMapOptions {
   onItem?: (done: number, total: number) => void;
   /** Checks that the state machine's role may start the child executions (`states:StartExecution`); throws if not. */
   authorizeChildren?: () => Promise<void>;
+  /**
+   * Told of billed state transitions in the child executions: one for each child started (Step Functions bills "one
+   * state transition for each child workflow execution that the Distributed Map state starts"), then each state
+   * entered and each retry in it.
+   */
+  onTransitions?: (n: number) => void;
 }
 
 const LOCAL_MAP_ARN = 'arn:aws:lambda:us-east-1:000000000000:function:LocalDistributedMap';
@@ -162,7 +169,13 @@ async function runChildren(run: MapRun, inputs: unknown[]): Promise<Outcome[]> {
             overrides: { taskResourceLocalHandlers: options.handlers },
             context: { Execution: { Name: childName, StartTime: new Date().toISOString(), Input: input } } as never,
           });
-          return { ok: true, input, output: await execution.result, name: childName };
+          const onTransitions = options.onTransitions;
+          let counting: Promise<void> | undefined;
+          if (onTransitions) {
+            onTransitions(1);
+            counting = countTransitions(execution.eventLogs, onTransitions);
+          }
+          return { ok: true, input, output: await execution.result.finally(() => counting), name: childName };
         } catch (error) {
           const cause = ((error as Error).cause ?? error) as Error;
           return { ok: false, input, error: cause.name ?? 'Error', cause: cause.message ?? String(cause), name: childName };

@@ -18,9 +18,10 @@ import { send } from '../steps/send';
 import { stage } from '../steps/stage';
 import { resolveDefinition } from './definition';
 import { type LocalHandler, emulateDistributedMaps } from './distributed-map';
-import { LOCAL_BUCKETS, type LocalS3 } from './s3';
+import { LOCAL_BUCKETS, type LocalS3, type S3RequestCounts } from './s3';
 import { type SynthesizeOptions, synthesizeStack } from './lambda-stack';
 import { type Twin, type TwinOptions, startTwin } from './lambda-twin';
+import { countTransitions } from './transitions';
 
 /** What a local run may print while it goes. */
 export type RunProgress = ProgressEvent | { step: 'chunks'; done: number; total: number };
@@ -78,7 +79,35 @@ export interface LocalRunResult {
   /** The records the dataflow's filter left out, copied beside the rejected ones, when there are any. */
   filteredPath?: string;
   exitCode: 0 | 1 | 3;
+  /** What the execution did, counted as AWS bills it: the cost model (src/ops/estimate.ts) is checked against these. */
+  counts: RunCounts;
 }
+
+/**
+ * What one execution did, counted where it happened: Lambda invocations per function (`stage`, `send`, `finalize`)
+ * and per stage phase (`stage:range`…, when the event names one), state transitions as Step Functions Standard bills
+ * them (every state entered, in Map iterations too, every retry, and one for each Distributed Map child execution
+ * started), and the embedded S3's requests during the execution (runs sharing one S3 at once would mix theirs).
+ */
+export interface RunCounts {
+  invocations: Record<string, number>;
+  transitions: number;
+  s3: S3RequestCounts;
+}
+
+/** Counts invocations by function and phase; wraps each step's handler. */
+function countInvocations(steps: Record<StepName, LocalHandler>, invocations: Record<string, number>): Record<StepName, LocalHandler> {
+  const counted = {} as Record<StepName, LocalHandler>;
+  for (const [step, handler] of Object.entries(steps) as Array<[StepName, LocalHandler]>) {
+    counted[step] = (event: { phase?: unknown }) => {
+      invocations[step] = (invocations[step] ?? 0) + 1;
+      if (typeof event?.phase === 'string') invocations[`${step}:${event.phase}`] = (invocations[`${step}:${event.phase}`] ?? 0) + 1;
+      return handler(event);
+    };
+  }
+  return counted;
+}
+
 
 /** Exit status of a run: 0 every record accepted, 3 some rejected, 1 the file failed. */
 export function exitCodeOf(report: Report): 0 | 1 | 3 {
@@ -129,14 +158,16 @@ export async function runObject(options: LocalObjectRunOptions, key: string): Pr
   const execution = await prepareExecution(options, key);
   let bound: BoundSteps | undefined;
   let report: Report;
+  const counts: RunCounts = { invocations: {}, transitions: 0, s3: { byOperation: {}, byTier: { putCopyPostList: 0, getAndOther: 0, free: 0 } } };
   try {
     bound = await bindSteps(options, execution);
-    report = await runStateMachine(options, execution, bound);
+    bound = { ...bound, steps: countInvocations(bound.steps, counts.invocations) };
+    report = await runStateMachine(options, execution, bound, counts);
   } finally {
     if (bound?.twin) releaseTwin(bound.twin);
     await new Promise((resolve) => execution.logStream.end(resolve));
   }
-  return { executionName: execution.runId, ...(await writeOutputs(report, options, options.s3)) };
+  return { executionName: execution.runId, ...(await writeOutputs(report, options, options.s3)), counts };
 }
 
 /** The execution's name, input, log, and the configuration its functions read (the API is the local one). */
@@ -206,7 +237,7 @@ async function bindSteps(options: LocalObjectRunOptions, execution: LocalExecuti
  * Runs the synthesized state machine on aws-local-stepfunctions, each Task bound to its step, and reads the report
  * the execution wrote: a FAILED file ends in the Fail state after writing it; an execution without one failed.
  */
-async function runStateMachine(options: LocalObjectRunOptions, execution: LocalExecution, bound: BoundSteps): Promise<Report> {
+async function runStateMachine(options: LocalObjectRunOptions, execution: LocalExecution, bound: BoundSteps, counts: RunCounts): Promise<Report> {
   const { s3, dataflow } = options;
   const { runId, input, context, log } = execution;
   // The definition comes from the same synthesis as the bundles (source mode too: the same cached assembly).
@@ -219,14 +250,22 @@ async function runStateMachine(options: LocalObjectRunOptions, execution: LocalE
     execution: context,
     onItem: (done, total) => options.progress?.({ step: 'chunks', done, total }),
     authorizeChildren: bound.authorizeChildren,
+    onTransitions: (n) => (counts.transitions += n),
   });
   Object.assign(handlers, emulated.handlers);
 
   const machine = new StateMachine(emulated.definition as never, { validationOptions: { checkPaths: false, checkArn: false } });
   const reportKey = KEYS.report(dataflow.name, runId);
+  const s3Before = s3.requests.snapshot();
+  let counting: Promise<void> | undefined;
+  const settleCounts = async () => {
+    await counting;
+    counts.s3 = s3.requests.since(s3Before);
+  };
   try {
     const run = machine.run(input as never, { overrides: { taskResourceLocalHandlers: handlers }, context: { Execution: { ...context, Input: input } } as never });
-    await run.result;
+    counting = countTransitions(run.eventLogs, (n) => (counts.transitions += n));
+    await run.result.finally(settleCounts);
     // The state holds only the outcome (FinalizeOutput); the report is in the reports bucket, as in AWS.
     const report = await readJson<Report>(s3.client, LOCAL_BUCKETS.reports, reportKey);
     if (!report) throw new ExecutionFailedError(runId, 'NoReport', `the execution succeeded but s3://${LOCAL_BUCKETS.reports}/${reportKey} is missing`);
@@ -356,7 +395,7 @@ async function registerSandboxUser(sandbox: Sandbox, dataflow: Dataflow, secrets
 }
 
 /** Copies the report and the rejected (and filtered) records out of the local S3, pointing the report at the local copies. */
-async function writeOutputs(report: Report, options: LocalObjectRunOptions, s3: LocalS3): Promise<Omit<LocalRunResult, 'executionName'>> {
+async function writeOutputs(report: Report, options: LocalObjectRunOptions, s3: LocalS3): Promise<Omit<LocalRunResult, 'executionName' | 'counts'>> {
   const { outDir } = options;
   let rejectedPath: string | undefined;
   let filteredPath: string | undefined;

@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Buckets } from '../contracts';
 import { type Authorize, LocalS3Server, type ObjectCreatedEvent } from './s3/server';
+import type { S3RequestCounter } from './s3/requests';
 
 export type { AuthorizationDecision, AuthorizationRequest, Authorize, ObjectCreatedEvent } from './s3/server';
+export type { S3RequestCounts, S3RequestTier } from './s3/requests';
 
 /** Local bucket names, one per role of the deployed stack. */
 export const LOCAL_BUCKETS: Buckets = { inbox: 'inbox', staging: 'staging', deadLetter: 'dead-letter', reports: 'reports' };
@@ -18,6 +20,8 @@ export interface LocalS3 {
   readonly client: S3Client;
   /** A new client for the same endpoint (the local runner gives each step its own, as Lambdas have). */
   newClient(): S3Client;
+  /** The requests it answered, by operation and billing tier (what a local run's counts are taken from). */
+  readonly requests: S3RequestCounter;
   close(): Promise<void>;
 }
 
@@ -74,6 +78,7 @@ export async function startLocalS3(options: LocalS3Options = {}): Promise<LocalS
     endpoint,
     client,
     newClient,
+    requests: server.requests,
     async close() {
       client.destroy();
       await server.close();

@@ -9,6 +9,7 @@ import { listObjects, listObjectVersions } from './listing';
 import { abortUpload, completeUpload, createUpload, listMultipartUploads, listParts, uploadPart, uploadPartCopy } from './multipart';
 import { copyObject, deleteObject, deleteObjects, getObject, getObjectTagging, putObject } from './objects';
 import { ObjectStore } from './store';
+import { S3RequestCounter, operationOf } from './requests';
 import { xmlDocument } from './xml';
 
 export type { AuthorizationDecision, AuthorizationRequest, Authorize, ObjectCreatedEvent } from './hooks';
@@ -32,6 +33,8 @@ export class LocalS3Server {
   private readonly s3: S3Context;
   private readonly store: ObjectStore;
   private readonly server: Server;
+  /** Every request answered, by operation (a local run reads what it made: see LocalRunResult.counts). */
+  readonly requests = new S3RequestCounter();
 
   constructor(options: S3ServerOptions) {
     this.store = new ObjectStore(options.directory);
@@ -77,6 +80,7 @@ export class LocalS3Server {
       const slash = rawPath.indexOf('/', 1);
       bucket = decodeURIComponent(slash < 0 ? rawPath.slice(1) : rawPath.slice(1, slash));
       key = slash < 0 ? '' : decodeURIComponent(rawPath.slice(slash + 1));
+      this.requests.count(operationOf(req.method ?? 'GET', bucket, key, url.searchParams, Boolean(header(req, 'x-amz-copy-source'))));
       const { accessKeyId, context } = caller(req, url.searchParams);
       const call: Call = { req, res, method: req.method ?? 'GET', bucket, key, query: url.searchParams, requestId, accessKeyId, baseContext: context };
       await route(this.s3, call);

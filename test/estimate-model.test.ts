@@ -73,18 +73,18 @@ describe('Function: estimate', () => {
     // Assess
     expect(e.usd.stepFunctions).toBeCloseTo(e.transitions * 0.000025, 10);
     expect(e.usd.s3).toBeCloseTo(e.s3.putCopyPostList * 0.000005 + e.s3.getAndOther * 0.0000004, 10);
-    expect(e.usd.dynamoDb).toBeCloseTo(e.plan.apiRequests * 0.000000625, 10);
+    expect(e.usd.dynamoDb).toBeCloseTo(e.dynamoDb.writeRequestUnits * 0.000000625 + e.dynamoDb.readRequestUnits * 0.000000125, 10);
     expect(doubled.usdPerFile - e.usdPerFile).toBeCloseTo(e.usd.stepFunctions, 10);
     expect(e.usdPerMillionRecords).toBeCloseTo(e.usdPerFile, 10);
   });
 
-  it('takes one DynamoDB write per API request and the mapped items\' JSON as the bytes sent', () => {
+  it('takes the send budget\'s measured DynamoDB requests per API request and the mapped items\' JSON as the bytes sent', () => {
     // Act
     const e = estimate({ dataflow: dataflowWith({ batchSize: 1000 }), rows: 10_000, ...timeout });
 
     // Assess: 10 requests of `[item,item,…]`.
     const item = Buffer.byteLength(JSON.stringify(ASSUMPTIONS.requestItem));
-    expect(e.dynamoDb.writeRequestUnits).toBe(10);
+    expect(e.dynamoDb).toEqual({ writeRequestUnits: 17, readRequestUnits: 10 });
     expect(e.apiBytes).toBe(10 * 2 + 10_000 * (item + 1));
   });
 

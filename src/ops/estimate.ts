@@ -33,6 +33,13 @@ export const ASSUMPTIONS = {
   invocationOverheadSeconds: 0.2,
   /** The API's answer time for a request of `batchSize` items (a guess: the sandbox answers at once, Capillary documents none). */
   apiLatencySeconds: (batchSize: number) => 0.3 + 0.0002 * batchSize,
+  /**
+   * DynamoDB requests of the shared send budget per API request, as `npm run bench:send` counted them (docs/deploy.md,
+   * "One send budget per destination"): 1.3–1.7 UpdateItem (the slot, the growth write once a second, conditional
+   * writes that lost a race) and 0.5–1 GetItem (the check after a wait); the upper ends, so the estimate does not flatter.
+   */
+  budgetWritesPerRequest: 1.7,
+  budgetReadsPerRequest: 1,
   /** CloudWatch Logs bytes per Lambda invocation (START/END/REPORT and a few JSON lines). */
   logBytesPerInvocation: 2048,
   /** Step Functions log bytes per transition (LogLevel.ALL without execution data: an entered and an exited event). */
@@ -104,7 +111,7 @@ export interface Estimate {
   transitions: number;
   /** S3 requests by what they are for, and the billed tiers. */
   s3: { byKind: Record<string, S3Requests>; putCopyPostList: number; getAndOther: number; free: number };
-  /** DynamoDB request units of the shared send budget (one conditional update per API request, DESIGN13 §2). */
+  /** DynamoDB request units of the shared send budget (per API request: ASSUMPTIONS.budgetWritesPerRequest and budgetReadsPerRequest). */
   dynamoDb: { writeRequestUnits: number; readRequestUnits: number };
   /** Bytes of request bodies sent to the API. */
   apiBytes: number;
@@ -308,7 +315,7 @@ export function estimate(options: EstimateOptions): Estimate {
   const transitions = transitionsOf(plan);
   const byKind = s3RequestsOf(plan, bytes);
   const s3 = { byKind, putCopyPostList: sumTier(byKind, 'putCopyPostList'), getAndOther: sumTier(byKind, 'getAndOther'), free: sumTier(byKind, 'free') };
-  const dynamoDb = { writeRequestUnits: plan.apiRequests, readRequestUnits: 0 };
+  const dynamoDb = { writeRequestUnits: Math.ceil(plan.apiRequests * ASSUMPTIONS.budgetWritesPerRequest), readRequestUnits: Math.ceil(plan.apiRequests * ASSUMPTIONS.budgetReadsPerRequest) };
   const apiBytes = plan.apiRequests * 2 + rows * (Buffer.byteLength(JSON.stringify(ASSUMPTIONS.requestItem)) + 1);
   const functions = [lambda.stage!, lambda.send!, lambda.finalize!, lambda.sweep!];
   const invocations = functions.reduce((n, f) => n + f.invocations, 0);

@@ -572,12 +572,18 @@ export const configSchema = z
       }
       const d = flow.destination;
       const requests = Math.ceil(d.recordsPerWorker / d.batchSize);
-      const seconds = (requests * 60 * d.maxConcurrency) / d.maxRequestsPerMinute;
+      // Dataflows of one destination (base URL and secret names) share its send budget: with files of each running
+      // at once, a worker's share is the slowest of their rates over all their workers.
+      const sharing = config.dataflows.filter((other) => other.destination.baseUrl === d.baseUrl && secretNamesOf(other.destination.auth).join('\n') === secretNamesOf(d.auth).join('\n'));
+      const workers = sharing.reduce((sum, other) => sum + other.destination.maxConcurrency, 0);
+      const rate = Math.min(...sharing.map((other) => other.destination.maxRequestsPerMinute));
+      const seconds = (requests * 60 * workers) / rate;
       if (seconds > MAX_SECONDS_PER_WORKER) {
+        const others = sharing.filter((other) => other !== flow).map((other) => other.name);
         ctx.addIssue({
           code: 'custom',
           path: ['dataflows', i, 'destination', 'recordsPerWorker'],
-          message: `a worker would need ${Math.round(seconds)} s for its ${requests} requests at its share of the rate (${d.maxRequestsPerMinute}/${d.maxConcurrency} per minute); at most ${MAX_SECONDS_PER_WORKER} s fit: lower recordsPerWorker or maxConcurrency, or raise batchSize`,
+          message: `a worker would need ${Math.round(seconds)} s for its ${requests} requests at its share of the rate (${rate}/${workers} per minute${others.length > 0 ? `, its destination's budget shared with ${others.join(', ')}` : ''}); at most ${MAX_SECONDS_PER_WORKER} s fit: lower recordsPerWorker or maxConcurrency, or raise batchSize`,
         });
       }
       config.dataflows.forEach((other, j) => {

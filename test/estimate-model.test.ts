@@ -165,6 +165,20 @@ describe('Function: badges-import estimate', () => {
     expect(parsed).toMatchObject({ rows: 1000, bytes: 100_000, usdPerMillionRecords: expect.any(Number) });
   });
 
+  it('refuses --bytes fewer than a plain file of --rows records can hold, saying what to give', async () => {
+    // Act: 1,000 records need at least a character and a line end each (1,999 bytes with no final line end).
+    const tooFew = await runCli(['estimate', '--config', configFile, '--rows', '1000', '--bytes', '10', '--json']);
+    const fewest = await runCli(['estimate', '--config', configFile, '--rows', '1000', '--bytes', '1999', '--json']);
+    const gzipped = await runCli(['estimate', '--config', configFile, '--rows', '1000', '--bytes', '10', '--gzip', '--json']);
+
+    // Assess
+    expect(tooFew).toMatchObject({ code: 2, stdout: '' });
+    expect(tooFew.stderr).toContain('--bytes 10');
+    expect(tooFew.stderr).toMatch(/1,?999 bytes/);
+    expect(fewest.code).toBe(0);
+    expect(gzipped.code).toBe(0);
+  });
+
   it('refuses a --rows that is not a whole number, naming it', async () => {
     // Act
     const { code, stderr } = await runCli(['estimate', '--config', configFile, '--rows', 'many']);

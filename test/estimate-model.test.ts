@@ -88,6 +88,17 @@ describe('Function: estimate', () => {
     expect(e.apiBytes).toBe(10 * 2 + 10_000 * (item + 1));
   });
 
+  it('takes one strongly consistent DynamoDB read per API request too: a worker checks its slot after the wait', () => {
+    // Prepare: measured on dynalite (4 clients of one destination, 25 requests each, at the sandbox's limit): 100
+    // GetItem (ConsistentRead: 1 read unit each) and 108 UpdateItem besides 4 PutItem.
+    // Act
+    const e = estimate({ dataflow: dataflowWith({ batchSize: 1000 }), rows: 10_000, ...timeout });
+
+    // Assess
+    expect(e.dynamoDb.readRequestUnits).toBe(10);
+    expect(e.usd.dynamoDb).toBeCloseTo(10 * PRICES.dynamoDbPerWriteRequestUnit + 10 * PRICES.dynamoDbPerReadRequestUnit, 12);
+  });
+
   it('costs at most $0.03 per million records with 1,000-item batches and 10,000 records a worker', () => {
     // Act
     const e = estimate({ dataflow: dataflowWith({ batchSize: 1000, recordsPerWorker: 10_000 }), rows: 1_000_000, ...timeout });

@@ -73,7 +73,7 @@ describe('Function: estimate', () => {
     // Assess
     expect(e.usd.stepFunctions).toBeCloseTo(e.transitions * 0.000025, 10);
     expect(e.usd.s3).toBeCloseTo(e.s3.putCopyPostList * 0.000005 + e.s3.getAndOther * 0.0000004, 10);
-    expect(e.usd.dynamoDb).toBeCloseTo(e.plan.apiRequests * 0.000000625, 10);
+    expect(e.usd.dynamoDb).toBeCloseTo(e.plan.apiRequests * (0.000000625 + 0.000000125), 10);
     expect(doubled.usdPerFile - e.usdPerFile).toBeCloseTo(e.usd.stepFunctions, 10);
     expect(e.usdPerMillionRecords).toBeCloseTo(e.usdPerFile, 10);
   });

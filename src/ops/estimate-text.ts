@@ -55,6 +55,7 @@ export function estimateText(e: Estimate): string {
     ['S3 PUT/COPY/POST/LIST requests', count(e.s3.putCopyPostList), m(e.s3.putCopyPostList)],
     ['S3 GET/HEAD and other requests', count(e.s3.getAndOther), m(e.s3.getAndOther)],
     ['DynamoDB write request units (send budget)', count(e.dynamoDb.writeRequestUnits), m(e.dynamoDb.writeRequestUnits)],
+    ['DynamoDB read request units (send budget)', count(e.dynamoDb.readRequestUnits), m(e.dynamoDb.readRequestUnits)],
     ['Data sent to the API', bytes(e.apiBytes), bytes(perMillion(e.apiBytes, e.rows))],
     ['CloudWatch Logs ingested', bytes(e.logBytes), bytes(perMillion(e.logBytes, e.rows))],
     ['', '', ''],

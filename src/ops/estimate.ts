@@ -104,7 +104,7 @@ export interface Estimate {
   transitions: number;
   /** S3 requests by what they are for, and the billed tiers. */
   s3: { byKind: Record<string, S3Requests>; putCopyPostList: number; getAndOther: number; free: number };
-  /** DynamoDB request units of the shared send budget (one conditional update per API request, DESIGN13 §2). */
+  /** DynamoDB request units of the shared send budget (one conditional update and one consistent read per API request, DESIGN13 §2). */
   dynamoDb: { writeRequestUnits: number; readRequestUnits: number };
   /** Bytes of request bodies sent to the API. */
   apiBytes: number;
@@ -308,7 +308,9 @@ export function estimate(options: EstimateOptions): Estimate {
   const transitions = transitionsOf(plan);
   const byKind = s3RequestsOf(plan, bytes);
   const s3 = { byKind, putCopyPostList: sumTier(byKind, 'putCopyPostList'), getAndOther: sumTier(byKind, 'getAndOther'), free: sumTier(byKind, 'free') };
-  const dynamoDb = { writeRequestUnits: plan.apiRequests, readRequestUnits: 0 };
+  // A slot is one conditional update; a slot given ahead (the schedule is busy whenever the rate binds) is checked after
+  // the wait with one strongly consistent read (a 429 meanwhile voids it): one read unit per request.
+  const dynamoDb = { writeRequestUnits: plan.apiRequests, readRequestUnits: plan.apiRequests };
   const apiBytes = plan.apiRequests * 2 + rows * (Buffer.byteLength(JSON.stringify(ASSUMPTIONS.requestItem)) + 1);
   const functions = [lambda.stage!, lambda.send!, lambda.finalize!, lambda.sweep!];
   const invocations = functions.reduce((n, f) => n + f.invocations, 0);

@@ -119,6 +119,19 @@ describe('Function: destinationKey', () => {
     expect(destinationKey({ ...destination, baseUrl: 'https://other.example' })).not.toBe(key);
     expect(destinationKey({ ...destination, auth: { type: 'basic', usernameSecret: 'api/user', passwordSecret: 'other/password' } })).not.toBe(key);
   });
+
+  it('names one API by one key however its URL is spelled: the host\'s case and its default port', () => {
+    // Prepare: the same configured dataflow, written by two people
+    const destination = { ...makeDataflow().destination, baseUrl: 'https://eu.api.capillarytech.com' };
+
+    // Act
+    const key = destinationKey(destination);
+
+    // Assess
+    expect(destinationKey({ ...destination, baseUrl: 'https://EU.API.Capillarytech.com' })).toBe(key);
+    expect(destinationKey({ ...destination, baseUrl: 'https://eu.api.capillarytech.com:443' })).toBe(key);
+    expect(destinationKey({ ...destination, baseUrl: 'https://eu.api.capillarytech.com/v2' })).not.toBe(key);
+  });
 });
 
 const EVENT = Date.UTC(2026, 10, 20, 5);

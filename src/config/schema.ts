@@ -574,7 +574,7 @@ export const configSchema = z
       const requests = Math.ceil(d.recordsPerWorker / d.batchSize);
       // Dataflows of one destination (base URL and secret names) share its send budget: with files of each running
       // at once, a worker's share is the slowest of their rates over all their workers.
-      const sharing = config.dataflows.filter((other) => other.destination.baseUrl === d.baseUrl && secretNamesOf(other.destination.auth).join('\n') === secretNamesOf(d.auth).join('\n'));
+      const sharing = config.dataflows.filter((other) => destinationIdOf(other.destination) === destinationIdOf(d));
       const workers = sharing.reduce((sum, other) => sum + other.destination.maxConcurrency, 0);
       const rate = Math.min(...sharing.map((other) => other.destination.maxRequestsPerMinute));
       const seconds = (requests * 60 * workers) / rate;
@@ -670,6 +670,16 @@ export type VendorBucketSource = Extract<Dataflow['source'], { type: 's3'; bucke
 /** The vendor-bucket source of a dataflow, or undefined for an inbox drop or SFTP. */
 export function vendorBucketOf(flow: Dataflow): VendorBucketSource | undefined {
   return flow.source.type === 's3' && flow.source.bucket !== undefined ? flow.source : undefined;
+}
+
+/**
+ * The identity of a destination's API and credentials: its base URL as the API sees it (the host's case and a default
+ * port do not make another API) and the names of its credentials' secrets (never their values). Dataflows with the
+ * same identity share one send budget, and the state machine's timeout and the per-worker check count them together.
+ */
+export function destinationIdOf(destination: Pick<Destination, 'baseUrl' | 'auth'>): string {
+  const url = new URL(destination.baseUrl);
+  return [`${url.origin}${url.pathname.replace(/\/+$/, '')}${url.search}`, ...secretNamesOf(destination.auth)].join('\n');
 }
 
 /** The names of the secrets an auth setting needs. */

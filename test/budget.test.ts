@@ -1,4 +1,5 @@
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { type AddressInfo, type Socket, createServer } from 'node:net';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { authProvider } from '../src/api/auth';
 import { BadgesApiClient } from '../src/api/client';
 import { type Sandbox, startSandbox } from '../src/api/sandbox';
@@ -117,6 +118,19 @@ describe('Function: destinationKey', () => {
     expect(destinationKey({ ...destination, baseUrl: `${destination.baseUrl}/` })).toBe(key);
     expect(destinationKey({ ...destination, baseUrl: 'https://other.example' })).not.toBe(key);
     expect(destinationKey({ ...destination, auth: { type: 'basic', usernameSecret: 'api/user', passwordSecret: 'other/password' } })).not.toBe(key);
+  });
+
+  it('names one API by one key however its URL is spelled: the host\'s case and its default port', () => {
+    // Prepare: the same configured dataflow, written by two people
+    const destination = { ...makeDataflow().destination, baseUrl: 'https://eu.api.capillarytech.com' };
+
+    // Act
+    const key = destinationKey(destination);
+
+    // Assess
+    expect(destinationKey({ ...destination, baseUrl: 'https://EU.API.Capillarytech.com' })).toBe(key);
+    expect(destinationKey({ ...destination, baseUrl: 'https://eu.api.capillarytech.com:443' })).toBe(key);
+    expect(destinationKey({ ...destination, baseUrl: 'https://eu.api.capillarytech.com/v2' })).not.toBe(key);
   });
 });
 
@@ -242,6 +256,32 @@ describe('Class: BadgesApiClient with the shared budget (sandbox and dynalite)',
     expect(state!.top).toBeLessThan(LIMIT * 2);
     expect(rateOf(state!)).toBeLessThan(LIMIT * 2);
   });
+
+  it('falls back to pacing itself when the table\'s endpoint takes the connection and never answers', async () => {
+    // Prepare: an endpoint that accepts connections and says nothing (a network that drops the answers), and a client
+    // of the budget made as the Send Lambda makes it (an SDK client with its own defaults)
+    const held: Socket[] = [];
+    const silent = createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const budget = new DynamoBudget(new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }), TABLE);
+    const lines: string[] = [];
+    const log: Log = { debug: () => undefined, info: () => undefined, warn: (message: string) => lines.push(message), error: () => undefined };
+    const destination = { ...makeDataflow().destination, baseUrl: sandbox.url, maxRequestsPerMinute: LIMIT };
+    const client = new BadgesApiClient({ destination, auth: authProvider(destination.auth, new StaticSecretsProvider(SECRETS), { baseUrl: sandbox.url }), requestsPerMinute: LIMIT, budget, log });
+
+    try {
+      // Act
+      const accepted = await sendAll([client], 2);
+
+      // Assess
+      expect(accepted).toBe(2);
+      expect(lines.filter((l) => l.includes('paces itself'))).toHaveLength(1);
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
+  }, 30_000);
 
   it('never writes a secret into the table or a log line, and falls back to pacing itself when the table cannot be reached', async () => {
     // Prepare: a budget whose table does not exist, and a log that keeps every line

@@ -55,6 +55,23 @@ describe('Function: parseConfig', () => {
     expect(tooSlow).toEqual([expect.stringMatching(/^dataflows\[0\]\.destination\.recordsPerWorker: a worker would need 185 s for its 10 requests/)]);
   });
 
+  it('refuses dataflows that share a destination\'s budget when their workers together could not finish a chunk in time', () => {
+    // Prepare: each dataflow alone: 8 workers share 50 requests a minute, 96 s for a worker's 10 requests. Sharing one
+    // budget (same base URL and secret names), files of both running at once: 16 workers share it, 192 s each.
+    const destination = { baseUrl: 'https://eu.api.capillarytech.com', auth: { type: 'basic', usernameSecret: 'u', passwordSecret: 'p' }, maxRequestsPerMinute: 50 };
+    const [first] = configDocument({ destination }).dataflows as Array<Record<string, unknown>>;
+    const second = { ...structuredClone(first!), name: 'daily-events', source: { type: 's3', prefix: 'inbox/daily-events/', filePattern: '^events_.*\\.csv$' } };
+    const otherCredentials = { ...structuredClone(second), destination: { ...destination, auth: { type: 'basic', usernameSecret: 'u2', passwordSecret: 'p2' } } };
+
+    // Act
+    const shared = problemsOf({ dataflows: [first, second] });
+    const separate = () => parseConfig({ dataflows: [first, otherCredentials] });
+
+    // Assess
+    expect(shared).toEqual([0, 1].map((i) => expect.stringMatching(new RegExp(`^dataflows\\[${i}\\]\\.destination\\.recordsPerWorker: a worker would need 192 s for its 10 requests .*budget shared with`))));
+    expect(separate).not.toThrow();
+  });
+
   it('reports every problem at once, each with its JSON path', () => {
     // Prepare
     const document = configDocument({

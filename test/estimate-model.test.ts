@@ -88,6 +88,17 @@ describe('Function: estimate', () => {
     expect(e.apiBytes).toBe(10 * 2 + 10_000 * (item + 1));
   });
 
+  it('takes one strongly consistent DynamoDB read per API request too: a worker checks its slot after the wait', () => {
+    // Prepare: measured on dynalite (4 clients of one destination, 25 requests each, at the sandbox's limit): 100
+    // GetItem (ConsistentRead: 1 read unit each) and 108 UpdateItem besides 4 PutItem.
+    // Act
+    const e = estimate({ dataflow: dataflowWith({ batchSize: 1000 }), rows: 10_000, ...timeout });
+
+    // Assess
+    expect(e.dynamoDb.readRequestUnits).toBe(10);
+    expect(e.usd.dynamoDb).toBeCloseTo(17 * PRICES.dynamoDbPerWriteRequestUnit + 10 * PRICES.dynamoDbPerReadRequestUnit, 12);
+  });
+
   it('costs at most $0.03 per million records with 1,000-item batches and 10,000 records a worker', () => {
     // Act
     const e = estimate({ dataflow: dataflowWith({ batchSize: 1000, recordsPerWorker: 10_000 }), rows: 1_000_000, ...timeout });
@@ -163,6 +174,20 @@ describe('Function: badges-import estimate', () => {
     expect(code).toBe(0);
     expect(Object.keys(parsed)[0]).toBe('usdPerMillionRecords');
     expect(parsed).toMatchObject({ rows: 1000, bytes: 100_000, usdPerMillionRecords: expect.any(Number) });
+  });
+
+  it('refuses --bytes fewer than a plain file of --rows records can hold, saying what to give', async () => {
+    // Act: 1,000 records need at least a character and a line end each (1,999 bytes with no final line end).
+    const tooFew = await runCli(['estimate', '--config', configFile, '--rows', '1000', '--bytes', '10', '--json']);
+    const fewest = await runCli(['estimate', '--config', configFile, '--rows', '1000', '--bytes', '1999', '--json']);
+    const gzipped = await runCli(['estimate', '--config', configFile, '--rows', '1000', '--bytes', '10', '--gzip', '--json']);
+
+    // Assess
+    expect(tooFew).toMatchObject({ code: 2, stdout: '' });
+    expect(tooFew.stderr).toContain('--bytes 10');
+    expect(tooFew.stderr).toMatch(/1,?999 bytes/);
+    expect(fewest.code).toBe(0);
+    expect(gzipped.code).toBe(0);
   });
 
   it('refuses a --rows that is not a whole number, naming it', async () => {

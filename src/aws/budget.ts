@@ -4,8 +4,17 @@ import type { BudgetSlot, SendBudget } from '../ports';
 
 /** How long a destination's item outlives its last use (DynamoDB's TTL deletes it then): what it learned is kept a day. */
 export const BUDGET_ITEM_TTL_SECONDS = 86_400;
+/**
+ * The longest one call to the table may take (ms), retries included. DynamoDB answers in milliseconds; a call that
+ * takes longer meets a network that drops answers, and the SDK client has no request timeout of its own: without
+ * this a worker would wait for its slot until the Send Lambda's timeout killed it with its chunk unsettled.
+ */
+export const BUDGET_CALL_TIMEOUT_MS = 3000;
 /** Conditional writes that lost a race, in a row, before a take gives up (the caller then paces itself). */
 const MAX_ATTEMPTS = 20;
+
+/** A call's options: abandoned (AbortError) after BUDGET_CALL_TIMEOUT_MS, so the caller falls back. */
+const bounded = () => ({ abortSignal: AbortSignal.timeout(BUDGET_CALL_TIMEOUT_MS) });
 
 /** The item's attribute names (short: they are written on every request). */
 const A = { key: 'pk', next: 'nx', interval: 'iv', epoch: 'ep', top: 'tp', grownAt: 'ga', taken: 'tk', cuts: 'ct', epochStart: 'es', epochTaken: 'et', probing: 'pm', expiresAt: 'expiresAt' } as const;
@@ -146,6 +155,7 @@ export class DynamoBudget implements SendBudget {
     try {
       await this.client.send(
         new PutItemCommand({ TableName: this.table, Item: this.itemOf(destination, fresh), ConditionExpression: 'attribute_not_exists(#pk)', ExpressionAttributeNames: { '#pk': A.key } }),
+        bounded(),
       );
       this.known.set(destination, fresh);
       return fresh;
@@ -157,7 +167,7 @@ export class DynamoBudget implements SendBudget {
   }
 
   private async read(destination: string): Promise<BudgetState | undefined> {
-    const { Item } = await this.client.send(new GetItemCommand({ TableName: this.table, Key: { [A.key]: { S: destination } }, ConsistentRead: true }));
+    const { Item } = await this.client.send(new GetItemCommand({ TableName: this.table, Key: { [A.key]: { S: destination } }, ConsistentRead: true }), bounded());
     if (!Item) {
       this.known.delete(destination);
       return undefined;
@@ -181,6 +191,7 @@ export class DynamoBudget implements SendBudget {
         ExpressionAttributeValues: { ...expression.values, ...(countsSlot ? { ':one': n(1) } : {}), ':exp': n(this.expiresAt()) },
         ReturnValues: 'ALL_OLD',
       }),
+      bounded(),
     );
     return stateOf(output.Attributes ?? {});
   }
@@ -197,6 +208,7 @@ export class DynamoBudget implements SendBudget {
         ExpressionAttributeNames: pick(NAMES, `${set} ${condition}`),
         ExpressionAttributeValues: { ...values, ':nx': n(state.next), ':iv': n(state.interval), ':nep': n(state.epoch), ':tp': n(state.top), ':ga': n(state.grownAt), ':ct': n(state.cuts), ':es': n(state.epochStart), ':et': n(state.epochTaken), ':pm': n(state.probing), ':exp': n(this.expiresAt()) },
       }),
+      bounded(),
     );
   }
 

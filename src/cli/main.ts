@@ -496,7 +496,13 @@ function estimateCommand(flags: EstimateFlags): number {
   const config = loadConfig(resolve(flags.config));
   const dataflow = selectDataflow(config, flags.dataflow);
   const rows = wholeNumber('--rows', flags.rows, 1);
+  // A plain file holds at least a character and a line end a record (the last line end optional); a compressed or
+  // encrypted one may be smaller than its records, so only a plain file's --bytes can be told wrong.
+  const fewest = flags.gzip || dataflow.decrypt || dataflow.csv.encoding === 'utf-16le' ? 1 : 2 * rows - 1;
   const bytes = flags.bytes === undefined ? undefined : wholeNumber('--bytes', flags.bytes, 1);
+  if (bytes !== undefined && bytes < fewest) {
+    throw new UsageError(`--bytes ${flags.bytes}: a plain file of ${rows.toLocaleString('en-US')} records holds at least ${fewest.toLocaleString('en-US')} bytes (a character and a line end each); give the file's size in bytes (add --gzip for a gzip file), or leave --bytes out`);
+  }
   const result = estimate({ dataflow, rows, ...(bytes !== undefined ? { bytes } : {}), gzip: flags.gzip, workflowTimeoutSeconds: workflowTimeout(config).seconds });
   process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : estimateText(result));
   return 0;

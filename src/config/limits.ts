@@ -1,5 +1,5 @@
 import { FileTooLargeError } from '../errors';
-import { type Config, type Dataflow, secretNamesOf } from './schema';
+import { type Config, type Dataflow, destinationIdOf } from './schema';
 
 /**
  * How long one execution of the per-file workflow may run, derived from the configuration: the largest file a
@@ -65,7 +65,7 @@ export interface WorkflowTimeout {
 export function workflowTimeout(config: Pick<Config, 'dataflows'>, options: { stagingRetentionDays?: number } = {}): WorkflowTimeout {
   const byDestination = new Map<string, Dataflow[]>();
   for (const flow of config.dataflows) {
-    const key = [flow.destination.baseUrl, ...secretNamesOf(flow.destination.auth)].join('\n');
+    const key = destinationIdOf(flow.destination);
     byDestination.set(key, [...(byDestination.get(key) ?? []), flow]);
   }
   let neededSeconds = 0;

@@ -572,12 +572,18 @@ export const configSchema = z
       }
       const d = flow.destination;
       const requests = Math.ceil(d.recordsPerWorker / d.batchSize);
-      const seconds = (requests * 60 * d.maxConcurrency) / d.maxRequestsPerMinute;
+      // Dataflows of one destination (base URL and secret names) share its send budget: with files of each running
+      // at once, a worker's share is the slowest of their rates over all their workers.
+      const sharing = config.dataflows.filter((other) => destinationIdOf(other.destination) === destinationIdOf(d));
+      const workers = sharing.reduce((sum, other) => sum + other.destination.maxConcurrency, 0);
+      const rate = Math.min(...sharing.map((other) => other.destination.maxRequestsPerMinute));
+      const seconds = (requests * 60 * workers) / rate;
       if (seconds > MAX_SECONDS_PER_WORKER) {
+        const others = sharing.filter((other) => other !== flow).map((other) => other.name);
         ctx.addIssue({
           code: 'custom',
           path: ['dataflows', i, 'destination', 'recordsPerWorker'],
-          message: `a worker would need ${Math.round(seconds)} s for its ${requests} requests at its share of the rate (${d.maxRequestsPerMinute}/${d.maxConcurrency} per minute); at most ${MAX_SECONDS_PER_WORKER} s fit: lower recordsPerWorker or maxConcurrency, or raise batchSize`,
+          message: `a worker would need ${Math.round(seconds)} s for its ${requests} requests at its share of the rate (${rate}/${workers} per minute${others.length > 0 ? `, its destination's budget shared with ${others.join(', ')}` : ''}); at most ${MAX_SECONDS_PER_WORKER} s fit: lower recordsPerWorker or maxConcurrency, or raise batchSize`,
         });
       }
       config.dataflows.forEach((other, j) => {
@@ -664,6 +670,16 @@ export type VendorBucketSource = Extract<Dataflow['source'], { type: 's3'; bucke
 /** The vendor-bucket source of a dataflow, or undefined for an inbox drop or SFTP. */
 export function vendorBucketOf(flow: Dataflow): VendorBucketSource | undefined {
   return flow.source.type === 's3' && flow.source.bucket !== undefined ? flow.source : undefined;
+}
+
+/**
+ * The identity of a destination's API and credentials: its base URL as the API sees it (the host's case and a default
+ * port do not make another API) and the names of its credentials' secrets (never their values). Dataflows with the
+ * same identity share one send budget, and the state machine's timeout and the per-worker check count them together.
+ */
+export function destinationIdOf(destination: Pick<Destination, 'baseUrl' | 'auth'>): string {
+  const url = new URL(destination.baseUrl);
+  return [`${url.origin}${url.pathname.replace(/\/+$/, '')}${url.search}`, ...secretNamesOf(destination.auth)].join('\n');
 }
 
 /** The names of the secrets an auth setting needs. */

@@ -16,7 +16,7 @@
  *   destination keeps what it learned.
  */
 import { createHash } from 'node:crypto';
-import { type Destination, secretNamesOf } from '../config/schema';
+import { type Destination, destinationIdOf } from '../config/schema';
 
 /** One destination's budget, as the shared store keeps it. Times are epoch milliseconds. */
 export interface BudgetState {
@@ -159,5 +159,5 @@ export function afterThrottle(state: BudgetState, now: number, maxPerMinute: num
  * read from (never their values). Two dataflows that send to the same API with the same credentials share a budget.
  */
 export function destinationKey(destination: Pick<Destination, 'baseUrl' | 'auth'>): string {
-  return createHash('sha256').update([destination.baseUrl.replace(/\/+$/, ''), ...secretNamesOf(destination.auth)].join('\n')).digest('hex');
+  return createHash('sha256').update(destinationIdOf(destination)).digest('hex');
 }

@@ -1,5 +1,5 @@
 import { parse } from 'csv-parse/sync';
-import { putText, readJson, readText } from '../src/aws/s3';
+import { readJson, readText } from '../src/aws/s3';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { StaticSecretsProvider } from '../src/aws/secrets';
 import type { ChunkRef, StageSummary } from '../src/contracts';
@@ -47,10 +47,10 @@ async function outcome(body: Buffer, config = makeConfig(), rangeBytes?: number)
   }
   const summary = (await readJson<StageSummary>(s3.client, LOCAL_BUCKETS.staging, output.summaryKey))!;
   for (const part of summary.rejectedPartKeys ?? []) {
-    for (const r of parse((await readText(s3.client, LOCAL_BUCKETS.staging, part))!, { relax_column_count: true }) as string[][]) put(r.at(-4)!, `rejected ${r.at(-2)} ${r.at(-1)}`);
+    for (const r of (parse((await readText(s3.client, LOCAL_BUCKETS.staging, part))!, { relax_column_count: true }) satisfies string[][])) put(r.at(-4)!, `rejected ${r.at(-2)} ${r.at(-1)}`);
   }
   for (const part of summary.filtered?.partKeys ?? []) {
-    for (const r of parse((await readText(s3.client, LOCAL_BUCKETS.staging, part))!, { relax_column_count: true }) as string[][]) put(r.at(-2)!, 'filtered');
+    for (const r of (parse((await readText(s3.client, LOCAL_BUCKETS.staging, part))!, { relax_column_count: true }) satisfies string[][])) put(r.at(-2)!, 'filtered');
   }
   places.records = String(output.records);
   return places;
@@ -69,7 +69,7 @@ function trickyRows(n = 12) {
   const rows = Array.from({ length: n }, (_, i) => validRow(i + 1));
   rows[2] = { ...rows[2]!, note: '"\r\n""\n\r' };
   rows[4] = { ...rows[4]!, member_id: 'x' };
-  rows.push({ ...rows[1]!, note: 'again "q"\r\n' }, { ...rows[6]! }, { ...rows[4]! });
+  rows.push({ ...rows[1]!, note: 'again "q"\r\n' }, { ...rows[6]! }, rows[4]);
   return rows;
 }
 
@@ -127,7 +127,7 @@ describe('Red team: stage at every cut', () => {
   it('places every record as one range does with a filter', async () => {
     // Prepare
     const rows = trickyRows().map((r, i) => ({ ...r, status: i % 3 === 0 ? 'unpaid' : 'paid' }));
-    const text = toCsv(rows as never, { header: [...HEADER, 'status'] });
+    const text = toCsv(rows, { header: [...HEADER, 'status'] });
     const config = makeConfig({ filter: { expression: 'status == "paid"' } });
 
     // Act

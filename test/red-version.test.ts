@@ -53,3 +53,25 @@ describe('Red team: exactly the object version', () => {
     if (typeof staged !== 'string') expect(staged.filter((m) => m > 2_000_000)).toEqual([]);
   });
 });
+
+describe('Red team: a phase retried', () => {
+  it('plans the same ranges when the plan phase runs again after it wrote the plan (its answer lost)', async () => {
+    // Prepare: a plain file in several scans; prepare and the scans run, then plan once.
+    const key = 'inbox/weekly-events/events_retry.csv';
+    const put = await s3.client.send(new PutObjectCommand({ Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: toCsv(plainRows(3_000_000, 40)) }));
+    const runId = 'run-retry-plan';
+    const startedAt = new Date().toISOString();
+    const input = { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key, versionId: put.VersionId };
+    const state = (await stage({ input, runId, startedAt }, deps())) as StageOutput;
+    for (const index of state.plan!.scan!) await stage({ phase: 'scan', input: state, runId, startedAt, index }, deps());
+    const first = await stage({ phase: 'plan', input: state, runId, startedAt }, deps());
+    const planned = await readJson<Record<string, unknown>>(s3.client, LOCAL_BUCKETS.staging, `runs/${runId}/plan.json`);
+
+    // Act: Step Functions retries the plan task (Lambda.ServiceException after it had written the plan).
+    const again = await stage({ phase: 'plan', input: state, runId, startedAt }, deps()).catch((error: Error) => error.name);
+
+    // Assess
+    expect(again).toEqual(first);
+    expect(await readJson<Record<string, unknown>>(s3.client, LOCAL_BUCKETS.staging, `runs/${runId}/plan.json`)).toEqual(planned);
+  });
+});

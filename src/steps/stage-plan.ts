@@ -109,6 +109,8 @@ export async function scanRange(event: StageEvent, deps: StepDeps, flow: Dataflo
  */
 export async function planFromScans(event: StageEvent, deps: StepDeps, flow: Dataflow): Promise<StagePlanRef> {
   const plan = await readPlan(deps, event.runId);
+  // A retry of this phase whose first attempt wrote the plan (its answer lost): the plan no longer lists scans.
+  if (plan.ranges) return planRefOf(event.runId, plan);
   const scans: RangeScan[] = [];
   for (let i = 0; i < (plan.scans ?? 0); i++) {
     const scan = await readJson<RangeScan>(deps.s3, deps.buckets.staging, KEYS.scan(event.runId, i));

@@ -23,14 +23,14 @@ const deps = (config = makeConfig(), rangeBytes?: number) => ({ config, s3: s3.c
 let runs = 0;
 
 /** Where every record went: number → "sent" | "rejected CODE message" | "filtered"; or the error. */
-async function outcome(body: Buffer, config = makeConfig(), rangeBytes?: number): Promise<Record<string, string> | string> {
+async function outcome(body: Buffer, config = makeConfig(), rangeBytes?: number, replay = false): Promise<Record<string, string> | string> {
   runs += 1;
   const key = `inbox/weekly-events/events_red${runs}.csv`;
   await s3.client.send(new PutObjectCommand({ Bucket: LOCAL_BUCKETS.inbox, Key: key, Body: body }));
   const runId = `run-red-${runs}`;
   let output;
   try {
-    output = await stageFile({ input: { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key }, runId, startedAt: new Date().toISOString() }, deps(config, rangeBytes));
+    output = await stageFile({ input: { dataflow: 'weekly-events', bucket: LOCAL_BUCKETS.inbox, key, ...(replay ? { replay: true } : {}) }, runId, startedAt: new Date().toISOString() }, deps(config, rangeBytes));
   } catch (error) {
     if (process.env.RED_DEBUG) console.log(rangeBytes, (error as Error).stack);
     return `${(error as { code?: string }).code ?? (error as Error).name}`;
@@ -186,5 +186,25 @@ describe('Red team: the content claim', () => {
     // Assess: different content, so the big file is its own and is staged to be sent.
     expect(first.duplicateOf).toBeUndefined();
     expect(second.duplicateOf).toBeUndefined();
+  });
+});
+
+describe('Red team: a replay file at every cut', () => {
+  it('sends one of two records of one key out of number order, rejects the other naming it, and never sends a replayed repeat', async () => {
+    // Prepare: a replay file whose _row numbers are not in file order (rejects, then repeats, then API rejects).
+    const rows = [validRow(10), validRow(4), { ...validRow(10), note: 'again' }, validRow(8), validRow(12)];
+    const tail = [['10', 'api', 'AMBIGUOUS', 'unknown'], ['4', 'validate', 'INVALID_CUSTOMER_ID', 'x'], ['3', 'api', 'HTTP_500', 'y'], ['8', 'validate', 'DUPLICATE_IN_FILE', 'The same customerId, badgeMetaId and earnEventDate as record 2: not sent twice'], ['12', 'api', 'HTTP_500', 'z']];
+    // (the quoted notes hold newlines: the CSV is rebuilt record by record)
+    const body = Buffer.from(`${[HEADER.join(','), '_row,_stage,_error_code,_error_message'].join(',')}\n${rows.map((r, i) => `${toCsv([r]).split('\n').slice(1).join('\n').replace(/\n$/, '')},${tail[i]!.map((v) => `"${v}"`).join(',')}`).join('\n')}\n`);
+
+    // Act
+    const whole = (await outcome(body, makeConfig(), undefined, true)) as Record<string, string>;
+    for (const rangeBytes of [3, 16, 97]) expect({ rangeBytes, outcome: await outcome(body, makeConfig(), rangeBytes, true) }).toEqual({ rangeBytes, outcome: whole });
+
+    // Assess
+    expect(whole.records).toBe('5');
+    expect([whole['10'], whole['3']].filter((w) => w === 'sent')).toHaveLength(1);
+    expect(whole['8']).toMatch(/DUPLICATE_IN_FILE/);
+    expect(whole['4']).toBe('sent');
   });
 });

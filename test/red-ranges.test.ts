@@ -109,6 +109,18 @@ describe('Red team: stage at every cut', () => {
     expect((whole as Record<string, string>).records).toBe('15');
   });
 
+  it('places every record of a utf-16le file with a BOM as one range does', async () => {
+    // Prepare
+    const rows = trickyRows().map((r, i) => ({ ...r, note: `café ${i} "€"\r\n` }));
+    const body = Buffer.from(toCsv(rows, { eol: '\r\n', bom: true }), 'utf16le');
+
+    // Act
+    const whole = await expectSameAtEveryCut(body, makeConfig({ csv: { delimiter: ',', encoding: 'utf-16le' } }));
+
+    // Assess
+    expect((whole as Record<string, string>).records).toBe('15');
+  });
+
   it('places a record over csv.maxRecordBytes spanning ranges as one range does', async () => {
     // Prepare
     const rows = trickyRows();

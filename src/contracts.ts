@@ -240,6 +240,12 @@ export interface StageSummary {
    * it is one hash block (8 MiB) or less; over that, the block-tree digest (contentDigest).
    */
   contentSha256: string;
+  /**
+   * `contentSha256` is the block-tree digest (a text over one hash block, however delivered). The claim keeps such a
+   * digest apart from a one-block text's SHA-256 (see contentClaimId): the tree digest is itself the SHA-256 of a
+   * 64-byte (or longer) text, the block digests laid end to end.
+   */
+  contentTree?: boolean;
   bytes: number;
   rejectionsByCode: Record<string, number>;
   /**
@@ -430,4 +436,13 @@ function pad(n: number): string {
 /** The last segment of a key. */
 export function fileNameOf(key: string): string {
   return key.slice(key.lastIndexOf('/') + 1);
+}
+
+/**
+ * The content claim's identity (KEYS.imported) of a staged summary: its content digest, with `tree-` before a
+ * block-tree digest. Without it, a small file whose bytes are a big file's block digests end to end would have the big
+ * file's digest as its SHA-256, and its claim would skip the big file as a duplicate (or the reverse).
+ */
+export function contentClaimId(summary: Pick<StageSummary, 'contentSha256' | 'contentTree'>): string {
+  return summary.contentTree ? `tree-${summary.contentSha256}` : summary.contentSha256;
 }

@@ -31,16 +31,19 @@ export async function openObject(s3: S3Client, bucket: string, key: string, vers
 }
 
 /** The first `bytes` bytes of an object (fewer when it is shorter; none when it is empty), and its size. */
-export async function readHead(s3: S3Client, bucket: string, key: string, bytes: number, versionId?: string): Promise<{ head: Buffer; size: number } | undefined> {
+export async function readHead(s3: S3Client, bucket: string, key: string, bytes: number, versionId?: string): Promise<{ head: Buffer; size: number; versionId?: string; etag?: string } | undefined> {
   // A ranged read of an empty object is answered 416 by S3 (an empty object has no byte 0): ask for the size first.
-  const size = (await headObject(s3, bucket, key, versionId))?.size;
-  if (size === undefined) return undefined;
-  if (size === 0) return { head: Buffer.alloc(0), size };
+  const found = await headObject(s3, bucket, key, versionId);
+  if (found === undefined) return undefined;
+  const { size } = found;
+  // The object the head saw: its version (a versioned bucket), else its ETag (an unversioned one), for every later read.
+  const pin = { ...(found.versionId ? { versionId: found.versionId } : {}), ...(found.etag ? { etag: found.etag } : {}) };
+  if (size === 0) return { head: Buffer.alloc(0), size, ...pin };
   try {
-    const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId, Range: `bytes=0-${bytes - 1}` }));
+    const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId ?? found.versionId, Range: `bytes=0-${bytes - 1}`, ...ifMatch(found.versionId ? undefined : found.etag) }));
     const parts: Buffer[] = [];
     for await (const part of response.Body as Readable) parts.push(part as Buffer);
-    return { head: Buffer.concat(parts).subarray(0, bytes), size };
+    return { head: Buffer.concat(parts).subarray(0, bytes), size, ...pin };
   } catch (error) {
     const name = (error as { name?: string }).name;
     if (name === 'InvalidRange') return { head: Buffer.alloc(0), size };
@@ -129,10 +132,10 @@ export async function headObject(
   bucket: string,
   key: string,
   versionId?: string,
-): Promise<{ size: number; metadata: Record<string, string>; versionId?: string } | undefined> {
+): Promise<{ size: number; metadata: Record<string, string>; versionId?: string; etag?: string } | undefined> {
   try {
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
-    return { size: head.ContentLength ?? 0, metadata: head.Metadata ?? {}, ...(head.VersionId ? { versionId: head.VersionId } : {}) };
+    return { size: head.ContentLength ?? 0, metadata: head.Metadata ?? {}, ...(head.VersionId ? { versionId: head.VersionId } : {}), ...(head.ETag ? { etag: head.ETag } : {}) };
   } catch (error) {
     const name = (error as { name?: string }).name;
     if (name === 'NotFound' || name === 'NoSuchKey' || name === 'NoSuchVersion') return undefined;
@@ -146,8 +149,17 @@ export async function objectSize(s3: S3Client, bucket: string, key: string): Pro
 }
 
 /** Opens a byte range of an object: `start` inclusive, `end` exclusive. */
-export async function openRange(s3: S3Client, bucket: string, key: string, start: number, end: number, versionId?: string): Promise<Readable> {
-  const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId, Range: `bytes=${start}-${end - 1}` }));
+/** `IfMatch` for an ETag (quoted as S3 answers it), so that a read of an object overwritten since fails (412) instead of reading the new one. */
+function ifMatch(etag: string | undefined): { IfMatch?: string } {
+  return etag ? { IfMatch: etag.startsWith('"') ? etag : `"${etag}"` } : {};
+}
+
+/**
+ * Opens bytes [start, end) of an object: exactly `versionId`, or, given only `etag` (an unversioned bucket), the object
+ * only while it still has that ETag (a range of an overwritten object would be cut on the old object's plan).
+ */
+export async function openRange(s3: S3Client, bucket: string, key: string, start: number, end: number, versionId?: string, etag?: string): Promise<Readable> {
+  const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId, Range: `bytes=${start}-${end - 1}`, ...ifMatch(versionId ? undefined : etag) }));
   return response.Body as Readable;
 }
 

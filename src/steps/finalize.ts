@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline';
 import pLimit from 'p-limit';
 import {
+  contentClaimId,
   type ChunkRef,
   type FinalizeEvent,
   type ImportedMarker,
@@ -294,7 +295,7 @@ function buildReport(
 /** Settles the content claim (after the report, so a marker always has its report). */
 async function closeClaim(run: FinalizeState, report: Report, issued: number): Promise<void> {
   const { state, summary, deps } = run;
-  if (summary && state.claimed && !state.dryRun) await settleClaim(deps, state.dataflow, summary.contentSha256, report, issued);
+  if (summary && state.claimed && !state.dryRun) await settleClaim(deps, state.dataflow, contentClaimId(summary), report, issued);
   else if (state.error && !state.summaryKey && !state.dryRun) await releaseAfterStageFailure(deps, state.dataflow, run.runId);
 }
 
@@ -344,7 +345,7 @@ async function releaseAfterStageFailure(deps: StepDeps, dataflow: string, runId:
   const { s3, buckets } = deps;
   const summary = await readJson<StageSummary>(s3, buckets.staging, KEYS.summary(runId));
   if (!summary) return;
-  const key = KEYS.imported(dataflow, summary.contentSha256);
+  const key = KEYS.imported(dataflow, contentClaimId(summary));
   const holder = await readJson<ImportedMarker>(s3, buckets.reports, key);
   if (holder?.runId !== runId || holder.state !== 'claimed') return;
   deps.log.info('Claim released after the stage failed', { runId, contentSha256: summary.contentSha256 });

@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import pLimit from 'p-limit';
 import type { Dataflow } from '../config/schema';
-import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, type StageOutput, type StageSummary } from '../contracts';
+import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, contentClaimId, type StageOutput, type StageSummary } from '../contracts';
 import { createObjectWriter, openObject, openRange, putJson, putJsonIfAbsent, putText, readJson } from '../aws/s3';
 import { rejectLine } from '../core/csv';
 import { settlePartitionTyped } from '../core/partitions';
@@ -189,7 +189,7 @@ export async function finishStaging(event: StageEvent, deps: StepDeps, flow: Dat
   await putJson(s3, buckets.staging, base.chunksKey, chunks);
   // Claimed now, atomically, so that of two deliveries of the content (two names, two folders, a zip holding it
   // twice) exactly one sends.
-  const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, summary.contentSha256, { runId, key: input.key, force: Boolean(input.force) });
+  const claim = input.dryRun ? undefined : await claimContent(deps, flow.name, contentClaimId(summary), { runId, key: input.key, force: Boolean(input.force) });
   const duplicateOf = claim && !claim.claimed ? claim.holder : undefined;
   const records = results.reduce((n, r) => n + r.records, 0);
   const rejected = results.reduce((n, r) => n + r.rejected, 0) + repeatCount(repeats);
@@ -230,6 +230,7 @@ function summaryOf(flow: Dataflow, plan: StagePlan, results: RangeResult[], repe
     sha256: plan.deliveredSha256 ?? contentSha256,
     ...(!plan.deliveredSha256 && plan.tree ? { sha256Tree: true } : {}),
     contentSha256,
+    ...(plan.tree ? { contentTree: true } : {}),
     bytes: plan.deliveredBytes,
     rejectionsByCode: byCode,
     ...(rejectedPartKeys.length > 0 ? { rejectedPartKeys } : {}),

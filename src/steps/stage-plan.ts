@@ -43,6 +43,8 @@ export interface StagedText {
   bucket: string;
   key: string;
   versionId?: string;
+  /** Without a version id (an unversioned bucket): the object's ETag, every read made only while it matches. */
+  etag?: string;
   size: number;
   /** The text's encoding: the dataflow's, or utf-8 once transcoded from utf-16le. */
   encoding: Dataflow['csv']['encoding'];
@@ -91,7 +93,7 @@ export async function scanRange(event: StageEvent, deps: StepDeps, flow: Dataflo
   const scanner = new BoundaryScanner(scanDialect(flow, plan.text.encoding), { atFileStart: start === 0, offset: start });
   const blocks = new BlockHasher(start);
   if (end > start) {
-    const body = await openRange(deps.s3, plan.text.bucket, plan.text.key, start, end, plan.text.versionId);
+    const body = await openRange(deps.s3, plan.text.bucket, plan.text.key, start, end, plan.text.versionId, plan.text.etag);
     for await (const piece of body) {
       scanner.write(piece as Buffer);
       blocks.update(piece as Buffer);
@@ -107,6 +109,8 @@ export async function scanRange(event: StageEvent, deps: StepDeps, flow: Dataflo
  */
 export async function planFromScans(event: StageEvent, deps: StepDeps, flow: Dataflow): Promise<StagePlanRef> {
   const plan = await readPlan(deps, event.runId);
+  // A retry of this phase whose first attempt wrote the plan (its answer lost): the plan no longer lists scans.
+  if (plan.ranges) return planRefOf(event.runId, plan);
   const scans: RangeScan[] = [];
   for (let i = 0; i < (plan.scans ?? 0); i++) {
     const scan = await readJson<RangeScan>(deps.s3, deps.buckets.staging, KEYS.scan(event.runId, i));
@@ -134,7 +138,7 @@ export async function completePlan(deps: StepDeps, flow: Dataflow, plan: StagePl
 /** The header record (the text's first, up to `headerEnd`), read with openCsv as a single pass reads it. */
 async function readHeader(deps: StepDeps, flow: Dataflow, text: StagedText, headerEnd: number): Promise<string[]> {
   if (headerEnd <= 0) throw new EmptyFileError('The file is empty: it has no header row');
-  const csv: CsvFile = await openCsv(await openRange(deps.s3, text.bucket, text.key, 0, headerEnd, text.versionId), { ...flow.csv, encoding: text.encoding });
+  const csv: CsvFile = await openCsv(await openRange(deps.s3, text.bucket, text.key, 0, headerEnd, text.versionId, text.etag), { ...flow.csv, encoding: text.encoding });
   for await (const record of csv.records) throw new Error(`The header of ${text.key} ends at byte ${headerEnd}, yet record ${record.number} follows it`);
   return csv.header;
 }
@@ -142,7 +146,7 @@ async function readHeader(deps: StepDeps, flow: Dataflow, text: StagedText, head
 /** The SHA-256 of a small text (one hash block or less), read whole. */
 async function sha256Of(deps: StepDeps, text: StagedText): Promise<string> {
   const hash = createHash('sha256');
-  if (text.size > 0) for await (const piece of await openRange(deps.s3, text.bucket, text.key, 0, text.size, text.versionId)) hash.update(piece as Buffer);
+  if (text.size > 0) for await (const piece of await openRange(deps.s3, text.bucket, text.key, 0, text.size, text.versionId, text.etag)) hash.update(piece as Buffer);
   return hash.digest('hex');
 }
 

@@ -86,7 +86,7 @@ export async function stageRange(event: StageEvent, deps: StepDeps, flow: Datafl
 async function openRangeRecords(event: StageEvent, deps: StepDeps, flow: Dataflow, plan: StagePlan, range: PlannedRange): Promise<RangeState> {
   const { text } = plan;
   const header = plan.header!;
-  const body = await openRange(deps.s3, text.bucket, text.key, range.start, range.end, text.versionId);
+  const body = await openRange(deps.s3, text.bucket, text.key, range.start, range.end, text.versionId, text.etag);
   const opened = await openCsv(body, { ...flow.csv, encoding: text.encoding }, { header, firstRecord: range.firstRecord, firstLine: range.firstLine, offset: range.start, atFileStart: range.start === 0 });
   const csv = event.input.replay ? replayRecords(opened) : opened;
   const index = event.index ?? 0;

@@ -113,7 +113,10 @@ async function prepare(run: StageRun): Promise<StageOutput> {
   const source = `s3://${input.bucket}/${input.key}${input.versionId ? ` (version ${input.versionId})` : ''}`;
   const first = await readHead(deps.s3, input.bucket, input.key, 64, input.versionId);
   if (!first) throw new SourceReadError(`${source} does not exist (moved or deleted before the run started)`);
-  const delivered: StagedContent = { bucket: input.bucket, key: input.key, versionId: input.versionId, head: first.head, size: first.size };
+  // Run without a version id (a sweep of an unversioned bucket, an operator's run): pinned to what the head saw, so
+  // that every scan and range worker reads that object, and an overwrite meanwhile fails the run instead of mixing in.
+  const versionId = input.versionId ?? first.versionId;
+  const delivered: StagedContent = { bucket: input.bucket, key: input.key, versionId, ...(versionId ? {} : { etag: first.etag }), head: first.head, size: first.size };
   const opened: Opened = isPgpData(first.head) ? await decryptDelivery(run, delivered) : { content: delivered };
   // After decryption: vendors zip or gzip, then encrypt (events.zip.gpg, events.csv.gz.gpg).
   if (isZip(opened.content.head)) return expandDelivery(run, opened.content);
@@ -131,7 +134,7 @@ function needsOnePass(flow: Dataflow, content: StagedContent): boolean {
 function plainPlan(run: StageRun, delivered: StagedContent): StagePlan {
   if (delivered.size === 0) throw new EmptyFileError('The file is empty: it has no header row');
   const rangeBytes = rangeBytesFor(delivered.size, run.deps.stagePlan);
-  const text: StagedText = { bucket: delivered.bucket, key: delivered.key, ...(delivered.versionId ? { versionId: delivered.versionId } : {}), size: delivered.size, encoding: run.flow.csv.encoding };
+  const text: StagedText = { bucket: delivered.bucket, key: delivered.key, ...(delivered.versionId ? { versionId: delivered.versionId } : delivered.etag ? { etag: delivered.etag } : {}), size: delivered.size, encoding: run.flow.csv.encoding };
   return { text, rangeBytes, scans: Math.ceil(delivered.size / rangeBytes), deliveredBytes: delivered.size };
 }
 
@@ -226,6 +229,8 @@ interface StagedContent {
   bucket: string;
   key: string;
   versionId?: string;
+  /** The object's ETag when it has no version id (an unversioned bucket): later reads are made only while it matches. */
+  etag?: string;
   head: Buffer;
   size: number;
 }

@@ -26,19 +26,10 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { type AuthorizationRequest, type LocalS3, type ObjectCreatedEvent, startLocalS3 } from '../src/local/s3';
 import { walkListing } from '../src/local/s3/listing';
+import { failure } from './support/s3-errors';
 
 const MIB = 1024 * 1024;
 
-/** The error an S3 call fails with: its SDK name, HTTP status and message. */
-async function failure(call: Promise<unknown>): Promise<{ name: string; status?: number; message: string }> {
-  try {
-    await call;
-  } catch (error) {
-    const e = error as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
-    return { name: e.name, status: e.$metadata?.httpStatusCode, message: e.message };
-  }
-  throw new Error('The call succeeded');
-}
 
 async function text(client: S3Client, bucket: string, key: string, versionId?: string): Promise<string> {
   const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));

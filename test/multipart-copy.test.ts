@@ -2,19 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { COPY_OBJECT_MAX_BYTES, MAX_PARTS, MIN_PART_BYTES, copyObject, copyParts, moveObject } from '../src/aws/s3';
 import { type LocalS3, startLocalS3 } from '../src/local/s3';
+import { failure } from './support/s3-errors';
 
 const MIB = 1024 * 1024;
 
-/** What a call threw: its name, HTTP status and message. */
-async function failure(call: Promise<unknown>): Promise<{ name: string; status?: number; message: string }> {
-  try {
-    await call;
-  } catch (error) {
-    const e = error as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
-    return { name: e.name, status: e.$metadata?.httpStatusCode, message: e.message };
-  }
-  throw new Error('The call succeeded');
-}
 
 // The embedded S3 with its copy limit lowered from S3's 5 GiB to 6 MiB: CopyObject refuses a larger source as S3
 // refuses one over 5 GiB, and one UploadPartCopy copies at most that much. The code's threshold is lowered to match.

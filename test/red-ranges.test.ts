@@ -56,7 +56,12 @@ async function outcome(body: Buffer, config = makeConfig(), rangeBytes?: number,
   return places;
 }
 
-const CUTS = (process.env.RED_CUTS ?? '3,4,5,16,97').split(",").map(Number);
+/**
+ * Range sizes each file is staged at, besides one range: a tiny cut (every few bytes a boundary, inside quotes, CRLFs
+ * and multi-byte characters) and a middling one. RED_CUTS="1,2,3,4,5,7,11,16,29,64,97" runs the wider sweep the red
+ * team ran (all held); CI keeps two, for its time.
+ */
+const CUTS = (process.env.RED_CUTS ?? '3,16').split(',').map(Number);
 
 async function expectSameAtEveryCut(body: Buffer, config = makeConfig()): Promise<Record<string, string> | string> {
   const whole = await outcome(body, config);

@@ -3,7 +3,7 @@ import pLimit from 'p-limit';
 import type { Dataflow } from '../config/schema';
 import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, contentClaimId, type StageOutput, type StageSummary } from '../contracts';
 import { createObjectWriter, openObject, openRange, putJson, putJsonIfAbsent, putText, readJson } from '../aws/s3';
-import { rejectLine } from '../core/csv';
+import { REJECT_COLUMNS, rejectLine } from '../core/csv';
 import { settlePartitionTyped } from '../core/partitions';
 import { decodeStagedRecord, stagedNumberOf } from '../core/staged-record';
 import { VALIDATION_CODES } from '../codes';
@@ -184,7 +184,7 @@ export async function finishStaging(event: StageEvent, deps: StepDeps, flow: Dat
   const results = await readRangeResults(deps, runId, plan);
   const repeats = await readRepeats(deps, runId, plan.partitions ?? 1);
   const { chunks, duplicatesKey } = await chunkList(deps, flow, runId, results, repeats);
-  const summary = summaryOf(flow, plan, results, repeatCount(repeats), duplicatesKey);
+  const summary = summaryOf(flow, plan, results, repeatCount(repeats), duplicatesKey, Boolean(input.replay));
   await putJson(s3, buckets.staging, base.summaryKey, summary);
   await putJson(s3, buckets.staging, base.chunksKey, chunks);
   // Claimed now, atomically, so that of two deliveries of the content (two names, two folders, a zip holding it
@@ -215,7 +215,7 @@ export async function finishStaging(event: StageEvent, deps: StepDeps, flow: Dat
 }
 
 /** The file's summary: header, digests, rejections by code, and the parts in record order (ranges, then repeats). */
-function summaryOf(flow: Dataflow, plan: StagePlan, results: RangeResult[], repeats: number, duplicatesKey: string | undefined): StageSummary {
+function summaryOf(flow: Dataflow, plan: StagePlan, results: RangeResult[], repeats: number, duplicatesKey: string | undefined, replay: boolean): StageSummary {
   const byCode: Record<string, number> = {};
   for (const r of results) for (const [code, n] of Object.entries(r.rejectionsByCode)) byCode[code] = (byCode[code] ?? 0) + n;
   if (repeats > 0) byCode[VALIDATION_CODES.DUPLICATE_IN_FILE] = (byCode[VALIDATION_CODES.DUPLICATE_IN_FILE] ?? 0) + repeats;
@@ -224,7 +224,9 @@ function summaryOf(flow: Dataflow, plan: StagePlan, results: RangeResult[], repe
   const filtered = results.reduce((n, r) => n + r.filtered, 0);
   const contentSha256 = plan.contentSha256 ?? '';
   return {
-    header: plan.header ?? [],
+    // The records' header: a replay file's without its reject columns (replayRecords strips them from every record),
+    // so the rejected file's header and its lines have as many columns.
+    header: replay ? (plan.header ?? []).slice(0, -REJECT_COLUMNS.length) : (plan.header ?? []),
     delimiter: flow.csv.delimiter,
     // A plain file was never read in one pass: its content digest stands for the delivered bytes' (they are the same bytes).
     sha256: plan.deliveredSha256 ?? contentSha256,

@@ -133,7 +133,10 @@ describe('Function: stage', () => {
 describe('Function: stage, bundled, in a small heap', () => {
   it('rejects every repeat of a file repeated whole as DUPLICATE_IN_FILE without running out of heap', async () => {
     // Prepare: N distinct records, then the same N again: all N repeats are held. The stage runs bundled as the Lambda,
-    // with the stack's flags scaled down (48 MB old space: every phase runs in this one process; the old Map of key strings ran out of a 32 MB old space at this size, and of the stack's 142 MB near 500,000).
+    // with the stack's flags scaled down (64 MB old space: every phase runs in this one process, two range workers at
+    // once, each holding up to five chunks of 10,000 staged lines, the default recordsPerWorker; 48 MB ran out in CI once
+    // the default grew from 1,000; the old Map of key strings ran out of a 32 MB old space at this size, and of the
+    // stack's 142 MB near 500,000).
     const rows = 30_000;
     const csv = ['member_id,badge_code,event_time,expiry_date,channel'];
     for (let pass = 0; pass < 2; pass++) {
@@ -145,7 +148,7 @@ describe('Function: stage, bundled, in a small heap', () => {
 
     // Act: asynchronously, since the embedded S3 serving the worker runs in this process.
     const run = await new Promise<{ failed: boolean; stdout: string; stderr: string }>((resolve) =>
-      execFile(process.execPath, ['--max-semi-space-size=16', '--max-old-space-size=48', worker, s3.endpoint, configFile, 'inbox/weekly-events/events_repeated.csv', 'run-heap'], { encoding: 'utf8' }, (error, stdout, stderr) =>
+      execFile(process.execPath, ['--max-semi-space-size=16', '--max-old-space-size=64', worker, s3.endpoint, configFile, 'inbox/weekly-events/events_repeated.csv', 'run-heap'], { encoding: 'utf8' }, (error, stdout, stderr) =>
         resolve({ failed: error !== null, stdout, stderr }),
       ),
     );

@@ -35,6 +35,10 @@ const common = {
 
 module.exports = {
   testTimeout: 120000,
+  // Two suites at once on CI's two cores (Jest's default there is one): staging in phases made each local run several
+  // stage invocations, and one suite at a time took 22 minutes; an e2e suite spends much of its time waiting on its
+  // Lambda containers and servers, which the other suite's work fills.
+  maxWorkers: 2,
   projects: [
     { ...common, displayName: 'unit', testMatch: UNIT_SUITES.map((name) => `<rootDir>/test/${name}.test.ts`) },
     {

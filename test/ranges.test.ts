@@ -5,6 +5,7 @@ import { type CsvRecord, openCsv } from '../src/core/csv';
 import { BoundaryScanner, ENTRY_STATES, HASH_BLOCK_BYTES, type RangePlan, type RangeScan, SequentialScanner, contentDigest, planRanges } from '../src/core/ranges';
 import { EmptyFileError, MalformedCsvError } from '../src/errors';
 import { makeDataflow } from './support/factories';
+import { seeded } from '../src/api/sandbox';
 
 type Csv = Dataflow['csv'];
 
@@ -116,16 +117,6 @@ function checkCuts(bytes: Buffer, plan: RangePlan): void {
   }
 }
 
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * CSV-like texts: well-formed records (quoted fields holding delimiters, every line end and doubled quotes; quotes
@@ -133,7 +124,7 @@ function random(seed: number): () => number {
  * a character inserted), or just random characters; a BOM now and then.
  */
 function texts(count: number, seed: number, csv: Pick<Csv, 'delimiter' | 'quote'>): string[] {
-  const next = random(seed);
+  const next = seeded(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
   const { delimiter, quote } = csv;
   const alphabet = ['a', 'b', 'a', 'b', delimiter, quote, '\r', '\n', ' ', 'é', '€', '😀'];
@@ -181,7 +172,7 @@ function cutSets(bytes: Buffer, next: () => number): number[][] {
 }
 
 async function checkEveryCut(cases: string[], csv: Csv, seed: number): Promise<string[]> {
-  const next = random(seed);
+  const next = seeded(seed);
   const disagreements: string[] = [];
   for (const text of cases) {
     const bytes = Buffer.from(text, csv.encoding === 'latin1' ? 'latin1' : 'utf8');

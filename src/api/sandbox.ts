@@ -94,7 +94,7 @@ type ItemError = { code: number; message: string; reference: null };
 const error = (code: number, message: string): ItemError => ({ code, message, reference: null });
 
 /** mulberry32: a small seeded generator, so fault injection replays the same way for the same seed. */
-function seeded(seed: number): () => number {
+export function seeded(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

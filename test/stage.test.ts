@@ -118,6 +118,18 @@ describe('Function: stage', () => {
     expect((listed.Contents ?? []).map((o) => o.Key).filter((k) => /chunk|range/.test(k!))).toEqual([]);
   });
 
+  it('refuses a replay of a header-only file that is not a rejected-records file, as REPLAY_FILE', async () => {
+    // Prepare: a vendor's header and no record (no range worker runs to look at it).
+    await putText(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/events_replay_empty.csv', 'member_id,badge_code,event_time,expiry_date,note\n');
+    const replayEvent = { ...event('inbox/weekly-events/events_replay_empty.csv', 'run-replay-empty'), input: { ...event('inbox/weekly-events/events_replay_empty.csv', 'run-replay-empty').input, replay: true } };
+
+    // Act
+    const outcome = stageFile(replayEvent, deps());
+
+    // Assess
+    await expect(outcome).rejects.toMatchObject({ name: 'ReplayFileError' });
+  });
+
   it('fails when a chunk cannot be staged, rather than report a chunk that is not there', async () => {
     // Prepare
     await putText(s3.client, LOCAL_BUCKETS.inbox, 'inbox/weekly-events/events_s3.csv', toCsv(Array.from({ length: 60 }, (_, i) => validRow(i + 1))));

@@ -8,7 +8,7 @@ import { type CsvDialect, type CsvFile, type CsvRecord, REJECT_COLUMNS, dialectO
 const WIDTH = REJECT_COLUMNS.length;
 
 /** Whether a header is a rejected-records file's: the source's columns, then _row, _stage, _error_code, _error_message. */
-function isRejectHeader(header: readonly string[]): boolean {
+export function isRejectHeader(header: readonly string[]): boolean {
   return header.length > WIDTH && header.slice(-WIDTH).join() === REJECT_COLUMNS.join();
 }
 

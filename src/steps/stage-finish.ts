@@ -5,9 +5,10 @@ import { type ChunkRef, type ImportedMarker, KEYS, type StageEvent, contentClaim
 import { createObjectWriter, openObject, openRange, putJson, putJsonIfAbsent, putText, readJson } from '../aws/s3';
 import { REJECT_COLUMNS, rejectLine } from '../core/csv';
 import { settlePartitionTyped } from '../core/partitions';
+import { isRejectHeader } from '../core/replay';
 import { decodeStagedRecord, stagedNumberOf } from '../core/staged-record';
 import { VALIDATION_CODES } from '../codes';
-import { SourceReadError } from '../errors';
+import { ReplayFileError, SourceReadError } from '../errors';
 import { UPLOADS_IN_FLIGHT } from './chunk-writer';
 import { METRICS, type StepDeps } from './deps';
 import { type StagePlan, readPlan } from './stage-plan';
@@ -184,6 +185,8 @@ export async function finishStaging(event: StageEvent, deps: StepDeps, flow: Dat
   const results = await readRangeResults(deps, runId, plan);
   const repeats = await readRepeats(deps, runId, plan.partitions ?? 1);
   const { chunks, duplicatesKey } = await chunkList(deps, flow, runId, results, repeats);
+  // A range worker refuses a replay file that is not a rejected file; one with no records has no range worker to.
+  if (input.replay && !isRejectHeader(plan.header ?? [])) throw new ReplayFileError(`A replay file is a rejected-records file: its header must end with ${REJECT_COLUMNS.join(',')}`);
   const summary = summaryOf(flow, plan, results, repeatCount(repeats), duplicatesKey, Boolean(input.replay));
   await putJson(s3, buckets.staging, base.summaryKey, summary);
   await putJson(s3, buckets.staging, base.chunksKey, chunks);
